@@ -1,0 +1,16 @@
+// Element types a device buffer can hold, and their sizes.
+namespace DreamBooth.Kernels;
+
+public enum DType { F32, F16, BF16, I32 }
+
+public static class DTypeExtensions
+{
+    public static int Size(this DType t) => t switch
+    {
+        DType.F32 or DType.I32 => 4,
+        DType.F16 or DType.BF16 => 2,
+        _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown dtype"),
+    };
+
+    public static string Name(this DType t) => t.ToString().ToLowerInvariant();
+}

@@ -1,0 +1,73 @@
+// The small records that describe one op call: GEMM, conv2d and attention shapes, AdamW hyper-parameters, op kinds.
+namespace DreamBooth.Kernels;
+
+/// <summary>C[b] = Alpha · op(A[b]) · op(B[b]) + Beta · C[b] (+ bias[n] on every row), for b in [0, Batch).
+/// op(A) is (M, K): A is stored (M, K), or (K, M) when TransA. op(B) is (K, N): B is stored (K, N), or (N, K) when TransB.
+/// Strides are elements between consecutive batch matrices; 0 broadcasts one matrix to every batch.</summary>
+public readonly record struct GemmShape(int M, int N, int K, bool TransA = false, bool TransB = false,
+    float Alpha = 1f, float Beta = 0f, int Batch = 1, long StrideA = -1, long StrideB = -1, long StrideC = -1)
+{
+    public long BatchStrideA => StrideA >= 0 ? StrideA : (long)M * K;
+    public long BatchStrideB => StrideB >= 0 ? StrideB : (long)K * N;
+    public long BatchStrideC => StrideC >= 0 ? StrideC : (long)M * N;
+    public double Flops => 2.0 * Batch * M * N * K;
+
+    public void Validate(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias)
+    {
+        const string op = "gemm";
+        Check.Positive(op, ("M", M), ("N", N), ("K", K), ("batch", Batch));
+        string dims = $"M={M} N={N} K={K} batch={Batch}";
+        Check.AtLeast(op, "A", a, DType.F32, (Batch - 1) * BatchStrideA + (long)M * K, dims);
+        Check.AtLeast(op, "B", b, DType.F32, (Batch - 1) * BatchStrideB + (long)K * N, dims);
+        Check.AtLeast(op, "C", c, DType.F32, (Batch - 1) * BatchStrideC + (long)M * N, dims);
+        if (bias != null) Check.Exactly(op, "bias", bias, DType.F32, N, $"(N={N})");
+    }
+}
+
+/// <summary>2-D convolution, NCHW activations and (OutC, InC, KH, KW) weights, symmetric zero padding.</summary>
+public readonly record struct ConvShape(int N, int InC, int H, int W, int OutC, int KH, int KW, int Stride = 1, int Pad = 0)
+{
+    public int OutH => (H + 2 * Pad - KH) / Stride + 1;
+    public int OutW => (W + 2 * Pad - KW) / Stride + 1;
+    public long InputLength => (long)N * InC * H * W;
+    public long OutputLength => (long)N * OutC * OutH * OutW;
+    public long WeightLength => (long)OutC * InC * KH * KW;
+    public double Flops => 2.0 * OutputLength * InC * KH * KW;
+    public override string ToString() => $"x({N},{InC},{H},{W}) w({OutC},{InC},{KH},{KW}) stride {Stride} pad {Pad}";
+
+    public void Validate(string op)
+    {
+        Check.Positive(op, ("N", N), ("InC", InC), ("H", H), ("W", W), ("OutC", OutC), ("KH", KH), ("KW", KW), ("stride", Stride));
+        if (Pad < 0) throw new ArgumentException($"{op}: padding {Pad} is negative");
+        if (OutH <= 0 || OutW <= 0) throw new ArgumentException($"{op}: kernel larger than padded input for {this}");
+    }
+}
+
+/// <summary>Multi-head scaled-dot-product attention. Q is (B, Lq, H, D) and K, V are (B, Lk, H, D): the layout a linear
+/// projection writes, so no transpose is needed. O is (B, Lq, H, D); Lse, the log-sum-exp of each score row, is (B, H, Lq).
+/// Causal masks key j > query i (the CLIP text encoder).</summary>
+public readonly record struct AttentionShape(int Batch, int Heads, int QueryLen, int KeyLen, int HeadDim, bool Causal = false, float Scale = 0f)
+{
+    public float EffectiveScale => Scale != 0f ? Scale : 1f / MathF.Sqrt(HeadDim);
+    public long QueryLength => (long)Batch * QueryLen * Heads * HeadDim;
+    public long KeyLength => (long)Batch * KeyLen * Heads * HeadDim;
+    public long LseLength => (long)Batch * Heads * QueryLen;
+    public double Flops => 4.0 * Batch * Heads * QueryLen * KeyLen * HeadDim;
+    public override string ToString() => $"B={Batch} H={Heads} Lq={QueryLen} Lk={KeyLen} D={HeadDim}{(Causal ? " causal" : "")}";
+
+    public void Validate(string op)
+    {
+        Check.Positive(op, ("batch", Batch), ("heads", Heads), ("query length", QueryLen), ("key length", KeyLen), ("head dim", HeadDim));
+        if (HeadDim > 256) throw new ArgumentException($"{op}: head dim {HeadDim} is above the supported 256");
+    }
+}
+
+/// <summary>One AdamW step (decoupled weight decay, bias correction). Step counts from 1. The gradient is first
+/// multiplied by GradScale (1/loss-scale for mixed precision, or a clipping factor).</summary>
+public readonly record struct AdamWStep(float Lr, int Step, float Beta1 = 0.9f, float Beta2 = 0.999f, float Eps = 1e-8f,
+    float WeightDecay = 1e-2f, float GradScale = 1f);
+
+/// <summary>Pointwise activations. Gelu is the exact erf form, GeluTanh the tanh approximation, QuickGelu x·σ(1.702x).</summary>
+public enum UnaryOp { Silu, Gelu, GeluTanh, QuickGelu }
+
+public enum BinaryOp { Add, Sub, Mul, Div }
