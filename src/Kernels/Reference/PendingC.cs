@@ -11,22 +11,10 @@ public sealed partial class ReferenceBackend
     public void Axpy(DeviceBuffer y, DeviceBuffer x, float alpha, long n) => throw new NotImplementedException();
     public void Geglu(DeviceBuffer y, DeviceBuffer x, int rows, int dim) => throw new NotImplementedException();
     public void GegluBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer x, int rows, int dim) => throw new NotImplementedException();
-    public void Fill(DeviceBuffer y, float value) => throw new NotImplementedException();
-    public void Copy(DeviceBuffer dst, DeviceBuffer src) => throw new NotImplementedException();
-    public void StridedCopy(DeviceBuffer dst, DeviceBuffer src, ReadOnlySpan<int> shape, ReadOnlySpan<long> srcStrides, long srcOffset) => throw new NotImplementedException();
-    public void Concat(DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, int outer, int aAxis, int bAxis, int inner) => throw new NotImplementedException();
-    public void Slice(DeviceBuffer y, DeviceBuffer x, int outer, int xAxis, int start, int yAxis, int inner) => throw new NotImplementedException();
-    public void SliceBackward(DeviceBuffer dx, DeviceBuffer dy, int outer, int xAxis, int start, int yAxis, int inner) => throw new NotImplementedException();
-    public void Cast(DeviceBuffer dst, DeviceBuffer src) => throw new NotImplementedException();
     public void ReduceSum(DeviceBuffer y, DeviceBuffer x, ReadOnlySpan<int> xShape, ReadOnlySpan<int> yShape, float scale) => throw new NotImplementedException();
     public void SumSquares(DeviceBuffer result, DeviceBuffer x, long n) => throw new NotImplementedException();
     public void MseLoss(DeviceBuffer loss, DeviceBuffer a, DeviceBuffer b, long n) => throw new NotImplementedException();
     public void MseLossBackward(DeviceBuffer da, DeviceBuffer a, DeviceBuffer b, float gradLoss, long n) => throw new NotImplementedException();
     public void UpsampleNearest2x(DeviceBuffer y, DeviceBuffer x, int planes, int h, int w) => throw new NotImplementedException();
     public void UpsampleNearest2xBackward(DeviceBuffer dx, DeviceBuffer dy, int planes, int h, int w) => throw new NotImplementedException();
-    public void Embedding(DeviceBuffer y, DeviceBuffer table, DeviceBuffer ids, int count, int dim) => throw new NotImplementedException();
-    public void EmbeddingBackward(DeviceBuffer dtable, DeviceBuffer dy, DeviceBuffer ids, int count, int dim) => throw new NotImplementedException();
-    public void AdamW(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, in AdamWStep s, long n) => throw new NotImplementedException();
-    public void RandomUniform(DeviceBuffer y, ulong seed, ulong offset) => throw new NotImplementedException();
-    public void RandomNormal(DeviceBuffer y, ulong seed, ulong offset) => throw new NotImplementedException();
 }
