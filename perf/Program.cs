@@ -1,2 +1,35 @@
-// Entry point of the perf tools: the kernel sweep harness, or BenchmarkDotNet with `bdn`.
-Console.WriteLine("perf: not yet");
+// Entry point of the perf tools: kernel sweeps checked against the reference, the FMA peak, the peer table, BenchmarkDotNet.
+using BenchmarkDotNet.Running;
+using DreamBooth.Perf;
+
+const string usage = """
+usage: dotnet run -c Release --project perf -- <command> [args]
+  gemm M N K [transA transB]        one GEMM (0/1 flags), checked against the reference, then timed
+  conv N C H W OutC K [stride pad]  conv2d forward, grad-input and grad-weight
+  attention B H Lq Lk D [causal]    fused attention forward and backward
+  groupnorm N C H W G               group norm forward and backward
+  peak                              the FMA peak of this machine (1 core and all cores)
+  ops [--peer FILE] [--reps N]      the peer benchmark's op table on our cpu tier; with --peer (the output of the peer's
+                                    `ops` command) adds its median and our speed-up beside each row
+  bdn [BenchmarkDotNet args]        the BenchmarkDotNet suite (e.g. bdn --filter '*Gemm*')
+options: --reps N (median of N timed runs, default 9), --no-check (skip the reference check)
+""";
+
+if (args.Length == 0) { Console.WriteLine(usage); return 2; }
+var rest = args[1..];
+try
+{
+    switch (args[0])
+    {
+        case "bdn": BenchmarkSwitcher.FromAssembly(typeof(Sweep).Assembly).Run(rest); return 0;
+        case "peak": Peak.Run(); return 0;
+        case "ops": Sweep.Ops(new Options(rest)); return 0;
+        case "gemm": case "conv": case "attention": case "groupnorm": Sweep.Single(args[0], new Options(rest)); return 0;
+        default: Console.Error.WriteLine($"unknown command '{args[0]}'\n{usage}"); return 2;
+    }
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"perf {args[0]}: {e.Message}");
+    return 2;
+}

@@ -1,0 +1,183 @@
+// The benchmarked work, each built on any backend from seeded inputs so the cpu result can be checked against the reference.
+using DreamBooth.Kernels;
+
+namespace DreamBooth.Perf;
+
+/// <summary>One piece of work: Run does it once; Outputs are compared with the reference backend's.</summary>
+sealed class Work(IBackend backend) : IDisposable
+{
+    readonly List<DeviceBuffer> _owned = [];
+    public Action Run { get; set; } = () => { };
+    public List<DeviceBuffer> Outputs { get; } = [];
+
+    /// <summary>Uniform random values in [-1, 1) from a seed, identical on every backend.</summary>
+    public DeviceBuffer Random(long length, int seed, float scale = 1f)
+    {
+        var rng = new Random(seed);
+        var values = new float[length];
+        for (long i = 0; i < length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1) * scale;
+        var b = Zeros(length);
+        backend.Upload<float>(b, values);
+        return b;
+    }
+
+    public DeviceBuffer Constant(long length, float value)
+    {
+        var b = Zeros(length);
+        backend.Fill(b, value);
+        return b;
+    }
+
+    public DeviceBuffer Zeros(long length)
+    {
+        var b = backend.Allocate(DType.F32, length);
+        _owned.Add(b);
+        return b;
+    }
+
+    public DeviceBuffer Output(long length)
+    {
+        var b = Zeros(length);
+        Outputs.Add(b);
+        return b;
+    }
+
+    public void Dispose() { foreach (var b in _owned) b.Dispose(); }
+}
+
+/// <summary>A row of the table: the peer's op name and shape text, the FLOPs it counts, and how to build the work.</summary>
+sealed record Case(string Op, string Shape, double Flops, Func<IBackend, Work> Build);
+
+static class Cases
+{
+    public static Case Gemm(int m, int n, int k, bool ta = false, bool tb = false) => new(
+        "matmul fp32", $"[{m}x{k}]x[{k}x{n}]" + (ta || tb ? $" t{(ta ? 1 : 0)}{(tb ? 1 : 0)}" : ""), 2.0 * m * n * k, be =>
+        {
+            var w = new Work(be);
+            var a = w.Random((long)m * k, 1); var b = w.Random((long)k * n, 2); var c = w.Output((long)m * n);
+            var s = new GemmShape(m, n, k, ta, tb);
+            w.Run = () => be.Gemm(c, a, b, null, s);
+            return w;
+        });
+
+    /// <summary>y = x·Wᵀ + b with W (out, in), as nn.Linear; the backward gives dx, dW and db.</summary>
+    public static Case Linear(int rows, int inF, int outF, bool backward) => new(
+        backward ? "linear fwd+bwd" : "linear fwd", $"[{rows}x{inF}]x[{inF}x{outF}] +bias",
+        (backward ? 3 : 1) * 2.0 * rows * inF * outF, be =>
+        {
+            var w = new Work(be);
+            var x = w.Random((long)rows * inF, 1); var wt = w.Random((long)outF * inF, 2, 0.05f); var bias = w.Random(outF, 3);
+            var y = w.Output((long)rows * outF);
+            var forward = new GemmShape(rows, outF, inF, TransB: true);
+            if (!backward) { w.Run = () => be.Gemm(y, x, wt, bias, forward); return w; }
+            var dy = w.Random((long)rows * outF, 4);
+            var dx = w.Output((long)rows * inF); var dw = w.Output((long)outF * inF); var db = w.Output(outF);
+            w.Run = () =>
+            {
+                be.Gemm(y, x, wt, bias, forward);
+                be.Gemm(dx, dy, wt, null, new GemmShape(rows, inF, outF));                        // dx = dy·W
+                be.Fill(dw, 0); be.Gemm(dw, dy, x, null, new GemmShape(outF, inF, rows, TransA: true, Beta: 1)); // dW += dyᵀ·x
+                be.ReduceSum(db, dy, [rows, outF], [1, outF], 1f);                                  // db = Σ rows dy
+            };
+            return w;
+        });
+
+    public static Case Conv(int n, int c, int h, int wd, int outC, int k, int stride, int pad, bool backward)
+    {
+        var s = new ConvShape(n, c, h, wd, outC, k, k, stride, pad);
+        string shape = $"x[{n},{c},{h},{wd}] w[{outC},{c},{k},{k}] p{pad}" + (stride != 1 ? $" s{stride}" : "");
+        return new($"conv2d {k}x{k} {(backward ? "fwd+bwd" : "fwd")}", shape, (backward ? 3 : 1) * s.Flops, be =>
+        {
+            var w = new Work(be);
+            var x = w.Random(s.InputLength, 1); var wt = w.Random(s.WeightLength, 2, 0.05f); var bias = w.Random(outC, 3);
+            var y = w.Output(s.OutputLength);
+            if (!backward) { w.Run = () => be.Conv2d(y, x, wt, bias, s); return w; }
+            var dy = w.Random(s.OutputLength, 4);
+            var dx = w.Output(s.InputLength); var dw = w.Output(s.WeightLength); var db = w.Output(outC);
+            w.Run = () =>
+            {
+                be.Conv2d(y, x, wt, bias, s);
+                be.Conv2dGradInput(dx, dy, wt, s);
+                be.Fill(dw, 0); be.Fill(db, 0);
+                be.Conv2dGradWeight(dw, db, dy, x, s);
+            };
+            return w;
+        });
+    }
+
+    public static Case GroupNorm(int n, int c, int h, int wd, int groups, bool backward) => new(
+        $"group_norm({groups}) {(backward ? "fwd+bwd" : "fwd")}", $"[{n},{c},{h},{wd}] affine", 0, be =>
+        {
+            var w = new Work(be);
+            int hw = h * wd; long len = (long)n * c * hw;
+            var x = w.Random(len, 1); var gamma = w.Constant(c, 1f); var beta = w.Constant(c, 0f);
+            var y = w.Output(len); var mean = w.Zeros((long)n * groups); var rstd = w.Zeros((long)n * groups);
+            if (!backward) { w.Run = () => be.GroupNorm(y, mean, rstd, x, gamma, beta, n, c, hw, groups, 1e-5f); return w; }
+            var dy = w.Random(len, 4);
+            var dx = w.Output(len); var dgamma = w.Output(c); var dbeta = w.Output(c);
+            w.Run = () =>
+            {
+                be.GroupNorm(y, mean, rstd, x, gamma, beta, n, c, hw, groups, 1e-5f);
+                be.Fill(dgamma, 0); be.Fill(dbeta, 0);
+                be.GroupNormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, groups);
+            };
+            return w;
+        });
+
+    /// <summary>The peer's sdpa rows: q [B,H,Lq,D] there, (B,Lq,H,D) here: the same work in the layout our linear layers write.</summary>
+    public static Case Attention(int b, int heads, int lq, int lk, int d, bool causal, bool backward)
+    {
+        var s = new AttentionShape(b, heads, lq, lk, d, causal);
+        string op = (lq == lk ? "sdpa self" : "sdpa cross") + (backward ? " fwd+bwd" : " fwd");
+        string shape = $"q[{b},{heads},{lq},{d}] k,v[{b},{heads},{lk},{d}]" + (causal ? " causal" : "");
+        return new(op, shape, (backward ? 3 : 1) * s.Flops, be =>
+        {
+            var w = new Work(be);
+            var q = w.Random(s.QueryLength, 1); var k = w.Random(s.KeyLength, 2); var v = w.Random(s.KeyLength, 3);
+            var o = w.Output(s.QueryLength); var lse = w.Output(s.LseLength);
+            if (!backward) { w.Run = () => be.Attention(o, lse, q, k, v, s); return w; }
+            var dout = w.Random(s.QueryLength, 4);
+            var dq = w.Output(s.QueryLength); var dk = w.Output(s.KeyLength); var dv = w.Output(s.KeyLength);
+            w.Run = () =>
+            {
+                be.Attention(o, lse, q, k, v, s);
+                be.AttentionBackward(dq, dk, dv, dout, q, k, v, o, lse, s);
+            };
+            return w;
+        });
+    }
+
+    public static Case AdamW(int n) => new("AdamW step", $"{n / 1_000_000}M fp32 params, 1 tensor", 0, be =>
+    {
+        var w = new Work(be);
+        var p = w.Random(n, 1); var g = w.Random(n, 2); var m = w.Zeros(n); var v = w.Zeros(n);
+        w.Outputs.Add(p);
+        int step = 0;
+        w.Run = () => be.AdamW(p, g, m, v, new AdamWStep(5e-6f, ++step), n);
+        return w;
+    });
+
+    /// <summary>The rows of the peer's `ops` command, in its order.</summary>
+    public static IEnumerable<Case> PeerOps()
+    {
+        yield return Gemm(512, 512, 512);
+        yield return Gemm(1024, 1024, 1024);
+        foreach (var (m, k, n) in new[] { (8192, 320, 320), (2048, 640, 1920) })
+        {
+            yield return Linear(m, k, n, false);
+            yield return Linear(m, k, n, true);
+        }
+        foreach (var (b, c, side) in new[] { (4, 64, 32), (2, 320, 64) })
+        {
+            yield return Conv(b, c, side, side, c, 3, 1, 1, false);
+            yield return Conv(b, c, side, side, c, 3, 1, 1, true);
+        }
+        yield return GroupNorm(4, 128, 32, 32, 32, true);
+        foreach (int keys in new[] { 1024, 77 })
+        {
+            yield return Attention(4, 8, 1024, keys, 40, false, false);
+            yield return Attention(4, 8, 1024, keys, 40, false, true);
+        }
+        yield return AdamW(10_000_000);
+    }
+}
