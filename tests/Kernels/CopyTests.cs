@@ -126,6 +126,15 @@ public class CopyTests(string backend) : BackendTest(backend)
         CheckStrided(src, [b, h, l, d], srcStrides, 0, i => src[((i[0] * l + i[2]) * h + i[1]) * d + i[3]]);
     }
 
+    [TestCase(3, 37, 50, 0)]
+    [TestCase(2, 320, 64, 5)]
+    public void ChannelsLastPermute(int b, int c, int hw, int offset)
+    {
+        // src (B, C, HW) → dst (B, HW, C): a batched transpose (the tiled path), starting `offset` elements in.
+        var src = TestData.ToFloat(TestData.Uniform(5, offset + b * c * hw));
+        CheckStrided(src, [b, hw, c], [(long)c * hw, 1, hw], offset, i => src[offset + (i[0] * c + i[2]) * hw + i[1]]);
+    }
+
     [Test]
     public void BroadcastWithZeroStrides()
     {

@@ -77,6 +77,13 @@ public sealed unsafe partial class CpuBackend
         long[] strides = axes.Take(axes.Count - 1).Select(a => a.Stride).ToArray();
         byte* s0 = (byte*)Host(src).Pointer + srcOffset * size;
         byte* d0 = (byte*)Host(dst).Pointer;
+        if (innerStride > 1 && sizes.Length > 0 && strides[^1] == 1)
+        {
+            // A transpose: the last two axes are (rows, inner) in dst but (inner, rows) in src. Gathering down a source
+            // column per dst row touches a new cache line per element, so copy in square tiles instead.
+            TransposeTiles(d0, s0, sizes[..^1], strides[..^1], sizes[^1], inner, innerStride, size);
+            return;
+        }
         ChunkedFor.Run(dst.Length / inner, Math.Max(1, (1 << 16) / inner), (r0, r1) =>
         {
             // Multi-index of row r0 over the outer axes and its source element; then step row by row (an odometer).
@@ -100,6 +107,37 @@ public sealed unsafe partial class CpuBackend
                 }
             }
         });
+    }
+
+    /// <summary>For each plane p (the outer axes before the last two), dst[p][r, i] = src[p][r + i · stride] with dst
+    /// planes contiguous (rows, inner). Tiles of 32 × 32 keep both the read rows and the written column in L1.</summary>
+    static void TransposeTiles(byte* dst, byte* src, long[] planeSizes, long[] planeStrides, long rows, long inner, long stride, int size)
+    {
+        const int Tile = 32;
+        long rowTiles = (rows + Tile - 1) / Tile, planes = planeSizes.Aggregate(1L, (a, b) => a * b);
+        ChunkedFor.Run(planes * rowTiles, Math.Max(1, (1 << 16) / (Tile * inner)), (t0, t1) =>
+        {
+            for (long t = t0; t < t1; t++)
+            {
+                long plane = t / rowTiles, r0 = t % rowTiles * Tile, r1 = Math.Min(rows, r0 + Tile);
+                long q = plane, at = 0;
+                for (int d = planeSizes.Length - 1; d >= 0; d--) { at += q % planeSizes[d] * planeStrides[d]; q /= planeSizes[d]; }
+                byte* s = src + at * size, d0 = dst + plane * rows * inner * size;
+                if (size == 4) TransposeTile((uint*)d0, (uint*)s, r0, r1, inner, stride);
+                else TransposeTile((ushort*)d0, (ushort*)s, r0, r1, inner, stride);
+            }
+        });
+    }
+
+    static void TransposeTile<T>(T* dst, T* src, long r0, long r1, long inner, long stride) where T : unmanaged
+    {
+        const int Tile = 32;
+        for (long i0 = 0; i0 < inner; i0 += Tile)
+        {
+            long i1 = Math.Min(inner, i0 + Tile);
+            for (long i = i0; i < i1; i++)
+                for (long r = r0; r < r1; r++) dst[r * inner + i] = src[r + i * stride];
+        }
     }
 
     /// <summary>dst[k] = src[k · stride] for k in [0, n): a block move, a broadcast, or a gather.</summary>
