@@ -85,15 +85,19 @@ static class VectorMath
     /// <summary>Φ(x) = ½(1 + erf(z)), z = x/√2, and gauss = e^(−x²/2) for the caller's derivative.
     /// |z| &lt; 1: erf(z) = z·S(2z² − 1), S a degree-6 Chebyshev fit of erf(z)/z in z² (error 1.4e-9).
     /// |z| ≥ 1: erfc(|z|) = t·R(t)·e^(−z²), t = 2/(2 + |z|), R a degree-9 Chebyshev fit of erfc·e^(z²)/t on
-    /// z ∈ [1, 20] (error 6e-10); then Φ = ½erfc(|z|) for x &lt; 0, keeping relative accuracy in the left tail.</summary>
+    /// z ∈ [1, 20] (error 6e-10); then Φ = ½erfc(|z|) for x &lt; 0, keeping relative accuracy in the left tail.
+    /// x² is carried as its f32 value plus its rounding error (one FMA), which would otherwise cost x²·2⁻²⁴ relative
+    /// accuracy in e^(−x²/2).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> NormalCdf(Vector512<float> x, out Vector512<float> gauss)
     {
-        var z = x * C(0.70710678f);
-        var w = z * z;
-        gauss = Exp(-w);
+        x = Vector512.Min(Vector512.Max(x, C(-20f)), C(20f));                         // Φ is exactly 0 or 1 in f32 beyond
+        var x2 = x * x;
+        var x2Error = Vector512.FusedMultiplyAdd(x, x, -x2);
+        var e = Exp(x2 * C(-0.5f));
+        gauss = Vector512.FusedMultiplyAdd(e * x2Error, C(-0.5f), e);                  // e^(−x²/2)·(1 − error/2)
 
-        var u = w + w - C(1f);
+        var u = x2 - C(1f);                                                             // 2z² − 1
         var s = C(1.2316401598155835e-06f);
         s = Vector512.FusedMultiplyAdd(s, u, C(-1.7669080809206152e-05f));
         s = Vector512.FusedMultiplyAdd(s, u, C(0.0002175119897763267f));
@@ -101,9 +105,9 @@ static class VectorMath
         s = Vector512.FusedMultiplyAdd(s, u, C(0.019852497722773386f));
         s = Vector512.FusedMultiplyAdd(s, u, C(-0.14053609728153635f));
         s = Vector512.FusedMultiplyAdd(s, u, C(0.9654687386375514f));
-        var small = Vector512.FusedMultiplyAdd(z * s, C(0.5f), C(0.5f));
+        var small = Vector512.FusedMultiplyAdd(x * s, C(0.35355339f), C(0.5f));       // ½ + ½·(x/√2)·S
 
-        var az = Vector512.Abs(z);
+        var az = Vector512.Abs(x) * C(0.70710678f);
         var t = C(2f) / (C(2f) + az);
         var v = Vector512.FusedMultiplyAdd(t, C(3.473684210526316f), C(-1.3157894736842106f));   // t ∈ [1/11, 2/3] → [−1, 1]
         var q = C(-1.1103521259769878e-06f);
@@ -121,9 +125,6 @@ static class VectorMath
 
         return Vector512.ConditionalSelect(Vector512.LessThan(az, C(1f)), small, large);
     }
-
-    /// <summary>erf(x) = 2Φ(x√2) − 1 (used by the tests to measure the approximation).</summary>
-    public static Vector512<float> Erf(Vector512<float> x) => C(2f) * NormalCdf(x * C(1.41421356f), out _) - C(1f);
 }
 
 /// <summary>An activation and its derivative on 16 lanes; the generic loops specialise on it.</summary>
@@ -156,24 +157,28 @@ struct QuickGeluActivation : IActivation
     }
 }
 
-/// <summary>½x(1 + tanh u) = x·σ(2u), u = √(2/π)(x + 0.044715x³): no tanh needed, and exact 0/1 limits.</summary>
+/// <summary>½x(1 + tanh u) = x·σ(2u), u = √(2/π)(x + 0.044715x³): no tanh needed, and exact 0/1 limits. The cubic
+/// sees x clamped to ±20, where σ(2u) is already exactly 0 or 1, so x³ cannot overflow into inf·0.</summary>
 struct GeluTanhActivation : IActivation
 {
     const float K2 = 1.5957691216f;               // 2√(2/π)
     const float K2C = K2 * 0.044715f;
 
+    static Vector512<float> Clamp(Vector512<float> x) => Vector512.Min(Vector512.Max(x, Vector512.Create(-20f)), Vector512.Create(20f));
+
     public static Vector512<float> Forward(Vector512<float> x)
     {
-        var x2 = x * x;
-        return x * VectorMath.Sigmoid(x * Vector512.FusedMultiplyAdd(x2, Vector512.Create(K2C), Vector512.Create(K2)));
+        var xc = Clamp(x);
+        return x * VectorMath.Sigmoid(xc * Vector512.FusedMultiplyAdd(xc * xc, Vector512.Create(K2C), Vector512.Create(K2)));
     }
 
     public static Vector512<float> Derivative(Vector512<float> x)   // σ + x·σ(1 − σ)·2u', 2u' = 2√(2/π)(1 + 3·0.044715x²)
     {
-        var x2 = x * x;
-        var s = VectorMath.Sigmoid(x * Vector512.FusedMultiplyAdd(x2, Vector512.Create(K2C), Vector512.Create(K2)));
+        var xc = Clamp(x);
+        var x2 = xc * xc;
+        var s = VectorMath.Sigmoid(xc * Vector512.FusedMultiplyAdd(x2, Vector512.Create(K2C), Vector512.Create(K2)));
         var du = Vector512.FusedMultiplyAdd(x2, Vector512.Create(3 * K2C), Vector512.Create(K2));
-        return s * Vector512.FusedMultiplyAdd(x * du, Vector512<float>.One - s, Vector512<float>.One);
+        return s * Vector512.FusedMultiplyAdd(xc * du, Vector512<float>.One - s, Vector512<float>.One);
     }
 }
 
