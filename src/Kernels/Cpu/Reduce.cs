@@ -1,6 +1,6 @@
-// Reductions on Vector512: ReduceSum over any axes (row sums, column sums, and both for the conv bias gradient) and
-// SumSquares; f32 products summed in f32 over 256 elements then in double, with fixed splits, so results are deterministic.
+// Reductions on Vector512: ReduceSum over any axes and SumSquares, summed via double over fixed splits (deterministic).
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using DreamBooth.Kernels.Reference;
 
@@ -85,7 +85,7 @@ public sealed unsafe partial class CpuBackend
             RowSums(y, x, rows, length, scale);
             return;
         }
-        float* sums = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(rows * sizeof(float)), 64);
+        float* sums = (float*)NativeMemory.AlignedAlloc((nuint)(rows * sizeof(float)), 64);
         try
         {
             RowSums(sums, x, rows, length, 1);
@@ -93,7 +93,7 @@ public sealed unsafe partial class CpuBackend
         }
         finally
         {
-            System.Runtime.InteropServices.NativeMemory.AlignedFree(sums);
+            NativeMemory.AlignedFree(sums);
         }
     }
 

@@ -1,5 +1,4 @@
-// Pointwise activations on Vector512 (vectorised exp, sigmoid, normal CDF via erf), and the chunking/tail helpers the
-// other elementwise files of this tier share.
+// Activations on Vector512 (vectorised exp, sigmoid, erf-based normal CDF) plus the chunking/tail helpers of this group.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;

@@ -1,5 +1,4 @@
-// Nearest 2× upsampling on Vector512: each input row is doubled in place (lane shuffles) and written to two output
-// rows; the backward adds the two rows and then adjacent pairs.
+// Nearest 2× upsampling on Vector512 (lane shuffles double each row into two output rows) and its 2×2-sum backward.
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using DreamBooth.Kernels.Reference;
