@@ -18,7 +18,7 @@ public sealed unsafe partial class CpuBackend
         var f = new AdamWFactors(s.GradScale, s.Beta1, (float)(1 - (double)s.Beta1), s.Beta2, (float)(1 - (double)s.Beta2),
             (float)(1 - (double)s.Lr * s.WeightDecay), (float)(s.Lr / bc1), (float)(1 / Math.Sqrt(bc2)), s.Eps);
         float* pp = F(param), pg = F(grad), pm = F(m), pv = F(v);
-        ChunkedFor.Run(n, 1 << 15, (start, end) => AdamWRange(pp, pg, pm, pv, start, end, f));
+        Chunks.For(n, 1 << 15, (start, end) => AdamWRange(pp, pg, pm, pv, start, end, f));
     }
 
     static void AdamWRange(float* p, float* g, float* m, float* v, long start, long end, AdamWFactors f)

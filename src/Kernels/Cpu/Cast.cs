@@ -16,7 +16,7 @@ public sealed unsafe partial class CpuBackend
         byte* s = (byte*)Host(src).Pointer, d = (byte*)Host(dst).Pointer;
         if (src.DType == dst.DType) { MoveBytes(d, s, src.Bytes); return; }
         DType from = src.DType, to = dst.DType;
-        ChunkedFor.Run(src.Length, 1 << 16, (start, end) => CastRange(d, to, s, from, start, end));
+        Chunks.For(src.Length, 1 << 16, (start, end) => CastRange(d, to, s, from, start, end));
     }
 
     static void CastRange(byte* dst, DType to, byte* src, DType from, long start, long end)

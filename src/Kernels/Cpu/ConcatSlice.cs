@@ -27,7 +27,7 @@ public sealed unsafe partial class CpuBackend
         long size = dx.DType.Size(), xRow = xAxis * (long)inner * size, yRow = yAxis * (long)inner * size;
         long before = start * (long)inner * size, after = xRow - before - yRow;
         byte* pdx = (byte*)Host(dx).Pointer, pdy = (byte*)Host(dy).Pointer;
-        ChunkedFor.Run(outer, Math.Max(1, MoveGrainBytes / xRow), (o0, o1) =>
+        Chunks.For(outer, Math.Max(1, MoveGrainBytes / xRow), (o0, o1) =>
         {
             for (long o = o0; o < o1; o++)
             {

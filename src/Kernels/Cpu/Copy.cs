@@ -3,19 +3,6 @@ using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
-/// <summary>Splits [0, n) into a few chunks per core (each a multiple of 64 items, at least grain) and runs them in
-/// parallel; one chunk runs inline. Chunks never share an output item, so results do not depend on scheduling.</summary>
-static class ChunkedFor
-{
-    public static void Run(long n, long grain, Action<long, long> body)
-    {
-        long chunks = Math.Clamp(n / Math.Max(grain, 1), 1, 4L * Environment.ProcessorCount);
-        if (chunks == 1) { if (n > 0) body(0, n); return; }
-        long size = ((n + chunks - 1) / chunks + 63) & ~63L;
-        Parallel.For(0, (n + size - 1) / size, c => body(c * size, Math.Min(n, (c + 1) * size)));
-    }
-}
-
 public sealed unsafe partial class CpuBackend
 {
     const long MoveGrainBytes = 1 << 20;   // below ~1 MiB a copy is faster on one core than split
@@ -25,14 +12,14 @@ public sealed unsafe partial class CpuBackend
     {
         if (dst == src || bytes <= 0) return;
         if (dst < src + bytes && src < dst + bytes) { Buffer.MemoryCopy(src, dst, bytes, bytes); return; }
-        ChunkedFor.Run(bytes, MoveGrainBytes, (s, e) => Buffer.MemoryCopy(src + s, dst + s, e - s, e - s));
+        Chunks.For(bytes, MoveGrainBytes, (s, e) => Buffer.MemoryCopy(src + s, dst + s, e - s, e - s));
     }
 
     /// <summary>rows × rowBytes from src (rows srcStride bytes apart) to dst (rows dstStride apart); no overlap.</summary>
     static void MoveRows(byte* dst, long dstStride, byte* src, long srcStride, long rows, long rowBytes)
     {
         if (rows == 1) { MoveBytes(dst, src, rowBytes); return; }
-        ChunkedFor.Run(rows, Math.Max(1, MoveGrainBytes / rowBytes), (r0, r1) =>
+        Chunks.For(rows, Math.Max(1, MoveGrainBytes / rowBytes), (r0, r1) =>
         {
             for (long r = r0; r < r1; r++) Buffer.MemoryCopy(src + r * srcStride, dst + r * dstStride, rowBytes, rowBytes);
         });
@@ -44,7 +31,7 @@ public sealed unsafe partial class CpuBackend
         uint bits = CopyReference.FillBits(y.DType, value);
         byte* p = (byte*)Host(y).Pointer;
         int size = y.DType.Size();
-        ChunkedFor.Run(y.Length, MoveGrainBytes / size, (s, e) =>
+        Chunks.For(y.Length, MoveGrainBytes / size, (s, e) =>
         {
             if (size == 4) new Span<uint>((uint*)p + s, checked((int)(e - s))).Fill(bits);
             else new Span<ushort>((ushort*)p + s, checked((int)(e - s))).Fill((ushort)bits);
@@ -84,7 +71,7 @@ public sealed unsafe partial class CpuBackend
             TransposeTiles(d0, s0, sizes[..^1], strides[..^1], sizes[^1], inner, innerStride, size);
             return;
         }
-        ChunkedFor.Run(dst.Length / inner, Math.Max(1, (1 << 16) / inner), (r0, r1) =>
+        Chunks.For(dst.Length / inner, Math.Max(1, (1 << 16) / inner), (r0, r1) =>
         {
             // Multi-index of row r0 over the outer axes and its source element; then step row by row (an odometer).
             Span<long> idx = stackalloc long[sizes.Length];
@@ -115,7 +102,7 @@ public sealed unsafe partial class CpuBackend
     {
         const int Tile = 32;
         long rowTiles = (rows + Tile - 1) / Tile, planes = planeSizes.Aggregate(1L, (a, b) => a * b);
-        ChunkedFor.Run(planes * rowTiles, Math.Max(1, (1 << 16) / (Tile * inner)), (t0, t1) =>
+        Chunks.For(planes * rowTiles, Math.Max(1, (1 << 16) / (Tile * inner)), (t0, t1) =>
         {
             for (long t = t0; t < t1; t++)
             {

@@ -13,7 +13,7 @@ public sealed unsafe partial class CpuBackend
         float* py = F(y), pt = F(table);
         int* pid = (int*)Host(ids).Pointer;
         long rowBytes = dim * sizeof(float);
-        ChunkedFor.Run(count, Math.Max(1, MoveGrainBytes / rowBytes), (i0, i1) =>
+        Chunks.For(count, Math.Max(1, MoveGrainBytes / rowBytes), (i0, i1) =>
         {
             for (long i = i0; i < i1; i++) Buffer.MemoryCopy(pt + (long)pid[i] * dim, py + i * dim, rowBytes, rowBytes);
         });
@@ -28,7 +28,7 @@ public sealed unsafe partial class CpuBackend
         float* pt = F(dtable), pdy = F(dy);
         int* pid = (int*)Host(ids).Pointer;
         long columnsPerChunk = Math.Max(64, (1L << 16) / count);   // about 64K additions per chunk
-        ChunkedFor.Run(dim, columnsPerChunk, (c0, c1) =>
+        Chunks.For(dim, columnsPerChunk, (c0, c1) =>
         {
             for (long i = 0; i < count; i++)
             {

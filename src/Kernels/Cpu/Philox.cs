@@ -26,7 +26,7 @@ public sealed unsafe partial class CpuBackend
     }
 
     static void Draw(float* y, long n, ulong seed, ulong offset, bool normal) =>
-        ChunkedFor.Run((n + 3) / 4, 1 << 12, (b0, b1) => DrawBlocks(y, n, seed, offset, b0, b1, normal));
+        Chunks.For((n + 3) / 4, 1 << 12, (b0, b1) => DrawBlocks(y, n, seed, offset, b0, b1, normal));
 
     static void DrawBlocks(float* y, long n, ulong seed, ulong offset, long b0, long b1, bool normal)
     {

@@ -1,51 +1,10 @@
-// Activations on Vector512 (vectorised exp, sigmoid, erf-based normal CDF) plus the chunking/tail helpers of this group.
+// Activations on Vector512: vectorised exp, sigmoid and the erf-based normal CDF.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
-
-/// <summary>Fixed work splits for the elementwise and reduction ops: the same split on every run, whatever the thread
-/// timing, so results are deterministic; small jobs stay on the calling thread.</summary>
-static unsafe class Chunks
-{
-    /// <summary>Elements per chunk (256 KiB of f32); below this a job runs single-threaded.</summary>
-    public const long Grain = 1 << 16;
-
-    /// <summary>Runs body(start, end) over [0, n) in chunks of Grain elements.</summary>
-    public static void For(long n, Action<long, long> body)
-    {
-        if (n <= Grain) { body(0, n); return; }
-        Parallel.For(0L, (n + Grain - 1) / Grain, c => body(c * Grain, Math.Min(n, (c + 1) * Grain)));
-    }
-
-    /// <summary>Runs body(item) for item in [0, count), in parallel when the whole job touches at least Grain elements.</summary>
-    public static void Items(long count, long elements, Action<long> body)
-    {
-        if (elements < Grain || count == 1)
-            for (long i = 0; i < count; i++) body(i);
-        else
-            Parallel.For(0L, count, body);
-    }
-
-    /// <summary>The first count (&lt; 16) elements at p, zero padded to a vector.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LoadTail(float* p, long count)
-    {
-        Vector512<float> v = default;
-        float* dst = (float*)&v;
-        for (long i = 0; i < count; i++) dst[i] = p[i];
-        return v;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreTail(float* p, Vector512<float> v, long count)
-    {
-        float* src = (float*)&v;
-        for (long i = 0; i < count; i++) p[i] = src[i];
-    }
-}
 
 /// <summary>f32 transcendental functions on 16 lanes. Measured against double over dense grids (2M and 1M points):
 /// Exp ≤ 7.6e-8 relative on [−87, 88]; NormalCdf ≤ 4.0e-7 relative on [−13, 13] (left tail included), and the erf

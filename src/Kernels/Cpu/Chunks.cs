@@ -1,0 +1,51 @@
+// Fixed parallel work splits shared by the Cpu ops, and zero-padded loads/stores of vector tails.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace DreamBooth.Kernels.Cpu;
+
+/// <summary>Fixed work splits for every Cpu op that splits flat work: the same split on every run, whatever the thread
+/// timing, so results are deterministic; small jobs stay on the calling thread.</summary>
+static unsafe class Chunks
+{
+    /// <summary>Elements per chunk (256 KiB of f32); below this a job runs single-threaded.</summary>
+    public const long Grain = 1 << 16;
+
+    /// <summary>Runs body(start, end) over [0, n) in chunks of Grain elements.</summary>
+    public static void For(long n, Action<long, long> body) => For(n, Grain, body);
+
+    /// <summary>Runs body(start, end) over [0, n) in chunks of `grain` items.</summary>
+    public static void For(long n, long grain, Action<long, long> body)
+    {
+        grain = Math.Max(grain, 1);
+        if (n <= grain) { if (n > 0) body(0, n); return; }
+        Parallel.For(0L, (n + grain - 1) / grain, c => body(c * grain, Math.Min(n, (c + 1) * grain)));
+    }
+
+    /// <summary>Runs body(item) for item in [0, count), in parallel when the whole job touches at least Grain elements.</summary>
+    public static void Items(long count, long elements, Action<long> body)
+    {
+        if (elements < Grain || count == 1)
+            for (long i = 0; i < count; i++) body(i);
+        else
+            Parallel.For(0L, count, body);
+    }
+
+    /// <summary>The first count (&lt; 16) elements at p, zero padded to a vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadTail(float* p, long count)
+    {
+        Vector512<float> v = default;
+        float* dst = (float*)&v;
+        for (long i = 0; i < count; i++) dst[i] = p[i];
+        return v;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreTail(float* p, Vector512<float> v, long count)
+    {
+        float* src = (float*)&v;
+        for (long i = 0; i < count; i++) p[i] = src[i];
+    }
+}
+
