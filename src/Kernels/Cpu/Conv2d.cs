@@ -120,7 +120,7 @@ public sealed unsafe partial class CpuBackend
         public readonly long ImageIn = (long)s.InC * s.H * s.W, ImageOut = (long)s.OutC * s.OutH * s.OutW;
         public readonly bool Pointwise = s.KH == 1 && s.KW == 1 && s.Stride == 1 && s.Pad == 0;
 
-        const long ColumnBudget = 1 << 20;   // floats in one task's column block: 4 MiB, two of them fit the 32 MiB L3
+        const long ColumnBudget = 1 << 22;   // floats in one task's column block (16 MiB): few blocks, so w is packed few times
 
         /// <summary>Pixels per block: within the budget for `rows` column rows, a whole number of GEMM micro-panels,
         /// and small enough that `images` images give every core two blocks.</summary>
@@ -138,7 +138,7 @@ public sealed unsafe partial class CpuBackend
         public float* Columns(float* xn, int c0, int c1, int p0, int p1, out long ld)
         {
             if (Pointwise) { ld = Plane; return xn + (long)c0 * Plane + p0; }
-            ld = p1 - p0;
+            ld = GemmKernel.RoundUp(p1 - p0, 32) + 16;   // rows 64 bytes off a multiple of 128: no 4 KiB cache aliasing
             float* cols = Scratch.Current.Get(Scratch.Columns, (c1 - c0) * S.KH * S.KW * ld);
             float* dst = cols;
             for (int c = c0; c < c1; c++)
@@ -159,42 +159,38 @@ public sealed unsafe partial class CpuBackend
         }
 
         /// <summary>One column row (kh, kw) over pixels [p0, p1), output row by output row: gather plane → row, or
-        /// scatter-add row → plane.</summary>
+        /// scatter-add row → plane. Input column iw = ow·S − P + kw is inside the image for ow in [lo, hi).</summary>
         void Walk(float* plane, float* row, int kh, int kw, int p0, int p1, bool scatter)
         {
-            int ow = S.OutW;
-            for (int p = p0; p < p1;)
+            int ow = S.OutW, stride = S.Stride, shift = kw - S.Pad;
+            int lo = Math.Min(ow, CeilDivNonNegative(-shift, stride)), hi = Math.Max(lo, Math.Min(ow, CeilDivNonNegative(S.W - shift, stride)));
+            for (int oh = p0 / ow; oh * ow < p1; oh++)
             {
-                int oh = p / ow, ow0 = p - oh * ow, count = Math.Min(ow - ow0, p1 - p);
-                int ih = oh * S.Stride - S.Pad + kh;
-                float* r = row + (p - p0);
-                p += count;
-                if ((uint)ih >= (uint)S.H)
+                int a = Math.Max(p0 - oh * ow, 0), b = Math.Min(p1 - oh * ow, ow);   // this output row's part of the block
+                int ih = oh * stride - S.Pad + kh;
+                float* r = row + (oh * ow - p0), src = plane + (long)ih * S.W + shift;
+                int from = Math.Clamp(lo, a, b), to = Math.Clamp(hi, a, b);
+                if ((uint)ih >= (uint)S.H) from = to = b;
+                if (scatter)
                 {
-                    if (!scatter) new Span<float>(r, count).Clear();
+                    if (stride == 1) Add(src + from, r + from, to - from);
+                    else for (int q = from; q < to; q++) src[q * stride] += r[q];
                     continue;
                 }
-                float* src = plane + (long)ih * S.W;
-                if (S.Stride == 1)   // a contiguous run: iw = ow − Pad + kw is inside for ow in [lo, hi)
-                {
-                    int shift = kw - S.Pad + ow0;
-                    int lo = Math.Clamp(-shift, 0, count), hi = Math.Clamp(S.W - shift, 0, count);
-                    if (scatter) Add(src + shift + lo, r + lo, hi - lo);
-                    else
-                    {
-                        new Span<float>(r, lo).Clear();
-                        new Span<float>(src + shift + lo, hi - lo).CopyTo(new Span<float>(r + lo, hi - lo));
-                        new Span<float>(r + hi, count - hi).Clear();
-                    }
-                }
-                else
-                    for (int q = 0; q < count; q++)
-                    {
-                        int iw = (ow0 + q) * S.Stride - S.Pad + kw;
-                        if (scatter) { if ((uint)iw < (uint)S.W) src[iw] += r[q]; }
-                        else r[q] = (uint)iw < (uint)S.W ? src[iw] : 0f;
-                    }
+                for (int q = a; q < from; q++) r[q] = 0f;
+                if (stride == 1) Copy(r + from, src + from, to - from);
+                else for (int q = from; q < to; q++) r[q] = src[q * stride];
+                for (int q = Math.Max(from, to); q < b; q++) r[q] = 0f;
             }
         }
+
+        static int CeilDivNonNegative(int a, int b) => a <= 0 ? 0 : (a + b - 1) / b;
+    }
+
+    static void Copy(float* dst, float* src, int n)
+    {
+        int i = 0;
+        for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count) Vector256.Load(src + i).Store(dst + i);
+        for (; i < n; i++) dst[i] = src[i];
     }
 }

@@ -23,7 +23,6 @@ internal static unsafe class GemmKernel
     const int NC = 512;
     const int MC = 1032;   // multiple of MR; a packed A block is ~1 MiB
     const double ParallelMinFlops = 4e6;   // below this, a Parallel.For costs more than it saves
-    static readonly int TaskFactor = int.Parse(Environment.GetEnvironmentVariable("TF") ?? "2");
 
     /// <summary>C (m, n) = alpha·op(A)·op(B) + beta·C + colBias[j] + rowBias[i]. op(A) is (m, k): A is stored (m, k), or
     /// (k, m) when transA; op(B) is (k, n): B is stored (k, n), or (n, k) when transB. ld* are elements between rows.
@@ -38,12 +37,12 @@ internal static unsafe class GemmKernel
         // About two tasks per thread, whole micro-tiles each, so one slow (shared) core does not hold the rest up.
         if (m >= n)
         {
-            int rows = RoundUp(CeilDiv(m, TaskFactor * threads), MR);
+            int rows = RoundUp(CeilDiv(m, 2 * threads), MR);
             Parallel.For(0, CeilDiv(m, rows), t => job.Run(t * rows, Math.Min(m, (t + 1) * rows), 0, n));
         }
         else
         {
-            int cols = RoundUp(CeilDiv(n, TaskFactor * threads), NR);
+            int cols = RoundUp(CeilDiv(n, 2 * threads), NR);
             Parallel.For(0, CeilDiv(n, cols), t => job.Run(0, m, t * cols, Math.Min(n, (t + 1) * cols)));
         }
     }
@@ -126,14 +125,15 @@ internal static unsafe class GemmKernel
                         else
                             for (int j = 0; j < nr; j++) d[j] = src[j];
                     }
-                else           // column j of op(B) is contiguous: transpose 16 depths at a time so reads and writes stay in L1
-                    for (int p0 = 0; p0 < kc; p0 += 16)
+                else           // column j of op(B) is contiguous: 16 columns at a time, so each 16-float run of a
+                    for (int j0 = 0; j0 < nr; j0 += 16)   // packed row is written whole from 16 source lines in L1
                     {
-                        int pn = Math.Min(16, kc - p0);
-                        for (int j = 0; j < nr; j++)
+                        int jn = Math.Min(16, nr - j0);
+                        float* src = b + (jc + jr + j0) * ldb + pc;
+                        for (int p = 0; p < kc; p++)
                         {
-                            float* src = b + (jc + jr + j) * ldb + pc + p0, d = dst + p0 * nrFull + j;
-                            for (int q = 0; q < pn; q++) d[q * nrFull] = src[q];
+                            float* d = dst + p * nrFull + j0;
+                            for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
                         }
                     }
             }
@@ -268,21 +268,41 @@ internal static unsafe class GemmKernel
             s = Vector256.Create(a[5]);
             c50 = Vector256.FusedMultiplyAdd(s, b0, c50); c51 = Vector256.FusedMultiplyAdd(s, b1, c51);
         }
+        if (m == MR && n == 16)
+        {
+            Land256(c, c00, c01, t, 0);
+            Land256(c + ldc, c10, c11, t, 1);
+            Land256(c + 2 * ldc, c20, c21, t, 2);
+            Land256(c + 3 * ldc, c30, c31, t, 3);
+            Land256(c + 4 * ldc, c40, c41, t, 4);
+            Land256(c + 5 * ldc, c50, c51, t, 5);
+            return;
+        }
         float* acc = stackalloc float[MR * 16];
         c00.Store(acc); c01.Store(acc + 8); c10.Store(acc + 16); c11.Store(acc + 24);
         c20.Store(acc + 32); c21.Store(acc + 40); c30.Store(acc + 48); c31.Store(acc + 56);
         c40.Store(acc + 64); c41.Store(acc + 72); c50.Store(acc + 80); c51.Store(acc + 88);
-        if (m < MR || n < 16) { t.Edge(c, ldc, acc, 16, m, n); return; }
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < 16; j += 8)
-            {
-                float* cij = c + i * ldc + j;
-                var x = Vector256.Load(acc + i * 16 + j) * t.Alpha;
-                if (t.Beta != 0) x = Vector256.FusedMultiplyAdd(Vector256.Create(t.Beta), Vector256.Load(cij), x);
-                if (t.ColBias != null) x += Vector256.Load(t.ColBias + j);
-                if (t.RowBias != null) x += Vector256.Create(t.RowBias[i]);
-                x.Store(cij);
-            }
+        t.Edge(c, ldc, acc, 16, m, n);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Land256(float* c, Vector256<float> x0, Vector256<float> x1, in Tail t, int row)
+    {
+        var alpha = Vector256.Create(t.Alpha);
+        x0 *= alpha; x1 *= alpha;
+        if (t.Beta != 0)
+        {
+            var beta = Vector256.Create(t.Beta);
+            x0 = Vector256.FusedMultiplyAdd(beta, Vector256.Load(c), x0);
+            x1 = Vector256.FusedMultiplyAdd(beta, Vector256.Load(c + 8), x1);
+        }
+        if (t.ColBias != null) { x0 += Vector256.Load(t.ColBias); x1 += Vector256.Load(t.ColBias + 8); }
+        if (t.RowBias != null)
+        {
+            var r = Vector256.Create(t.RowBias[row]);
+            x0 += r; x1 += r;
+        }
+        x0.Store(c); x1.Store(c + 8);
     }
 }
 
