@@ -16,7 +16,7 @@ public sealed unsafe partial class CpuBackend
         Conv2dReference.ValidateForward(y, x, w, bias, s);
         var g = new Im2Col(s);
         float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
-        int block = g.PixelBlock(s.N), blocks = GemmKernel.CeilDiv(g.Pixels, block);
+        int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
         Parallel.For(0, s.N * blocks, t =>
         {
             int n = t / blocks, p0 = t % blocks * block, p1 = Math.Min(g.Pixels, p0 + block);
@@ -35,7 +35,7 @@ public sealed unsafe partial class CpuBackend
         int groups = Math.Min(s.InC, GemmKernel.CeilDiv(2 * Environment.ProcessorCount, s.N));
         int perGroup = GemmKernel.CeilDiv(s.InC, groups);
         groups = GemmKernel.CeilDiv(s.InC, perGroup);
-        int block = g.PixelBlock(1, perGroup * s.KH * s.KW);
+        int block = g.PixelBlock(1, perGroup * s.KH * s.KW);   // blocks run in turn inside a task
         Parallel.For(0, s.N * groups, t =>
         {
             int n = t / groups, c0 = t % groups * perGroup, c1 = Math.Min(g.S.InC, c0 + perGroup);
@@ -66,7 +66,7 @@ public sealed unsafe partial class CpuBackend
         var g = new Im2Col(s);
         float* pdw = F(dw), pdb = FOrNull(dbias), pdy = F(dy), px = F(x);
         long weights = s.WeightLength;
-        int block = g.PixelBlock(s.N), blocks = GemmKernel.CeilDiv(g.Pixels, block);
+        int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
         // Tasks: (image, block of pixels). Each worker sums its tasks into a private dw, added to dw once at the end.
         var gate = new object();
         Parallel.For(0, s.N * blocks,
@@ -123,15 +123,16 @@ public sealed unsafe partial class CpuBackend
         const long ColumnBudget = 1 << 22;   // floats in one task's column block (16 MiB): few blocks, so w is packed few times
 
         /// <summary>Pixels per block: within the budget for `rows` column rows, a whole number of GEMM micro-panels,
-        /// and small enough that `images` images give every core two blocks.</summary>
-        public int PixelBlock(int images, int rows = -1)
+        /// and at most a `splits`-th of the image (so that enough blocks exist to keep every core busy).</summary>
+        public int PixelBlock(int splits, int rows)
         {
             int nr = GemmKernel.NR;
-            long budget = Pointwise ? Pixels : Math.Max(nr, ColumnBudget / (rows < 0 ? Rows : rows) / nr * nr);
-            int wanted = GemmKernel.CeilDiv(2 * Environment.ProcessorCount, images);
-            int byTasks = GemmKernel.RoundUp(GemmKernel.CeilDiv(Pixels, wanted), nr);
-            return (int)Math.Min(Pixels, Math.Min(budget, byTasks));
+            long budget = Pointwise ? Pixels : Math.Max(nr, ColumnBudget / rows / nr * nr);
+            return (int)Math.Min(Pixels, Math.Min(budget, GemmKernel.RoundUp(GemmKernel.CeilDiv(Pixels, splits), nr)));
         }
+
+        /// <summary>Blocks per image that give every core two tasks over n images.</summary>
+        public static int Splits(int n) => GemmKernel.CeilDiv(2 * Environment.ProcessorCount, n);
 
         /// <summary>Columns for channels [c0, c1) and pixels [p0, p1) of image xn, in the calling thread's scratch
         /// (or xn itself when pointwise); ld is the distance between rows.</summary>
