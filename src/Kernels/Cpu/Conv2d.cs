@@ -1,0 +1,197 @@
+// Conv2d forward and gradients as one-core GEMMs over im2col column blocks, the blocks spread over the cores.
+using System.Runtime.Intrinsics;
+using DreamBooth.Kernels.Reference;
+
+namespace DreamBooth.Kernels.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    // Per image, the columns of the output pixels [p0, p1) form a (InC·KH·KW, p1 − p0) matrix: row (c, kh, kw), column
+    // p = oh·OW + ow holds x[c, oh·S + kh − P, ow·S + kw − P] (zero outside). Then, per image:
+    //   y = w · columns (+ bias per row)      dcolumns = wᵀ · dy, scattered back onto dx      dw += dy · columnsᵀ
+    // A 1×1 stride-1 unpadded conv's columns are the input itself. Each task builds its block in its own scratch.
+
+    public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
+    {
+        Conv2dReference.ValidateForward(y, x, w, bias, s);
+        var g = new Im2Col(s);
+        float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
+        int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
+        Parallel.For(0, s.N * blocks, t =>
+        {
+            int n = t / blocks, p0 = t % blocks * block, p1 = Math.Min(g.Pixels, p0 + block);
+            float* cols = g.Columns(px + n * g.ImageIn, 0, g.S.InC, p0, p1, out long ld);
+            GemmKernel.Sgemm(g.S.OutC, p1 - p0, g.Rows, 1f, pw, g.Rows, false, cols, ld, false,
+                0f, py + n * g.ImageOut + p0, g.Pixels, rowBias: pbias, parallel: false);
+        });
+    }
+
+    public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
+    {
+        Conv2dReference.ValidateGradInput(dx, dy, w, s);
+        var g = new Im2Col(s);
+        float* pdx = F(dx), pdy = F(dy), pw = F(w);
+        // Tasks: (image, group of input channels), so the scatter of one task never meets another's.
+        int groups = Math.Min(s.InC, GemmKernel.CeilDiv(2 * Environment.ProcessorCount, s.N));
+        int perGroup = GemmKernel.CeilDiv(s.InC, groups);
+        groups = GemmKernel.CeilDiv(s.InC, perGroup);
+        int block = g.PixelBlock(1, perGroup * s.KH * s.KW);   // blocks run in turn inside a task
+        Parallel.For(0, s.N * groups, t =>
+        {
+            int n = t / groups, c0 = t % groups * perGroup, c1 = Math.Min(g.S.InC, c0 + perGroup);
+            int kk = g.S.KH * g.S.KW, rows = (c1 - c0) * kk;
+            float* dxn = pdx + n * g.ImageIn, dyn = pdy + n * g.ImageOut;
+            if (!g.Pointwise) new Span<float>(dxn + (long)c0 * g.Plane, (c1 - c0) * g.Plane).Clear();
+            for (int p0 = 0; p0 < g.Pixels; p0 += block)
+            {
+                int p1 = Math.Min(g.Pixels, p0 + block);
+                // dcolumns[(c, kh, kw), p] = Σ_o w[o, (c, kh, kw)] · dy[o, p]: op(A) = wᵀ rows c0·kk.., read transposed.
+                if (g.Pointwise)
+                    GemmKernel.Sgemm(rows, p1 - p0, g.S.OutC, 1f, pw + c0, g.Rows, true, dyn + p0, g.Pixels, false,
+                        0f, dxn + (long)c0 * g.Plane + p0, g.Plane, parallel: false);
+                else
+                {
+                    float* dcols = Scratch.Current.Get(Scratch.Columns, (long)rows * (p1 - p0));
+                    GemmKernel.Sgemm(rows, p1 - p0, g.S.OutC, 1f, pw + c0 * kk, g.Rows, true, dyn + p0, g.Pixels, false,
+                        0f, dcols, p1 - p0, parallel: false);
+                    g.Scatter(dxn, dcols, c0, c1, p0, p1);
+                }
+            }
+        });
+    }
+
+    public void Conv2dGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x, in ConvShape s)
+    {
+        Conv2dReference.ValidateGradWeight(dw, dbias, dy, x, s);
+        var g = new Im2Col(s);
+        float* pdw = F(dw), pdb = FOrNull(dbias), pdy = F(dy), px = F(x);
+        long weights = s.WeightLength;
+        int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
+        // Tasks: (image, block of pixels). Each worker sums its tasks into a private dw, added to dw once at the end.
+        var gate = new object();
+        Parallel.For(0, s.N * blocks,
+            () =>
+            {
+                float* part = Scratch.Current.Get(Scratch.Partial, weights);
+                new Span<float>(part, (int)weights).Clear();
+                return (nint)part;
+            },
+            (t, _, part) =>
+            {
+                int n = t / blocks, p0 = t % blocks * block, p1 = Math.Min(g.Pixels, p0 + block);
+                float* cols = g.Columns(px + n * g.ImageIn, 0, g.S.InC, p0, p1, out long ld);
+                // part (OutC, rows) += dy[:, p0..p1] · columnsᵀ: columns (rows, pixels) is op(B) read transposed.
+                GemmKernel.Sgemm(g.S.OutC, g.Rows, p1 - p0, 1f, pdy + n * g.ImageOut + p0, g.Pixels, false, cols, ld, true,
+                    1f, (float*)part, g.Rows, parallel: false);
+                return part;
+            },
+            part => { lock (gate) Add(pdw, (float*)part, weights); });
+        if (pdb == null) return;
+        for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
+            for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
+    }
+
+    /// <summary>y[i] += x[i].</summary>
+    static void Add(float* y, float* x, long n)
+    {
+        long i = 0;
+        for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            (Vector256.Load(y + i) + Vector256.Load(x + i)).Store(y + i);
+        for (; i < n; i++) y[i] += x[i];
+    }
+
+    static float Sum(float* x, long n)
+    {
+        var acc = Vector256<float>.Zero;
+        long i = 0;
+        for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count) acc += Vector256.Load(x + i);
+        float sum = Vector256.Sum(acc);
+        for (; i < n; i++) sum += x[i];
+        return sum;
+    }
+
+    /// <summary>The geometry of one conv's columns, and building / scattering blocks of them.</summary>
+    readonly struct Im2Col(ConvShape s)
+    {
+        public readonly ConvShape S = s;
+        public readonly int Rows = s.InC * s.KH * s.KW;          // depth of the GEMM
+        public readonly int Pixels = s.OutH * s.OutW;             // output pixels per image
+        public readonly int Plane = s.H * s.W;
+        public readonly long ImageIn = (long)s.InC * s.H * s.W, ImageOut = (long)s.OutC * s.OutH * s.OutW;
+        public readonly bool Pointwise = s.KH == 1 && s.KW == 1 && s.Stride == 1 && s.Pad == 0;
+
+        const long ColumnBudget = 1 << 22;   // floats in one task's column block (16 MiB): few blocks, so w is packed few times
+
+        /// <summary>Pixels per block: within the budget for `rows` column rows, a whole number of GEMM micro-panels,
+        /// and at most a `splits`-th of the image (so that enough blocks exist to keep every core busy).</summary>
+        public int PixelBlock(int splits, int rows)
+        {
+            int nr = GemmKernel.NR;
+            long budget = Pointwise ? Pixels : Math.Max(nr, ColumnBudget / rows / nr * nr);
+            return (int)Math.Min(Pixels, Math.Min(budget, GemmKernel.RoundUp(GemmKernel.CeilDiv(Pixels, splits), nr)));
+        }
+
+        /// <summary>Blocks per image that give every core two tasks over n images.</summary>
+        public static int Splits(int n) => GemmKernel.CeilDiv(2 * Environment.ProcessorCount, n);
+
+        /// <summary>Columns for channels [c0, c1) and pixels [p0, p1) of image xn, in the calling thread's scratch
+        /// (or xn itself when pointwise); ld is the distance between rows.</summary>
+        public float* Columns(float* xn, int c0, int c1, int p0, int p1, out long ld)
+        {
+            if (Pointwise) { ld = Plane; return xn + (long)c0 * Plane + p0; }
+            ld = GemmKernel.RoundUp(p1 - p0, 32) + 16;   // rows 64 bytes off a multiple of 128: no 4 KiB cache aliasing
+            float* cols = Scratch.Current.Get(Scratch.Columns, (c1 - c0) * S.KH * S.KW * ld);
+            float* dst = cols;
+            for (int c = c0; c < c1; c++)
+                for (int kh = 0; kh < S.KH; kh++)
+                    for (int kw = 0; kw < S.KW; kw++, dst += ld)
+                        Walk(xn + (long)c * Plane, dst, kh, kw, p0, p1, scatter: false);
+            return cols;
+        }
+
+        /// <summary>dxn[c, ...] += the column rows of channels [c0, c1) for pixels [p0, p1) (the adjoint of Columns).</summary>
+        public void Scatter(float* dxn, float* dcols, int c0, int c1, int p0, int p1)
+        {
+            float* src = dcols;
+            for (int c = c0; c < c1; c++)
+                for (int kh = 0; kh < S.KH; kh++)
+                    for (int kw = 0; kw < S.KW; kw++, src += p1 - p0)
+                        Walk(dxn + (long)c * Plane, src, kh, kw, p0, p1, scatter: true);
+        }
+
+        /// <summary>One column row (kh, kw) over pixels [p0, p1), output row by output row: gather plane → row, or
+        /// scatter-add row → plane. Input column iw = ow·S − P + kw is inside the image for ow in [lo, hi).</summary>
+        void Walk(float* plane, float* row, int kh, int kw, int p0, int p1, bool scatter)
+        {
+            int ow = S.OutW, stride = S.Stride, shift = kw - S.Pad;
+            int lo = Math.Min(ow, CeilDivNonNegative(-shift, stride)), hi = Math.Max(lo, Math.Min(ow, CeilDivNonNegative(S.W - shift, stride)));
+            for (int oh = p0 / ow; oh * ow < p1; oh++)
+            {
+                int a = Math.Max(p0 - oh * ow, 0), b = Math.Min(p1 - oh * ow, ow);   // this output row's part of the block
+                int ih = oh * stride - S.Pad + kh;
+                float* r = row + (oh * ow - p0), src = plane + (long)ih * S.W + shift;
+                int from = Math.Clamp(lo, a, b), to = Math.Clamp(hi, a, b);
+                if ((uint)ih >= (uint)S.H) from = to = b;
+                if (scatter)
+                {
+                    if (stride == 1) Add(src + from, r + from, to - from);
+                    else for (int q = from; q < to; q++) src[q * stride] += r[q];
+                    continue;
+                }
+                for (int q = a; q < from; q++) r[q] = 0f;
+                if (stride == 1) Copy(r + from, src + from, to - from);
+                else for (int q = from; q < to; q++) r[q] = src[q * stride];
+                for (int q = Math.Max(from, to); q < b; q++) r[q] = 0f;
+            }
+        }
+
+        static int CeilDivNonNegative(int a, int b) => a <= 0 ? 0 : (a + b - 1) / b;
+    }
+
+    static void Copy(float* dst, float* src, int n)
+    {
+        int i = 0;
+        for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count) Vector256.Load(src + i).Store(dst + i);
+        for (; i < n; i++) dst[i] = src[i];
+    }
+}

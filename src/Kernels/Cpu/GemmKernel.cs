@@ -1,0 +1,337 @@
+// The blocked SGEMM every Cpu matrix op runs on (GotoBLAS/BLIS structure): packed panels, a register-tiled micro-kernel.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace DreamBooth.Kernels.Cpu;
+
+/// <summary>
+/// C = alpha·op(A)·op(B) + beta·C + colBias[j] + rowBias[i] over row-major matrices with leading dimensions.
+/// One task computes a block of C with this loop nest (outermost first):
+///   ic: MC rows of C                    pc: KC of the depth, pack op(A)[ic.., pc..] into MR-row micro-panels (MR×KC each)
+///   jc: NC columns, pack op(B)[pc.., jc..] into NR-column micro-panels (KC×NR each; the KC×NC block stays in L2)
+///   ir: one A micro-panel (stays in L1)  jr: one B micro-panel → micro-kernel: MR×NR of C held in registers over KC.
+/// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. Tasks split
+/// the longer side of C (or the batch, in CpuBackend.Gemm) across cores; each thread packs into its own buffers.
+/// </summary>
+internal static unsafe class GemmKernel
+{
+    internal const int MR = 6;
+    internal static readonly bool Wide = Vector512.IsHardwareAccelerated;
+    internal static readonly int NR = Wide ? 64 : 16;   // four Vector512 (24 zmm accumulators) or two Vector256 (12 ymm)
+    const int KC = 256;    // an A micro-panel is 6 KiB (L1); a B block KC×NC is 512 KiB (L2)
+    const int NC = 512;
+    const int MC = 1032;   // multiple of MR; a packed A block is ~1 MiB
+    const double ParallelMinFlops = 4e6;   // below this, a Parallel.For costs more than it saves
+
+    /// <summary>C (m, n) = alpha·op(A)·op(B) + beta·C + colBias[j] + rowBias[i]. op(A) is (m, k): A is stored (m, k), or
+    /// (k, m) when transA; op(B) is (k, n): B is stored (k, n), or (n, k) when transB. ld* are elements between rows.
+    /// C is not read when beta is 0; either bias may be null. Runs on every core unless parallel is false (callers
+    /// that already run one GEMM per core).</summary>
+    internal static void Sgemm(int m, int n, int k, float alpha, float* a, long lda, bool transA, float* b, long ldb, bool transB,
+        float beta, float* c, long ldc, float* colBias = null, float* rowBias = null, bool parallel = true)
+    {
+        var job = new Job(k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
+        int threads = parallel ? Environment.ProcessorCount : 1;
+        if (threads == 1 || 2.0 * m * n * k < ParallelMinFlops) { job.Run(0, m, 0, n); return; }
+        // About two tasks per thread, whole micro-tiles each, so one slow (shared) core does not hold the rest up.
+        if (m >= n)
+        {
+            int rows = RoundUp(CeilDiv(m, 2 * threads), MR);
+            Parallel.For(0, CeilDiv(m, rows), t => job.Run(t * rows, Math.Min(m, (t + 1) * rows), 0, n));
+        }
+        else
+        {
+            int cols = RoundUp(CeilDiv(n, 2 * threads), NR);
+            Parallel.For(0, CeilDiv(n, cols), t => job.Run(0, m, t * cols, Math.Min(n, (t + 1) * cols)));
+        }
+    }
+
+    internal static int CeilDiv(int a, int b) => (a + b - 1) / b;
+    internal static int RoundUp(int a, int b) => CeilDiv(a, b) * b;
+
+    readonly struct Job(int k, float alpha, float* a, long lda, bool transA, float* b, long ldb, bool transB,
+        float beta, float* c, long ldc, float* colBias, float* rowBias)
+    {
+        /// <summary>C[i0..i1, j0..j1] on the calling thread.</summary>
+        public void Run(int i0, int i1, int j0, int j1)
+        {
+            var scratch = Scratch.Current;
+            float* pa = scratch.Get(Scratch.PackedA, (long)MC * KC);
+            float* pb = scratch.Get(Scratch.PackedB, (long)KC * NC);
+            for (int ic = i0; ic < i1; ic += MC)
+            {
+                int mc = Math.Min(MC, i1 - ic);
+                for (int pc = 0; pc < k; pc += KC)
+                {
+                    int kc = Math.Min(KC, k - pc);
+                    PackA(pa, ic, mc, pc, kc);
+                    // The first depth slab applies beta and the biases; later slabs add onto C.
+                    var tail = new Tail(alpha, pc == 0 ? beta : 1f, pc == 0 ? colBias : null, pc == 0 ? rowBias : null);
+                    for (int jc = j0; jc < j1; jc += NC)
+                    {
+                        int nc = Math.Min(NC, j1 - jc);
+                        PackB(pb, pc, kc, jc, nc);
+                        for (int ir = 0; ir < mc; ir += MR)
+                            for (int jr = 0; jr < nc; jr += NR)
+                            {
+                                float* ct = c + (ic + ir) * ldc + jc + jr;
+                                int mr = Math.Min(MR, mc - ir), nr = Math.Min(NR, nc - jr);
+                                var t = tail.At(ic + ir, jc + jr);
+                                if (Wide) Micro512(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
+                                else Micro256(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
+                            }
+                    }
+                }
+            }
+        }
+
+        /// <summary>op(A)[ic..ic+mc, pc..pc+kc] → micro-panels: panel r holds rows ic+r·MR.., element (i, p) at p·MR + i.</summary>
+        void PackA(float* dst, int ic, int mc, int pc, int kc)
+        {
+            for (int ir = 0; ir < mc; ir += MR, dst += MR * kc)
+            {
+                int mr = Math.Min(MR, mc - ir);
+                if (mr < MR) new Span<float>(dst, MR * kc).Clear();
+                if (!transA)   // row i of op(A) is contiguous
+                    for (int r = 0; r < mr; r++)
+                    {
+                        float* src = a + (ic + ir + r) * lda + pc;
+                        for (int p = 0; p < kc; p++) dst[p * MR + r] = src[p];
+                    }
+                else           // column p of op(A) is contiguous
+                    for (int p = 0; p < kc; p++)
+                    {
+                        float* src = a + (pc + p) * lda + ic + ir;
+                        for (int r = 0; r < mr; r++) dst[p * MR + r] = src[r];
+                    }
+            }
+        }
+
+        /// <summary>op(B)[pc..pc+kc, jc..jc+nc] → micro-panels: panel holds columns jc+jr.., element (p, j) at p·NR + j.</summary>
+        void PackB(float* dst, int pc, int kc, int jc, int nc)
+        {
+            int nrFull = NR;
+            for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
+            {
+                int nr = Math.Min(nrFull, nc - jr);
+                if (nr < nrFull) new Span<float>(dst, nrFull * kc).Clear();
+                if (!transB)   // row p of op(B) is contiguous
+                    for (int p = 0; p < kc; p++)
+                    {
+                        float* src = b + (pc + p) * ldb + jc + jr, d = dst + p * nrFull;
+                        if (nr == nrFull)
+                            for (int j = 0; j < nrFull; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);
+                        else
+                            for (int j = 0; j < nr; j++) d[j] = src[j];
+                    }
+                else           // column j of op(B) is contiguous: 16 columns at a time, so each 16-float run of a
+                    for (int j0 = 0; j0 < nr; j0 += 16)   // packed row is written whole from 16 source lines in L1
+                    {
+                        int jn = Math.Min(16, nr - j0);
+                        float* src = b + (jc + jr + j0) * ldb + pc;
+                        for (int p = 0; p < kc; p++)
+                        {
+                            float* d = dst + p * nrFull + j0;
+                            for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
+                        }
+                    }
+            }
+        }
+    }
+
+    /// <summary>How a micro-tile lands in C: C = alpha·acc + beta·C (C not read when beta is 0) + colBias[j] + rowBias[i].
+    /// The bias pointers are null when absent, and point at the tile's first column / row after At.</summary>
+    readonly struct Tail(float alpha, float beta, float* colBias, float* rowBias)
+    {
+        public readonly float Alpha = alpha, Beta = beta;
+        public readonly float* ColBias = colBias, RowBias = rowBias;
+
+        public Tail At(int i, int j) => new(Alpha, Beta, ColBias == null ? null : ColBias + j, RowBias == null ? null : RowBias + i);
+
+        /// <summary>Scalar landing of an edge tile from acc (rows of width stride).</summary>
+        public void Edge(float* c, long ldc, float* acc, int stride, int m, int n)
+        {
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    float v = Alpha * acc[i * stride + j];
+                    if (Beta != 0) v += Beta * c[i * ldc + j];
+                    if (ColBias != null) v += ColBias[j];
+                    if (RowBias != null) v += RowBias[i];
+                    c[i * ldc + j] = v;
+                }
+        }
+    }
+
+    // ---- micro-kernels: C[6, NR] += Σ_p a[p·6 + i] · b[p·NR + j], accumulators in registers ----
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Micro512(int kc, float* a, float* b, float* c, long ldc, int m, int n, in Tail t)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        for (int p = 0; p < kc; p++, a += MR, b += 64)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var b2 = Vector512.Load(b + 32);
+            var b3 = Vector512.Load(b + 48);
+            var s = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(s, b0, c00); c01 = Vector512.FusedMultiplyAdd(s, b1, c01);
+            c02 = Vector512.FusedMultiplyAdd(s, b2, c02); c03 = Vector512.FusedMultiplyAdd(s, b3, c03);
+            s = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(s, b0, c10); c11 = Vector512.FusedMultiplyAdd(s, b1, c11);
+            c12 = Vector512.FusedMultiplyAdd(s, b2, c12); c13 = Vector512.FusedMultiplyAdd(s, b3, c13);
+            s = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(s, b0, c20); c21 = Vector512.FusedMultiplyAdd(s, b1, c21);
+            c22 = Vector512.FusedMultiplyAdd(s, b2, c22); c23 = Vector512.FusedMultiplyAdd(s, b3, c23);
+            s = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(s, b0, c30); c31 = Vector512.FusedMultiplyAdd(s, b1, c31);
+            c32 = Vector512.FusedMultiplyAdd(s, b2, c32); c33 = Vector512.FusedMultiplyAdd(s, b3, c33);
+            s = Vector512.Create(a[4]);
+            c40 = Vector512.FusedMultiplyAdd(s, b0, c40); c41 = Vector512.FusedMultiplyAdd(s, b1, c41);
+            c42 = Vector512.FusedMultiplyAdd(s, b2, c42); c43 = Vector512.FusedMultiplyAdd(s, b3, c43);
+            s = Vector512.Create(a[5]);
+            c50 = Vector512.FusedMultiplyAdd(s, b0, c50); c51 = Vector512.FusedMultiplyAdd(s, b1, c51);
+            c52 = Vector512.FusedMultiplyAdd(s, b2, c52); c53 = Vector512.FusedMultiplyAdd(s, b3, c53);
+        }
+        if (m == MR && n == 64)
+        {
+            Land512(c, c00, c01, c02, c03, t, 0);
+            Land512(c + ldc, c10, c11, c12, c13, t, 1);
+            Land512(c + 2 * ldc, c20, c21, c22, c23, t, 2);
+            Land512(c + 3 * ldc, c30, c31, c32, c33, t, 3);
+            Land512(c + 4 * ldc, c40, c41, c42, c43, t, 4);
+            Land512(c + 5 * ldc, c50, c51, c52, c53, t, 5);
+            return;
+        }
+        float* acc = stackalloc float[MR * 64];
+        c00.Store(acc); c01.Store(acc + 16); c02.Store(acc + 32); c03.Store(acc + 48);
+        c10.Store(acc + 64); c11.Store(acc + 80); c12.Store(acc + 96); c13.Store(acc + 112);
+        c20.Store(acc + 128); c21.Store(acc + 144); c22.Store(acc + 160); c23.Store(acc + 176);
+        c30.Store(acc + 192); c31.Store(acc + 208); c32.Store(acc + 224); c33.Store(acc + 240);
+        c40.Store(acc + 256); c41.Store(acc + 272); c42.Store(acc + 288); c43.Store(acc + 304);
+        c50.Store(acc + 320); c51.Store(acc + 336); c52.Store(acc + 352); c53.Store(acc + 368);
+        t.Edge(c, ldc, acc, 64, m, n);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Land512(float* c, Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, in Tail t, int row)
+    {
+        var alpha = Vector512.Create(t.Alpha);
+        x0 *= alpha; x1 *= alpha; x2 *= alpha; x3 *= alpha;
+        if (t.Beta != 0)
+        {
+            var beta = Vector512.Create(t.Beta);
+            x0 = Vector512.FusedMultiplyAdd(beta, Vector512.Load(c), x0);
+            x1 = Vector512.FusedMultiplyAdd(beta, Vector512.Load(c + 16), x1);
+            x2 = Vector512.FusedMultiplyAdd(beta, Vector512.Load(c + 32), x2);
+            x3 = Vector512.FusedMultiplyAdd(beta, Vector512.Load(c + 48), x3);
+        }
+        if (t.ColBias != null)
+        {
+            x0 += Vector512.Load(t.ColBias); x1 += Vector512.Load(t.ColBias + 16);
+            x2 += Vector512.Load(t.ColBias + 32); x3 += Vector512.Load(t.ColBias + 48);
+        }
+        if (t.RowBias != null)
+        {
+            var r = Vector512.Create(t.RowBias[row]);
+            x0 += r; x1 += r; x2 += r; x3 += r;
+        }
+        x0.Store(c); x1.Store(c + 16); x2.Store(c + 32); x3.Store(c + 48);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Micro256(int kc, float* a, float* b, float* c, long ldc, int m, int n, in Tail t)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++, a += MR, b += 16)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var s = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(s, b0, c00); c01 = Vector256.FusedMultiplyAdd(s, b1, c01);
+            s = Vector256.Create(a[1]);
+            c10 = Vector256.FusedMultiplyAdd(s, b0, c10); c11 = Vector256.FusedMultiplyAdd(s, b1, c11);
+            s = Vector256.Create(a[2]);
+            c20 = Vector256.FusedMultiplyAdd(s, b0, c20); c21 = Vector256.FusedMultiplyAdd(s, b1, c21);
+            s = Vector256.Create(a[3]);
+            c30 = Vector256.FusedMultiplyAdd(s, b0, c30); c31 = Vector256.FusedMultiplyAdd(s, b1, c31);
+            s = Vector256.Create(a[4]);
+            c40 = Vector256.FusedMultiplyAdd(s, b0, c40); c41 = Vector256.FusedMultiplyAdd(s, b1, c41);
+            s = Vector256.Create(a[5]);
+            c50 = Vector256.FusedMultiplyAdd(s, b0, c50); c51 = Vector256.FusedMultiplyAdd(s, b1, c51);
+        }
+        if (m == MR && n == 16)
+        {
+            Land256(c, c00, c01, t, 0);
+            Land256(c + ldc, c10, c11, t, 1);
+            Land256(c + 2 * ldc, c20, c21, t, 2);
+            Land256(c + 3 * ldc, c30, c31, t, 3);
+            Land256(c + 4 * ldc, c40, c41, t, 4);
+            Land256(c + 5 * ldc, c50, c51, t, 5);
+            return;
+        }
+        float* acc = stackalloc float[MR * 16];
+        c00.Store(acc); c01.Store(acc + 8); c10.Store(acc + 16); c11.Store(acc + 24);
+        c20.Store(acc + 32); c21.Store(acc + 40); c30.Store(acc + 48); c31.Store(acc + 56);
+        c40.Store(acc + 64); c41.Store(acc + 72); c50.Store(acc + 80); c51.Store(acc + 88);
+        t.Edge(c, ldc, acc, 16, m, n);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Land256(float* c, Vector256<float> x0, Vector256<float> x1, in Tail t, int row)
+    {
+        var alpha = Vector256.Create(t.Alpha);
+        x0 *= alpha; x1 *= alpha;
+        if (t.Beta != 0)
+        {
+            var beta = Vector256.Create(t.Beta);
+            x0 = Vector256.FusedMultiplyAdd(beta, Vector256.Load(c), x0);
+            x1 = Vector256.FusedMultiplyAdd(beta, Vector256.Load(c + 8), x1);
+        }
+        if (t.ColBias != null) { x0 += Vector256.Load(t.ColBias); x1 += Vector256.Load(t.ColBias + 8); }
+        if (t.RowBias != null)
+        {
+            var r = Vector256.Create(t.RowBias[row]);
+            x0 += r; x1 += r;
+        }
+        x0.Store(c); x1.Store(c + 8);
+    }
+}
+
+/// <summary>Per-thread scratch buffers (64-byte aligned native memory), grown on demand and kept for the thread's life,
+/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands, then two for callers (conv columns).</summary>
+internal sealed unsafe class Scratch
+{
+    internal const int PackedA = 0, PackedB = 1, Columns = 2, Partial = 3;
+
+    [ThreadStatic] static Scratch? t_current;
+    internal static Scratch Current => t_current ??= new Scratch();
+
+    readonly float*[] _buffers = new float*[4];
+    readonly long[] _sizes = new long[4];
+
+    /// <summary>At least `floats` elements in this slot; the contents are not kept when it grows.</summary>
+    internal float* Get(int slot, long floats)
+    {
+        if (_sizes[slot] < floats)
+        {
+            NativeMemory.AlignedFree(_buffers[slot]);
+            _buffers[slot] = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+            _sizes[slot] = floats;
+        }
+        return _buffers[slot];
+    }
+
+    ~Scratch()
+    {
+        foreach (var p in _buffers) NativeMemory.AlignedFree(p);
+    }
+}

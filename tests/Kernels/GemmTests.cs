@@ -1,0 +1,127 @@
+// GEMM on every backend against the double reference: transposes, edge sizes, block-crossing sizes, batches, alpha/beta/bias.
+using DreamBooth.Kernels;
+using DreamBooth.Kernels.Reference;
+using DreamBooth.Tests.Support;
+using NUnit.Framework;
+
+namespace DreamBooth.Tests.Kernels;
+
+public class GemmTests(string backend) : BackendTest(backend)
+{
+    // f32 accumulation over K products of inputs in [-1, 1): the rounding error of a sum of K terms grows about like
+    // sqrt(K)·eps·|partial sums|; 1e-5·sqrt(K) (per unit of |alpha|) leaves a margin of 10× and more.
+    const double AtolPerSqrtK = 1e-5;
+    // Rounding the result to f32, and the beta·C and bias terms added to it.
+    const double Rtol = 1e-4;
+
+    static double Atol(in GemmShape s) => 1e-6 + AtolPerSqrtK * Math.Sqrt(s.K) * Math.Max(1, Math.Abs(s.Alpha));
+
+    /// <summary>Runs s on the backend over random A, B, C (and bias) and compares all of C with the reference.</summary>
+    void Verify(GemmShape s, bool bias = false, bool nanC = false, int seed = 1)
+    {
+        long aLen = (s.Batch - 1) * s.BatchStrideA + (long)s.M * s.K;
+        long bLen = (s.Batch - 1) * s.BatchStrideB + (long)s.K * s.N;
+        long cLen = (s.Batch - 1) * s.BatchStrideC + (long)s.M * s.N;
+        double[] a = TestData.Uniform(seed, aLen), b = TestData.Uniform(seed + 1, bLen);
+        double[] c = nanC ? Enumerable.Repeat(double.NaN, (int)cLen).ToArray() : TestData.Uniform(seed + 2, cLen);
+        double[] biasValues = bias ? TestData.Uniform(seed + 3, s.N) : [];
+        var expected = (double[])c.Clone();
+        GemmReference.Gemm(expected, a, b, biasValues, s);
+        var cBuf = Buf(c);
+        Backend.Gemm(cBuf, Buf(a), Buf(b), bias ? Buf(biasValues) : null, s);
+        Close.Assert(Read(cBuf), expected, Atol(s), Rtol, s.ToString());
+    }
+
+    // Single-element axes, sizes that are not multiples of the vector width, and sizes that cross the Cpu tier's
+    // micro-tile (6×64), depth slab (256), column block (512) and row block (1032); the larger ones run on both cores.
+    static readonly int[][] Sizes =
+    [
+        [1, 1, 1], [1, 17, 33], [17, 1, 33], [33, 17, 1], [100, 33, 17], [7, 65, 257], [17, 100, 300],
+        [70, 130, 600], [13, 600, 40], [1100, 9, 5], [200, 150, 300], [150, 300, 100],
+    ];
+
+    [Test]
+    public void AllTransposes([ValueSource(nameof(Sizes))] int[] mnk, [Values] bool transA, [Values] bool transB) =>
+        Verify(new GemmShape(mnk[0], mnk[1], mnk[2], transA, transB));
+
+    [TestCase(0.5f, -1.5f, true)]
+    [TestCase(2f, 1f, false)]
+    [TestCase(-1f, 0f, true)]
+    public void AlphaBetaBias(float alpha, float beta, bool bias)
+    {
+        // K = 300 spans two depth slabs: beta and the bias must be applied once, not once per slab.
+        Verify(new GemmShape(20, 70, 300, Alpha: alpha, Beta: beta), bias);
+        Verify(new GemmShape(130, 140, 300, TransA: true, TransB: true, Alpha: alpha, Beta: beta), bias);
+    }
+
+    [Test]
+    public void BetaZeroDoesNotReadC()
+    {
+        Verify(new GemmShape(9, 70, 20), nanC: true);
+        Verify(new GemmShape(100, 140, 300, TransB: true), bias: true, nanC: true);
+    }
+
+    [Test]
+    public void BatchedWithStridesAndBroadcast()
+    {
+        // Gaps between the batch matrices (which must keep their values), and B shared by every batch (stride 0).
+        Verify(new GemmShape(5, 7, 9, Batch: 3, StrideA: 5 * 9 + 4, StrideB: 0, StrideC: 5 * 7 + 3), bias: true);
+        Verify(new GemmShape(6, 65, 30, TransA: true, Batch: 5, StrideA: 0, StrideC: 6 * 65 + 1));   // enough batches to run in parallel
+        Verify(new GemmShape(1, 1, 1, Batch: 8));
+        Verify(new GemmShape(40, 100, 70, TransB: true, Batch: 2, StrideB: 0));
+    }
+
+    [Test]
+    public void OverlappingBatchesSumInOrder() =>   // C stride 0 with beta 1: C += Σ_b A[b]·B[b], the way dW sums a batch
+        Verify(new GemmShape(8, 70, 12, Beta: 1, Batch: 5, StrideC: 0));
+
+    [Test]
+    public void LinearLayerAtSmallScale()
+    {
+        // y = x·Wᵀ + b with W (out, in); dX = dY·W; dW += dYᵀ·X (the shapes of SD's linear layers, scaled down).
+        const int rows = 96, inF = 40, outF = 72;
+        Verify(new GemmShape(rows, outF, inF, TransB: true), bias: true);
+        Verify(new GemmShape(rows, inF, outF));
+        Verify(new GemmShape(outF, inF, rows, TransA: true, Beta: 1));
+    }
+
+    [Test]
+    public void BadArguments()
+    {
+        var a = Zeros(12);
+        var b = Zeros(12);
+        var c = Zeros(9);
+        var s = new GemmShape(3, 3, 4);
+        Assert.That(() => Backend.Gemm(c, Zeros(11), b, null, s), Throws.ArgumentException.With.Message.Contains("gemm: A"));
+        Assert.That(() => Backend.Gemm(c, a, b, Zeros(4), s), Throws.ArgumentException.With.Message.Contains("gemm: bias"));
+        Assert.That(() => Backend.Gemm(Zeros(9, DType.I32), a, b, null, s), Throws.ArgumentException.With.Message.Contains("gemm: C"));
+        Assert.That(() => Backend.Gemm(c, a, b, null, s with { K = 0 }), Throws.ArgumentException.With.Message.Contains("gemm: K"));
+        Assert.That(() => Backend.Gemm(c, a, b, null, s with { Batch = 2, StrideB = 0 }), Throws.ArgumentException.With.Message.Contains("gemm: A"));
+    }
+}
+
+[TestFixture]
+public class GemmGradChecks
+{
+    [Test]
+    public void GradientsOfBothInputsAndBias([Values] bool transA, [Values] bool transB)
+    {
+        // Two batches sharing B (stride 0): its gradient is the sum over the batch.
+        var s = new GemmShape(3, 4, 5, transA, transB, Alpha: 0.7f, Batch: 2, StrideB: 0);
+        double[][] inputs = [TestData.Uniform(1, 2 * 3 * 5), TestData.Uniform(2, 5 * 4), TestData.Uniform(3, 4)];
+        GradCheck.Check(inputs,
+            x =>
+            {
+                var c = new double[2 * 3 * 4];
+                GemmReference.Gemm(c, x[0], x[1], x[2], s);
+                return c;
+            },
+            (x, dc) =>
+            {
+                double[] da = new double[x[0].Length], db = new double[x[1].Length], dbias = new double[4];
+                GemmReference.GemmBackward(da, db, dbias, dc, x[0], x[1], s);
+                return [da, db, dbias];
+            },
+            $"gemm transA={transA} transB={transB}");
+    }
+}
