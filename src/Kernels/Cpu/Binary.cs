@@ -1,6 +1,5 @@
 // Broadcasting binary ops (add, sub, mul, div) and their backward on Vector512, plus Scale (y = αx) and Axpy (y += αx).
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using DreamBooth.Kernels.Reference;
 
@@ -198,45 +197,34 @@ public sealed unsafe partial class CpuBackend
         int[] shape = BinaryReference.BroadcastShape("binary backward", aShape, bShape);
         long total = dy.Length;
         float* pdy = F(dy), pa = F(a), pb = F(b);
-        float* scratch = null;
-        try
+        if (db != null)
         {
-            if (db != null)
+            float* dst = F(db), term = pdy;
+            float sign = op is BinaryOp.Add or BinaryOp.Mul ? 1 : -1;
+            if (op is BinaryOp.Mul or BinaryOp.Div)
             {
-                float* dst = F(db), term = pdy;
-                float sign = op is BinaryOp.Add or BinaryOp.Mul ? 1 : -1;
-                if (op is BinaryOp.Mul or BinaryOp.Div)
+                term = db.Length == total ? dst : Scratch.Current.Get(Scratch.BroadcastTerm, total);
+                if (op == BinaryOp.Mul) Broadcast(BinaryOp.Mul, term, pdy, pa, BroadcastPlan.Create(shape, aShape));
+                else
                 {
-                    term = db.Length == total ? dst : scratch = Scratch(scratch, total);
-                    if (op == BinaryOp.Mul) Broadcast(BinaryOp.Mul, term, pdy, pa, BroadcastPlan.Create(shape, aShape));
-                    else
-                    {
-                        Broadcast(BinaryOp.Div, term, pdy, pb, BroadcastPlan.Create(shape, bShape));
-                        Broadcast(BinaryOp.Mul, term, term, pa, BroadcastPlan.Create(shape, aShape));
-                        Broadcast(BinaryOp.Div, term, term, pb, BroadcastPlan.Create(shape, bShape));
-                    }
+                    Broadcast(BinaryOp.Div, term, pdy, pb, BroadcastPlan.Create(shape, bShape));
+                    Broadcast(BinaryOp.Mul, term, term, pa, BroadcastPlan.Create(shape, aShape));
+                    Broadcast(BinaryOp.Div, term, term, pb, BroadcastPlan.Create(shape, bShape));
                 }
-                FoldInto(dst, term, shape, bShape, sign);
             }
-            if (da != null)
-            {
-                float* dst = F(da), term = pdy;
-                if (op is BinaryOp.Mul or BinaryOp.Div)
-                {
-                    term = da.Length == total ? dst : scratch = Scratch(scratch, total);
-                    Broadcast(op, term, pdy, pb, BroadcastPlan.Create(shape, bShape));
-                }
-                FoldInto(dst, term, shape, aShape, 1);
-            }
+            FoldInto(dst, term, shape, bShape, sign);
         }
-        finally
+        if (da != null)
         {
-            if (scratch != null) NativeMemory.AlignedFree(scratch);
+            float* dst = F(da), term = pdy;
+            if (op is BinaryOp.Mul or BinaryOp.Div)
+            {
+                term = da.Length == total ? dst : Scratch.Current.Get(Scratch.BroadcastTerm, total);
+                Broadcast(op, term, pdy, pb, BroadcastPlan.Create(shape, bShape));
+            }
+            FoldInto(dst, term, shape, aShape, 1);
         }
     }
-
-    static float* Scratch(float* existing, long length) =>
-        existing != null ? existing : (float*)NativeMemory.AlignedAlloc((nuint)(length * sizeof(float)), 64);
 
     /// <summary>dst (operand shape) = sign · term (broadcast shape) summed over the operand's broadcast dims.</summary>
     static void FoldInto(float* dst, float* term, int[] shape, ReadOnlySpan<int> operandShape, float sign)

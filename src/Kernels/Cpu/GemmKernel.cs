@@ -307,16 +307,17 @@ internal static unsafe class GemmKernel
 }
 
 /// <summary>Per-thread scratch buffers (64-byte aligned native memory), grown on demand and kept for the thread's life,
-/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands, then two for callers (conv columns).</summary>
+/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands, then the callers' (conv columns and partial sums, Winograd's transforms, broadcast terms).</summary>
 internal sealed unsafe class Scratch
 {
-    internal const int PackedA = 0, PackedB = 1, Columns = 2, Partial = 3;
+    internal const int PackedA = 0, PackedB = 1, Columns = 2, Partial = 3, WinogradU = 4, WinogradV = 5, WinogradM = 6,
+        BroadcastTerm = 7, Slots = 8;
 
     [ThreadStatic] static Scratch? t_current;
     internal static Scratch Current => t_current ??= new Scratch();
 
-    readonly float*[] _buffers = new float*[4];
-    readonly long[] _sizes = new long[4];
+    readonly float*[] _buffers = new float*[Slots];
+    readonly long[] _sizes = new long[Slots];
 
     /// <summary>At least `floats` elements in this slot; the contents are not kept when it grows.</summary>
     internal float* Get(int slot, long floats)
