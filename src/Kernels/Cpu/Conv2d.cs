@@ -14,8 +14,9 @@ public sealed unsafe partial class CpuBackend
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
     {
         Conv2dReference.ValidateForward(y, x, w, bias, s);
-        var g = new Im2Col(s);
         float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
+        if (Winograd3x3.Applies(s)) { Winograd3x3.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        var g = new Im2Col(s);
         int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
         Parallel.For(0, s.N * blocks, t =>
         {
@@ -29,8 +30,9 @@ public sealed unsafe partial class CpuBackend
     public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
     {
         Conv2dReference.ValidateGradInput(dx, dy, w, s);
-        var g = new Im2Col(s);
         float* pdx = F(dx), pdy = F(dy), pw = F(w);
+        if (Winograd3x3.Applies(s)) { Winograd3x3.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        var g = new Im2Col(s);
         // Tasks: (image, group of input channels), so the scatter of one task never meets another's.
         int groups = Math.Min(s.InC, GemmKernel.CeilDiv(2 * Environment.ProcessorCount, s.N));
         int perGroup = GemmKernel.CeilDiv(s.InC, groups);
