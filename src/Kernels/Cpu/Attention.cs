@@ -34,8 +34,8 @@ file static unsafe class FlashAttention
     const int Panel = 64;       // keys per transposed panel: a 4-row × 4-vector score tile
     const int ForwardRows = 32; // queries per forward block
     const int ForwardKeys = 128; // keys per forward block (a multiple of Panel)
-    const int BackwardRows = 32;
-    const int BackwardKeys = Panel;
+    const int BackwardRows = 64;  // queries per backward block: the reduction length of dK and dV
+    const int BackwardKeys = 128; // keys per backward block (a multiple of Panel): the reduction length of dQ
     const float Ln2 = 0.693147181f;
 
     static int Round(int x, int m) => (x + m - 1) / m * m;
@@ -98,8 +98,7 @@ file static unsafe class FlashAttention
                 for (int r = 0; r < rows; r++)
                 {
                     float inv = 1 / l[r];
-                    float* orow = o + (((long)b * s.QueryLen + r0 + r) * s.Heads + h) * d;
-                    for (int t = 0; t < d; t++) orow[t] = acc[r * dp + t] * inv;
+                    ScaleRow(o + (((long)b * s.QueryLen + r0 + r) * s.Heads + h) * d, acc + r * dp, inv, d);
                     lse[((long)b * s.Heads + h) * s.QueryLen + r0 + r] = (m[r] + MathF.Log2(l[r])) * Ln2;
                 }
             }
@@ -198,19 +197,11 @@ file static unsafe class FlashAttention
                 // dK = scale·dSᵀ·Q and qs holds Q·scale·log2e, so dK = ln2·dSᵀ·qs.
                 for (int j = 0; j < w; j++)
                 {
-                    float* dkr = dk + kOff + (long)(j0 + j) * rs, dvr = dv + kOff + (long)(j0 + j) * rs;
-                    for (int t = 0; t < d; t++)
-                    {
-                        dkr[t] = dka[j * dp + t] * Ln2;
-                        dvr[t] = dva[j * dp + t];
-                    }
+                    ScaleRow(dk + kOff + (long)(j0 + j) * rs, dka + j * dp, Ln2, d);
+                    ScaleRow(dv + kOff + (long)(j0 + j) * rs, dva + j * dp, 1f, d);
                 }
             }
-            for (int i = 0; i < lq; i++)
-            {
-                float* dqr = dq + qOff + (long)i * rs;
-                for (int t = 0; t < d; t++) dqr[t] = dqa[(long)i * dp + t] * scale;
-            }
+            for (int i = 0; i < lq; i++) ScaleRow(dq + qOff + (long)i * rs, dqa + (long)i * dp, scale, d);
         }
         ArrayPool<float>.Shared.Return(rented);
     }
@@ -230,6 +221,14 @@ file static unsafe class FlashAttention
         }
     }
 
+    /// <summary>dst[0..d) = src[0..d)·scale.</summary>
+    static void ScaleRow(float* dst, float* src, float scale, int d)
+    {
+        int t = 0;
+        for (; t + 16 <= d; t += 16) (Vector512.Load(src + t) * scale).Store(dst + t);
+        for (; t < d; t++) dst[t] = src[t] * scale;
+    }
+
     static readonly Vector512<int> Lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 
     static float* Align(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
@@ -242,7 +241,11 @@ file static unsafe class FlashAttention
             float* row = dst + (long)i * width;
             int t = 0;
             if (i < count)
-                for (; t < d; t++) row[t] = src[(long)i * rs + t] * scale;
+            {
+                float* from = src + (long)i * rs;
+                for (; t + 16 <= d; t += 16) (Vector512.Load(from + t) * scale).Store(row + t);
+                for (; t < d; t++) row[t] = from[t] * scale;
+            }
             for (; t < width; t++) row[t] = 0;
         }
     }
