@@ -10,12 +10,12 @@ namespace DreamBooth.Tests.Kernels;
 public class AttentionTests(string backend) : BackendTest(backend)
 {
     // Forward: f32 scores over D ≤ 256 terms, a ~2-ulp exp, f32 sums over ≤ 150 keys; o and lse are O(1).
-    const double ForwardAtol = 2e-5, ForwardRtol = 1e-4;
+    const double ForwardAtol = 5e-6, ForwardRtol = 3e-5;
     // Backward: two more f32 products per gradient (dP over D, then dS·K or dSᵀ·Q over up to 150 terms).
-    const double BackwardAtol = 1e-4, BackwardRtol = 1e-3;
+    const double BackwardAtol = 3e-5, BackwardRtol = 3e-4;
     // Scores up to ~±60: an f32 score carries ~60·6e-8 absolute error in the exponent, amplified through the peaked
     // softmax and its backward.
-    const double LargeAtol = 2e-3, LargeRtol = 2e-3;
+    const double LargeAtol = 5e-4, LargeRtol = 5e-4;
 
     [TestCase(1, 1, 1, 1, 1, false)]
     [TestCase(1, 1, 5, 1, 5, false)]       // Lk = 1
@@ -29,6 +29,8 @@ public class AttentionTests(string backend) : BackendTest(backend)
     [TestCase(1, 1, 20, 10, 8, true)]      // causal with Lq > Lk
     [TestCase(1, 1, 10, 20, 8, true)]      // causal with Lq < Lk
     [TestCase(1, 1, 65, 67, 16, false)]    // lengths one past a block
+    [TestCase(2, 2, 100, 90, 40, false)]   // large enough for the parallel path, queries split into chunks per head
+    [TestCase(1, 2, 130, 130, 32, true)]   // parallel causal, chunks of one head see different key counts
     public void MatchesReference(int b, int h, int lq, int lk, int d, bool causal) =>
         Compare(new AttentionShape(b, h, lq, lk, d, causal), 1.0, ForwardAtol, ForwardRtol, BackwardAtol, BackwardRtol);
 

@@ -22,7 +22,7 @@ public class GroupNormTests(string backend) : BackendTest(backend)
     [TestCase(2, 16, 64, 4, 100.0)]  // mean ≫ std: the one-pass statistics must not cancel
     public void MatchesReference(int n, int c, int hw, int groups, double offset)
     {
-        double[] x = TestData.Uniform(1, (long)n * c * hw, 2.0).Select(v => v + offset).ToArray();
+        double[] x = TestData.Uniform(1, (long)n * c * hw, 2.0).Select(v => (double)(float)(v + offset)).ToArray();
         double[] gamma = TestData.Uniform(2, c).Select(v => 1 + v).ToArray(), beta = TestData.Uniform(3, c);
         double[] dy = TestData.Uniform(4, x.Length), dgamma0 = TestData.Uniform(5, c), dbeta0 = TestData.Uniform(6, c);
         const float eps = 1e-5f;

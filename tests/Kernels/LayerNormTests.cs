@@ -20,7 +20,7 @@ public class LayerNormTests(string backend) : BackendTest(backend)
     [TestCase(3, 1000, 50.0)]  // mean ≫ std
     public void MatchesReference(int rows, int dim, double offset)
     {
-        double[] x = TestData.Uniform(1, (long)rows * dim, 2.0).Select(v => v + offset).ToArray();
+        double[] x = TestData.Uniform(1, (long)rows * dim, 2.0).Select(v => (double)(float)(v + offset)).ToArray();
         double[] gamma = TestData.Uniform(2, dim).Select(v => 1 + v).ToArray(), beta = TestData.Uniform(3, dim);
         double[] dy = TestData.Uniform(4, x.Length), dgamma0 = TestData.Uniform(5, dim), dbeta0 = TestData.Uniform(6, dim);
         const float eps = 1e-5f;
