@@ -163,10 +163,7 @@ file static unsafe class FlashAttention
             {
                 // Padded query rows get lse = +∞, so their probabilities are exactly 0.
                 lse2[i] = i < lq ? lse[((long)b * s.Heads + h) * lq + i] * SoftmaxExp.Log2E : float.PositiveInfinity;
-                float dot = 0;
-                if (i < lq)
-                    for (int t = 0; t < d; t++) dot += dout[qOff + (long)i * rs + t] * o[qOff + (long)i * rs + t];
-                delta[i] = dot;
+                delta[i] = i < lq ? Dot(dos + (long)i * dp, o + qOff + (long)i * rs, d) : 0;
             }
             for (int j0 = 0; j0 < lk; j0 += BackwardKeys)
             {
@@ -219,6 +216,16 @@ file static unsafe class FlashAttention
             p.Store(s + t);
             (p * (Vector512.Load(dpRow + t) - vd)).Store(dpRow + t);
         }
+    }
+
+    static float Dot(float* a, float* b, int d)
+    {
+        Vector512<float> acc = default;
+        int t = 0;
+        for (; t + 16 <= d; t += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + t), Vector512.Load(b + t), acc);
+        float sum = Vector512.Sum(acc);
+        for (; t < d; t++) sum += a[t] * b[t];
+        return sum;
     }
 
     /// <summary>dst[0..d) = src[0..d)·scale.</summary>
