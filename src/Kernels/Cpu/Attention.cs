@@ -112,7 +112,7 @@ file static unsafe class FlashAttention
     {
         for (int t = Math.Max(valid, 0); t < width; t++) row[t] = float.NegativeInfinity;
         var vmax = Vector512.Load(row);
-        for (int t = 16; t < width; t += 16) vmax = Vector512.Max(vmax, Vector512.Load(row + t));
+        for (int t = 16; t < width; t += 16) vmax = Vector512.MaxNative(vmax, Vector512.Load(row + t));
         float next = MathF.Max(max, SoftmaxExp.HorizontalMax(vmax));
         corr = float.Exp2(max - next);
         var shift = Vector512.Create(next);

@@ -37,7 +37,7 @@ public sealed unsafe partial class CpuBackend
     {
         int j = 0;
         var vmax = Vector512.Create(float.NegativeInfinity);
-        for (; j + 16 <= n; j += 16) vmax = Vector512.Max(vmax, Vector512.Load(x + j));
+        for (; j + 16 <= n; j += 16) vmax = Vector512.MaxNative(vmax, Vector512.Load(x + j));
         float max = SoftmaxExp.HorizontalMax(vmax);
         for (; j < n; j++) max = MathF.Max(max, x[j]);
         // exp(x − max) = 2^(x·log2e − max·log2e)
@@ -78,12 +78,14 @@ static class SoftmaxExp
 
     /// <summary>2^x for x ≤ 0 (all that softmax needs): x = n + f with n = round(x), |f| ≤ ½, 2^f from its degree-6 Taylor
     /// polynomial in f·ln2 (truncation < 1.2e-7 relative), 2^n built in the exponent bits. Results below 2^−126.5
-    /// flush to 0, and −∞ gives 0.</summary>
+    /// flush to 0, and −∞ gives 0. Adding 1.5·2^23 rounds x to an integer held in the low mantissa bits, so no
+    /// float→int conversion (with its saturation fix-ups) is needed; MaxNative skips the IEEE NaN/±0 fix-ups of Max.</summary>
     public static Vector512<float> Exp2(Vector512<float> x)
     {
-        x = Vector512.Max(x, Vector512.Create(-127f));
-        var n = Vector512.Round(x);
-        var f = x - n;
+        var magic = Vector512.Create(12582912f);
+        x = Vector512.MaxNative(x, Vector512.Create(-127f));
+        var t = x + magic;
+        var f = x - (t - magic);
         var p = Vector512.Create(1.5403530e-4f);
         p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1.3333558e-3f));
         p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(9.6181291e-3f));
@@ -91,14 +93,15 @@ static class SoftmaxExp
         p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(0.24022651f));
         p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(0.69314718f));
         p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1f));
-        var bits = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23);
+        var bits = Vector512.ShiftLeft(t.AsInt32(), 23) + Vector512.Create(127 << 23);
         return p * bits.AsSingle();
     }
 
     public static float HorizontalMax(Vector512<float> v)
     {
-        var h = Vector256.Max(v.GetLower(), v.GetUpper());
-        var q = Vector128.Max(h.GetLower(), h.GetUpper());
-        return MathF.Max(MathF.Max(q[0], q[1]), MathF.Max(q[2], q[3]));
+        var h = Vector256.MaxNative(v.GetLower(), v.GetUpper());
+        var q = Vector128.MaxNative(h.GetLower(), h.GetUpper());
+        q = Vector128.MaxNative(q, Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1)));
+        return MathF.Max(q[0], q[1]);
     }
 }
