@@ -1,0 +1,428 @@
+// Flash attention on the CPU: per head, K/V packed into unit-stride panels, Vector512 FMA register tiles, online softmax,
+// never the full Lq×Lk score matrix; the backward recomputes probabilities from lse, block by block.
+using System.Buffers;
+using System.Runtime.Intrinsics;
+using DreamBooth.Kernels.Reference;
+
+namespace DreamBooth.Kernels.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    public void Attention(DeviceBuffer o, DeviceBuffer lse, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, in AttentionShape s)
+    {
+        AttentionReference.ValidateForward(o, lse, q, k, v, s);
+        FlashAttention.Forward(F(o), F(lse), F(q), F(k), F(v), s);
+    }
+
+    public void AttentionBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q,
+        DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, in AttentionShape s)
+    {
+        AttentionReference.ValidateBackward(dq, dk, dv, dout, q, k, v, o, lse, s);
+        FlashAttention.Backward(F(dq), F(dk), F(dv), F(dout), F(q), F(k), F(v), F(o), F(lse), s);
+    }
+}
+
+/// <summary>
+/// Layouts, per (batch, head), in scratch: Q rows prescaled by scale·log2e (scores come out in base-2 units, so the softmax
+/// uses 2^x and lse = ln2·(max + log2 Σ)); K and V "transposed panels" [d][64 keys] for the score-like products (head dim
+/// is the reduction, keys along the vector lanes); K, V, dO, Q rows padded to Dp = D rounded up to 16 for the
+/// P·V-like products (keys or queries are the reduction, head dim along the lanes). Key counts pad to 16 and query
+/// counts to 4 with zeros; padded scores are masked to −∞ (probability 0).
+/// </summary>
+file static unsafe class FlashAttention
+{
+    const int Panel = 64;       // keys per transposed panel: a 4-row × 4-vector score tile
+    const int ForwardRows = 32; // queries per forward block
+    const int ForwardKeys = 128; // keys per forward block (a multiple of Panel)
+    const int BackwardRows = 64;  // queries per backward block: the reduction length of dK and dV
+    const int BackwardKeys = 128; // keys per backward block (a multiple of Panel): the reduction length of dQ
+    const float Ln2 = 0.693147181f;
+
+    static int Round(int x, int m) => (x + m - 1) / m * m;
+
+    public static void Forward(float* o, float* lse, float* q, float* k, float* v, AttentionShape s)
+    {
+        int heads = s.Batch * s.Heads;
+        int blocks = (s.QueryLen + ForwardRows - 1) / ForwardRows;
+        // Enough tasks to keep every core busy; each task packs its head's K and V once, so keep tasks few and large.
+        int chunks = Math.Min(blocks, Math.Max(1, (4 * Environment.ProcessorCount + heads - 1) / heads));
+        int blocksPerChunk = (blocks + chunks - 1) / chunks;
+        chunks = (blocks + blocksPerChunk - 1) / blocksPerChunk;
+        void Body(int task)
+        {
+            int bh = task / chunks, chunk = task % chunks;
+            int i0 = chunk * blocksPerChunk * ForwardRows, i1 = Math.Min(s.QueryLen, i0 + blocksPerChunk * ForwardRows);
+            ForwardHead(o, lse, q, k, v, s, bh / s.Heads, bh % s.Heads, i0, i1);
+        }
+        if (s.Flops < 4e6) for (int t = 0; t < heads * chunks; t++) Body(t);
+        else Parallel.For(0, heads * chunks, Body);
+    }
+
+    /// <summary>Queries [i0, i1) of head (b, h): for each block of queries, stream over key blocks with the online softmax
+    /// (running max m and sum l per row, O rescaled by 2^(m_old − m_new) as the max grows).</summary>
+    static void ForwardHead(float* o, float* lse, float* q, float* k, float* v, in AttentionShape s, int b, int h, int i0, int i1)
+    {
+        int d = s.HeadDim, dp = Round(d, 16), rs = s.Heads * d;
+        int keys = s.Causal ? Math.Min(s.KeyLen, i1) : s.KeyLen, kp = Round(keys, 16);
+        long scratch = (long)d * kp + (long)kp * dp + ForwardRows * (d + ForwardKeys + dp + 3);
+        float[] rented = ArrayPool<float>.Shared.Rent((int)scratch + 16);
+        fixed (float* raw = rented)
+        {
+            float* kt = Align(raw), vr = kt + (long)d * kp, qs = vr + (long)kp * dp, sc = qs + ForwardRows * d;
+            float* acc = sc + ForwardRows * ForwardKeys, m = acc + ForwardRows * dp, l = m + ForwardRows, corr = l + ForwardRows;
+            float* kh = k + ((long)b * s.KeyLen * s.Heads + h) * d, vh = v + ((long)b * s.KeyLen * s.Heads + h) * d;
+            PackPanels(kt, kh, rs, keys, kp, d);
+            PackRows(vr, vh, rs, keys, kp, d, dp, 1f);
+            float qscale = s.EffectiveScale * SoftmaxExp.Log2E;
+            for (int r0 = i0; r0 < i1; r0 += ForwardRows)
+            {
+                int rows = Math.Min(ForwardRows, i1 - r0), rows4 = Round(rows, 4);
+                float* qh = q + (((long)b * s.QueryLen + r0) * s.Heads + h) * d;
+                PackRows(qs, qh, rs, rows, rows4, d, d, qscale);
+                new Span<float>(acc, rows4 * dp).Clear();
+                new Span<float>(m, rows4).Fill(float.NegativeInfinity);
+                new Span<float>(l, rows4).Clear();
+                int kEnd = s.Causal ? Math.Min(s.KeyLen, r0 + rows) : s.KeyLen;
+                for (int j0 = 0; j0 < kEnd; j0 += ForwardKeys)
+                {
+                    int w = Math.Min(ForwardKeys, kEnd - j0), wp = Round(w, 16);
+                    for (int r = 0; r < rows4; r += 4) Scores(sc + r * ForwardKeys, ForwardKeys, qs + r * d, d, kt, kp, j0, wp, d);
+                    for (int r = 0; r < rows4; r++)
+                    {
+                        int valid = s.Causal ? Math.Min(w, r0 + r + 1 - j0) : w;
+                        OnlineSoftmax(sc + r * ForwardKeys, valid, wp, ref m[r], ref l[r], out corr[r]);
+                    }
+                    for (int r = 0; r < rows4; r += 4)
+                        Accumulate(acc + r * dp, dp, corr + r, sc + r * ForwardKeys, ForwardKeys, 1, vr + (long)j0 * dp, dp, wp);
+                }
+                for (int r = 0; r < rows; r++)
+                {
+                    float inv = 1 / l[r];
+                    ScaleRow(o + (((long)b * s.QueryLen + r0 + r) * s.Heads + h) * d, acc + r * dp, inv, d);
+                    lse[((long)b * s.Heads + h) * s.QueryLen + r0 + r] = (m[r] + MathF.Log2(l[r])) * Ln2;
+                }
+            }
+        }
+        ArrayPool<float>.Shared.Return(rented);
+    }
+
+    /// <summary>One score row (base 2) of a key block: masks columns [valid, width) to −∞, raises the running max, turns
+    /// the row into p = 2^(s − max) in place, and updates the running sum; corr rescales the row's earlier output.</summary>
+    static void OnlineSoftmax(float* row, int valid, int width, ref float max, ref float sum, out float corr)
+    {
+        for (int t = Math.Max(valid, 0); t < width; t++) row[t] = float.NegativeInfinity;
+        var vmax = Vector512.Load(row);
+        for (int t = 16; t < width; t += 16) vmax = Vector512.MaxNative(vmax, Vector512.Load(row + t));
+        float next = MathF.Max(max, SoftmaxExp.HorizontalMax(vmax));
+        corr = float.Exp2(max - next);
+        var shift = Vector512.Create(next);
+        Vector512<float> vsum = default;
+        for (int t = 0; t < width; t += 16)
+        {
+            var p = SoftmaxExp.Exp2(Vector512.Load(row + t) - shift);
+            vsum += p;
+            p.Store(row + t);
+        }
+        sum = sum * corr + Vector512.Sum(vsum);
+        max = next;
+    }
+
+    public static void Backward(float* dq, float* dk, float* dv, float* dout, float* q, float* k, float* v, float* o, float* lse,
+        AttentionShape s)
+    {
+        int heads = s.Batch * s.Heads;
+        // One task per head: it owns its dK, dV and dQ rows, so accumulation needs no reduction and has no races.
+        void Body(int bh) => BackwardHead(dq, dk, dv, dout, q, k, v, o, lse, s, bh / s.Heads, bh % s.Heads);
+        if (s.Flops < 2e6) for (int t = 0; t < heads; t++) Body(t);
+        else Parallel.For(0, heads, Body);
+    }
+
+    /// <summary>Head (b, h). For each key block (outer) and query block (inner): recompute S and P = 2^(S − lse·log2e),
+    /// dP = dO·Vᵀ, dS = P∘(dP − Δ); then dV += Pᵀ·dO, dK += dSᵀ·Q, dQ += dS·K, the scale factors applied on the way out.</summary>
+    static void BackwardHead(float* dq, float* dk, float* dv, float* dout, float* q, float* k, float* v, float* o, float* lse,
+        in AttentionShape s, int b, int h)
+    {
+        int d = s.HeadDim, dp = Round(d, 16), rs = s.Heads * d, lq = s.QueryLen, lk = s.KeyLen;
+        int q4 = Round(lq, 4), kp = Round(lk, 16);
+        long scratch = 3L * q4 * dp + 2L * q4 + 2L * d * kp + (long)kp * dp + 2 * BackwardRows * BackwardKeys + 2 * BackwardKeys * dp;
+        float[] rented = ArrayPool<float>.Shared.Rent((int)scratch + 16);
+        fixed (float* raw = rented)
+        {
+            float* qs = Align(raw), dos = qs + (long)q4 * dp, dqa = dos + (long)q4 * dp, lse2 = dqa + (long)q4 * dp, delta = lse2 + q4;
+            float* kt = delta + q4, vt = kt + (long)d * kp, kr = vt + (long)d * kp, sc = kr + (long)kp * dp;
+            float* dsc = sc + BackwardRows * BackwardKeys, dka = dsc + BackwardRows * BackwardKeys, dva = dka + BackwardKeys * dp;
+            long qOff = ((long)b * lq * s.Heads + h) * d, kOff = ((long)b * lk * s.Heads + h) * d;
+            float scale = s.EffectiveScale;
+            PackRows(qs, q + qOff, rs, lq, q4, d, dp, scale * SoftmaxExp.Log2E);
+            PackRows(dos, dout + qOff, rs, lq, q4, d, dp, 1f);
+            PackPanels(kt, k + kOff, rs, lk, kp, d);
+            PackPanels(vt, v + kOff, rs, lk, kp, d);
+            PackRows(kr, k + kOff, rs, lk, kp, d, dp, 1f);
+            new Span<float>(dqa, q4 * dp).Clear();
+            for (int i = 0; i < q4; i++)
+            {
+                // Padded query rows get lse = +∞, so their probabilities are exactly 0.
+                lse2[i] = i < lq ? lse[((long)b * s.Heads + h) * lq + i] * SoftmaxExp.Log2E : float.PositiveInfinity;
+                delta[i] = i < lq ? Dot(dos + (long)i * dp, o + qOff + (long)i * rs, d) : 0;
+            }
+            for (int j0 = 0; j0 < lk; j0 += BackwardKeys)
+            {
+                int w = Math.Min(BackwardKeys, lk - j0), wp = Round(w, 16);
+                new Span<float>(dka, wp * dp).Clear();
+                new Span<float>(dva, wp * dp).Clear();
+                for (int r0 = s.Causal ? j0 / BackwardRows * BackwardRows : 0; r0 < lq; r0 += BackwardRows)
+                {
+                    int rows4 = Round(Math.Min(BackwardRows, lq - r0), 4);
+                    for (int r = 0; r < rows4; r += 4)
+                    {
+                        Scores(sc + r * BackwardKeys, BackwardKeys, qs + (long)(r0 + r) * dp, dp, kt, kp, j0, wp, d);
+                        Scores(dsc + r * BackwardKeys, BackwardKeys, dos + (long)(r0 + r) * dp, dp, vt, kp, j0, wp, d);
+                    }
+                    for (int r = 0; r < rows4; r++)
+                    {
+                        int valid = s.Causal ? Math.Min(w, r0 + r + 1 - j0) : w;
+                        Probabilities(sc + r * BackwardKeys, dsc + r * BackwardKeys, valid, wp, lse2[r0 + r], delta[r0 + r]);
+                    }
+                    for (int j = 0; j < wp; j += 4)
+                    {
+                        Accumulate(dva + j * dp, dp, null, sc + j, 1, BackwardKeys, dos + (long)r0 * dp, dp, rows4);
+                        Accumulate(dka + j * dp, dp, null, dsc + j, 1, BackwardKeys, qs + (long)r0 * dp, dp, rows4);
+                    }
+                    for (int r = 0; r < rows4; r += 4)
+                        Accumulate(dqa + (long)(r0 + r) * dp, dp, null, dsc + r * BackwardKeys, BackwardKeys, 1, kr + (long)j0 * dp, dp, wp);
+                }
+                // dK = scale·dSᵀ·Q and qs holds Q·scale·log2e, so dK = ln2·dSᵀ·qs.
+                for (int j = 0; j < w; j++)
+                {
+                    ScaleRow(dk + kOff + (long)(j0 + j) * rs, dka + j * dp, Ln2, d);
+                    ScaleRow(dv + kOff + (long)(j0 + j) * rs, dva + j * dp, 1f, d);
+                }
+            }
+            for (int i = 0; i < lq; i++) ScaleRow(dq + qOff + (long)i * rs, dqa + (long)i * dp, scale, d);
+        }
+        ArrayPool<float>.Shared.Return(rented);
+    }
+
+    /// <summary>In place: p = 2^(s − lse2) for columns below valid, else 0; ds = p·(dp − Δ).</summary>
+    static void Probabilities(float* s, float* dpRow, int valid, int width, float lse2, float delta)
+    {
+        var vl = Vector512.Create(lse2);
+        var vd = Vector512.Create(delta);
+        for (int t = 0; t < width; t += 16)
+        {
+            var p = SoftmaxExp.Exp2(Vector512.Load(s + t) - vl);
+            if (t + 16 > valid)
+                p = Vector512.ConditionalSelect(Vector512.LessThan(Vector512.Create(t) + Lanes, Vector512.Create(valid)).AsSingle(), p, default);
+            p.Store(s + t);
+            (p * (Vector512.Load(dpRow + t) - vd)).Store(dpRow + t);
+        }
+    }
+
+    static float Dot(float* a, float* b, int d)
+    {
+        Vector512<float> acc = default;
+        int t = 0;
+        for (; t + 16 <= d; t += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + t), Vector512.Load(b + t), acc);
+        float sum = Vector512.Sum(acc);
+        for (; t < d; t++) sum += a[t] * b[t];
+        return sum;
+    }
+
+    /// <summary>dst[0..d) = src[0..d)·scale.</summary>
+    static void ScaleRow(float* dst, float* src, float scale, int d)
+    {
+        int t = 0;
+        for (; t + 16 <= d; t += 16) (Vector512.Load(src + t) * scale).Store(dst + t);
+        for (; t < d; t++) dst[t] = src[t] * scale;
+    }
+
+    static readonly Vector512<int> Lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    static float* Align(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+
+    /// <summary>dst[i][0..width) = src row i (stride rs) · scale for i below count, zeros elsewhere up to padded rows.</summary>
+    static void PackRows(float* dst, float* src, int rs, int count, int padded, int d, int width, float scale)
+    {
+        for (int i = 0; i < padded; i++)
+        {
+            float* row = dst + (long)i * width;
+            int t = 0;
+            if (i < count)
+            {
+                float* from = src + (long)i * rs;
+                for (; t + 16 <= d; t += 16) (Vector512.Load(from + t) * scale).Store(row + t);
+                for (; t < d; t++) row[t] = from[t] * scale;
+            }
+            for (; t < width; t++) row[t] = 0;
+        }
+    }
+
+    /// <summary>Transposed panels: keys [j0, j0 + pw) with j0 a multiple of Panel and pw = min(Panel, padded − j0) are stored
+    /// as [d][pw] at dst + j0·D, so a score tile reads keys with unit stride for each head-dim index.</summary>
+    static void PackPanels(float* dst, float* src, int rs, int count, int padded, int d)
+    {
+        for (int j0 = 0; j0 < padded; j0 += Panel)
+        {
+            int pw = Math.Min(Panel, padded - j0);
+            float* panel = dst + (long)j0 * d;
+            for (int j = 0; j < pw; j++)
+                for (int t = 0; t < d; t++)
+                    panel[t * pw + j] = j0 + j < count ? src[(long)(j0 + j) * rs + t] : 0;
+        }
+    }
+
+    /// <summary>out[r][0..width) = Σ_t a[r·aStride + t]·key[t] over t below d, for 4 rows and keys [j0, j0 + width) of the
+    /// transposed panels (width a multiple of 16, j0 a multiple of Panel).</summary>
+    static void Scores(float* output, int outStride, float* a, int aStride, float* panels, int padded, int j0, int width, int d)
+    {
+        for (int jj = 0; jj < width; jj += Panel)
+        {
+            int pw = Math.Min(Panel, padded - j0 - jj), n = Math.Min(4, (width - jj) / 16);
+            float* bt = panels + (long)(j0 + jj) * d;
+            switch (n)
+            {
+                case 1: Tile4<W1>(output + jj, outStride, a, aStride, bt, pw, d); break;
+                case 2: Tile4<W2>(output + jj, outStride, a, aStride, bt, pw, d); break;
+                case 3: Tile4<W3>(output + jj, outStride, a, aStride, bt, pw, d); break;
+                default: Tile4<W4>(output + jj, outStride, a, aStride, bt, pw, d); break;
+            }
+        }
+    }
+
+    /// <summary>out[r][c] = out[r][c]·rowScale[r] (when given) + Σ_t a[r·ars + t·ats]·b[t·bStride + c], for 4 rows, all dp
+    /// columns, t below count. The columns go in chunks of up to 4 vectors so the accumulators stay in registers.</summary>
+    static void Accumulate(float* output, int outStride, float* rowScale, float* a, int ars, int ats, float* b, int bStride, int count)
+    {
+        int vectors = outStride / 16, chunks = (vectors + 3) / 4;
+        for (int ci = 0, c0 = 0; ci < chunks; ci++)
+        {
+            int n = vectors / chunks + (ci < vectors % chunks ? 1 : 0);
+            float* oc = output + c0 * 16, bc = b + c0 * 16;
+            switch (n)
+            {
+                case 1: Axpy4<W1>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
+                case 2: Axpy4<W2>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
+                case 3: Axpy4<W3>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
+                default: Axpy4<W4>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
+            }
+            c0 += n;
+        }
+    }
+
+    /// <summary>Register tile of 4 rows × N vectors: out[r][v] = Σ_t a[r·aStride + t]·bt[t·bStride + 16v].</summary>
+    static void Tile4<TW>(float* output, int outStride, float* a, int aStride, float* bt, int bStride, int count) where TW : struct, IWidth
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        float* a0 = a, a1 = a + aStride, a2 = a + 2 * aStride, a3 = a + 3 * aStride;
+        for (int t = 0; t < count; t++)
+        {
+            float* row = bt + (long)t * bStride;
+            var b0 = Vector512.Load(row);
+            var b1 = TW.N > 1 ? Vector512.Load(row + 16) : default;
+            var b2 = TW.N > 2 ? Vector512.Load(row + 32) : default;
+            var b3 = TW.N > 3 ? Vector512.Load(row + 48) : default;
+            var x = Vector512.Create(a0[t]);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
+            if (TW.N > 1) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            if (TW.N > 2) c02 = Vector512.FusedMultiplyAdd(x, b2, c02);
+            if (TW.N > 3) c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
+            x = Vector512.Create(a1[t]);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
+            if (TW.N > 1) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            if (TW.N > 2) c12 = Vector512.FusedMultiplyAdd(x, b2, c12);
+            if (TW.N > 3) c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
+            x = Vector512.Create(a2[t]);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
+            if (TW.N > 1) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            if (TW.N > 2) c22 = Vector512.FusedMultiplyAdd(x, b2, c22);
+            if (TW.N > 3) c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
+            x = Vector512.Create(a3[t]);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
+            if (TW.N > 1) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            if (TW.N > 2) c32 = Vector512.FusedMultiplyAdd(x, b2, c32);
+            if (TW.N > 3) c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
+        }
+        Store4<TW>(output, c00, c01, c02, c03);
+        Store4<TW>(output + outStride, c10, c11, c12, c13);
+        Store4<TW>(output + 2 * outStride, c20, c21, c22, c23);
+        Store4<TW>(output + 3 * outStride, c30, c31, c32, c33);
+    }
+
+    /// <summary>Register tile of 4 rows × N vectors: out[r][v] = out[r][v]·rowScale[r] + Σ_t a[r·ars + t·ats]·b[t·bStride + 16v].</summary>
+    static void Axpy4<TW>(float* output, int outStride, float* rowScale, float* a, int ars, int ats, float* b, int bStride, int count)
+        where TW : struct, IWidth
+    {
+        float* o0 = output, o1 = output + outStride, o2 = output + 2 * outStride, o3 = output + 3 * outStride;
+        var c00 = Vector512.Load(o0); var c01 = TW.N > 1 ? Vector512.Load(o0 + 16) : default;
+        var c02 = TW.N > 2 ? Vector512.Load(o0 + 32) : default; var c03 = TW.N > 3 ? Vector512.Load(o0 + 48) : default;
+        var c10 = Vector512.Load(o1); var c11 = TW.N > 1 ? Vector512.Load(o1 + 16) : default;
+        var c12 = TW.N > 2 ? Vector512.Load(o1 + 32) : default; var c13 = TW.N > 3 ? Vector512.Load(o1 + 48) : default;
+        var c20 = Vector512.Load(o2); var c21 = TW.N > 1 ? Vector512.Load(o2 + 16) : default;
+        var c22 = TW.N > 2 ? Vector512.Load(o2 + 32) : default; var c23 = TW.N > 3 ? Vector512.Load(o2 + 48) : default;
+        var c30 = Vector512.Load(o3); var c31 = TW.N > 1 ? Vector512.Load(o3 + 16) : default;
+        var c32 = TW.N > 2 ? Vector512.Load(o3 + 32) : default; var c33 = TW.N > 3 ? Vector512.Load(o3 + 48) : default;
+        if (rowScale != null)
+        {
+            var x = Vector512.Create(rowScale[0]);
+            c00 *= x; c01 *= x; c02 *= x; c03 *= x;
+            x = Vector512.Create(rowScale[1]);
+            c10 *= x; c11 *= x; c12 *= x; c13 *= x;
+            x = Vector512.Create(rowScale[2]);
+            c20 *= x; c21 *= x; c22 *= x; c23 *= x;
+            x = Vector512.Create(rowScale[3]);
+            c30 *= x; c31 *= x; c32 *= x; c33 *= x;
+        }
+        float* a0 = a, a1 = a + ars, a2 = a + 2 * ars, a3 = a + 3 * ars;
+        for (int t = 0; t < count; t++)
+        {
+            float* row = b + (long)t * bStride;
+            long at = (long)t * ats;
+            var b0 = Vector512.Load(row);
+            var b1 = TW.N > 1 ? Vector512.Load(row + 16) : default;
+            var b2 = TW.N > 2 ? Vector512.Load(row + 32) : default;
+            var b3 = TW.N > 3 ? Vector512.Load(row + 48) : default;
+            var x = Vector512.Create(a0[at]);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
+            if (TW.N > 1) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            if (TW.N > 2) c02 = Vector512.FusedMultiplyAdd(x, b2, c02);
+            if (TW.N > 3) c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
+            x = Vector512.Create(a1[at]);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
+            if (TW.N > 1) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            if (TW.N > 2) c12 = Vector512.FusedMultiplyAdd(x, b2, c12);
+            if (TW.N > 3) c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
+            x = Vector512.Create(a2[at]);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
+            if (TW.N > 1) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            if (TW.N > 2) c22 = Vector512.FusedMultiplyAdd(x, b2, c22);
+            if (TW.N > 3) c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
+            x = Vector512.Create(a3[at]);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
+            if (TW.N > 1) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            if (TW.N > 2) c32 = Vector512.FusedMultiplyAdd(x, b2, c32);
+            if (TW.N > 3) c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
+        }
+        Store4<TW>(o0, c00, c01, c02, c03);
+        Store4<TW>(o1, c10, c11, c12, c13);
+        Store4<TW>(o2, c20, c21, c22, c23);
+        Store4<TW>(o3, c30, c31, c32, c33);
+    }
+
+    static void Store4<TW>(float* p, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d) where TW : struct, IWidth
+    {
+        a.Store(p);
+        if (TW.N > 1) b.Store(p + 16);
+        if (TW.N > 2) c.Store(p + 32);
+        if (TW.N > 3) d.Store(p + 48);
+    }
+}
+
+/// <summary>Vectors per tile row, a compile-time constant to each instantiation so unused accumulators vanish.</summary>
+file interface IWidth { static abstract int N { get; } }
+file struct W1 : IWidth { public static int N => 1; }
+file struct W2 : IWidth { public static int N => 2; }
+file struct W3 : IWidth { public static int N => 3; }
+file struct W4 : IWidth { public static int N => 4; }

@@ -1,0 +1,142 @@
+// Group normalisation over (N, C, HW) with G groups: the double oracle (forward, backward), its validation, and the reference entry points.
+namespace DreamBooth.Kernels.Reference;
+
+public static class GroupNormReference
+{
+    /// <summary>Statistics over the C/G channels × HW elements of each (n, g); rstd = 1/√(var + eps) with the biased
+    /// variance (as PyTorch). y = (x − mean)·rstd·gamma[c] + beta[c].</summary>
+    public static void Forward(Span<double> y, Span<double> mean, Span<double> rstd, // (N, C, HW) (N, G) (N, G)
+        ReadOnlySpan<double> x, ReadOnlySpan<double> gamma, ReadOnlySpan<double> beta, // (N, C, HW) (C) (C)
+        int n, int c, int hw, int groups, double eps)
+    {
+        int perGroup = c / groups, count = perGroup * hw;
+        for (int b = 0; b < n; b++)
+            for (int g = 0; g < groups; g++)
+            {
+                int start = (b * c + g * perGroup) * hw;
+                var xs = x.Slice(start, count);
+                double mu = 0, var = 0;
+                foreach (double v in xs) mu += v;
+                mu /= count;
+                foreach (double v in xs) var += (v - mu) * (v - mu);
+                double r = 1 / Math.Sqrt(var / count + eps);
+                mean[b * groups + g] = mu;
+                rstd[b * groups + g] = r;
+                for (int ci = 0; ci < perGroup; ci++)
+                {
+                    int ch = g * perGroup + ci;
+                    for (int i = 0; i < hw; i++)
+                    {
+                        int at = start + ci * hw + i;
+                        y[at] = (x[at] - mu) * r * gamma[ch] + beta[ch];
+                    }
+                }
+            }
+    }
+
+    /// <summary>With xhat = (x − mean)·rstd and dxhat = dy·gamma, over the M elements of a group:
+    /// dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)) (overwritten); dgamma += Σ dy·xhat, dbeta += Σ dy.</summary>
+    public static void Backward(Span<double> dx, Span<double> dgamma, Span<double> dbeta, // (N, C, HW) (C) (C)
+        ReadOnlySpan<double> dy, ReadOnlySpan<double> x, // (N, C, HW) (N, C, HW)
+        ReadOnlySpan<double> mean, ReadOnlySpan<double> rstd, ReadOnlySpan<double> gamma, // (N, G) (N, G) (C)
+        int n, int c, int hw, int groups)
+    {
+        int perGroup = c / groups, count = perGroup * hw;
+        for (int b = 0; b < n; b++)
+            for (int g = 0; g < groups; g++)
+            {
+                int start = (b * c + g * perGroup) * hw;
+                double mu = mean[b * groups + g], r = rstd[b * groups + g];
+                double sumD = 0, sumDX = 0; // Σ dxhat, Σ dxhat·xhat
+                for (int ci = 0; ci < perGroup; ci++)
+                {
+                    int ch = g * perGroup + ci;
+                    for (int i = 0; i < hw; i++)
+                    {
+                        int at = start + ci * hw + i;
+                        double xhat = (x[at] - mu) * r;
+                        sumD += dy[at] * gamma[ch];
+                        sumDX += dy[at] * gamma[ch] * xhat;
+                        dgamma[ch] += dy[at] * xhat;
+                        dbeta[ch] += dy[at];
+                    }
+                }
+                for (int ci = 0; ci < perGroup; ci++)
+                {
+                    int ch = g * perGroup + ci;
+                    for (int i = 0; i < hw; i++)
+                    {
+                        int at = start + ci * hw + i;
+                        double xhat = (x[at] - mu) * r;
+                        dx[at] = r * (dy[at] * gamma[ch] - sumD / count - xhat * sumDX / count);
+                    }
+                }
+            }
+    }
+
+    internal static void Validate(string op, int n, int c, int hw, int groups)
+    {
+        Check.Positive(op, ("N", n), ("C", c), ("HW", hw), ("groups", groups));
+        if (c % groups != 0) throw new ArgumentException($"{op}: channels C={c} are not divisible by groups G={groups}");
+        if ((long)n * c * hw > int.MaxValue) throw new ArgumentException($"{op}: N·C·HW = {(long)n * c * hw} is above 2^31 − 1");
+    }
+
+    internal static void ValidateForward(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x,
+        DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, float eps)
+    {
+        const string op = "group_norm";
+        Validate(op, n, c, hw, groups);
+        if (!(eps >= 0)) throw new ArgumentException($"{op}: eps {eps} must be non-negative");
+        string shape = $"(N={n}, C={c}, HW={hw}, G={groups})";
+        Check.Exactly(op, "y", y, DType.F32, (long)n * c * hw, shape);
+        Check.Exactly(op, "x", x, DType.F32, (long)n * c * hw, shape);
+        Check.Exactly(op, "mean", mean, DType.F32, (long)n * groups, shape);
+        Check.Exactly(op, "rstd", rstd, DType.F32, (long)n * groups, shape);
+        Check.Exactly(op, "gamma", gamma, DType.F32, c, shape);
+        Check.Exactly(op, "beta", beta, DType.F32, c, shape);
+    }
+
+    internal static void ValidateBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy,
+        DeviceBuffer x, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int n, int c, int hw, int groups)
+    {
+        const string op = "group_norm_backward";
+        Validate(op, n, c, hw, groups);
+        string shape = $"(N={n}, C={c}, HW={hw}, G={groups})";
+        Check.Exactly(op, "dx", dx, DType.F32, (long)n * c * hw, shape);
+        Check.Exactly(op, "dy", dy, DType.F32, (long)n * c * hw, shape);
+        Check.Exactly(op, "x", x, DType.F32, (long)n * c * hw, shape);
+        Check.Exactly(op, "mean", mean, DType.F32, (long)n * groups, shape);
+        Check.Exactly(op, "rstd", rstd, DType.F32, (long)n * groups, shape);
+        Check.Exactly(op, "gamma", gamma, DType.F32, c, shape);
+        Check.Exactly(op, "dgamma", dgamma, DType.F32, c, shape);
+        Check.Exactly(op, "dbeta", dbeta, DType.F32, c, shape);
+    }
+}
+
+public sealed partial class ReferenceBackend
+{
+    public void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma,
+        DeviceBuffer beta, int n, int c, int hw, int groups, float eps)
+    {
+        GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
+        var yd = new double[y.Length];
+        var md = new double[mean.Length];
+        var rd = new double[rstd.Length];
+        GroupNormReference.Forward(yd, md, rd, D(x), D(gamma), D(beta), n, c, hw, groups, eps);
+        Store(y, yd);
+        Store(mean, md);
+        Store(rstd, rd);
+    }
+
+    public void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
+        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int n, int c, int hw, int groups)
+    {
+        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, groups);
+        var dxd = new double[dx.Length];
+        double[] dg = D(dgamma), db = D(dbeta);
+        GroupNormReference.Backward(dxd, dg, db, D(dy), D(x), D(mean), D(rstd), D(gamma), n, c, hw, groups);
+        Store(dx, dxd);
+        Store(dgamma, dg);
+        Store(dbeta, db);
+    }
+}
