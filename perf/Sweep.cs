@@ -36,7 +36,7 @@ static class Sweep
     {
         using var cpu = Backends.Create("cpu");
         Console.WriteLine($"cpu tier, {Environment.ProcessorCount} cores, {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "Vector512" : "Vector256")}; " +
-                          $"median of {o.Reps} runs after 2 warm-ups; check = relative L2 error against the reference tier");
+                          $"median of {o.Reps} runs after {WarmupMs} ms of warm-up; check = relative L2 error against the reference tier");
         string peerHead = peer == null ? "" : $" {"peer ms",9} {"speed-up",8}";
         Console.WriteLine($"{"op",-26} {"shape",-44} {"median ms",10} {"min ms",9} {"GFLOP/s",8} {"check",9}{peerHead}");
         foreach (var c in cases)
@@ -75,9 +75,13 @@ static class Sweep
         return $"{worst:E1}";
     }
 
+    /// <summary>Warm-up lasts at least this long, so tiered compilation has replaced the first code of every kernel.</summary>
+    const double WarmupMs = 500;
+
     public static (double MedianMs, double MinMs) Time(Action run, int reps)
     {
-        run(); run();
+        long warm = Stopwatch.GetTimestamp();
+        for (int i = 0; i < 2 || Stopwatch.GetElapsedTime(warm).TotalMilliseconds < WarmupMs; i++) run();
         var times = new double[reps];
         for (int i = 0; i < reps; i++)
         {
