@@ -16,14 +16,15 @@ public class Conv2dTests(string backend) : BackendTest(backend)
     static double Atol(long terms) => 1e-6 + AtolPerSqrtTerm * Math.Sqrt(terms);
 
     // Batch 1, odd and non-square sizes, stride 2, pad 0 and 1, 1×1 and 3×3 (and other) kernels, and SD's shapes scaled
-    // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks.
+    // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks. The
+    // last two are 3×3 stride-1 rows of more than 16 Winograd tiles (a full and a partial group of 16), padding 1 and 2.
     static readonly ConvShape[] Shapes =
     [
         new(1, 3, 5, 7, 4, 3, 3, 1, 1), new(2, 5, 9, 8, 6, 3, 3, 2, 1), new(2, 3, 8, 8, 5, 3, 3, 1, 0),
         new(2, 4, 6, 6, 3, 1, 1, 1, 0), new(1, 4, 7, 5, 3, 1, 1, 2, 0), new(1, 3, 5, 5, 2, 1, 1, 1, 1),
         new(1, 2, 6, 5, 3, 2, 3, 1, 1), new(3, 2, 4, 4, 2, 5, 5, 1, 2), new(1, 1, 1, 1, 1, 1, 1, 1, 0),
         new(2, 32, 12, 12, 32, 3, 3, 1, 1), new(1, 24, 11, 13, 40, 3, 3, 2, 1), new(2, 40, 9, 9, 24, 1, 1, 1, 0),
-        new(1, 8, 40, 40, 8, 3, 3, 1, 1),
+        new(1, 8, 40, 40, 8, 3, 3, 1, 1), new(1, 2, 9, 70, 3, 3, 3, 1, 1), new(2, 3, 7, 66, 4, 3, 3, 1, 2),
     ];
 
     [Test]
