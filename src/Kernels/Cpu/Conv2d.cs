@@ -67,6 +67,10 @@ public sealed unsafe partial class CpuBackend
         Conv2dReference.ValidateGradWeight(dw, dbias, dy, x, s);
         var g = new Im2Col(s);
         float* pdw = F(dw), pdb = FOrNull(dbias), pdy = F(dy), px = F(x);
+        if (pdb != null)
+            for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
+                for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
+        if (Winograd3x3.Applies(s)) { Winograd3x3.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
         long weights = s.WeightLength;
         int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
         // Tasks: (image, block of pixels). Each worker sums its tasks into a private dw, added to dw once at the end.
@@ -88,9 +92,6 @@ public sealed unsafe partial class CpuBackend
                 return part;
             },
             part => { lock (gate) Add(pdw, (float*)part, weights); });
-        if (pdb == null) return;
-        for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
-            for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
     }
 
     /// <summary>y[i] += x[i].</summary>
