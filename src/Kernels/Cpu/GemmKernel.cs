@@ -307,11 +307,11 @@ internal static unsafe class GemmKernel
 }
 
 /// <summary>Per-thread scratch buffers (64-byte aligned native memory), grown on demand and kept for the thread's life,
-/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands, then the callers' (conv columns and partial sums, Winograd's transforms, broadcast terms).</summary>
+/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands, then the callers' (conv columns, Winograd's transforms, broadcast terms).</summary>
 internal sealed unsafe class Scratch
 {
-    internal const int PackedA = 0, PackedB = 1, Columns = 2, Partial = 3, WinogradU = 4, WinogradV = 5, WinogradM = 6,
-        BroadcastTerm = 7, Slots = 8;
+    internal const int PackedA = 0, PackedB = 1, Columns = 2, WinogradU = 3, WinogradV = 4, WinogradM = 5, BroadcastTerm = 6,
+        Slots = 7;
 
     [ThreadStatic] static Scratch? t_current;
     internal static Scratch Current => t_current ??= new Scratch();
