@@ -31,7 +31,7 @@ internal static unsafe class Winograd3x3
         float* v = scratch.Get(Scratch.WinogradV, (long)Positions * c * g.Tiles);  // (36, C, T)
         float* m = scratch.Get(Scratch.WinogradM, (long)Positions * k * g.Tiles);  // (36, K, T)
 
-        Parallel.For(0, k, kk => { for (int cc = 0; cc < c; cc++) TransformFilter(u, w + ((long)kk * c + cc) * 9, (long)kk * c + cc, (long)k * c); });
+        Parallel.For(0, k, kk => TransformFilters(u + (long)kk * c, (long)k * c, w + (long)kk * c * 9, c));
         TransformInputs(v, x, n, c, h, wd, pad, g);
         Parallel.For(0, Positions, p => GemmKernel.Sgemm(k, g.Tiles, c, 1f, u + (long)p * k * c, c, false,
             v + (long)p * c * g.Tiles, g.Tiles, false, 0f, m + (long)p * k * g.Tiles, g.Tiles, parallel: false));
@@ -80,29 +80,46 @@ internal static unsafe class Winograd3x3
         public long First(int image, int ty) => ((long)image * TH + ty) * TW;
     }
 
-    /// <summary>U[p][kc] for one 3×3 filter: G g Gᵀ, G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1].</summary>
-    static void TransformFilter(float* u, float* g, long kc, long stride)
+    /// <summary>U[p] = G g Gᵀ for the (C, 3, 3) filters g of one output channel, 16 input channels at a time (one per lane):
+    /// u points at this channel's row of U[0], U[p] is posStride further on.
+    /// G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1].</summary>
+    static void TransformFilters(float* u, long posStride, float* w, int c)
     {
-        float* t = stackalloc float[Patch * 3];          // G g: (6, 3)
-        float* r = stackalloc float[Patch];              // one row of (G g) Gᵀ
-        for (int j = 0; j < 3; j++) FilterColumn(g[j], g[3 + j], g[6 + j], t + j, 3);
-        for (int i = 0; i < Patch; i++)
+        float* g = stackalloc float[9 * Lanes];                           // [a·3 + b][lane]
+        var rows = stackalloc Vector512<float>[Patch * 3];               // G g for 16 channels: [i][b]
+        for (int c0 = 0; c0 < c; c0 += Lanes)
         {
-            FilterColumn(t[i * 3], t[i * 3 + 1], t[i * 3 + 2], r, 1);
-            for (int j = 0; j < Patch; j++) u[(i * Patch + j) * stride + kc] = r[j];
+            int count = Math.Min(Lanes, c - c0);
+            for (int t = 0; t < count; t++)
+                for (int q = 0; q < 9; q++) g[q * Lanes + t] = w[(long)(c0 + t) * 9 + q];
+            for (int b = 0; b < 3; b++)                                   // column b: G over its 3 rows
+                FilterTransform(Vector512.Load(g + b * Lanes), Vector512.Load(g + (3 + b) * Lanes), Vector512.Load(g + (6 + b) * Lanes),
+                    out rows[b], out rows[3 + b], out rows[6 + b], out rows[9 + b], out rows[12 + b], out rows[15 + b]);
+            for (int i = 0; i < Patch; i++)                               // row i: Gᵀ over its 3 columns
+            {
+                var r = rows + i * 3;
+                FilterTransform(r[0], r[1], r[2], out var o0, out var o1, out var o2, out var o3, out var o4, out var o5);
+                float* at = u + i * Patch * posStride + c0;
+                Store(at, o0, count); Store(at + posStride, o1, count); Store(at + 2 * posStride, o2, count);
+                Store(at + 3 * posStride, o3, count); Store(at + 4 * posStride, o4, count); Store(at + 5 * posStride, o5, count);
+            }
         }
     }
 
+    /// <summary>G·g for one 3-vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void FilterColumn(float g0, float g1, float g2, float* o, int step)
+    static void FilterTransform(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, out Vector512<float> o0,
+        out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3, out Vector512<float> o4, out Vector512<float> o5)
     {
-        const float Quarter = 1f / 4, Sixth = 1f / 6, Twelfth = 1f / 12, TwentyFourth = 1f / 24;
-        o[0] = g0 * Quarter;
-        o[step] = -(g0 + g1 + g2) * Sixth;
-        o[2 * step] = -(g0 - g1 + g2) * Sixth;
-        o[3 * step] = g0 * TwentyFourth + g1 * Twelfth + g2 * Sixth;
-        o[4 * step] = g0 * TwentyFourth - g1 * Twelfth + g2 * Sixth;
-        o[5 * step] = g2;
+        var sixth = Vector512.Create(1f / 6);
+        Vector512<float> even = g0 + g2, e = Vector512.FusedMultiplyAdd(Vector512.Create(1f / 24), g0, sixth * g2);
+        Vector512<float> odd = Vector512.Create(1f / 12) * g1;
+        o0 = Vector512.Create(1f / 4) * g0;
+        o1 = -sixth * (even + g1);
+        o2 = sixth * (g1 - even);
+        o3 = e + odd;
+        o4 = e - odd;
+        o5 = g2;
     }
 
     /// <summary>dg += Gᵀ dU G for the filters of one output channel, 16 input channels at a time (one per lane): du points at
@@ -281,6 +298,7 @@ internal static unsafe class Winograd3x3
     {
         var rows = stackalloc Vector512<float>[Tile * Patch];               // Aᵀ M for 16 tiles: [i][j]
         float* line = stackalloc float[Tile * Lanes];                     // one output row of 16 tiles, interleaved
+        float* cols = stackalloc float[Tile * Lanes];                     // its 4 columns: [j][tile]
         var b = Vector512.Create(bias);
         for (int ty = 0; ty < g.TH; ty++)
             for (int t0 = 0; t0 < g.TW; t0 += Lanes)
@@ -301,10 +319,11 @@ internal static unsafe class Winograd3x3
                     if (yy >= oh) break;
                     var r = rows + i * Patch;
                     OutputTransform(r[0], r[1], r[2], r[3], r[4], r[5], out var y0, out var y1, out var y2, out var y3);
-                    y0 += b; y1 += b; y2 += b; y3 += b;
+                    (y0 + b).Store(cols); (y1 + b).Store(cols + Lanes); (y2 + b).Store(cols + 2 * Lanes); (y3 + b).Store(cols + 3 * Lanes);
                     for (int t = 0; t < count; t++)
                     {
-                        line[t * Tile] = y0[t]; line[t * Tile + 1] = y1[t]; line[t * Tile + 2] = y2[t]; line[t * Tile + 3] = y3[t];
+                        line[t * Tile] = cols[t]; line[t * Tile + 1] = cols[Lanes + t];
+                        line[t * Tile + 2] = cols[2 * Lanes + t]; line[t * Tile + 3] = cols[3 * Lanes + t];
                     }
                     int x0 = t0 * Tile;
                     new Span<float>(line, Math.Min(count * Tile, ow - x0)).CopyTo(new Span<float>(plane + (long)yy * ow + x0, ow - x0));
