@@ -2,6 +2,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -112,6 +113,8 @@ internal static unsafe class GemmKernel
         void PackB(float* dst, int pc, int kc, int jc, int nc)
         {
             int nrFull = NR;
+            bool gather = transB && Avx2.IsSupported && 8 * ldb <= int.MaxValue / sizeof(float);
+            var rows8 = gather ? Vector256.CreateSequence(0, (int)ldb) : default;
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
             {
                 int nr = Math.Min(nrFull, nc - jr);
@@ -130,11 +133,19 @@ internal static unsafe class GemmKernel
                     {
                         int jn = Math.Min(16, nr - j0);
                         float* src = b + (jc + jr + j0) * ldb + pc;
-                        for (int p = 0; p < kc; p++)
-                        {
-                            float* d = dst + p * nrFull + j0;
-                            for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
-                        }
+                        if (jn == 16 && gather)   // two 8-lane gathers per packed run: lane j reads src[j·ldb + p]
+                            for (int p = 0; p < kc; p++)
+                            {
+                                float* d = dst + p * nrFull + j0;
+                                Avx2.GatherVector256(src + p, rows8, 4).Store(d);
+                                Avx2.GatherVector256(src + 8 * ldb + p, rows8, 4).Store(d + 8);
+                            }
+                        else
+                            for (int p = 0; p < kc; p++)
+                            {
+                                float* d = dst + p * nrFull + j0;
+                                for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
+                            }
                     }
             }
         }
