@@ -1,6 +1,7 @@
 // Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions: 36 GEMMs over transformed tiles, 4× fewer multiplies than direct.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -19,7 +20,7 @@ internal static unsafe class Winograd3x3
 {
     const int Tile = 4, Patch = 6, Positions = Patch * Patch, Lanes = 16;
 
-    internal static bool Applies(in ConvShape s) => s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad <= 2 && Vector512.IsHardwareAccelerated;
+    internal static bool Applies(in ConvShape s) => s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad <= 2 && Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
     /// <summary>y (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C, 3, 3), pad) + bias (K or null); y is overwritten.</summary>
     internal static void Forward(float* y, float* x, float* w, float* bias, int n, int c, int h, int wd, int k, int pad)
@@ -176,23 +177,19 @@ internal static unsafe class Winograd3x3
     {
         int width = (g.TW + Lanes) / Lanes * Lanes;                        // tiles per phase row, with the spare t+1
         float* phases = stackalloc float[Patch * Tile * width];           // [row r][phase s][tile t]
+        float* line = stackalloc float[Tile * width];                     // one input row, padded: line[pad + x] = row[x]
         var cols = stackalloc Vector512<float>[Positions];                // Bᵀ d for 16 tiles: [i][s]
+        new Span<float>(line, pad).Clear();
+        new Span<float>(line + pad + wd, Tile * width - pad - wd).Clear();
         for (int ty = 0; ty < g.TH; ty++)
         {
             for (int r = 0; r < Patch; r++)
             {
                 int yy = ty * Tile - pad + r;
-                float* row = plane + (long)yy * wd;
-                bool inside = (uint)yy < (uint)h;
-                for (int s = 0; s < Tile; s++)
-                {
-                    float* dst = phases + (r * Tile + s) * width;
-                    for (int t = 0; t < width; t++)
-                    {
-                        int xx = t * Tile + s - pad;
-                        dst[t] = inside && (uint)xx < (uint)wd ? row[xx] : 0f;
-                    }
-                }
+                float* dst = phases + r * Tile * width;
+                if ((uint)yy >= (uint)h) { new Span<float>(dst, Tile * width).Clear(); continue; }
+                new Span<float>(plane + (long)yy * wd, wd).CopyTo(new Span<float>(line + pad, wd));
+                Deinterleave(dst, line, width);
             }
             for (int t0 = 0; t0 < g.TW; t0 += Lanes)
             {
@@ -218,6 +215,23 @@ internal static unsafe class Winograd3x3
         }
     }
 
+    /// <summary>Splits line (4·width floats) by index mod 4: phases[s·width + t] = line[4t + s], 64 floats at a time.</summary>
+    static void Deinterleave(float* phases, float* line, int width)
+    {
+        var halves = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);   // low's lanes 0..7, then high's
+        for (int t = 0; t < width; t += Lanes, line += Tile * Lanes)
+        {
+            Vector512<float> v0 = Vector512.Load(line), v1 = Vector512.Load(line + 16), v2 = Vector512.Load(line + 32), v3 = Vector512.Load(line + 48);
+            for (int s = 0; s < Tile; s++)
+            {
+                var every4 = Vector512.CreateSequence(s, Tile);       // lanes 0..7: s, s+4, .., s+28 of (lower, upper)
+                var low = Avx512F.PermuteVar16x32x2(v0, every4, v1);
+                var high = Avx512F.PermuteVar16x32x2(v2, every4, v3);
+                Avx512F.PermuteVar16x32x2(low, halves, high).Store(phases + s * width + t);
+            }
+        }
+    }
+
     /// <summary>Bᵀ·d for one 6-vector, Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void InputTransform(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3, Vector512<float> d4,
@@ -239,22 +253,18 @@ internal static unsafe class Winograd3x3
     {
         int width = (g.TW + Lanes - 1) / Lanes * Lanes;
         float* phases = stackalloc float[Tile * Tile * width];            // [row r][phase s][tile t]
+        float* line = stackalloc float[Tile * width];                     // one row of dy, zero past the edge
         var cols = stackalloc Vector512<float>[Patch * Tile];             // A dY for 16 tiles: [i][s]
+        new Span<float>(line + ow, Tile * width - ow).Clear();
         for (int ty = 0; ty < g.TH; ty++)
         {
             for (int r = 0; r < Tile; r++)
             {
                 int yy = ty * Tile + r;
-                float* row = plane + (long)yy * ow;
-                for (int s = 0; s < Tile; s++)
-                {
-                    float* dst = phases + (r * Tile + s) * width;
-                    for (int t = 0; t < width; t++)
-                    {
-                        int xx = t * Tile + s;
-                        dst[t] = yy < oh && xx < ow ? row[xx] : 0f;
-                    }
-                }
+                float* dst = phases + r * Tile * width;
+                if (yy >= oh) { new Span<float>(dst, Tile * width).Clear(); continue; }
+                new Span<float>(plane + (long)yy * ow, ow).CopyTo(new Span<float>(line, ow));
+                Deinterleave(dst, line, width);
             }
             for (int t0 = 0; t0 < g.TW; t0 += Lanes)
             {
