@@ -308,7 +308,6 @@ internal static unsafe class Winograd3x3
     {
         var rows = stackalloc Vector512<float>[Tile * Patch];               // Aᵀ M for 16 tiles: [i][j]
         float* line = stackalloc float[Tile * Lanes];                     // one output row of 16 tiles, interleaved
-        float* cols = stackalloc float[Tile * Lanes];                     // its 4 columns: [j][tile]
         var b = Vector512.Create(bias);
         for (int ty = 0; ty < g.TH; ty++)
             for (int t0 = 0; t0 < g.TW; t0 += Lanes)
@@ -329,16 +328,27 @@ internal static unsafe class Winograd3x3
                     if (yy >= oh) break;
                     var r = rows + i * Patch;
                     OutputTransform(r[0], r[1], r[2], r[3], r[4], r[5], out var y0, out var y1, out var y2, out var y3);
-                    (y0 + b).Store(cols); (y1 + b).Store(cols + Lanes); (y2 + b).Store(cols + 2 * Lanes); (y3 + b).Store(cols + 3 * Lanes);
-                    for (int t = 0; t < count; t++)
-                    {
-                        line[t * Tile] = cols[t]; line[t * Tile + 1] = cols[Lanes + t];
-                        line[t * Tile + 2] = cols[2 * Lanes + t]; line[t * Tile + 3] = cols[3 * Lanes + t];
-                    }
+                    Interleave(line, y0 + b, y1 + b, y2 + b, y3 + b);
                     int x0 = t0 * Tile;
                     new Span<float>(line, Math.Min(count * Tile, ow - x0)).CopyTo(new Span<float>(plane + (long)yy * ow + x0, ow - x0));
                 }
             }
+    }
+
+    /// <summary>line[4t + j] = y_j[t] (the inverse of Deinterleave for 16 tiles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Interleave(float* line, Vector512<float> y0, Vector512<float> y1, Vector512<float> y2, Vector512<float> y3)
+    {
+        var zipLow = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        var zipHigh = zipLow + Vector512.Create(8);
+        var pairsLow = Vector512.Create(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+        var pairsHigh = pairsLow + Vector512.Create(8);
+        Vector512<float> a = Avx512F.PermuteVar16x32x2(y0, zipLow, y1), b = Avx512F.PermuteVar16x32x2(y0, zipHigh, y1);   // y0, y1 pairs
+        Vector512<float> c = Avx512F.PermuteVar16x32x2(y2, zipLow, y3), d = Avx512F.PermuteVar16x32x2(y2, zipHigh, y3);   // y2, y3 pairs
+        Avx512F.PermuteVar16x32x2(a, pairsLow, c).Store(line);
+        Avx512F.PermuteVar16x32x2(a, pairsHigh, c).Store(line + 16);
+        Avx512F.PermuteVar16x32x2(b, pairsLow, d).Store(line + 32);
+        Avx512F.PermuteVar16x32x2(b, pairsHigh, d).Store(line + 48);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
