@@ -55,6 +55,15 @@ public class GemmTests(string backend) : BackendTest(backend)
     }
 
     [Test]
+    public void DeepProductOfSmallC([Values] bool transA, [Values] bool transB)
+    {
+        // K ≥ 8·max(M, N) and over the parallel threshold: the Cpu tier splits the depth (not a multiple of its 256 slab)
+        // across threads; beta, alpha and the bias apply once, and NaN in C is not read when beta is 0.
+        Verify(new GemmShape(20, 37, 3001, transA, transB, Alpha: 0.5f, Beta: -1.5f), bias: true);
+        Verify(new GemmShape(37, 20, 3001, transA, transB), nanC: true);
+    }
+
+    [Test]
     public void BetaZeroDoesNotReadC()
     {
         Verify(new GemmShape(9, 70, 20), nanC: true);

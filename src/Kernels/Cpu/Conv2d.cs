@@ -1,4 +1,4 @@
-// Conv2d forward and gradients as one-core GEMMs over im2col column blocks, the blocks spread over the cores.
+// Conv2d forward and gradients as GEMMs over im2col column blocks (3×3 stride-1 convs: Winograd, Conv2dWinograd.cs).
 using System.Runtime.Intrinsics;
 using DreamBooth.Kernels.Reference;
 
@@ -9,7 +9,8 @@ public sealed unsafe partial class CpuBackend
     // Per image, the columns of the output pixels [p0, p1) form a (InC·KH·KW, p1 − p0) matrix: row (c, kh, kw), column
     // p = oh·OW + ow holds x[c, oh·S + kh − P, ow·S + kw − P] (zero outside). Then, per image:
     //   y = w · columns (+ bias per row)      dcolumns = wᵀ · dy, scattered back onto dx      dw += dy · columnsᵀ
-    // A 1×1 stride-1 unpadded conv's columns are the input itself. Each task builds its block in its own scratch.
+    // A 1×1 stride-1 unpadded conv's columns are the input itself. Forward and grad-input spread one-core GEMMs over
+    // (image, block) tasks, each building its block in its own scratch; grad-weight runs its blocks in order (see there).
 
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
     {
@@ -21,7 +22,7 @@ public sealed unsafe partial class CpuBackend
         Parallel.For(0, s.N * blocks, t =>
         {
             int n = t / blocks, p0 = t % blocks * block, p1 = Math.Min(g.Pixels, p0 + block);
-            float* cols = g.Columns(px + n * g.ImageIn, 0, g.S.InC, p0, p1, out long ld);
+            float* cols = g.Columns(px + n * g.ImageIn, p0, p1, out long ld);
             GemmKernel.Sgemm(g.S.OutC, p1 - p0, g.Rows, 1f, pw, g.Rows, false, cols, ld, false,
                 0f, py + n * g.ImageOut + p0, g.Pixels, rowBias: pbias, parallel: false);
         });
@@ -67,30 +68,29 @@ public sealed unsafe partial class CpuBackend
         Conv2dReference.ValidateGradWeight(dw, dbias, dy, x, s);
         var g = new Im2Col(s);
         float* pdw = F(dw), pdb = FOrNull(dbias), pdy = F(dy), px = F(x);
-        long weights = s.WeightLength;
-        int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
-        // Tasks: (image, block of pixels). Each worker sums its tasks into a private dw, added to dw once at the end.
-        var gate = new object();
-        Parallel.For(0, s.N * blocks,
-            () =>
+        if (pdb != null)
+            for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
+                for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
+        if (Winograd3x3.Applies(s)) { Winograd3x3.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        // Image by image and block by block, in order: the columns are built across the cores, then dw (OutC, rows) +=
+        // dy[:, p0..p1] · columnsᵀ runs on every core, each core owning its part of dw: the sum order is fixed.
+        int block = g.PixelBlock(1, g.Rows);
+        float* cols = g.Pointwise ? null : Scratch.Current.Get(Scratch.Columns, g.Rows * g.Ld(0, block));
+        for (int n = 0; n < s.N; n++)
+        {
+            float* xn = px + n * g.ImageIn;
+            for (int p0 = 0; p0 < g.Pixels; p0 += block)
             {
-                float* part = Scratch.Current.Get(Scratch.Partial, weights);
-                new Span<float>(part, (int)weights).Clear();
-                return (nint)part;
-            },
-            (t, _, part) =>
-            {
-                int n = t / blocks, p0 = t % blocks * block, p1 = Math.Min(g.Pixels, p0 + block);
-                float* cols = g.Columns(px + n * g.ImageIn, 0, g.S.InC, p0, p1, out long ld);
-                // part (OutC, rows) += dy[:, p0..p1] · columnsᵀ: columns (rows, pixels) is op(B) read transposed.
-                GemmKernel.Sgemm(g.S.OutC, g.Rows, p1 - p0, 1f, pdy + n * g.ImageOut + p0, g.Pixels, false, cols, ld, true,
-                    1f, (float*)part, g.Rows, parallel: false);
-                return part;
-            },
-            part => { lock (gate) Add(pdw, (float*)part, weights); });
-        if (pdb == null) return;
-        for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
-            for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
+                int p1 = Math.Min(g.Pixels, p0 + block);
+                float* src = g.Pointwise ? xn + p0 : cols;
+                long ld = g.Pointwise ? g.Plane : g.Ld(p0, p1);
+                if (!g.Pointwise)
+                    Parallel.For(0, s.InC, c => g.Gather(xn, c, c + 1, p0, p1, cols + (long)c * g.S.KH * g.S.KW * ld, ld));
+                // columns (rows, pixels) is op(B) read transposed.
+                GemmKernel.Sgemm(s.OutC, g.Rows, p1 - p0, 1f, pdy + n * g.ImageOut + p0, g.Pixels, false, src, ld, true,
+                    1f, pdw, g.Rows);
+            }
+        }
     }
 
     /// <summary>y[i] += x[i].</summary>
@@ -136,19 +136,27 @@ public sealed unsafe partial class CpuBackend
         /// <summary>Blocks per image that give every core two tasks over n images.</summary>
         public static int Splits(int n) => GemmKernel.CeilDiv(2 * Environment.ProcessorCount, n);
 
-        /// <summary>Columns for channels [c0, c1) and pixels [p0, p1) of image xn, in the calling thread's scratch
-        /// (or xn itself when pointwise); ld is the distance between rows.</summary>
-        public float* Columns(float* xn, int c0, int c1, int p0, int p1, out long ld)
+        /// <summary>Distance between column rows of pixels [p0, p1): 64 bytes off a multiple of 128, so no 4 KiB cache aliasing.</summary>
+        public long Ld(int p0, int p1) => GemmKernel.RoundUp(p1 - p0, 32) + 16;
+
+        /// <summary>Columns of all channels for pixels [p0, p1) of image xn, in the calling thread's scratch (or xn itself
+        /// when pointwise); ld is the distance between rows.</summary>
+        public float* Columns(float* xn, int p0, int p1, out long ld)
         {
-            if (Pointwise) { ld = Plane; return xn + (long)c0 * Plane + p0; }
-            ld = GemmKernel.RoundUp(p1 - p0, 32) + 16;   // rows 64 bytes off a multiple of 128: no 4 KiB cache aliasing
-            float* cols = Scratch.Current.Get(Scratch.Columns, (c1 - c0) * S.KH * S.KW * ld);
-            float* dst = cols;
+            if (Pointwise) { ld = Plane; return xn + p0; }
+            ld = Ld(p0, p1);
+            float* cols = Scratch.Current.Get(Scratch.Columns, Rows * ld);
+            Gather(xn, 0, S.InC, p0, p1, cols, ld);
+            return cols;
+        }
+
+        /// <summary>dst = the column rows of channels [c0, c1) for pixels [p0, p1), rows ld apart.</summary>
+        public void Gather(float* xn, int c0, int c1, int p0, int p1, float* dst, long ld)
+        {
             for (int c = c0; c < c1; c++)
                 for (int kh = 0; kh < S.KH; kh++)
                     for (int kw = 0; kw < S.KW; kw++, dst += ld)
                         Walk(xn + (long)c * Plane, dst, kh, kw, p0, p1, scatter: false);
-            return cols;
         }
 
         /// <summary>dxn[c, ...] += the column rows of channels [c0, c1) for pixels [p0, p1) (the adjoint of Columns).</summary>

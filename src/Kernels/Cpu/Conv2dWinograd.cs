@@ -1,6 +1,7 @@
 // Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions: 36 GEMMs over transformed tiles, 4× fewer multiplies than direct.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -11,14 +12,15 @@ namespace DreamBooth.Kernels.Cpu;
 /// 36·K·C·T multiplies instead of 9·K·C·16·T for the direct form, 4× fewer. The products run on the blocked SGEMM.
 /// The input and output transforms work on 16 neighbouring tiles at once (one Vector512 lane per tile): a row of the
 /// input is first split by x mod 4 ("phases"), so the tile at x = 4t reads phase s at t (s &lt; 4) or phase s−4 at t+1.
-/// Used for 3×3, stride 1, padding ≤ 2: the forward and (with turned filters) the gradient of the input.
+/// Used for 3×3, stride 1, padding ≤ 2: the forward, (with turned filters) the gradient of the input, and the gradient of
+/// the weights (the same products run backwards, see GradWeight).
 /// </summary>
 [SkipLocalsInit]
 internal static unsafe class Winograd3x3
 {
     const int Tile = 4, Patch = 6, Positions = Patch * Patch, Lanes = 16;
 
-    internal static bool Applies(in ConvShape s) => s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad <= 2 && Vector512.IsHardwareAccelerated;
+    internal static bool Applies(in ConvShape s) => s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad <= 2 && Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
     /// <summary>y (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C, 3, 3), pad) + bias (K or null); y is overwritten.</summary>
     internal static void Forward(float* y, float* x, float* w, float* bias, int n, int c, int h, int wd, int k, int pad)
@@ -30,9 +32,8 @@ internal static unsafe class Winograd3x3
         float* v = scratch.Get(Scratch.WinogradV, (long)Positions * c * g.Tiles);  // (36, C, T)
         float* m = scratch.Get(Scratch.WinogradM, (long)Positions * k * g.Tiles);  // (36, K, T)
 
-        Parallel.For(0, k, kk => { for (int cc = 0; cc < c; cc++) TransformFilter(u, w + ((long)kk * c + cc) * 9, (long)kk * c + cc, (long)k * c); });
-        Parallel.For(0, n * c, plane => TransformInput(v + (long)(plane % c) * g.Tiles, (long)c * g.Tiles, x + (long)plane * h * wd,
-            plane / c, h, wd, pad, g));
+        Parallel.For(0, k, kk => TransformFilters(u + (long)kk * c, (long)k * c, w + (long)kk * c * 9, c));
+        TransformInputs(v, x, n, c, h, wd, pad, g);
         Parallel.For(0, Positions, p => GemmKernel.Sgemm(k, g.Tiles, c, 1f, u + (long)p * k * c, c, false,
             v + (long)p * c * g.Tiles, g.Tiles, false, 0f, m + (long)p * k * g.Tiles, g.Tiles, parallel: false));
         Parallel.For(0, n * k, plane => TransformOutput(y + (long)plane * oh * ow, m + (long)(plane % k) * g.Tiles, (long)k * g.Tiles,
@@ -52,6 +53,27 @@ internal static unsafe class Winograd3x3
         Forward(dx, dy, turned, null, n, k, h + 2 * pad - 2, wd + 2 * pad - 2, c, 2 - pad);
     }
 
+    /// <summary>dw (K, C, 3, 3) += the weight gradient of Forward from dy (N, K, OH, OW) and x (N, C, H, W). Forward is linear
+    /// in each filter's U = G g Gᵀ through M = U ⊙ V and Y = Aᵀ M A per tile, so dM = A dY Aᵀ (dy's 4×4 tiles, zero past the
+    /// edge), dU[p] (K, C) = Σ_t dM[p] (K, T) · V[p] (C, T)ᵀ (36 GEMMs over the tiles of the batch) and dg = Gᵀ dU G. Each
+    /// position's sum over tiles runs on one thread in a fixed order, so the result is the same run to run.</summary>
+    internal static void GradWeight(float* dw, float* dy, float* x, int n, int c, int h, int wd, int k, int pad)
+    {
+        int oh = h + 2 * pad - 2, ow = wd + 2 * pad - 2;
+        var g = new Grid(n, (oh + Tile - 1) / Tile, (ow + Tile - 1) / Tile);
+        var scratch = Scratch.Current;
+        float* du = scratch.Get(Scratch.WinogradU, (long)Positions * k * c);       // (36, K, C)
+        float* v = scratch.Get(Scratch.WinogradV, (long)Positions * c * g.Tiles);  // (36, C, T)
+        float* dm = scratch.Get(Scratch.WinogradM, (long)Positions * k * g.Tiles); // (36, K, T)
+
+        TransformInputs(v, x, n, c, h, wd, pad, g);
+        Parallel.For(0, n * k, plane => TransformGradOutput(dm + (long)(plane % k) * g.Tiles, (long)k * g.Tiles, dy + (long)plane * oh * ow,
+            plane / k, oh, ow, g));
+        Parallel.For(0, Positions, p => GemmKernel.Sgemm(k, c, g.Tiles, 1f, dm + (long)p * k * g.Tiles, g.Tiles, false,
+            v + (long)p * c * g.Tiles, g.Tiles, true, 0f, du + (long)p * k * c, c, parallel: false));
+        Parallel.For(0, k, kk => TransformFilterGrad(dw + (long)kk * c * 9, du + (long)kk * c, (long)k * c, c));
+    }
+
     /// <summary>Tiles of the batch: T = N·TH·TW, numbered (image, tile row, tile column).</summary>
     readonly record struct Grid(int N, int TH, int TW)
     {
@@ -59,30 +81,95 @@ internal static unsafe class Winograd3x3
         public long First(int image, int ty) => ((long)image * TH + ty) * TW;
     }
 
-    /// <summary>U[p][kc] for one 3×3 filter: G g Gᵀ, G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1].</summary>
-    static void TransformFilter(float* u, float* g, long kc, long stride)
+    /// <summary>U[p] = G g Gᵀ for the (C, 3, 3) filters g of one output channel, 16 input channels at a time (one per lane):
+    /// u points at this channel's row of U[0], U[p] is posStride further on.
+    /// G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1].</summary>
+    static void TransformFilters(float* u, long posStride, float* w, int c)
     {
-        float* t = stackalloc float[Patch * 3];          // G g: (6, 3)
-        float* r = stackalloc float[Patch];              // one row of (G g) Gᵀ
-        for (int j = 0; j < 3; j++) FilterColumn(g[j], g[3 + j], g[6 + j], t + j, 3);
-        for (int i = 0; i < Patch; i++)
+        float* g = stackalloc float[9 * Lanes];                           // [a·3 + b][lane]
+        var rows = stackalloc Vector512<float>[Patch * 3];               // G g for 16 channels: [i][b]
+        for (int c0 = 0; c0 < c; c0 += Lanes)
         {
-            FilterColumn(t[i * 3], t[i * 3 + 1], t[i * 3 + 2], r, 1);
-            for (int j = 0; j < Patch; j++) u[(i * Patch + j) * stride + kc] = r[j];
+            int count = Math.Min(Lanes, c - c0);
+            for (int t = 0; t < count; t++)
+                for (int q = 0; q < 9; q++) g[q * Lanes + t] = w[(long)(c0 + t) * 9 + q];
+            for (int b = 0; b < 3; b++)                                   // column b: G over its 3 rows
+                FilterTransform(Vector512.Load(g + b * Lanes), Vector512.Load(g + (3 + b) * Lanes), Vector512.Load(g + (6 + b) * Lanes),
+                    out rows[b], out rows[3 + b], out rows[6 + b], out rows[9 + b], out rows[12 + b], out rows[15 + b]);
+            for (int i = 0; i < Patch; i++)                               // row i: Gᵀ over its 3 columns
+            {
+                var r = rows + i * 3;
+                FilterTransform(r[0], r[1], r[2], out var o0, out var o1, out var o2, out var o3, out var o4, out var o5);
+                float* at = u + i * Patch * posStride + c0;
+                Store(at, o0, count); Store(at + posStride, o1, count); Store(at + 2 * posStride, o2, count);
+                Store(at + 3 * posStride, o3, count); Store(at + 4 * posStride, o4, count); Store(at + 5 * posStride, o5, count);
+            }
         }
     }
 
+    /// <summary>G·g for one 3-vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void FilterColumn(float g0, float g1, float g2, float* o, int step)
+    static void FilterTransform(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, out Vector512<float> o0,
+        out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3, out Vector512<float> o4, out Vector512<float> o5)
     {
-        const float Quarter = 1f / 4, Sixth = 1f / 6, Twelfth = 1f / 12, TwentyFourth = 1f / 24;
-        o[0] = g0 * Quarter;
-        o[step] = -(g0 + g1 + g2) * Sixth;
-        o[2 * step] = -(g0 - g1 + g2) * Sixth;
-        o[3 * step] = g0 * TwentyFourth + g1 * Twelfth + g2 * Sixth;
-        o[4 * step] = g0 * TwentyFourth - g1 * Twelfth + g2 * Sixth;
-        o[5 * step] = g2;
+        var sixth = Vector512.Create(1f / 6);
+        Vector512<float> even = g0 + g2, e = Vector512.FusedMultiplyAdd(Vector512.Create(1f / 24), g0, sixth * g2);
+        Vector512<float> odd = Vector512.Create(1f / 12) * g1;
+        o0 = Vector512.Create(1f / 4) * g0;
+        o1 = -sixth * (even + g1);
+        o2 = sixth * (g1 - even);
+        o3 = e + odd;
+        o4 = e - odd;
+        o5 = g2;
     }
+
+    /// <summary>dg += Gᵀ dU G for the filters of one output channel, 16 input channels at a time (one per lane): du points at
+    /// this channel's row of dU[0], dU[p] is posStride further on; dw at its (C, 3, 3) filters.</summary>
+    static void TransformFilterGrad(float* dw, float* du, long posStride, int c)
+    {
+        var cols = stackalloc Vector512<float>[3 * Patch];               // Gᵀ dU for 16 channels: [a][j]
+        float* grads = stackalloc float[9 * Lanes];                      // [a·3 + b][lane]
+        for (int c0 = 0; c0 < c; c0 += Lanes)
+        {
+            int count = Math.Min(Lanes, c - c0);
+            for (int j = 0; j < Patch; j++)                               // column j: Gᵀ over its 6 rows
+            {
+                float* at = du + j * posStride + c0;
+                long rowStep = Patch * posStride;
+                FilterGradTransform(Load(at, count), Load(at + rowStep, count), Load(at + 2 * rowStep, count),
+                    Load(at + 3 * rowStep, count), Load(at + 4 * rowStep, count), Load(at + 5 * rowStep, count),
+                    out cols[j], out cols[Patch + j], out cols[2 * Patch + j]);
+            }
+            for (int a = 0; a < 3; a++)                                   // row a: G over its 6 columns
+            {
+                var r = cols + a * Patch;
+                FilterGradTransform(r[0], r[1], r[2], r[3], r[4], r[5], out var g0, out var g1, out var g2);
+                g0.Store(grads + a * 3 * Lanes); g1.Store(grads + (a * 3 + 1) * Lanes); g2.Store(grads + (a * 3 + 2) * Lanes);
+            }
+            for (int t = 0; t < count; t++)
+            {
+                float* f = dw + (long)(c0 + t) * 9;
+                for (int q = 0; q < 9; q++) f[q] += grads[q * Lanes + t];
+            }
+        }
+    }
+
+    /// <summary>Gᵀ·u for one 6-vector, Gᵀ = [¼ −⅙ −⅙ 1/24 1/24 0; 0 −⅙ ⅙ 1/12 −1/12 0; 0 −⅙ −⅙ ⅙ ⅙ 1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void FilterGradTransform(Vector512<float> u0, Vector512<float> u1, Vector512<float> u2, Vector512<float> u3, Vector512<float> u4,
+        Vector512<float> u5, out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2)
+    {
+        var sixth = Vector512.Create(1f / 6);
+        Vector512<float> p = u1 + u2, q = u3 + u4;
+        o0 = Vector512.FusedMultiplyAdd(Vector512.Create(1f / 4), u0, Vector512.FusedMultiplyAdd(Vector512.Create(1f / 24), q, -sixth * p));
+        o1 = Vector512.FusedMultiplyAdd(sixth, u2 - u1, Vector512.Create(1f / 12) * (u3 - u4));
+        o2 = Vector512.FusedMultiplyAdd(sixth, q - p, u5);
+    }
+
+    /// <summary>V for every input plane of x (N, C, H, W), the planes spread over the cores.</summary>
+    static void TransformInputs(float* v, float* x, int n, int c, int h, int wd, int pad, Grid g) =>
+        Parallel.For(0, n * c, plane => TransformInput(v + (long)(plane % c) * g.Tiles, (long)c * g.Tiles, x + (long)plane * h * wd,
+            plane / c, h, wd, pad, g));
 
     /// <summary>V[p][t] = (Bᵀ d B)[p] for every tile t of one input plane; v points at this channel's row of V[0], and
     /// V[p] is posStride further on. d is the zero-padded 6×6 patch at (4·ty − pad, 4·tx − pad).</summary>
@@ -90,23 +177,19 @@ internal static unsafe class Winograd3x3
     {
         int width = (g.TW + Lanes) / Lanes * Lanes;                        // tiles per phase row, with the spare t+1
         float* phases = stackalloc float[Patch * Tile * width];           // [row r][phase s][tile t]
+        float* line = stackalloc float[Tile * width];                     // one input row, padded: line[pad + x] = row[x]
         var cols = stackalloc Vector512<float>[Positions];                // Bᵀ d for 16 tiles: [i][s]
+        new Span<float>(line, pad).Clear();
+        new Span<float>(line + pad + wd, Tile * width - pad - wd).Clear();
         for (int ty = 0; ty < g.TH; ty++)
         {
             for (int r = 0; r < Patch; r++)
             {
                 int yy = ty * Tile - pad + r;
-                float* row = plane + (long)yy * wd;
-                bool inside = (uint)yy < (uint)h;
-                for (int s = 0; s < Tile; s++)
-                {
-                    float* dst = phases + (r * Tile + s) * width;
-                    for (int t = 0; t < width; t++)
-                    {
-                        int xx = t * Tile + s - pad;
-                        dst[t] = inside && (uint)xx < (uint)wd ? row[xx] : 0f;
-                    }
-                }
+                float* dst = phases + r * Tile * width;
+                if ((uint)yy >= (uint)h) { new Span<float>(dst, Tile * width).Clear(); continue; }
+                new Span<float>(plane + (long)yy * wd, wd).CopyTo(new Span<float>(line + pad, wd));
+                Deinterleave(dst, line, width);
             }
             for (int t0 = 0; t0 < g.TW; t0 += Lanes)
             {
@@ -132,6 +215,23 @@ internal static unsafe class Winograd3x3
         }
     }
 
+    /// <summary>Splits line (4·width floats) by index mod 4: phases[s·width + t] = line[4t + s], 64 floats at a time.</summary>
+    static void Deinterleave(float* phases, float* line, int width)
+    {
+        var halves = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);   // low's lanes 0..7, then high's
+        for (int t = 0; t < width; t += Lanes, line += Tile * Lanes)
+        {
+            Vector512<float> v0 = Vector512.Load(line), v1 = Vector512.Load(line + 16), v2 = Vector512.Load(line + 32), v3 = Vector512.Load(line + 48);
+            for (int s = 0; s < Tile; s++)
+            {
+                var every4 = Vector512.CreateSequence(s, Tile);       // lanes 0..7: s, s+4, .., s+28 of (lower, upper)
+                var low = Avx512F.PermuteVar16x32x2(v0, every4, v1);
+                var high = Avx512F.PermuteVar16x32x2(v2, every4, v3);
+                Avx512F.PermuteVar16x32x2(low, halves, high).Store(phases + s * width + t);
+            }
+        }
+    }
+
     /// <summary>Bᵀ·d for one 6-vector, Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void InputTransform(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3, Vector512<float> d4,
@@ -145,6 +245,61 @@ internal static unsafe class Winograd3x3
         o3 = Vector512.FusedMultiplyAdd(two, d3 - d1, d4 - d2);
         o4 = Vector512.FusedMultiplyAdd(two, d1 - d3, d4 - d2);
         o5 = Vector512.FusedMultiplyAdd(four, d1, d5) - five * d3;
+    }
+
+    /// <summary>dM[p][t] = (A dY Aᵀ)[p] for every tile t of one plane of dy (OH, OW); dm points at this channel's row of
+    /// dM[0], dM[p] is posStride further on. dY is the 4×4 block at (4·ty, 4·tx), zero past the edge.</summary>
+    static void TransformGradOutput(float* dm, long posStride, float* plane, int image, int oh, int ow, in Grid g)
+    {
+        int width = (g.TW + Lanes - 1) / Lanes * Lanes;
+        float* phases = stackalloc float[Tile * Tile * width];            // [row r][phase s][tile t]
+        float* line = stackalloc float[Tile * width];                     // one row of dy, zero past the edge
+        var cols = stackalloc Vector512<float>[Patch * Tile];             // A dY for 16 tiles: [i][s]
+        new Span<float>(line + ow, Tile * width - ow).Clear();
+        for (int ty = 0; ty < g.TH; ty++)
+        {
+            for (int r = 0; r < Tile; r++)
+            {
+                int yy = ty * Tile + r;
+                float* dst = phases + r * Tile * width;
+                if (yy >= oh) { new Span<float>(dst, Tile * width).Clear(); continue; }
+                new Span<float>(plane + (long)yy * ow, ow).CopyTo(new Span<float>(line, ow));
+                Deinterleave(dst, line, width);
+            }
+            for (int t0 = 0; t0 < g.TW; t0 += Lanes)
+            {
+                for (int s = 0; s < Tile; s++)                                // column s of dY: A over its 4 rows
+                {
+                    float* src = phases + s * width + t0;
+                    int rowStep = Tile * width;
+                    GradOutputTransform(Vector512.Load(src), Vector512.Load(src + rowStep), Vector512.Load(src + 2 * rowStep),
+                        Vector512.Load(src + 3 * rowStep), out cols[s], out cols[Tile + s], out cols[2 * Tile + s],
+                        out cols[3 * Tile + s], out cols[4 * Tile + s], out cols[5 * Tile + s]);
+                }
+                int count = Math.Min(Lanes, g.TW - t0);
+                float* dst = dm + g.First(image, ty) + t0;
+                for (int i = 0; i < Patch; i++)                               // row i of (A dY): Aᵀ over its 4 columns
+                {
+                    var c = cols + i * Tile;
+                    GradOutputTransform(c[0], c[1], c[2], c[3], out var o0, out var o1, out var o2, out var o3, out var o4, out var o5);
+                    float* at = dst + i * Patch * posStride;
+                    Store(at, o0, count); Store(at + posStride, o1, count); Store(at + 2 * posStride, o2, count);
+                    Store(at + 3 * posStride, o3, count); Store(at + 4 * posStride, o4, count); Store(at + 5 * posStride, o5, count);
+                }
+            }
+        }
+    }
+
+    /// <summary>A·y for one 4-vector, A = Aᵀ's transpose = [1 0 0 0; 1 1 1 1; 1 −1 1 −1; 1 2 4 8; 1 −2 4 −8; 0 0 0 1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GradOutputTransform(Vector512<float> y0, Vector512<float> y1, Vector512<float> y2, Vector512<float> y3,
+        out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3, out Vector512<float> o4,
+        out Vector512<float> o5)
+    {
+        var four = Vector512.Create(4f);
+        Vector512<float> a = y0 + y2, b = y1 + y3;
+        Vector512<float> e = Vector512.FusedMultiplyAdd(four, y2, y0), f = Vector512.Create(2f) * Vector512.FusedMultiplyAdd(four, y3, y1);
+        o0 = y0; o1 = a + b; o2 = a - b; o3 = e + f; o4 = e - f; o5 = y3;
     }
 
     /// <summary>One output plane (OH, OW) from M: Aᵀ M A per tile plus bias, Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0;
@@ -173,15 +328,27 @@ internal static unsafe class Winograd3x3
                     if (yy >= oh) break;
                     var r = rows + i * Patch;
                     OutputTransform(r[0], r[1], r[2], r[3], r[4], r[5], out var y0, out var y1, out var y2, out var y3);
-                    y0 += b; y1 += b; y2 += b; y3 += b;
-                    for (int t = 0; t < count; t++)
-                    {
-                        line[t * Tile] = y0[t]; line[t * Tile + 1] = y1[t]; line[t * Tile + 2] = y2[t]; line[t * Tile + 3] = y3[t];
-                    }
+                    Interleave(line, y0 + b, y1 + b, y2 + b, y3 + b);
                     int x0 = t0 * Tile;
                     new Span<float>(line, Math.Min(count * Tile, ow - x0)).CopyTo(new Span<float>(plane + (long)yy * ow + x0, ow - x0));
                 }
             }
+    }
+
+    /// <summary>line[4t + j] = y_j[t] (the inverse of Deinterleave for 16 tiles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Interleave(float* line, Vector512<float> y0, Vector512<float> y1, Vector512<float> y2, Vector512<float> y3)
+    {
+        var zipLow = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        var zipHigh = zipLow + Vector512.Create(8);
+        var pairsLow = Vector512.Create(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+        var pairsHigh = pairsLow + Vector512.Create(8);
+        Vector512<float> a = Avx512F.PermuteVar16x32x2(y0, zipLow, y1), b = Avx512F.PermuteVar16x32x2(y0, zipHigh, y1);   // y0, y1 pairs
+        Vector512<float> c = Avx512F.PermuteVar16x32x2(y2, zipLow, y3), d = Avx512F.PermuteVar16x32x2(y2, zipHigh, y3);   // y2, y3 pairs
+        Avx512F.PermuteVar16x32x2(a, pairsLow, c).Store(line);
+        Avx512F.PermuteVar16x32x2(a, pairsHigh, c).Store(line + 16);
+        Avx512F.PermuteVar16x32x2(b, pairsLow, d).Store(line + 32);
+        Avx512F.PermuteVar16x32x2(b, pairsHigh, d).Store(line + 48);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -2,6 +2,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -12,7 +13,8 @@ namespace DreamBooth.Kernels.Cpu;
 ///   jc: NC columns, pack op(B)[pc.., jc..] into NR-column micro-panels (KC×NR each; the KC×NC block stays in L2)
 ///   ir: one A micro-panel (stays in L1)  jr: one B micro-panel → micro-kernel: MR×NR of C held in registers over KC.
 /// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. Tasks split
-/// the longer side of C (or the batch, in CpuBackend.Gemm) across cores; each thread packs into its own buffers.
+/// the longer side of C (or the batch, in CpuBackend.Gemm) across cores, or the depth when C is small and k long (SplitDepth);
+/// each thread packs into its own buffers.
 /// </summary>
 internal static unsafe class GemmKernel
 {
@@ -23,6 +25,7 @@ internal static unsafe class GemmKernel
     const int NC = 512;
     const int MC = 1032;   // multiple of MR; a packed A block is ~1 MiB
     const double ParallelMinFlops = 4e6;   // below this, a Parallel.For costs more than it saves
+    const int DepthSplitRatio = 8;         // k at least this many times C's longer side: split the depth (SplitDepth)
 
     /// <summary>C (m, n) = alpha·op(A)·op(B) + beta·C + colBias[j] + rowBias[i]. op(A) is (m, k): A is stored (m, k), or
     /// (k, m) when transA; op(B) is (k, n): B is stored (k, n), or (n, k) when transB. ld* are elements between rows.
@@ -34,6 +37,11 @@ internal static unsafe class GemmKernel
         var job = new Job(k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
         int threads = parallel ? Environment.ProcessorCount : 1;
         if (threads == 1 || 2.0 * m * n * k < ParallelMinFlops) { job.Run(0, m, 0, n); return; }
+        if (k >= DepthSplitRatio * Math.Max(m, n))
+        {
+            SplitDepth(threads, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
+            return;
+        }
         // About two tasks per thread, whole micro-tiles each, so one slow (shared) core does not hold the rest up.
         if (m >= n)
         {
@@ -45,6 +53,35 @@ internal static unsafe class GemmKernel
             int cols = RoundUp(CeilDiv(n, 2 * threads), NR);
             Parallel.For(0, CeilDiv(n, cols), t => job.Run(0, m, t * cols, Math.Min(n, (t + 1) * cols)));
         }
+    }
+
+    /// <summary>A deep product of a small C (a weight gradient summed over many rows) splits its depth instead: one part
+    /// per thread, so each operand is packed once in all, not once per block of C. Part 0 lands on C (with beta and the
+    /// biases), the others in scratch, added onto C in part order (the same sum every run).</summary>
+    static void SplitDepth(int parts, int m, int n, int k, float alpha, float* a, long lda, bool transA, float* b, long ldb, bool transB,
+        float beta, float* c, long ldc, float* colBias, float* rowBias)
+    {
+        int depth = RoundUp(CeilDiv(k, parts), KC);
+        parts = CeilDiv(k, depth);
+        long size = (long)m * n;
+        float* partial = Scratch.Current.Get(Scratch.DepthParts, (parts - 1) * size);   // parts 1.. as (m, n)
+        Parallel.For(0, parts, q =>
+        {
+            int k0 = q * depth, kq = Math.Min(k, k0 + depth) - k0;
+            float* aq = transA ? a + k0 * lda : a + k0, bq = transB ? b + k0 : b + k0 * ldb;
+            var job = q == 0 ? new Job(kq, alpha, aq, lda, transA, bq, ldb, transB, beta, c, ldc, colBias, rowBias)
+                : new Job(kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
+            job.Run(0, m, 0, n);
+        });
+        for (int q = 1; q < parts; q++)
+            for (int i = 0; i < m; i++)
+            {
+                float* row = c + i * ldc, add = partial + (q - 1) * size + (long)i * n;
+                int j = 0;
+                for (; j <= n - Vector512<float>.Count; j += Vector512<float>.Count)
+                    (Vector512.Load(row + j) + Vector512.Load(add + j)).Store(row + j);
+                for (; j < n; j++) row[j] += add[j];
+            }
     }
 
     internal static int CeilDiv(int a, int b) => (a + b - 1) / b;
@@ -112,6 +149,8 @@ internal static unsafe class GemmKernel
         void PackB(float* dst, int pc, int kc, int jc, int nc)
         {
             int nrFull = NR;
+            bool gather = transB && Avx2.IsSupported && 8 * ldb <= int.MaxValue / sizeof(float);
+            var rows8 = gather ? Vector256.CreateSequence(0, (int)ldb) : default;
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
             {
                 int nr = Math.Min(nrFull, nc - jr);
@@ -130,11 +169,19 @@ internal static unsafe class GemmKernel
                     {
                         int jn = Math.Min(16, nr - j0);
                         float* src = b + (jc + jr + j0) * ldb + pc;
-                        for (int p = 0; p < kc; p++)
-                        {
-                            float* d = dst + p * nrFull + j0;
-                            for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
-                        }
+                        if (jn == 16 && gather)   // two 8-lane gathers per packed run: lane j reads src[j·ldb + p]
+                            for (int p = 0; p < kc; p++)
+                            {
+                                float* d = dst + p * nrFull + j0;
+                                Avx2.GatherVector256(src + p, rows8, 4).Store(d);
+                                Avx2.GatherVector256(src + 8 * ldb + p, rows8, 4).Store(d + 8);
+                            }
+                        else
+                            for (int p = 0; p < kc; p++)
+                            {
+                                float* d = dst + p * nrFull + j0;
+                                for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
+                            }
                     }
             }
         }
@@ -307,10 +354,10 @@ internal static unsafe class GemmKernel
 }
 
 /// <summary>Per-thread scratch buffers (64-byte aligned native memory), grown on demand and kept for the thread's life,
-/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands, then the callers' (conv columns and partial sums, Winograd's transforms, broadcast terms).</summary>
+/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands and depth-split partial sums, then the callers' (conv columns, Winograd's transforms, broadcast terms).</summary>
 internal sealed unsafe class Scratch
 {
-    internal const int PackedA = 0, PackedB = 1, Columns = 2, Partial = 3, WinogradU = 4, WinogradV = 5, WinogradM = 6,
+    internal const int PackedA = 0, PackedB = 1, DepthParts = 2, Columns = 3, WinogradU = 4, WinogradV = 5, WinogradM = 6,
         BroadcastTerm = 7, Slots = 8;
 
     [ThreadStatic] static Scratch? t_current;
