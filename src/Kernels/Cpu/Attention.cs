@@ -31,11 +31,11 @@ public sealed unsafe partial class CpuBackend
 /// </summary>
 file static unsafe class FlashAttention
 {
-    const int Panel = 64;       // keys per transposed panel: a 4-row × 4-vector score tile
+    const int Panel = 80;       // keys per transposed panel: a 4-row × 5-vector score tile (77 text tokens fit one)
     const int ForwardRows = 32; // queries per forward block
-    const int ForwardKeys = 128; // keys per forward block (a multiple of Panel)
+    const int ForwardKeys = 160; // keys per forward block (a multiple of Panel)
     const int BackwardRows = 64;  // queries per backward block: the reduction length of dK and dV
-    const int BackwardKeys = 128; // keys per backward block (a multiple of Panel): the reduction length of dQ
+    const int BackwardKeys = 160; // keys per backward block (a multiple of Panel): the reduction length of dQ
     const float Ln2 = 0.693147181f;
 
     static int Round(int x, int m) => (x + m - 1) / m * m;
@@ -93,7 +93,7 @@ file static unsafe class FlashAttention
                         OnlineSoftmax(sc + r * ForwardKeys, valid, wp, ref m[r], ref l[r], out corr[r]);
                     }
                     for (int r = 0; r < rows4; r += 4)
-                        Accumulate(acc + r * dp, dp, corr + r, sc + r * ForwardKeys, ForwardKeys, 1, vr + (long)j0 * dp, dp, wp);
+                        Accumulate(acc + r * dp, dp, dp, corr + r, sc + r * ForwardKeys, ForwardKeys, 1, vr + (long)j0 * dp, dp, wp);
                 }
                 for (int r = 0; r < rows; r++)
                 {
@@ -138,19 +138,20 @@ file static unsafe class FlashAttention
     }
 
     /// <summary>Head (b, h). For each key block (outer) and query block (inner): recompute S and P = 2^(S − lse·log2e),
-    /// dP = dO·Vᵀ, dS = P∘(dP − Δ); then dV += Pᵀ·dO, dK += dSᵀ·Q, dQ += dS·K, the scale factors applied on the way out.</summary>
+    /// dP = dO·Vᵀ, dS = P∘(dP − Δ); then dVᵀ += dOᵀ·P, dKᵀ += Qᵀ·dS (keys along the lanes, so the head dim needs no
+    /// padding), dQ += dS·K, the scale factors applied on the way out.</summary>
     static void BackwardHead(float* dq, float* dk, float* dv, float* dout, float* q, float* k, float* v, float* o, float* lse,
         in AttentionShape s, int b, int h)
     {
         int d = s.HeadDim, dp = Round(d, 16), rs = s.Heads * d, lq = s.QueryLen, lk = s.KeyLen;
-        int q4 = Round(lq, 4), kp = Round(lk, 16);
-        long scratch = 3L * q4 * dp + 2L * q4 + 2L * d * kp + (long)kp * dp + 2 * BackwardRows * BackwardKeys + 2 * BackwardKeys * dp;
+        int q4 = Round(lq, 4), kp = Round(lk, 16), d4 = Round(d, 4);
+        long scratch = 3L * q4 * dp + 2L * q4 + 2L * d * kp + (long)kp * dp + 2 * BackwardRows * BackwardKeys + 2 * d4 * BackwardKeys;
         float[] rented = ArrayPool<float>.Shared.Rent((int)scratch + 16);
         fixed (float* raw = rented)
         {
             float* qs = Align(raw), dos = qs + (long)q4 * dp, dqa = dos + (long)q4 * dp, lse2 = dqa + (long)q4 * dp, delta = lse2 + q4;
             float* kt = delta + q4, vt = kt + (long)d * kp, kr = vt + (long)d * kp, sc = kr + (long)kp * dp;
-            float* dsc = sc + BackwardRows * BackwardKeys, dka = dsc + BackwardRows * BackwardKeys, dva = dka + BackwardKeys * dp;
+            float* dsc = sc + BackwardRows * BackwardKeys, dkt = dsc + BackwardRows * BackwardKeys, dvt = dkt + d4 * BackwardKeys;
             long qOff = ((long)b * lq * s.Heads + h) * d, kOff = ((long)b * lk * s.Heads + h) * d;
             float scale = s.EffectiveScale;
             PackRows(qs, q + qOff, rs, lq, q4, d, dp, scale * SoftmaxExp.Log2E);
@@ -168,8 +169,8 @@ file static unsafe class FlashAttention
             for (int j0 = 0; j0 < lk; j0 += BackwardKeys)
             {
                 int w = Math.Min(BackwardKeys, lk - j0), wp = Round(w, 16);
-                new Span<float>(dka, wp * dp).Clear();
-                new Span<float>(dva, wp * dp).Clear();
+                new Span<float>(dkt, d4 * BackwardKeys).Clear();
+                new Span<float>(dvt, d4 * BackwardKeys).Clear();
                 for (int r0 = s.Causal ? j0 / BackwardRows * BackwardRows : 0; r0 < lq; r0 += BackwardRows)
                 {
                     int rows4 = Round(Math.Min(BackwardRows, lq - r0), 4);
@@ -183,19 +184,22 @@ file static unsafe class FlashAttention
                         int valid = s.Causal ? Math.Min(w, r0 + r + 1 - j0) : w;
                         Probabilities(sc + r * BackwardKeys, dsc + r * BackwardKeys, valid, wp, lse2[r0 + r], delta[r0 + r]);
                     }
-                    for (int j = 0; j < wp; j += 4)
-                    {
-                        Accumulate(dva + j * dp, dp, null, sc + j, 1, BackwardKeys, dos + (long)r0 * dp, dp, rows4);
-                        Accumulate(dka + j * dp, dp, null, dsc + j, 1, BackwardKeys, qs + (long)r0 * dp, dp, rows4);
-                    }
+                    for (int c = 0; c < d4; c += 4)
+                        Accumulate(dvt + c * BackwardKeys, BackwardKeys, wp, null, dos + (long)r0 * dp + c, 1, dp, sc, BackwardKeys, rows4);
+                    for (int c = 0; c < d4; c += 4)
+                        Accumulate(dkt + c * BackwardKeys, BackwardKeys, wp, null, qs + (long)r0 * dp + c, 1, dp, dsc, BackwardKeys, rows4);
                     for (int r = 0; r < rows4; r += 4)
-                        Accumulate(dqa + (long)(r0 + r) * dp, dp, null, dsc + r * BackwardKeys, BackwardKeys, 1, kr + (long)j0 * dp, dp, wp);
+                        Accumulate(dqa + (long)(r0 + r) * dp, dp, dp, null, dsc + r * BackwardKeys, BackwardKeys, 1, kr + (long)j0 * dp, dp, wp);
                 }
                 // dK = scale·dSᵀ·Q and qs holds Q·scale·log2e, so dK = ln2·dSᵀ·qs.
                 for (int j = 0; j < w; j++)
                 {
-                    ScaleRow(dk + kOff + (long)(j0 + j) * rs, dka + j * dp, Ln2, d);
-                    ScaleRow(dv + kOff + (long)(j0 + j) * rs, dva + j * dp, 1f, d);
+                    float* dkRow = dk + kOff + (long)(j0 + j) * rs, dvRow = dv + kOff + (long)(j0 + j) * rs;
+                    for (int c = 0; c < d; c++)
+                    {
+                        dkRow[c] = dkt[c * BackwardKeys + j] * Ln2;
+                        dvRow[c] = dvt[c * BackwardKeys + j];
+                    }
                 }
             }
             for (int i = 0; i < lq; i++) ScaleRow(dq + qOff + (long)i * rs, dqa + (long)i * dp, scale, d);
@@ -277,23 +281,26 @@ file static unsafe class FlashAttention
     {
         for (int jj = 0; jj < width; jj += Panel)
         {
-            int pw = Math.Min(Panel, padded - j0 - jj), n = Math.Min(4, (width - jj) / 16);
+            int pw = Math.Min(Panel, padded - j0 - jj), n = Math.Min(Panel / 16, (width - jj) / 16);
             float* bt = panels + (long)(j0 + jj) * d;
             switch (n)
             {
                 case 1: Tile4<W1>(output + jj, outStride, a, aStride, bt, pw, d); break;
                 case 2: Tile4<W2>(output + jj, outStride, a, aStride, bt, pw, d); break;
                 case 3: Tile4<W3>(output + jj, outStride, a, aStride, bt, pw, d); break;
-                default: Tile4<W4>(output + jj, outStride, a, aStride, bt, pw, d); break;
+                case 4: Tile4<W4>(output + jj, outStride, a, aStride, bt, pw, d); break;
+                default: Tile4<W5>(output + jj, outStride, a, aStride, bt, pw, d); break;
             }
         }
     }
 
-    /// <summary>out[r][c] = out[r][c]·rowScale[r] (when given) + Σ_t a[r·ars + t·ats]·b[t·bStride + c], for 4 rows, all dp
-    /// columns, t below count. The columns go in chunks of up to 4 vectors so the accumulators stay in registers.</summary>
-    static void Accumulate(float* output, int outStride, float* rowScale, float* a, int ars, int ats, float* b, int bStride, int count)
+    /// <summary>out[r][c] = out[r][c]·rowScale[r] (when given) + Σ_t a[r·ars + t·ats]·b[t·bStride + c], for 4 rows, columns
+    /// below width (a multiple of 16), t below count. The columns go in chunks of up to 5 vectors so the accumulators stay
+    /// in registers.</summary>
+    static void Accumulate(float* output, int outStride, int width, float* rowScale, float* a, int ars, int ats, float* b, int bStride,
+        int count)
     {
-        int vectors = outStride / 16, chunks = (vectors + 3) / 4;
+        int vectors = width / 16, chunks = (vectors + 4) / 5;
         for (int ci = 0, c0 = 0; ci < chunks; ci++)
         {
             int n = vectors / chunks + (ci < vectors % chunks ? 1 : 0);
@@ -303,7 +310,8 @@ file static unsafe class FlashAttention
                 case 1: Axpy4<W1>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
                 case 2: Axpy4<W2>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
                 case 3: Axpy4<W3>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
-                default: Axpy4<W4>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
+                case 4: Axpy4<W4>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
+                default: Axpy4<W5>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
             }
             c0 += n;
         }
@@ -312,10 +320,10 @@ file static unsafe class FlashAttention
     /// <summary>Register tile of 4 rows × N vectors: out[r][v] = Σ_t a[r·aStride + t]·bt[t·bStride + 16v].</summary>
     static void Tile4<TW>(float* output, int outStride, float* a, int aStride, float* bt, int bStride, int count) where TW : struct, IWidth
     {
-        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
-        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
-        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
-        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c24 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default, c34 = default;
         float* a0 = a, a1 = a + aStride, a2 = a + 2 * aStride, a3 = a + 3 * aStride;
         for (int t = 0; t < count; t++)
         {
@@ -324,31 +332,37 @@ file static unsafe class FlashAttention
             var b1 = TW.N > 1 ? Vector512.Load(row + 16) : default;
             var b2 = TW.N > 2 ? Vector512.Load(row + 32) : default;
             var b3 = TW.N > 3 ? Vector512.Load(row + 48) : default;
-            var x = Vector512.Create(a0[t]);
+            var b4 = TW.N > 4 ? Vector512.Load(row + 64) : default;
+            Vector512<float> x;
+            x = Vector512.Create(a0[t]);
             c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
             if (TW.N > 1) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
             if (TW.N > 2) c02 = Vector512.FusedMultiplyAdd(x, b2, c02);
             if (TW.N > 3) c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
+            if (TW.N > 4) c04 = Vector512.FusedMultiplyAdd(x, b4, c04);
             x = Vector512.Create(a1[t]);
             c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
             if (TW.N > 1) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
             if (TW.N > 2) c12 = Vector512.FusedMultiplyAdd(x, b2, c12);
             if (TW.N > 3) c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
+            if (TW.N > 4) c14 = Vector512.FusedMultiplyAdd(x, b4, c14);
             x = Vector512.Create(a2[t]);
             c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
             if (TW.N > 1) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
             if (TW.N > 2) c22 = Vector512.FusedMultiplyAdd(x, b2, c22);
             if (TW.N > 3) c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
+            if (TW.N > 4) c24 = Vector512.FusedMultiplyAdd(x, b4, c24);
             x = Vector512.Create(a3[t]);
             c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
             if (TW.N > 1) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
             if (TW.N > 2) c32 = Vector512.FusedMultiplyAdd(x, b2, c32);
             if (TW.N > 3) c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
+            if (TW.N > 4) c34 = Vector512.FusedMultiplyAdd(x, b4, c34);
         }
-        Store4<TW>(output, c00, c01, c02, c03);
-        Store4<TW>(output + outStride, c10, c11, c12, c13);
-        Store4<TW>(output + 2 * outStride, c20, c21, c22, c23);
-        Store4<TW>(output + 3 * outStride, c30, c31, c32, c33);
+        Store<TW>(output, c00, c01, c02, c03, c04);
+        Store<TW>(output + outStride, c10, c11, c12, c13, c14);
+        Store<TW>(output + 2 * outStride, c20, c21, c22, c23, c24);
+        Store<TW>(output + 3 * outStride, c30, c31, c32, c33, c34);
     }
 
     /// <summary>Register tile of 4 rows × N vectors: out[r][v] = out[r][v]·rowScale[r] + Σ_t a[r·ars + t·ats]·b[t·bStride + 16v].</summary>
@@ -356,24 +370,36 @@ file static unsafe class FlashAttention
         where TW : struct, IWidth
     {
         float* o0 = output, o1 = output + outStride, o2 = output + 2 * outStride, o3 = output + 3 * outStride;
-        var c00 = Vector512.Load(o0); var c01 = TW.N > 1 ? Vector512.Load(o0 + 16) : default;
-        var c02 = TW.N > 2 ? Vector512.Load(o0 + 32) : default; var c03 = TW.N > 3 ? Vector512.Load(o0 + 48) : default;
-        var c10 = Vector512.Load(o1); var c11 = TW.N > 1 ? Vector512.Load(o1 + 16) : default;
-        var c12 = TW.N > 2 ? Vector512.Load(o1 + 32) : default; var c13 = TW.N > 3 ? Vector512.Load(o1 + 48) : default;
-        var c20 = Vector512.Load(o2); var c21 = TW.N > 1 ? Vector512.Load(o2 + 16) : default;
-        var c22 = TW.N > 2 ? Vector512.Load(o2 + 32) : default; var c23 = TW.N > 3 ? Vector512.Load(o2 + 48) : default;
-        var c30 = Vector512.Load(o3); var c31 = TW.N > 1 ? Vector512.Load(o3 + 16) : default;
-        var c32 = TW.N > 2 ? Vector512.Load(o3 + 32) : default; var c33 = TW.N > 3 ? Vector512.Load(o3 + 48) : default;
+        var c00 = Vector512.Load(o0);
+        var c01 = TW.N > 1 ? Vector512.Load(o0 + 16) : default;
+        var c02 = TW.N > 2 ? Vector512.Load(o0 + 32) : default;
+        var c03 = TW.N > 3 ? Vector512.Load(o0 + 48) : default;
+        var c04 = TW.N > 4 ? Vector512.Load(o0 + 64) : default;
+        var c10 = Vector512.Load(o1);
+        var c11 = TW.N > 1 ? Vector512.Load(o1 + 16) : default;
+        var c12 = TW.N > 2 ? Vector512.Load(o1 + 32) : default;
+        var c13 = TW.N > 3 ? Vector512.Load(o1 + 48) : default;
+        var c14 = TW.N > 4 ? Vector512.Load(o1 + 64) : default;
+        var c20 = Vector512.Load(o2);
+        var c21 = TW.N > 1 ? Vector512.Load(o2 + 16) : default;
+        var c22 = TW.N > 2 ? Vector512.Load(o2 + 32) : default;
+        var c23 = TW.N > 3 ? Vector512.Load(o2 + 48) : default;
+        var c24 = TW.N > 4 ? Vector512.Load(o2 + 64) : default;
+        var c30 = Vector512.Load(o3);
+        var c31 = TW.N > 1 ? Vector512.Load(o3 + 16) : default;
+        var c32 = TW.N > 2 ? Vector512.Load(o3 + 32) : default;
+        var c33 = TW.N > 3 ? Vector512.Load(o3 + 48) : default;
+        var c34 = TW.N > 4 ? Vector512.Load(o3 + 64) : default;
         if (rowScale != null)
         {
-            var x = Vector512.Create(rowScale[0]);
-            c00 *= x; c01 *= x; c02 *= x; c03 *= x;
-            x = Vector512.Create(rowScale[1]);
-            c10 *= x; c11 *= x; c12 *= x; c13 *= x;
-            x = Vector512.Create(rowScale[2]);
-            c20 *= x; c21 *= x; c22 *= x; c23 *= x;
-            x = Vector512.Create(rowScale[3]);
-            c30 *= x; c31 *= x; c32 *= x; c33 *= x;
+            var s0 = Vector512.Create(rowScale[0]);
+            c00 *= s0; c01 *= s0; c02 *= s0; c03 *= s0; c04 *= s0;
+            var s1 = Vector512.Create(rowScale[1]);
+            c10 *= s1; c11 *= s1; c12 *= s1; c13 *= s1; c14 *= s1;
+            var s2 = Vector512.Create(rowScale[2]);
+            c20 *= s2; c21 *= s2; c22 *= s2; c23 *= s2; c24 *= s2;
+            var s3 = Vector512.Create(rowScale[3]);
+            c30 *= s3; c31 *= s3; c32 *= s3; c33 *= s3; c34 *= s3;
         }
         float* a0 = a, a1 = a + ars, a2 = a + 2 * ars, a3 = a + 3 * ars;
         for (int t = 0; t < count; t++)
@@ -384,39 +410,47 @@ file static unsafe class FlashAttention
             var b1 = TW.N > 1 ? Vector512.Load(row + 16) : default;
             var b2 = TW.N > 2 ? Vector512.Load(row + 32) : default;
             var b3 = TW.N > 3 ? Vector512.Load(row + 48) : default;
-            var x = Vector512.Create(a0[at]);
+            var b4 = TW.N > 4 ? Vector512.Load(row + 64) : default;
+            Vector512<float> x;
+            x = Vector512.Create(a0[at]);
             c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
             if (TW.N > 1) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
             if (TW.N > 2) c02 = Vector512.FusedMultiplyAdd(x, b2, c02);
             if (TW.N > 3) c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
+            if (TW.N > 4) c04 = Vector512.FusedMultiplyAdd(x, b4, c04);
             x = Vector512.Create(a1[at]);
             c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
             if (TW.N > 1) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
             if (TW.N > 2) c12 = Vector512.FusedMultiplyAdd(x, b2, c12);
             if (TW.N > 3) c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
+            if (TW.N > 4) c14 = Vector512.FusedMultiplyAdd(x, b4, c14);
             x = Vector512.Create(a2[at]);
             c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
             if (TW.N > 1) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
             if (TW.N > 2) c22 = Vector512.FusedMultiplyAdd(x, b2, c22);
             if (TW.N > 3) c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
+            if (TW.N > 4) c24 = Vector512.FusedMultiplyAdd(x, b4, c24);
             x = Vector512.Create(a3[at]);
             c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
             if (TW.N > 1) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
             if (TW.N > 2) c32 = Vector512.FusedMultiplyAdd(x, b2, c32);
             if (TW.N > 3) c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
+            if (TW.N > 4) c34 = Vector512.FusedMultiplyAdd(x, b4, c34);
         }
-        Store4<TW>(o0, c00, c01, c02, c03);
-        Store4<TW>(o1, c10, c11, c12, c13);
-        Store4<TW>(o2, c20, c21, c22, c23);
-        Store4<TW>(o3, c30, c31, c32, c33);
+        Store<TW>(o0, c00, c01, c02, c03, c04);
+        Store<TW>(o1, c10, c11, c12, c13, c14);
+        Store<TW>(o2, c20, c21, c22, c23, c24);
+        Store<TW>(o3, c30, c31, c32, c33, c34);
     }
 
-    static void Store4<TW>(float* p, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d) where TW : struct, IWidth
+    static void Store<TW>(float* p, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3, Vector512<float> v4)
+        where TW : struct, IWidth
     {
-        a.Store(p);
-        if (TW.N > 1) b.Store(p + 16);
-        if (TW.N > 2) c.Store(p + 32);
-        if (TW.N > 3) d.Store(p + 48);
+        v0.Store(p);
+        if (TW.N > 1) v1.Store(p + 16);
+        if (TW.N > 2) v2.Store(p + 32);
+        if (TW.N > 3) v3.Store(p + 48);
+        if (TW.N > 4) v4.Store(p + 64);
     }
 }
 
@@ -426,3 +460,4 @@ file struct W1 : IWidth { public static int N => 1; }
 file struct W2 : IWidth { public static int N => 2; }
 file struct W3 : IWidth { public static int N => 3; }
 file struct W4 : IWidth { public static int N => 4; }
+file struct W5 : IWidth { public static int N => 5; }
