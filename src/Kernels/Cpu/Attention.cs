@@ -32,8 +32,8 @@ public sealed unsafe partial class CpuBackend
 file static unsafe class FlashAttention
 {
     const int Panel = 80;       // keys per transposed panel: a 4-row × 5-vector score tile (77 text tokens fit one)
-    const int ForwardRows = 32; // queries per forward block
-    const int ForwardKeys = 160; // keys per forward block (a multiple of Panel)
+    const int ForwardRows = 64;  // queries per forward block: the lanes of 4 vectors
+    const int ForwardKeys = 80;  // keys per forward block
     const int BackwardRows = 64;  // queries per backward block: the reduction length of dK and dV
     const int BackwardKeys = 160; // keys per backward block (a multiple of Panel): the reduction length of dQ
     const float Ln2 = 0.693147181f;
@@ -58,73 +58,85 @@ file static unsafe class FlashAttention
         else Parallel.For(0, heads * chunks, Body);
     }
 
-    /// <summary>Queries [i0, i1) of head (b, h): for each block of queries, stream over key blocks with the online softmax
-    /// (running max m and sum l per row, O rescaled by 2^(m_old − m_new) as the max grows).</summary>
+    /// <summary>Queries [i0, i1) of head (b, h), transposed: per block of 64 queries, Sᵀ = K·Qᵀ puts the queries along the
+    /// lanes, so the online softmax (running max m and sum l per query, Oᵀ rescaled by 2^(m_old − m_new) as the max grows)
+    /// is lane-wise over key rows, and Oᵀ += Vᵀ·P needs no padding of the head dim.</summary>
     static void ForwardHead(float* o, float* lse, float* q, float* k, float* v, in AttentionShape s, int b, int h, int i0, int i1)
     {
-        int d = s.HeadDim, dp = Round(d, 16), rs = s.Heads * d;
-        int keys = s.Causal ? Math.Min(s.KeyLen, i1) : s.KeyLen, kp = Round(keys, 16);
-        long scratch = (long)d * kp + (long)kp * dp + ForwardRows * (d + ForwardKeys + dp + 3);
+        const int R = ForwardRows, N = R / 16;
+        int d = s.HeadDim, d4 = Round(d, 4), rs = s.Heads * d;
+        int keys = s.Causal ? Math.Min(s.KeyLen, i1) : s.KeyLen, k4 = Round(keys, 4);
+        long scratch = (long)k4 * (d + d4) + R * (d + ForwardKeys + d4 + 3);
         float[] rented = ArrayPool<float>.Shared.Rent((int)scratch + 16);
         fixed (float* raw = rented)
         {
-            float* kt = Align(raw), vr = kt + (long)d * kp, qs = vr + (long)kp * dp, sc = qs + ForwardRows * d;
-            float* acc = sc + ForwardRows * ForwardKeys, m = acc + ForwardRows * dp, l = m + ForwardRows, corr = l + ForwardRows;
+            float* kr = Align(raw), vr = kr + (long)k4 * d, qt = vr + (long)k4 * d4, st = qt + R * d;
+            float* ot = st + R * ForwardKeys, m = ot + R * d4, l = m + R, corr = l + R;
             float* kh = k + ((long)b * s.KeyLen * s.Heads + h) * d, vh = v + ((long)b * s.KeyLen * s.Heads + h) * d;
-            PackPanels(kt, kh, rs, keys, kp, d);
-            PackRows(vr, vh, rs, keys, kp, d, dp, 1f);
+            PackRows(kr, kh, rs, keys, k4, d, d, 1f);
+            PackRows(vr, vh, rs, keys, k4, d, d4, 1f);
             float qscale = s.EffectiveScale * SoftmaxExp.Log2E;
-            for (int r0 = i0; r0 < i1; r0 += ForwardRows)
+            for (int r0 = i0; r0 < i1; r0 += R)
             {
-                int rows = Math.Min(ForwardRows, i1 - r0), rows4 = Round(rows, 4);
+                int rows = Math.Min(R, i1 - r0);
                 float* qh = q + (((long)b * s.QueryLen + r0) * s.Heads + h) * d;
-                PackRows(qs, qh, rs, rows, rows4, d, d, qscale);
-                new Span<float>(acc, rows4 * dp).Clear();
-                new Span<float>(m, rows4).Fill(float.NegativeInfinity);
-                new Span<float>(l, rows4).Clear();
+                for (int t = 0; t < d; t++)
+                    for (int i = 0; i < R; i++) qt[t * R + i] = i < rows ? qh[(long)i * rs + t] * qscale : 0;
+                new Span<float>(ot, R * d4).Clear();
+                new Span<float>(m, R).Fill(float.NegativeInfinity);
+                new Span<float>(l, R).Clear();
                 int kEnd = s.Causal ? Math.Min(s.KeyLen, r0 + rows) : s.KeyLen;
                 for (int j0 = 0; j0 < kEnd; j0 += ForwardKeys)
                 {
-                    int w = Math.Min(ForwardKeys, kEnd - j0), wp = Round(w, 16);
-                    for (int r = 0; r < rows4; r += 4) Scores(sc + r * ForwardKeys, ForwardKeys, qs + r * d, d, kt, kp, j0, wp, d);
-                    for (int r = 0; r < rows4; r++)
+                    int w = Math.Min(ForwardKeys, kEnd - j0), w4 = Round(w, 4);
+                    for (int j = 0; j < w4; j += 4) Tile4<W4>(st + j * R, R, kr + (long)(j0 + j) * d, d, qt, R, d);
+                    // Padded keys, and under the causal mask keys past the query, get −∞.
+                    for (int j = 0; j < w4; j++)
                     {
-                        int valid = s.Causal ? Math.Min(w, r0 + r + 1 - j0) : w;
-                        OnlineSoftmax(sc + r * ForwardKeys, valid, wp, ref m[r], ref l[r], out corr[r]);
+                        int visible = j >= w ? R : s.Causal ? j0 + j - r0 : 0; // lanes below this are masked
+                        for (int c = 0; c < Math.Min(visible, R); c += 16)
+                        {
+                            var masked = Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(c), Vector512.Create(visible));
+                            Vector512.ConditionalSelect(masked.AsSingle(), Vector512.Create(float.NegativeInfinity), Vector512.Load(st + j * R + c))
+                                .Store(st + j * R + c);
+                        }
                     }
-                    for (int r = 0; r < rows4; r += 4)
-                        Accumulate(acc + r * dp, dp, dp, corr + r, sc + r * ForwardKeys, ForwardKeys, 1, vr + (long)j0 * dp, dp, wp);
+                    for (int c = 0; c < N; c++) OnlineSoftmax(st + 16 * c, R, w4, m + 16 * c, l + 16 * c, corr + 16 * c);
+                    for (int c = 0; c < d4; c++)
+                        for (int t = 0; t < R; t += 16) (Vector512.Load(ot + c * R + t) * Vector512.Load(corr + t)).Store(ot + c * R + t);
+                    for (int c = 0; c < d4; c += 4) Accumulate(ot + c * R, R, R, vr + (long)j0 * d4 + c, 1, d4, st, R, w4);
                 }
-                for (int r = 0; r < rows; r++)
+                for (int i = 0; i < rows; i++)
                 {
-                    float inv = 1 / l[r];
-                    ScaleRow(o + (((long)b * s.QueryLen + r0 + r) * s.Heads + h) * d, acc + r * dp, inv, d);
-                    lse[((long)b * s.Heads + h) * s.QueryLen + r0 + r] = (m[r] + MathF.Log2(l[r])) * Ln2;
+                    float inv = 1 / l[i];
+                    float* row = o + (((long)b * s.QueryLen + r0 + i) * s.Heads + h) * d;
+                    for (int c = 0; c < d; c++) row[c] = ot[c * R + i] * inv;
+                    lse[((long)b * s.Heads + h) * s.QueryLen + r0 + i] = (m[i] + MathF.Log2(l[i])) * Ln2;
                 }
             }
         }
         ArrayPool<float>.Shared.Return(rented);
     }
 
-    /// <summary>One score row (base 2) of a key block: masks columns [valid, width) to −∞, raises the running max, turns
-    /// the row into p = 2^(s − max) in place, and updates the running sum; corr rescales the row's earlier output.</summary>
-    static void OnlineSoftmax(float* row, int valid, int width, ref float max, ref float sum, out float corr)
+    /// <summary>16 query lanes of a transposed score block (rows keys, given stride): raises the running max over the rows,
+    /// turns the block into p = 2^(s − max) in place and updates the running sum; corr rescales the lanes' earlier output.</summary>
+    static void OnlineSoftmax(float* block, int stride, int rows, float* max, float* sum, float* corr)
     {
-        for (int t = Math.Max(valid, 0); t < width; t++) row[t] = float.NegativeInfinity;
-        var vmax = Vector512.Load(row);
-        for (int t = 16; t < width; t += 16) vmax = Vector512.MaxNative(vmax, Vector512.Load(row + t));
-        float next = MathF.Max(max, SoftmaxExp.HorizontalMax(vmax));
-        corr = float.Exp2(max - next);
-        var shift = Vector512.Create(next);
-        Vector512<float> vsum = default;
-        for (int t = 0; t < width; t += 16)
+        var mx = Vector512.Load(block);
+        for (int j = 1; j < rows; j++) mx = Vector512.MaxNative(mx, Vector512.Load(block + j * stride));
+        var old = Vector512.Load(max);
+        var next = Vector512.MaxNative(mx, old);
+        var c = SoftmaxExp.Exp2(old - next);
+        Vector512<float> total = default;
+        for (int j = 0; j < rows; j++)
         {
-            var p = SoftmaxExp.Exp2(Vector512.Load(row + t) - shift);
-            vsum += p;
-            p.Store(row + t);
+            var p = SoftmaxExp.Exp2(Vector512.Load(block + j * stride) - next);
+            total += p;
+            p.Store(block + j * stride);
         }
-        sum = sum * corr + Vector512.Sum(vsum);
-        max = next;
+        (Vector512.Load(sum) * c + total).Store(sum);
+        next.Store(max);
+        c.Store(corr);
     }
 
     public static void Backward(float* dq, float* dk, float* dv, float* dout, float* q, float* k, float* v, float* o, float* lse,
@@ -154,17 +166,20 @@ file static unsafe class FlashAttention
             float* dsc = sc + BackwardRows * BackwardKeys, dkt = dsc + BackwardRows * BackwardKeys, dvt = dkt + d4 * BackwardKeys;
             long qOff = ((long)b * lq * s.Heads + h) * d, kOff = ((long)b * lk * s.Heads + h) * d;
             float scale = s.EffectiveScale;
-            PackRows(qs, q + qOff, rs, lq, q4, d, dp, scale * SoftmaxExp.Log2E);
-            PackRows(dos, dout + qOff, rs, lq, q4, d, dp, 1f);
             PackPanels(kt, k + kOff, rs, lk, kp, d);
             PackPanels(vt, v + kOff, rs, lk, kp, d);
             PackRows(kr, k + kOff, rs, lk, kp, d, dp, 1f);
             new Span<float>(dqa, q4 * dp).Clear();
+            // One pass over the strided Q, dO and O rows (memory bound for long sequences): pack Q and dO, Δ = dO·O.
+            float qscale = scale * SoftmaxExp.Log2E;
             for (int i = 0; i < q4; i++)
             {
+                long at = qOff + (long)i * rs;
+                PackRows(qs + (long)i * dp, q + at, rs, i < lq ? 1 : 0, 1, d, dp, qscale);
+                PackRows(dos + (long)i * dp, dout + at, rs, i < lq ? 1 : 0, 1, d, dp, 1f);
                 // Padded query rows get lse = +∞, so their probabilities are exactly 0.
                 lse2[i] = i < lq ? lse[((long)b * s.Heads + h) * lq + i] * SoftmaxExp.Log2E : float.PositiveInfinity;
-                delta[i] = i < lq ? Dot(dos + (long)i * dp, o + qOff + (long)i * rs, d) : 0;
+                delta[i] = i < lq ? Dot(dos + (long)i * dp, o + at, d) : 0;
             }
             for (int j0 = 0; j0 < lk; j0 += BackwardKeys)
             {
@@ -185,11 +200,11 @@ file static unsafe class FlashAttention
                         Probabilities(sc + r * BackwardKeys, dsc + r * BackwardKeys, valid, wp, lse2[r0 + r], delta[r0 + r]);
                     }
                     for (int c = 0; c < d4; c += 4)
-                        Accumulate(dvt + c * BackwardKeys, BackwardKeys, wp, null, dos + (long)r0 * dp + c, 1, dp, sc, BackwardKeys, rows4);
+                        Accumulate(dvt + c * BackwardKeys, BackwardKeys, wp, dos + (long)r0 * dp + c, 1, dp, sc, BackwardKeys, rows4);
                     for (int c = 0; c < d4; c += 4)
-                        Accumulate(dkt + c * BackwardKeys, BackwardKeys, wp, null, qs + (long)r0 * dp + c, 1, dp, dsc, BackwardKeys, rows4);
+                        Accumulate(dkt + c * BackwardKeys, BackwardKeys, wp, qs + (long)r0 * dp + c, 1, dp, dsc, BackwardKeys, rows4);
                     for (int r = 0; r < rows4; r += 4)
-                        Accumulate(dqa + (long)(r0 + r) * dp, dp, dp, null, dsc + r * BackwardKeys, BackwardKeys, 1, kr + (long)j0 * dp, dp, wp);
+                        Accumulate(dqa + (long)(r0 + r) * dp, dp, dp, dsc + r * BackwardKeys, BackwardKeys, 1, kr + (long)j0 * dp, dp, wp);
                 }
                 // dK = scale·dSᵀ·Q and qs holds Q·scale·log2e, so dK = ln2·dSᵀ·qs.
                 for (int j = 0; j < w; j++)
@@ -294,10 +309,10 @@ file static unsafe class FlashAttention
         }
     }
 
-    /// <summary>out[r][c] = out[r][c]·rowScale[r] (when given) + Σ_t a[r·ars + t·ats]·b[t·bStride + c], for 4 rows, columns
+    /// <summary>out[r][c] += Σ_t a[r·ars + t·ats]·b[t·bStride + c], for 4 rows, columns
     /// below width (a multiple of 16), t below count. The columns go in chunks of up to 5 vectors so the accumulators stay
     /// in registers.</summary>
-    static void Accumulate(float* output, int outStride, int width, float* rowScale, float* a, int ars, int ats, float* b, int bStride,
+    static void Accumulate(float* output, int outStride, int width, float* a, int ars, int ats, float* b, int bStride,
         int count)
     {
         int vectors = width / 16, chunks = (vectors + 4) / 5;
@@ -307,11 +322,11 @@ file static unsafe class FlashAttention
             float* oc = output + c0 * 16, bc = b + c0 * 16;
             switch (n)
             {
-                case 1: Axpy4<W1>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
-                case 2: Axpy4<W2>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
-                case 3: Axpy4<W3>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
-                case 4: Axpy4<W4>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
-                default: Axpy4<W5>(oc, outStride, rowScale, a, ars, ats, bc, bStride, count); break;
+                case 1: Axpy4<W1>(oc, outStride, a, ars, ats, bc, bStride, count); break;
+                case 2: Axpy4<W2>(oc, outStride, a, ars, ats, bc, bStride, count); break;
+                case 3: Axpy4<W3>(oc, outStride, a, ars, ats, bc, bStride, count); break;
+                case 4: Axpy4<W4>(oc, outStride, a, ars, ats, bc, bStride, count); break;
+                default: Axpy4<W5>(oc, outStride, a, ars, ats, bc, bStride, count); break;
             }
             c0 += n;
         }
@@ -365,8 +380,8 @@ file static unsafe class FlashAttention
         Store<TW>(output + 3 * outStride, c30, c31, c32, c33, c34);
     }
 
-    /// <summary>Register tile of 4 rows × N vectors: out[r][v] = out[r][v]·rowScale[r] + Σ_t a[r·ars + t·ats]·b[t·bStride + 16v].</summary>
-    static void Axpy4<TW>(float* output, int outStride, float* rowScale, float* a, int ars, int ats, float* b, int bStride, int count)
+    /// <summary>Register tile of 4 rows × N vectors: out[r][v] += Σ_t a[r·ars + t·ats]·b[t·bStride + 16v].</summary>
+    static void Axpy4<TW>(float* output, int outStride, float* a, int ars, int ats, float* b, int bStride, int count)
         where TW : struct, IWidth
     {
         float* o0 = output, o1 = output + outStride, o2 = output + 2 * outStride, o3 = output + 3 * outStride;
@@ -390,17 +405,6 @@ file static unsafe class FlashAttention
         var c32 = TW.N > 2 ? Vector512.Load(o3 + 32) : default;
         var c33 = TW.N > 3 ? Vector512.Load(o3 + 48) : default;
         var c34 = TW.N > 4 ? Vector512.Load(o3 + 64) : default;
-        if (rowScale != null)
-        {
-            var s0 = Vector512.Create(rowScale[0]);
-            c00 *= s0; c01 *= s0; c02 *= s0; c03 *= s0; c04 *= s0;
-            var s1 = Vector512.Create(rowScale[1]);
-            c10 *= s1; c11 *= s1; c12 *= s1; c13 *= s1; c14 *= s1;
-            var s2 = Vector512.Create(rowScale[2]);
-            c20 *= s2; c21 *= s2; c22 *= s2; c23 *= s2; c24 *= s2;
-            var s3 = Vector512.Create(rowScale[3]);
-            c30 *= s3; c31 *= s3; c32 *= s3; c33 *= s3; c34 *= s3;
-        }
         float* a0 = a, a1 = a + ars, a2 = a + 2 * ars, a3 = a + 3 * ars;
         for (int t = 0; t < count; t++)
         {
