@@ -2,6 +2,7 @@
 // never the full Lq×Lk score matrix; the backward recomputes probabilities from lse, block by block.
 using System.Buffers;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
@@ -80,8 +81,7 @@ file static unsafe class FlashAttention
             {
                 int rows = Math.Min(R, i1 - r0);
                 float* qh = q + (((long)b * s.QueryLen + r0) * s.Heads + h) * d;
-                for (int t = 0; t < d; t++)
-                    for (int i = 0; i < R; i++) qt[t * R + i] = i < rows ? qh[(long)i * rs + t] * qscale : 0;
+                Transpose(qt, R, qh, rs, R, d, rows, qscale);
                 new Span<float>(ot, R * d4).Clear();
                 new Span<float>(m, R).Fill(float.NegativeInfinity);
                 new Span<float>(l, R).Clear();
@@ -106,13 +106,12 @@ file static unsafe class FlashAttention
                         for (int t = 0; t < R; t += 16) (Vector512.Load(ot + c * R + t) * Vector512.Load(corr + t)).Store(ot + c * R + t);
                     for (int c = 0; c < d4; c += 4) Accumulate(ot + c * R, R, R, vr + (long)j0 * d4 + c, 1, d4, st, R, w4);
                 }
+                for (int t = 0; t < R; t += 16) (Vector512<float>.One / Vector512.Load(l + t)).Store(corr + t);
+                for (int c = 0; c < d; c++)
+                    for (int t = 0; t < R; t += 16) (Vector512.Load(ot + c * R + t) * Vector512.Load(corr + t)).Store(ot + c * R + t);
+                Transpose(o + (((long)b * s.QueryLen + r0) * s.Heads + h) * d, rs, ot, R, d, rows, d, 1f);
                 for (int i = 0; i < rows; i++)
-                {
-                    float inv = 1 / l[i];
-                    float* row = o + (((long)b * s.QueryLen + r0 + i) * s.Heads + h) * d;
-                    for (int c = 0; c < d; c++) row[c] = ot[c * R + i] * inv;
                     lse[((long)b * s.Heads + h) * s.QueryLen + r0 + i] = (m[i] + MathF.Log2(l[i])) * Ln2;
-                }
             }
         }
         ArrayPool<float>.Shared.Return(rented);
@@ -235,6 +234,102 @@ file static unsafe class FlashAttention
             p.Store(s + t);
             (p * (Vector512.Load(dpRow + t) - vd)).Store(dpRow + t);
         }
+    }
+
+    /// <summary>dst[c][r] = src[r][c]·scale for r below rows (zero for r in [valid, rows)) and c below cols: 16×16 blocks in
+    /// registers with AVX-512, the edges one element at a time.</summary>
+    static void Transpose(float* dst, long dstStride, float* src, long srcStride, int rows, int cols, int valid, float scale)
+    {
+        int fullRows = Avx512F.IsSupported ? valid / 16 * 16 : 0, fullCols = Avx512F.IsSupported ? cols / 16 * 16 : 0;
+        for (int r = 0; r < fullRows; r += 16)
+            for (int c = 0; c < fullCols; c += 16) Transpose16(dst + c * dstStride + r, dstStride, src + r * srcStride + c, srcStride, scale);
+        for (int c = 0; c < cols; c++)
+            for (int r = c < fullCols ? fullRows : 0; r < rows; r++) dst[c * dstStride + r] = r < valid ? src[r * srcStride + c] * scale : 0;
+    }
+
+    static void Transpose16(float* dst, long dstStride, float* src, long srcStride, float scale)
+    {
+        var vs = Vector512.Create(scale);
+        var r0 = Vector512.Load(src + 0 * srcStride) * vs;
+        var r1 = Vector512.Load(src + 1 * srcStride) * vs;
+        var r2 = Vector512.Load(src + 2 * srcStride) * vs;
+        var r3 = Vector512.Load(src + 3 * srcStride) * vs;
+        var r4 = Vector512.Load(src + 4 * srcStride) * vs;
+        var r5 = Vector512.Load(src + 5 * srcStride) * vs;
+        var r6 = Vector512.Load(src + 6 * srcStride) * vs;
+        var r7 = Vector512.Load(src + 7 * srcStride) * vs;
+        var r8 = Vector512.Load(src + 8 * srcStride) * vs;
+        var r9 = Vector512.Load(src + 9 * srcStride) * vs;
+        var r10 = Vector512.Load(src + 10 * srcStride) * vs;
+        var r11 = Vector512.Load(src + 11 * srcStride) * vs;
+        var r12 = Vector512.Load(src + 12 * srcStride) * vs;
+        var r13 = Vector512.Load(src + 13 * srcStride) * vs;
+        var r14 = Vector512.Load(src + 14 * srcStride) * vs;
+        var r15 = Vector512.Load(src + 15 * srcStride) * vs;
+        var t0 = Avx512F.UnpackLow(r0, r1);
+        var t1 = Avx512F.UnpackHigh(r0, r1);
+        var t2 = Avx512F.UnpackLow(r2, r3);
+        var t3 = Avx512F.UnpackHigh(r2, r3);
+        var t4 = Avx512F.UnpackLow(r4, r5);
+        var t5 = Avx512F.UnpackHigh(r4, r5);
+        var t6 = Avx512F.UnpackLow(r6, r7);
+        var t7 = Avx512F.UnpackHigh(r6, r7);
+        var t8 = Avx512F.UnpackLow(r8, r9);
+        var t9 = Avx512F.UnpackHigh(r8, r9);
+        var t10 = Avx512F.UnpackLow(r10, r11);
+        var t11 = Avx512F.UnpackHigh(r10, r11);
+        var t12 = Avx512F.UnpackLow(r12, r13);
+        var t13 = Avx512F.UnpackHigh(r12, r13);
+        var t14 = Avx512F.UnpackLow(r14, r15);
+        var t15 = Avx512F.UnpackHigh(r14, r15);
+        r0 = Avx512F.UnpackLow(t0.AsDouble(), t2.AsDouble()).AsSingle();
+        r1 = Avx512F.UnpackHigh(t0.AsDouble(), t2.AsDouble()).AsSingle();
+        r2 = Avx512F.UnpackLow(t1.AsDouble(), t3.AsDouble()).AsSingle();
+        r3 = Avx512F.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
+        r4 = Avx512F.UnpackLow(t4.AsDouble(), t6.AsDouble()).AsSingle();
+        r5 = Avx512F.UnpackHigh(t4.AsDouble(), t6.AsDouble()).AsSingle();
+        r6 = Avx512F.UnpackLow(t5.AsDouble(), t7.AsDouble()).AsSingle();
+        r7 = Avx512F.UnpackHigh(t5.AsDouble(), t7.AsDouble()).AsSingle();
+        r8 = Avx512F.UnpackLow(t8.AsDouble(), t10.AsDouble()).AsSingle();
+        r9 = Avx512F.UnpackHigh(t8.AsDouble(), t10.AsDouble()).AsSingle();
+        r10 = Avx512F.UnpackLow(t9.AsDouble(), t11.AsDouble()).AsSingle();
+        r11 = Avx512F.UnpackHigh(t9.AsDouble(), t11.AsDouble()).AsSingle();
+        r12 = Avx512F.UnpackLow(t12.AsDouble(), t14.AsDouble()).AsSingle();
+        r13 = Avx512F.UnpackHigh(t12.AsDouble(), t14.AsDouble()).AsSingle();
+        r14 = Avx512F.UnpackLow(t13.AsDouble(), t15.AsDouble()).AsSingle();
+        r15 = Avx512F.UnpackHigh(t13.AsDouble(), t15.AsDouble()).AsSingle();
+        t0 = Avx512F.Shuffle4x128(r0, r4, 0x88);
+        t1 = Avx512F.Shuffle4x128(r1, r5, 0x88);
+        t2 = Avx512F.Shuffle4x128(r2, r6, 0x88);
+        t3 = Avx512F.Shuffle4x128(r3, r7, 0x88);
+        t4 = Avx512F.Shuffle4x128(r0, r4, 0xdd);
+        t5 = Avx512F.Shuffle4x128(r1, r5, 0xdd);
+        t6 = Avx512F.Shuffle4x128(r2, r6, 0xdd);
+        t7 = Avx512F.Shuffle4x128(r3, r7, 0xdd);
+        t8 = Avx512F.Shuffle4x128(r8, r12, 0x88);
+        t9 = Avx512F.Shuffle4x128(r9, r13, 0x88);
+        t10 = Avx512F.Shuffle4x128(r10, r14, 0x88);
+        t11 = Avx512F.Shuffle4x128(r11, r15, 0x88);
+        t12 = Avx512F.Shuffle4x128(r8, r12, 0xdd);
+        t13 = Avx512F.Shuffle4x128(r9, r13, 0xdd);
+        t14 = Avx512F.Shuffle4x128(r10, r14, 0xdd);
+        t15 = Avx512F.Shuffle4x128(r11, r15, 0xdd);
+        Avx512F.Shuffle4x128(t0, t8, 0x88).Store(dst + 0 * dstStride);
+        Avx512F.Shuffle4x128(t1, t9, 0x88).Store(dst + 1 * dstStride);
+        Avx512F.Shuffle4x128(t2, t10, 0x88).Store(dst + 2 * dstStride);
+        Avx512F.Shuffle4x128(t3, t11, 0x88).Store(dst + 3 * dstStride);
+        Avx512F.Shuffle4x128(t4, t12, 0x88).Store(dst + 4 * dstStride);
+        Avx512F.Shuffle4x128(t5, t13, 0x88).Store(dst + 5 * dstStride);
+        Avx512F.Shuffle4x128(t6, t14, 0x88).Store(dst + 6 * dstStride);
+        Avx512F.Shuffle4x128(t7, t15, 0x88).Store(dst + 7 * dstStride);
+        Avx512F.Shuffle4x128(t0, t8, 0xdd).Store(dst + 8 * dstStride);
+        Avx512F.Shuffle4x128(t1, t9, 0xdd).Store(dst + 9 * dstStride);
+        Avx512F.Shuffle4x128(t2, t10, 0xdd).Store(dst + 10 * dstStride);
+        Avx512F.Shuffle4x128(t3, t11, 0xdd).Store(dst + 11 * dstStride);
+        Avx512F.Shuffle4x128(t4, t12, 0xdd).Store(dst + 12 * dstStride);
+        Avx512F.Shuffle4x128(t5, t13, 0xdd).Store(dst + 13 * dstStride);
+        Avx512F.Shuffle4x128(t6, t14, 0xdd).Store(dst + 14 * dstStride);
+        Avx512F.Shuffle4x128(t7, t15, 0xdd).Store(dst + 15 * dstStride);
     }
 
     static float Dot(float* a, float* b, int d)
