@@ -206,15 +206,8 @@ file static unsafe class FlashAttention
                         Accumulate(dqa + (long)(r0 + r) * dp, dp, dp, dsc + r * BackwardKeys, BackwardKeys, 1, kr + (long)j0 * dp, dp, wp);
                 }
                 // dK = scale·dSᵀ·Q and qs holds Q·scale·log2e, so dK = ln2·dSᵀ·qs.
-                for (int j = 0; j < w; j++)
-                {
-                    float* dkRow = dk + kOff + (long)(j0 + j) * rs, dvRow = dv + kOff + (long)(j0 + j) * rs;
-                    for (int c = 0; c < d; c++)
-                    {
-                        dkRow[c] = dkt[c * BackwardKeys + j] * Ln2;
-                        dvRow[c] = dvt[c * BackwardKeys + j];
-                    }
-                }
+                Transpose(dk + kOff + (long)j0 * rs, rs, dkt, BackwardKeys, d, w, d, Ln2);
+                Transpose(dv + kOff + (long)j0 * rs, rs, dvt, BackwardKeys, d, w, d, 1f);
             }
             for (int i = 0; i < lq; i++) ScaleRow(dq + qOff + (long)i * rs, dqa + (long)i * dp, scale, d);
         }
@@ -378,10 +371,7 @@ file static unsafe class FlashAttention
         for (int j0 = 0; j0 < padded; j0 += Panel)
         {
             int pw = Math.Min(Panel, padded - j0);
-            float* panel = dst + (long)j0 * d;
-            for (int j = 0; j < pw; j++)
-                for (int t = 0; t < d; t++)
-                    panel[t * pw + j] = j0 + j < count ? src[(long)(j0 + j) * rs + t] : 0;
+            Transpose(dst + (long)j0 * d, pw, src + (long)j0 * rs, rs, pw, d, Math.Clamp(count - j0, 0, pw), 1f);
         }
     }
 
