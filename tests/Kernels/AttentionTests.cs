@@ -23,7 +23,9 @@ public class AttentionTests(string backend) : BackendTest(backend)
     [TestCase(1, 2, 33, 77, 40, false)]    // cross attention to 77 text tokens, SD head dim 40
     [TestCase(2, 1, 77, 77, 64, true)]     // CLIP causal self attention
     [TestCase(1, 2, 70, 70, 80, false)]
-    [TestCase(1, 1, 19, 130, 160, false)]  // keys past one 128-key block
+    [TestCase(1, 1, 19, 130, 160, false)]  // keys past one 80-key forward block
+    [TestCase(1, 1, 70, 170, 24, false)]   // keys past one 160-key backward block
+    [TestCase(1, 1, 200, 200, 12, true)]   // causal over several key blocks both ways
     [TestCase(1, 1, 40, 40, 256, true)]
     [TestCase(1, 1, 150, 150, 1, true)]    // D = 1, queries past several 32-query blocks
     [TestCase(1, 1, 20, 10, 8, true)]      // causal with Lq > Lk
