@@ -89,7 +89,7 @@ file static unsafe class FlashAttention
                 for (int j0 = 0; j0 < kEnd; j0 += ForwardKeys)
                 {
                     int w = Math.Min(ForwardKeys, kEnd - j0), w4 = Round(w, 4);
-                    for (int j = 0; j < w4; j += 4) Tile4<W4>(st + j * R, R, kr + (long)(j0 + j) * d, d, qt, R, d);
+                    for (int j = 0; j < w4; j += 4) Tile4<W4>(st + j * R, R, kr + (long)(j0 + j) * d, d, 1, qt, R, d, accumulate: false);
                     // Padded keys, and under the causal mask keys past the query, get −∞.
                     for (int j = 0; j < w4; j++)
                     {
@@ -385,11 +385,11 @@ file static unsafe class FlashAttention
             float* bt = panels + (long)(j0 + jj) * d;
             switch (n)
             {
-                case 1: Tile4<W1>(output + jj, outStride, a, aStride, bt, pw, d); break;
-                case 2: Tile4<W2>(output + jj, outStride, a, aStride, bt, pw, d); break;
-                case 3: Tile4<W3>(output + jj, outStride, a, aStride, bt, pw, d); break;
-                case 4: Tile4<W4>(output + jj, outStride, a, aStride, bt, pw, d); break;
-                default: Tile4<W5>(output + jj, outStride, a, aStride, bt, pw, d); break;
+                case 1: Tile4<W1>(output + jj, outStride, a, aStride, 1, bt, pw, d, accumulate: false); break;
+                case 2: Tile4<W2>(output + jj, outStride, a, aStride, 1, bt, pw, d, accumulate: false); break;
+                case 3: Tile4<W3>(output + jj, outStride, a, aStride, 1, bt, pw, d, accumulate: false); break;
+                case 4: Tile4<W4>(output + jj, outStride, a, aStride, 1, bt, pw, d, accumulate: false); break;
+                default: Tile4<W5>(output + jj, outStride, a, aStride, 1, bt, pw, d, accumulate: false); break;
             }
         }
     }
@@ -407,89 +407,42 @@ file static unsafe class FlashAttention
             float* oc = output + c0 * 16, bc = b + c0 * 16;
             switch (n)
             {
-                case 1: Axpy4<W1>(oc, outStride, a, ars, ats, bc, bStride, count); break;
-                case 2: Axpy4<W2>(oc, outStride, a, ars, ats, bc, bStride, count); break;
-                case 3: Axpy4<W3>(oc, outStride, a, ars, ats, bc, bStride, count); break;
-                case 4: Axpy4<W4>(oc, outStride, a, ars, ats, bc, bStride, count); break;
-                default: Axpy4<W5>(oc, outStride, a, ars, ats, bc, bStride, count); break;
+                case 1: Tile4<W1>(oc, outStride, a, ars, ats, bc, bStride, count, accumulate: true); break;
+                case 2: Tile4<W2>(oc, outStride, a, ars, ats, bc, bStride, count, accumulate: true); break;
+                case 3: Tile4<W3>(oc, outStride, a, ars, ats, bc, bStride, count, accumulate: true); break;
+                case 4: Tile4<W4>(oc, outStride, a, ars, ats, bc, bStride, count, accumulate: true); break;
+                default: Tile4<W5>(oc, outStride, a, ars, ats, bc, bStride, count, accumulate: true); break;
             }
             c0 += n;
         }
     }
 
-    /// <summary>Register tile of 4 rows × N vectors: out[r][v] = Σ_t a[r·aStride + t]·bt[t·bStride + 16v].</summary>
-    static void Tile4<TW>(float* output, int outStride, float* a, int aStride, float* bt, int bStride, int count) where TW : struct, IWidth
-    {
-        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default;
-        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default;
-        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c24 = default;
-        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default, c34 = default;
-        float* a0 = a, a1 = a + aStride, a2 = a + 2 * aStride, a3 = a + 3 * aStride;
-        for (int t = 0; t < count; t++)
-        {
-            float* row = bt + (long)t * bStride;
-            var b0 = Vector512.Load(row);
-            var b1 = TW.N > 1 ? Vector512.Load(row + 16) : default;
-            var b2 = TW.N > 2 ? Vector512.Load(row + 32) : default;
-            var b3 = TW.N > 3 ? Vector512.Load(row + 48) : default;
-            var b4 = TW.N > 4 ? Vector512.Load(row + 64) : default;
-            Vector512<float> x;
-            x = Vector512.Create(a0[t]);
-            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
-            if (TW.N > 1) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            if (TW.N > 2) c02 = Vector512.FusedMultiplyAdd(x, b2, c02);
-            if (TW.N > 3) c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
-            if (TW.N > 4) c04 = Vector512.FusedMultiplyAdd(x, b4, c04);
-            x = Vector512.Create(a1[t]);
-            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
-            if (TW.N > 1) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            if (TW.N > 2) c12 = Vector512.FusedMultiplyAdd(x, b2, c12);
-            if (TW.N > 3) c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
-            if (TW.N > 4) c14 = Vector512.FusedMultiplyAdd(x, b4, c14);
-            x = Vector512.Create(a2[t]);
-            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
-            if (TW.N > 1) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            if (TW.N > 2) c22 = Vector512.FusedMultiplyAdd(x, b2, c22);
-            if (TW.N > 3) c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
-            if (TW.N > 4) c24 = Vector512.FusedMultiplyAdd(x, b4, c24);
-            x = Vector512.Create(a3[t]);
-            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
-            if (TW.N > 1) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            if (TW.N > 2) c32 = Vector512.FusedMultiplyAdd(x, b2, c32);
-            if (TW.N > 3) c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
-            if (TW.N > 4) c34 = Vector512.FusedMultiplyAdd(x, b4, c34);
-        }
-        Store<TW>(output, c00, c01, c02, c03, c04);
-        Store<TW>(output + outStride, c10, c11, c12, c13, c14);
-        Store<TW>(output + 2 * outStride, c20, c21, c22, c23, c24);
-        Store<TW>(output + 3 * outStride, c30, c31, c32, c33, c34);
-    }
-
-    /// <summary>Register tile of 4 rows × N vectors: out[r][v] += Σ_t a[r·ars + t·ats]·b[t·bStride + 16v].</summary>
-    static void Axpy4<TW>(float* output, int outStride, float* a, int ars, int ats, float* b, int bStride, int count)
+    /// <summary>Register tile of 4 rows × N vectors: out[r][v] (+)= Σ_t a[r·ars + t·ats]·b[t·bStride + 16v]; the sum is
+    /// added onto out when accumulating, else it replaces out.</summary>
+    static void Tile4<TW>(float* output, int outStride, float* a, int ars, int ats, float* b, int bStride, int count, bool accumulate)
         where TW : struct, IWidth
     {
         float* o0 = output, o1 = output + outStride, o2 = output + 2 * outStride, o3 = output + 3 * outStride;
-        var c00 = Vector512.Load(o0);
-        var c01 = TW.N > 1 ? Vector512.Load(o0 + 16) : default;
-        var c02 = TW.N > 2 ? Vector512.Load(o0 + 32) : default;
-        var c03 = TW.N > 3 ? Vector512.Load(o0 + 48) : default;
-        var c04 = TW.N > 4 ? Vector512.Load(o0 + 64) : default;
-        var c10 = Vector512.Load(o1);
-        var c11 = TW.N > 1 ? Vector512.Load(o1 + 16) : default;
-        var c12 = TW.N > 2 ? Vector512.Load(o1 + 32) : default;
-        var c13 = TW.N > 3 ? Vector512.Load(o1 + 48) : default;
-        var c14 = TW.N > 4 ? Vector512.Load(o1 + 64) : default;
-        var c20 = Vector512.Load(o2);
-        var c21 = TW.N > 1 ? Vector512.Load(o2 + 16) : default;
-        var c22 = TW.N > 2 ? Vector512.Load(o2 + 32) : default;
-        var c23 = TW.N > 3 ? Vector512.Load(o2 + 48) : default;
-        var c24 = TW.N > 4 ? Vector512.Load(o2 + 64) : default;
-        var c30 = Vector512.Load(o3);
-        var c31 = TW.N > 1 ? Vector512.Load(o3 + 16) : default;
-        var c32 = TW.N > 2 ? Vector512.Load(o3 + 32) : default;
-        var c33 = TW.N > 3 ? Vector512.Load(o3 + 48) : default;
-        var c34 = TW.N > 4 ? Vector512.Load(o3 + 64) : default;
+        var c00 = accumulate ? Vector512.Load(o0) : default;
+        var c01 = accumulate && TW.N > 1 ? Vector512.Load(o0 + 16) : default;
+        var c02 = accumulate && TW.N > 2 ? Vector512.Load(o0 + 32) : default;
+        var c03 = accumulate && TW.N > 3 ? Vector512.Load(o0 + 48) : default;
+        var c04 = accumulate && TW.N > 4 ? Vector512.Load(o0 + 64) : default;
+        var c10 = accumulate ? Vector512.Load(o1) : default;
+        var c11 = accumulate && TW.N > 1 ? Vector512.Load(o1 + 16) : default;
+        var c12 = accumulate && TW.N > 2 ? Vector512.Load(o1 + 32) : default;
+        var c13 = accumulate && TW.N > 3 ? Vector512.Load(o1 + 48) : default;
+        var c14 = accumulate && TW.N > 4 ? Vector512.Load(o1 + 64) : default;
+        var c20 = accumulate ? Vector512.Load(o2) : default;
+        var c21 = accumulate && TW.N > 1 ? Vector512.Load(o2 + 16) : default;
+        var c22 = accumulate && TW.N > 2 ? Vector512.Load(o2 + 32) : default;
+        var c23 = accumulate && TW.N > 3 ? Vector512.Load(o2 + 48) : default;
+        var c24 = accumulate && TW.N > 4 ? Vector512.Load(o2 + 64) : default;
+        var c30 = accumulate ? Vector512.Load(o3) : default;
+        var c31 = accumulate && TW.N > 1 ? Vector512.Load(o3 + 16) : default;
+        var c32 = accumulate && TW.N > 2 ? Vector512.Load(o3 + 32) : default;
+        var c33 = accumulate && TW.N > 3 ? Vector512.Load(o3 + 48) : default;
+        var c34 = accumulate && TW.N > 4 ? Vector512.Load(o3 + 64) : default;
         float* a0 = a, a1 = a + ars, a2 = a + 2 * ars, a3 = a + 3 * ars;
         for (int t = 0; t < count; t++)
         {
