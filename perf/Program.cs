@@ -9,6 +9,8 @@ usage: dotnet run -c Release --project perf -- <command> [args]
   attention B H Lq Lk D [causal]    fused attention forward and backward
   groupnorm N C H W G               group norm forward and backward
   peak                              the FMA peak of this machine (1 core and all cores)
+  ptx [--dump DIR]                  the CUDA kernels' PTX assembled by ptxas for sm_80 and sm_90: registers, shared
+                                    memory, spills (needs .ci/fetch-ptxas); --dump also writes the PTX files
   ops [--peer FILE] [--reps N]      the peer benchmark's op table on our cpu tier; with --peer (the output of the peer's
                                     `ops` command) adds its median and our speed-up beside each row
   bdn [BenchmarkDotNet args]        the BenchmarkDotNet suite (e.g. bdn --filter '*Gemm*')
@@ -23,6 +25,7 @@ try
     {
         case "bdn": BenchmarkSwitcher.FromAssembly(typeof(Sweep).Assembly).Run(rest); return 0;
         case "peak": Peak.Run(); return 0;
+        case "ptx": PtxTable.Run(new Options(rest)); return 0;
         case "ops": Sweep.Ops(new Options(rest)); return 0;
         case "gemm": case "conv": case "attention": case "groupnorm": Sweep.Single(args[0], new Options(rest)); return 0;
         default: Console.Error.WriteLine($"unknown command '{args[0]}'\n{usage}"); return 2;
