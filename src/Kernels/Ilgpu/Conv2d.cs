@@ -1,0 +1,303 @@
+// CUDA-tier conv2d as implicit GEMM (no im2col buffer): forward, grad-input, grad-weight in 64×64 tiles, and grad-bias.
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace DreamBooth.Kernels.Ilgpu;
+
+/// <summary>
+/// Each convolution is a GEMM whose operand built from an image is never materialised: the 16×64 slab a group needs is
+/// gathered from x (or dy) straight into shared memory with the stride/pad arithmetic, zeros where the window leaves the
+/// image. The tile machinery is GemmKernels.Tiled's: a group of 16×16 threads owns a 64×64 tile, the reduction runs in
+/// slabs of 16, each thread accumulates a 4×4 block (rows ty + 16i, columns tx + 16j) in registers.
+///   forward      y (OutC, N·OH·OW) = w (OutC, InC·KH·KW) · cols(x)              + bias
+///   grad input   dx (InC, N·H·W)    = wᵀ (InC, OutC·KH·KW) · taps(dy)            (a gather: no atomics, dx overwritten)
+///   grad weight  dw (OutC, InC·KH·KW) += dy (OutC, N·OH·OW) · cols(x)ᵀ           (reduction over N·OH·OW)
+/// Columns index the batch and pixels together, so N·OH·OW, N·H·W, InC·KH·KW and OutC·KH·KW must stay below 2^31;
+/// element offsets into x, y and dy are computed in long.
+/// </summary>
+public static class Conv2dKernels
+{
+    const int Tile = 64, Slab = 16, Threads = 16, GroupSize = Threads * Threads, BiasGroup = 256;
+
+    /// <summary>The shape with the products the kernels reuse: KHW = KH·KW, Pixels = OH·OW, ImagePixels = H·W.</summary>
+    public readonly record struct Args(int N, int InC, int H, int W, int OutC, int KH, int KW, int Stride, int Pad,
+        int OH, int OW, int KHW, int Pixels, int ImagePixels, int HasBias)
+    {
+        public static Args From(in ConvShape s, bool hasBias) => new(s.N, s.InC, s.H, s.W, s.OutC, s.KH, s.KW, s.Stride, s.Pad,
+            s.OutH, s.OutW, s.KH * s.KW, s.OutH * s.OutW, s.H * s.W, hasBias ? 1 : 0);
+    }
+
+    /// <summary>Forward: tiles of (OutC rows, N·OH·OW columns).</summary>
+    public static KernelConfig ForwardConfig(in ConvShape s) => TileConfig(s.OutC, s.N * s.OutH * s.OutW);
+
+    /// <summary>Grad input: tiles of (InC rows, N·H·W columns).</summary>
+    public static KernelConfig GradInputConfig(in ConvShape s) => TileConfig(s.InC, s.N * s.H * s.W);
+
+    /// <summary>Grad weight: tiles of (OutC rows, InC·KH·KW columns).</summary>
+    public static KernelConfig GradWeightConfig(in ConvShape s) => TileConfig(s.OutC, s.InC * s.KH * s.KW);
+
+    /// <summary>Grad bias: one group per output channel.</summary>
+    public static KernelConfig GradBiasConfig(in ConvShape s) => new(new Index1D(s.OutC), new Index1D(BiasGroup));
+
+    static KernelConfig TileConfig(int rows, int columns) =>
+        new(new Index2D((columns + Tile - 1) / Tile, (rows + Tile - 1) / Tile), new Index2D(Threads, Threads));
+
+    /// <summary>y = conv(x, w) + bias. Per slab, the A slab is 64 filters × 16 (c, kh, kw) taps read along the contiguous
+    /// tap axis of w; the B slab is 16 taps × 64 output pixels gathered from x: each thread keeps one column (its pixel's
+    /// window origin is decoded once) and fills 4 of its taps, so a warp reads 32 neighbouring pixels of one input row.</summary>
+    [GpuKernel("conv2d_f32_implicit_gemm", explicitlyGrouped: true)]
+    public static void Forward(
+        ArrayView<float> y,     // (N, OutC, OH, OW)
+        ArrayView<float> x,     // (N, InC, H, W)
+        ArrayView<float> w,     // (OutC, InC, KH, KW)
+        ArrayView<float> bias,  // (OutC), read when HasBias
+        Args p)
+    {
+        var aSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [tap][filter]
+        var bSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [tap][pixel]
+        int tx = Group.IdxX, ty = Group.IdxY, thread = ty * Threads + tx;
+        int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile;
+        int m = p.OutC, k = p.InC * p.KHW, cols = p.N * p.Pixels;
+        // The column this thread gathers for the B slab, decoded once: image n, window origin (ih0, iw0).
+        int myCol = thread % Tile, myTap = thread / Tile, gcol = col0 + myCol;
+        bool colOk = gcol < cols;
+        int n = colOk ? gcol / p.Pixels : 0, pix = gcol - n * p.Pixels, oh = pix / p.OW, ow = pix - oh * p.OW;
+        int ih0 = oh * p.Stride - p.Pad, iw0 = ow * p.Stride - p.Pad;
+        long xImage = (long)n * p.InC * p.ImagePixels;
+        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        for (int k0 = 0; k0 < k; k0 += Slab)
+        {
+            for (int e = thread; e < Slab * Tile; e += GroupSize)
+            {
+                int r = e / Slab, kk = e % Slab, gr = row0 + r, gk = k0 + kk;
+                aSlab[kk * Tile + r] = gr < m && gk < k ? w[(long)gr * k + gk] : 0f;
+            }
+            for (int kk = myTap; kk < Slab; kk += GroupSize / Tile)
+                bSlab[kk * Tile + myCol] = colOk ? GatherX(x, p, xImage, ih0, iw0, k0 + kk) : 0f;
+            Group.Barrier();
+            for (int kk = 0; kk < Slab; kk++)
+            {
+                float a0 = aSlab[kk * Tile + ty], a1 = aSlab[kk * Tile + ty + 16], a2 = aSlab[kk * Tile + ty + 32], a3 = aSlab[kk * Tile + ty + 48];
+                float b0 = bSlab[kk * Tile + tx], b1 = bSlab[kk * Tile + tx + 16], b2 = bSlab[kk * Tile + tx + 32], b3 = bSlab[kk * Tile + tx + 48];
+                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            }
+            Group.Barrier();
+        }
+        StoreY(y, bias, p, row0 + ty, col0 + tx, c00, c01, c02, c03);
+        StoreY(y, bias, p, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
+        StoreY(y, bias, p, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
+        StoreY(y, bias, p, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
+    }
+
+    /// <summary>cols(x)[tap, ·] for one window: x[n, c, ih0 + kh, iw0 + kw] with tap = (c, kh, kw), zero outside the image
+    /// or past the last tap.</summary>
+    static float GatherX(ArrayView<float> x, Args p, long xImage, int ih0, int iw0, int tap)
+    {
+        if (tap >= p.InC * p.KHW) return 0f;
+        int c = tap / p.KHW, r = tap - c * p.KHW, kh = r / p.KW, kw = r - kh * p.KW;
+        int ih = ih0 + kh, iw = iw0 + kw;
+        if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) return 0f;
+        return x[xImage + (long)c * p.ImagePixels + ih * p.W + iw];
+    }
+
+    /// <summary>Forward epilogue for one filter row o: GEMM columns col + 16j are pixels of possibly different images.</summary>
+    static void StoreY(ArrayView<float> y, ArrayView<float> bias, Args p, int o, int col, float v0, float v1, float v2, float v3)
+    {
+        if (o >= p.OutC) return;
+        float b = p.HasBias != 0 ? bias[o] : 0f;
+        StoreY(y, p, o, col, v0 + b);
+        StoreY(y, p, o, col + 16, v1 + b);
+        StoreY(y, p, o, col + 32, v2 + b);
+        StoreY(y, p, o, col + 48, v3 + b);
+    }
+
+    static void StoreY(ArrayView<float> y, Args p, int o, int col, float v)
+    {
+        if (col >= p.N * p.Pixels) return;
+        int n = col / p.Pixels, pix = col - n * p.Pixels;
+        y[((long)n * p.OutC + o) * p.Pixels + pix] = v;
+    }
+
+    /// <summary>dx = Σ w · dy over the (o, kh, kw) whose window covers each input pixel, as a gather. The A slab is
+    /// wᵀ: 64 input channels × 16 (o, kh, kw) taps; the B slab is 16 taps × 64 input pixels, each thread keeping one
+    /// pixel and reading dy[n, o, (ih + P − kh)/S, (iw + P − kw)/S] where that division is exact and in range.</summary>
+    [GpuKernel("conv2d_f32_grad_input_implicit_gemm", explicitlyGrouped: true)]
+    public static void GradInput(
+        ArrayView<float> dx,    // (N, InC, H, W)
+        ArrayView<float> dy,    // (N, OutC, OH, OW)
+        ArrayView<float> w,     // (OutC, InC, KH, KW)
+        Args p)
+    {
+        var aSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [tap][input channel]
+        var bSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [tap][input pixel]
+        int tx = Group.IdxX, ty = Group.IdxY, thread = ty * Threads + tx;
+        int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile;
+        int m = p.InC, k = p.OutC * p.KHW, cols = p.N * p.ImagePixels;
+        // The input pixel this thread gathers for, decoded once: image n, padded position (ih + P, iw + P).
+        int myCol = thread % Tile, myTap = thread / Tile, gcol = col0 + myCol;
+        bool colOk = gcol < cols;
+        int n = colOk ? gcol / p.ImagePixels : 0, pix = gcol - n * p.ImagePixels, ih = pix / p.W, iw = pix - ih * p.W;
+        long dyImage = (long)n * p.OutC * p.Pixels;
+        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        for (int k0 = 0; k0 < k; k0 += Slab)
+        {
+            for (int e = thread; e < Slab * Tile; e += GroupSize)
+            {
+                // wᵀ[c, (o, kh, kw)] = w[o, c, kh, kw]: consecutive threads take consecutive (kh, kw) of one (o, c).
+                int r = e / Slab, kk = e % Slab, gr = row0 + r, gk = k0 + kk;
+                float v = 0f;
+                if (gr < m && gk < k)
+                {
+                    int o = gk / p.KHW, khw = gk - o * p.KHW;
+                    v = w[((long)o * p.InC + gr) * p.KHW + khw];
+                }
+                aSlab[kk * Tile + r] = v;
+            }
+            for (int kk = myTap; kk < Slab; kk += GroupSize / Tile)
+                bSlab[kk * Tile + myCol] = colOk ? GatherDy(dy, p, dyImage, ih + p.Pad, iw + p.Pad, k0 + kk) : 0f;
+            Group.Barrier();
+            for (int kk = 0; kk < Slab; kk++)
+            {
+                float a0 = aSlab[kk * Tile + ty], a1 = aSlab[kk * Tile + ty + 16], a2 = aSlab[kk * Tile + ty + 32], a3 = aSlab[kk * Tile + ty + 48];
+                float b0 = bSlab[kk * Tile + tx], b1 = bSlab[kk * Tile + tx + 16], b2 = bSlab[kk * Tile + tx + 32], b3 = bSlab[kk * Tile + tx + 48];
+                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            }
+            Group.Barrier();
+        }
+        StoreDx(dx, p, row0 + ty, col0 + tx, c00, c01, c02, c03);
+        StoreDx(dx, p, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
+        StoreDx(dx, p, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
+        StoreDx(dx, p, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
+    }
+
+    /// <summary>taps(dy)[(o, kh, kw), ·] for one input pixel at padded position (ph, pw): the output (oh, ow) with
+    /// oh·S + kh = ph and ow·S + kw = pw, or zero when no output's window puts tap (kh, kw) on this pixel.</summary>
+    static float GatherDy(ArrayView<float> dy, Args p, long dyImage, int ph, int pw, int tap)
+    {
+        if (tap >= p.OutC * p.KHW) return 0f;
+        int o = tap / p.KHW, r = tap - o * p.KHW, kh = r / p.KW, kw = r - kh * p.KW;
+        int th = ph - kh, tw = pw - kw;
+        if (th < 0 || tw < 0) return 0f;
+        int oh = th / p.Stride, ow = tw / p.Stride;
+        if (oh * p.Stride != th || ow * p.Stride != tw || oh >= p.OH || ow >= p.OW) return 0f;
+        return dy[dyImage + (long)o * p.Pixels + oh * p.OW + ow];
+    }
+
+    static void StoreDx(ArrayView<float> dx, Args p, int c, int col, float v0, float v1, float v2, float v3)
+    {
+        if (c >= p.InC) return;
+        StoreDx(dx, p, c, col, v0);
+        StoreDx(dx, p, c, col + 16, v1);
+        StoreDx(dx, p, c, col + 32, v2);
+        StoreDx(dx, p, c, col + 48, v3);
+    }
+
+    static void StoreDx(ArrayView<float> dx, Args p, int c, int col, float v)
+    {
+        if (col >= p.N * p.ImagePixels) return;
+        int n = col / p.ImagePixels, pix = col - n * p.ImagePixels;
+        dx[((long)n * p.InC + c) * p.ImagePixels + pix] = v;
+    }
+
+    /// <summary>dw += dy · cols(x)ᵀ, reducing over the N·OH·OW output pixels in slabs of 16. Each thread keeps one pixel
+    /// of the slab (decoded once per slab) and loads 4 filters of dy and 4 taps of x at it, so a half-warp reads 16
+    /// consecutive pixels of a row. One group per 64×64 tile of dw runs the whole reduction (deterministic, no atomics).</summary>
+    [GpuKernel("conv2d_f32_grad_weight_implicit_gemm", explicitlyGrouped: true)]
+    public static void GradWeight(
+        ArrayView<float> dw,    // (OutC, InC, KH, KW), accumulated into
+        ArrayView<float> dy,    // (N, OutC, OH, OW)
+        ArrayView<float> x,     // (N, InC, H, W)
+        Args p)
+    {
+        var aSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [pixel][filter]
+        var bSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [pixel][tap]
+        int tx = Group.IdxX, ty = Group.IdxY, thread = ty * Threads + tx;
+        int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile;
+        int m = p.OutC, k = p.InC * p.KHW, red = p.N * p.Pixels;
+        int myPixel = thread % Slab, myRow = thread / Slab;
+        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        for (int r0 = 0; r0 < red; r0 += Slab)
+        {
+            int gr = r0 + myPixel;
+            bool pixOk = gr < red;
+            int n = pixOk ? gr / p.Pixels : 0, pix = gr - n * p.Pixels, oh = pix / p.OW, ow = pix - oh * p.OW;
+            int ih0 = oh * p.Stride - p.Pad, iw0 = ow * p.Stride - p.Pad;
+            long dyAt = (long)n * p.OutC * p.Pixels + pix, xImage = (long)n * p.InC * p.ImagePixels;
+            for (int i = myRow; i < Tile; i += GroupSize / Slab)
+            {
+                int o = row0 + i, tap = col0 + i;
+                aSlab[myPixel * Tile + i] = pixOk && o < m ? dy[dyAt + (long)o * p.Pixels] : 0f;
+                bSlab[myPixel * Tile + i] = pixOk ? GatherX(x, p, xImage, ih0, iw0, tap) : 0f;
+            }
+            Group.Barrier();
+            for (int kk = 0; kk < Slab; kk++)
+            {
+                float a0 = aSlab[kk * Tile + ty], a1 = aSlab[kk * Tile + ty + 16], a2 = aSlab[kk * Tile + ty + 32], a3 = aSlab[kk * Tile + ty + 48];
+                float b0 = bSlab[kk * Tile + tx], b1 = bSlab[kk * Tile + tx + 16], b2 = bSlab[kk * Tile + tx + 32], b3 = bSlab[kk * Tile + tx + 48];
+                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            }
+            Group.Barrier();
+        }
+        AddDw(dw, p, row0 + ty, col0 + tx, c00, c01, c02, c03);
+        AddDw(dw, p, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
+        AddDw(dw, p, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
+        AddDw(dw, p, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
+    }
+
+    static void AddDw(ArrayView<float> dw, Args p, int o, int tap, float v0, float v1, float v2, float v3)
+    {
+        if (o >= p.OutC) return;
+        long rowStart = (long)o * p.InC * p.KHW;
+        AddDw(dw, p, rowStart, tap, v0);
+        AddDw(dw, p, rowStart, tap + 16, v1);
+        AddDw(dw, p, rowStart, tap + 32, v2);
+        AddDw(dw, p, rowStart, tap + 48, v3);
+    }
+
+    static void AddDw(ArrayView<float> dw, Args p, long rowStart, int tap, float v)
+    {
+        if (tap < p.InC * p.KHW) dw[rowStart + tap] += v;
+    }
+
+    /// <summary>dbias[o] += Σ_{n, oh, ow} dy[n, o, oh, ow]. Group o: its 256 threads stride over the N·OH·OW values
+    /// (consecutive threads read consecutive pixels), reduce in registers, then by warp shuffles and across warps in
+    /// shared memory; thread 0 adds the total.</summary>
+    [GpuKernel("conv2d_f32_grad_bias", explicitlyGrouped: true)]
+    public static void GradBias(
+        ArrayView<float> dbias, // (OutC), accumulated into
+        ArrayView<float> dy,    // (N, OutC, OH, OW)
+        Args p)
+    {
+        var partial = SharedMemory.Allocate<float>(BiasGroup / 32);   // one per warp (warp size 32, as on CUDA)
+        int o = Grid.IdxX, t = Group.IdxX;
+        float sum = 0f;
+        for (int n = 0; n < p.N; n++)
+        {
+            long plane = ((long)n * p.OutC + o) * p.Pixels;
+            for (int pix = t; pix < p.Pixels; pix += Group.DimX)
+                sum += dy[plane + pix];
+        }
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset >>= 1)
+            sum += Warp.ShuffleDown(sum, offset);
+        if (Warp.LaneIdx == 0) partial[Warp.WarpIdx] = sum;
+        Group.Barrier();
+        if (t == 0)
+        {
+            float total = 0f;
+            for (int i = 0; i < Group.DimX / Warp.WarpSize; i++) total += partial[i];
+            if (o < p.OutC) dbias[o] += total;
+        }
+    }
+}
