@@ -124,7 +124,8 @@ public static class Conv2dKernels
 
     /// <summary>dx = Σ w · dy over the (o, kh, kw) whose window covers each input pixel, as a gather. The A slab is
     /// wᵀ: 64 input channels × 16 (o, kh, kw) taps; the B slab is 16 taps × 64 input pixels, each thread keeping one
-    /// pixel and reading dy[n, o, (ih + P − kh)/S, (iw + P − kw)/S] where that division is exact and in range.</summary>
+    /// pixel and reading dy[n, o, (ih + P − kh)/S, (iw + P − kw)/S] where that division is exact and in range. At stride S
+    /// only about 1/S² of the taps are non-zero for a given pixel; splitting dx into the S² phases would skip the rest.</summary>
     [GpuKernel("conv2d_f32_grad_input_implicit_gemm", explicitlyGrouped: true)]
     public static void GradInput(
         ArrayView<float> dx,    // (N, InC, H, W)
