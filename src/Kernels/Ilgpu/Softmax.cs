@@ -9,7 +9,7 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// Semantics of SoftmaxReference. Group r strides over row r with coalesced loads. Forward: each thread keeps a running
 /// max m and Σ exp(x − m) (rescaled when m grows), RowReduce.MaxSum merges the partials, and the second pass writes
 /// exp(x − max)/sum, so x is read twice and nothing else is stored. Backward: the group reduces Σ dy·y, then writes
-/// dx = y·(dy − Σ dy·y). On PTX XMath.Exp is ex2.approx (relative error ~2^-22), so GPU results differ from the CPU
+/// dx = y·(dy − Σ dy·y). On PTX XMath.Exp is ex2.approx of x·log2(e) (a few ulp), so GPU results differ from the CPU
 /// emulator's in the last bits. Indices are int: rows·cols &lt; 2^31 (SoftmaxReference.Validate).
 /// </summary>
 public static class SoftmaxKernels
