@@ -1,0 +1,107 @@
+// CUDA-tier group normalisation over (N, C, HW): one group per (n, g) for statistics and dx, one per channel for dgamma/dbeta.
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace DreamBooth.Kernels.Ilgpu;
+
+/// <summary>
+/// Semantics of GroupNormReference. The C/G channels × HW elements of one (n, g) are contiguous, so group (n·G + g)
+/// strides over them with coalesced loads. Statistics take one pass: sums of d and d² with d = x − x[first of the group]
+/// (the shift keeps E[d²] − E[d]² from cancelling), reduced by RowReduce; the affine is fused into the write of y.
+/// Backward: group (n, g) reduces Σ dy·gamma and Σ dy·gamma·xhat and writes dx; a second kernel gives each channel a
+/// group that reduces Σ dy·xhat and Σ dy over (N, HW) and adds them to dgamma/dbeta (no atomics, deterministic).
+/// Indices are int: N·C·HW &lt; 2^31 (GroupNormReference.Validate).
+/// </summary>
+public static class GroupNormKernels
+{
+    public readonly record struct Args(int N, int C, int HW, int Groups, int PerGroup, int Count, float Eps)
+    {
+        public static Args From(int n, int c, int hw, int groups, float eps = 0f) =>
+            new(n, c, hw, groups, c / groups, c / groups * hw, eps);
+    }
+
+    /// <summary>Forward and dx: one group per (n, g), sized to the group's C/G·HW elements.</summary>
+    public static KernelConfig Config(in Args a) => new(new Index1D(a.N * a.Groups), new Index1D(RowReduce.GroupSize(a.Count)));
+
+    /// <summary>dgamma/dbeta: one group per channel, sized to the N·HW elements it reduces.</summary>
+    public static KernelConfig ParamConfig(in Args a) => new(new Index1D(a.C), new Index1D(RowReduce.GroupSize((long)a.N * a.HW)));
+
+    [GpuKernel("group_norm_f32", explicitlyGrouped: true)]
+    public static void Forward(ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, // (N, C, HW) (N, G) (N, G)
+        ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, Args p) // (N, C, HW) (C) (C)
+    {
+        var scratch = SharedMemory.Allocate<float>(2 * RowReduce.MaxWarps);
+        int ng = Grid.IdxX, g = ng % p.Groups;
+        int start = ng * p.Count; // (n·C + g·C/G)·HW = (n·G + g)·Count
+        float shift = x[start];
+        float s1 = 0f, s2 = 0f;
+        for (int e = Group.IdxX; e < p.Count; e += Group.DimX)
+        {
+            float d = x[start + e] - shift;
+            s1 += d;
+            s2 += d * d;
+        }
+        var sums = RowReduce.Sum2(scratch, s1, s2);
+        float mu = sums.A / p.Count; // mean of d
+        float r = XMath.Rsqrt(XMath.Max(sums.B / p.Count - mu * mu, 0f) + p.Eps);
+        if (Group.IdxX == 0)
+        {
+            mean[ng] = shift + mu;
+            rstd[ng] = r;
+        }
+        // Each thread writes the elements it read: y = (x − mean)·rstd·gamma[c] + beta[c].
+        for (int e = Group.IdxX; e < p.Count; e += Group.DimX)
+        {
+            int ch = g * p.PerGroup + e / p.HW;
+            y[start + e] = (x[start + e] - shift - mu) * r * gamma[ch] + beta[ch];
+        }
+    }
+
+    [GpuKernel("group_norm_backward_dx_f32", explicitlyGrouped: true)]
+    public static void BackwardDx(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> x, // (N, C, HW) ×3
+        ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, Args p) // (N, G) (N, G) (C)
+    {
+        var scratch = SharedMemory.Allocate<float>(2 * RowReduce.MaxWarps);
+        int ng = Grid.IdxX, g = ng % p.Groups;
+        int start = ng * p.Count;
+        float mu = mean[ng], r = rstd[ng];
+        float sumD = 0f, sumDX = 0f; // Σ dxhat, Σ dxhat·xhat with dxhat = dy·gamma
+        for (int e = Group.IdxX; e < p.Count; e += Group.DimX)
+        {
+            float dxhat = dy[start + e] * gamma[g * p.PerGroup + e / p.HW];
+            sumD += dxhat;
+            sumDX += dxhat * (x[start + e] - mu) * r;
+        }
+        var sums = RowReduce.Sum2(scratch, sumD, sumDX);
+        float meanD = sums.A / p.Count, meanDX = sums.B / p.Count;
+        for (int e = Group.IdxX; e < p.Count; e += Group.DimX)
+        {
+            float dxhat = dy[start + e] * gamma[g * p.PerGroup + e / p.HW];
+            dx[start + e] = r * (dxhat - meanD - (x[start + e] - mu) * r * meanDX);
+        }
+    }
+
+    [GpuKernel("group_norm_backward_params_f32", explicitlyGrouped: true)]
+    public static void BackwardParams(ArrayView<float> dgamma, ArrayView<float> dbeta, // (C) (C), accumulated
+        ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd, Args p) // (N, C, HW) ×2 (N, G) (N, G)
+    {
+        var scratch = SharedMemory.Allocate<float>(2 * RowReduce.MaxWarps);
+        int ch = Grid.IdxX, g = ch / p.PerGroup;
+        int count = p.N * p.HW;
+        float sumDX = 0f, sumD = 0f; // Σ dy·xhat, Σ dy over (N, HW); consecutive threads read consecutive HW positions
+        for (int e = Group.IdxX; e < count; e += Group.DimX)
+        {
+            int n = e / p.HW, at = (n * p.C + ch) * p.HW + e % p.HW, stat = n * p.Groups + g;
+            float d = dy[at];
+            sumDX += d * (x[at] - mean[stat]) * rstd[stat];
+            sumD += d;
+        }
+        var sums = RowReduce.Sum2(scratch, sumDX, sumD);
+        if (Group.IdxX == 0)
+        {
+            dgamma[ch] += sums.A;
+            dbeta[ch] += sums.B;
+        }
+    }
+}
