@@ -73,7 +73,7 @@ public static class UnaryKernels
     /// keeps relative accuracy in the left tail. (The same fits as the Cpu tier's VectorMath.NormalCdf.) x² is split
     /// so e^(−x²/2) does not lose x²·2⁻²⁴ relative to the rounding of x² (PTX has no FMA intrinsic through ILGPU). On the
     /// GPU, ex2.approx's own scaling by log₂e still costs about (x²/2)·2⁻²³ relative in the far tail.</summary>
-    static float NormalCdf(float x, out float gauss)
+    internal static float NormalCdf(float x, out float gauss)
     {
         x = XMath.Clamp(x, -20f, 20f);                                          // Φ is exactly 0 or 1 in f32 beyond
         float x2 = x * x;
