@@ -1,0 +1,62 @@
+// CUDA-tier broadcasting add/sub/mul/div: forward one thread per output element, backward as per-element terms then ReduceKernels.Sum.
+using DreamBooth.Kernels.Reference;
+using ILGPU;
+
+namespace DreamBooth.Kernels.Ilgpu;
+
+/// <summary>
+/// NumPy broadcasting over up to 6 dims (BinaryReference). Thread i owns output element i (row-major in the broadcast
+/// shape Y): it turns i into coordinates once and reads a and b through their broadcast strides (0 along broadcast dims),
+/// so consecutive threads write consecutive y and read a, b coalesced or as one broadcast value. The backward writes
+/// the two partial-derivative terms at output coordinates (ta, tb, shaped like y; the caller may pass da or db
+/// directly when that operand is not broadcast), and ReduceKernels.Sum then sums each term over the dims its operand
+/// was broadcast along, deterministically. Element counts below 2^31 per launch.
+/// </summary>
+public static class BinaryKernels
+{
+    public readonly record struct Args(int Op, Dims6 Y, Strides6 A, Strides6 B, int WantA, int WantB)
+    {
+        /// <summary>Shapes as given to BinaryReference (any rank ≤ 6); wantA/wantB choose which backward terms are written.</summary>
+        public static Args From(BinaryOp op, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape, bool wantA = true, bool wantB = true)
+        {
+            Dims6 a = Dims6.From(aShape), b = Dims6.From(bShape);
+            var y = Dims6.From(BinaryReference.BroadcastShape("binary", aShape, bShape));
+            return new((int)op, y, Strides6.Broadcast(a), Strides6.Broadcast(b), wantA ? 1 : 0, wantB ? 1 : 0);
+        }
+
+        public int Count => checked((int)Y.Count);
+    }
+
+    [GpuKernel("binary_f32")]
+    public static void Forward(Index1D i, ArrayView<float> y, ArrayView<float> a, ArrayView<float> b, Args p) // y (Y) a (aShape) b (bShape)
+    {
+        float va = a[p.Y.Offset(i, p.A)], vb = b[p.Y.Offset(i, p.B)];
+        y[i] = p.Op == (int)BinaryOp.Add ? va + vb : p.Op == (int)BinaryOp.Sub ? va - vb : p.Op == (int)BinaryOp.Mul ? va * vb : va / vb;
+    }
+
+    /// <summary>ta[i], tb[i] = ∂y/∂a·dy, ∂y/∂b·dy at output element i; an unwanted term is not written (its view may be a
+    /// 1-element placeholder).</summary>
+    [GpuKernel("binary_backward_terms_f32")]
+    public static void BackwardTerms(Index1D i, ArrayView<float> ta, ArrayView<float> tb, ArrayView<float> dy, // ta, tb, dy (Y)
+        ArrayView<float> a, ArrayView<float> b, Args p)                                                          // a (aShape) b (bShape)
+    {
+        float g = dy[i];
+        if (p.WantA != 0)
+        {
+            if (p.Op == (int)BinaryOp.Add || p.Op == (int)BinaryOp.Sub) ta[i] = g;                 // ∂(a±b)/∂a = 1
+            else if (p.Op == (int)BinaryOp.Mul) ta[i] = g * b[p.Y.Offset(i, p.B)];                 // ∂(ab)/∂a = b
+            else ta[i] = g / b[p.Y.Offset(i, p.B)];                                                // ∂(a/b)/∂a = 1/b
+        }
+        if (p.WantB != 0)
+        {
+            if (p.Op == (int)BinaryOp.Add) tb[i] = g;                                              // ∂(a+b)/∂b = 1
+            else if (p.Op == (int)BinaryOp.Sub) tb[i] = -g;                                        // ∂(a−b)/∂b = −1
+            else if (p.Op == (int)BinaryOp.Mul) tb[i] = g * a[p.Y.Offset(i, p.A)];                 // ∂(ab)/∂b = a
+            else
+            {
+                float vb = b[p.Y.Offset(i, p.B)];
+                tb[i] = -g * a[p.Y.Offset(i, p.A)] / (vb * vb);                                    // ∂(a/b)/∂b = −a/b²
+            }
+        }
+    }
+}

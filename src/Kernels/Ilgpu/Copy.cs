@@ -1,0 +1,74 @@
+// CUDA-tier data movement: strided copy (up to 6 dims), concat, slice and slice backward, for 4- and 2-byte elements.
+using ILGPU;
+
+namespace DreamBooth.Kernels.Ilgpu;
+
+/// <summary>
+/// Every kernel runs one thread per destination element, so writes are coalesced and each element is written exactly
+/// once. Elements are moved as raw bits: the 32-bit kernels serve f32 and i32, the 16-bit ones f16 and bf16 (or 4-byte
+/// kernels on 2-byte data when the contiguous run is even). Concat and slice view tensors as (outer, axis, inner) and
+/// work on the middle axis (ConcatSliceReference); consecutive threads walk inner, so reads are coalesced too.
+/// Element counts, and the source span of a strided copy, below 2^31 per launch.
+/// </summary>
+public static class CopyKernels
+{
+    /// <summary>dst (shape, contiguous) = src[offset + Σ idx_d·strides_d], strides in elements (CopyReference.StridedCopy).</summary>
+    public readonly record struct StridedArgs(Dims6 Shape, Strides6 Strides, int Offset)
+    {
+        public static StridedArgs From(ReadOnlySpan<int> shape, ReadOnlySpan<long> strides, long offset) =>
+            new(Dims6.From(shape), Strides6.From(strides), checked((int)offset));
+
+        public int Count => checked((int)Shape.Count);
+    }
+
+    [GpuKernel("strided_copy_b32")]
+    public static void StridedCopy32(Index1D i, ArrayView<int> dst, ArrayView<int> src, StridedArgs p) => // dst (shape) src (any layout)
+        dst[i] = src[p.Offset + p.Shape.Offset(i, p.Strides)];
+
+    [GpuKernel("strided_copy_b16")]
+    public static void StridedCopy16(Index1D i, ArrayView<ushort> dst, ArrayView<ushort> src, StridedArgs p) => // dst (shape) src (any layout)
+        dst[i] = src[p.Offset + p.Shape.Offset(i, p.Strides)];
+
+    /// <summary>Axis lengths of concat (A, B: the inputs' axes, Y = A + B) or slice (A: x's axis, B: y's axis, Start).</summary>
+    public readonly record struct AxisArgs(int A, int B, int Start, int Inner)
+    {
+        public static AxisArgs Concat(int aAxis, int bAxis, int inner) => new(aAxis, bAxis, 0, inner);
+        public static AxisArgs Slice(int xAxis, int start, int yAxis, int inner) => new(xAxis, yAxis, start, inner);
+    }
+
+    /// <summary>Thread i owns y[i] of (outer, A + B, inner): the first A·inner of each outer row come from a, the rest from b.</summary>
+    [GpuKernel("concat_b32")]
+    public static void Concat32(Index1D i, ArrayView<int> y, ArrayView<int> a, ArrayView<int> b, AxisArgs p) => // y (outer, A+B, inner) a (outer, A, inner) b (outer, B, inner)
+        y[i] = ConcatElement(i, a, b, p);
+
+    [GpuKernel("concat_b16")]
+    public static void Concat16(Index1D i, ArrayView<ushort> y, ArrayView<ushort> a, ArrayView<ushort> b, AxisArgs p) => // y (outer, A+B, inner) a (outer, A, inner) b (outer, B, inner)
+        y[i] = ConcatElement(i, a, b, p);
+
+    static T ConcatElement<T>(int i, ArrayView<T> a, ArrayView<T> b, AxisArgs p) where T : unmanaged
+    {
+        int aRow = p.A * p.Inner, bRow = p.B * p.Inner, o = i / (aRow + bRow), r = i - o * (aRow + bRow);
+        return r < aRow ? a[o * aRow + r] : b[o * bRow + r - aRow];
+    }
+
+    /// <summary>Thread i owns y[i] of (outer, B, inner) = x[:, Start : Start + B, :] with x (outer, A, inner).</summary>
+    [GpuKernel("slice_b32")]
+    public static void Slice32(Index1D i, ArrayView<int> y, ArrayView<int> x, AxisArgs p) => y[i] = x[SliceSource(i, p)]; // y (outer, B, inner) x (outer, A, inner)
+
+    [GpuKernel("slice_b16")]
+    public static void Slice16(Index1D i, ArrayView<ushort> y, ArrayView<ushort> x, AxisArgs p) => y[i] = x[SliceSource(i, p)]; // y (outer, B, inner) x (outer, A, inner)
+
+    static int SliceSource(int i, AxisArgs p)
+    {
+        int yRow = p.B * p.Inner, o = i / yRow;
+        return (o * p.A + p.Start) * p.Inner + i - o * yRow;
+    }
+
+    /// <summary>Thread i owns dx[i] of (outer, A, inner): dy's element inside the slice, 0 outside; dx is fully overwritten.</summary>
+    [GpuKernel("slice_backward_f32")]
+    public static void SliceBackward(Index1D i, ArrayView<float> dx, ArrayView<float> dy, AxisArgs p) // dx (outer, A, inner) dy (outer, B, inner)
+    {
+        int xRow = p.A * p.Inner, o = i / xRow, r = i - o * xRow, axis = r / p.Inner;
+        dx[i] = axis >= p.Start && axis < p.Start + p.B ? dy[o * p.B * p.Inner + r - p.Start * p.Inner] : 0f;
+    }
+}

@@ -1,0 +1,39 @@
+// CUDA-tier embedding: row gather by token id, and a deterministic scatter-add backward (one thread per table column).
+using ILGPU;
+
+namespace DreamBooth.Kernels.Ilgpu;
+
+/// <summary>
+/// Forward: thread i owns y[i] of (count, dim) and reads table[ids[i / dim], i % dim] (a warp reads 32 consecutive
+/// floats of one row). Backward: thread k owns column k and walks the ids in order, adding dy[t, k] into
+/// dtable[ids[t], k]; a repeated id is summed in token order by one thread, so there are no float atomics and the result
+/// is the same every run, with coalesced accesses across k (count·dim work, dim-way parallel: count is small, 77 per
+/// prompt). Ids are checked on the host (EmbeddingReference.CheckIds); in the kernel an id outside [0, vocab) is
+/// skipped (forward writes 0) so it can never touch memory outside the table. Element counts below 2^31 per launch.
+/// </summary>
+public static class EmbeddingKernels
+{
+    public readonly record struct Args(int Count, int Dim, int Vocab)
+    {
+        public static Args From(int count, int dim, int vocab) => (long)vocab * dim < int.MaxValue && (long)count * dim < int.MaxValue
+            ? new(count, dim, vocab) : throw new ArgumentException("embedding: vocab·dim and count·dim must stay below 2^31");
+    }
+
+    [GpuKernel("embedding_f32")]
+    public static void Forward(Index1D i, ArrayView<float> y, ArrayView<float> table, ArrayView<int> ids, Args p) // y (count, dim) table (vocab, dim) ids (count)
+    {
+        int t = i / p.Dim, k = i - t * p.Dim, id = ids[t];
+        y[i] = (uint)id < (uint)p.Vocab ? table[id * p.Dim + k] : 0f;
+    }
+
+    /// <summary>Launch with Dim threads: dtable[ids[t], k] += dy[t, k] for t = 0 .. Count−1 in order.</summary>
+    [GpuKernel("embedding_backward_f32")]
+    public static void Backward(Index1D k, ArrayView<float> dtable, ArrayView<float> dy, ArrayView<int> ids, Args p) // dtable (vocab, dim) dy (count, dim) ids (count)
+    {
+        for (int t = 0; t < p.Count; t++)
+        {
+            int id = ids[t];
+            if ((uint)id < (uint)p.Vocab) dtable[id * p.Dim + k] += dy[t * p.Dim + k];
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// CUDA-tier MSE loss and SumSquares as a deterministic two-level block reduction, and the MSE backward.
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace DreamBooth.Kernels.Ilgpu;
+
+/// <summary>
+/// Level 1 (Partial): G groups of 256 threads; thread t of the grid sums (a[k] − b[k])² (or a[k]² for SumSquares) over
+/// k = t, t + 256G, ... (coalesced), the group reduces its 256 sums by warp shuffles and one shared slot per warp, and
+/// writes partials[group]. Level 2 (Finish): one group of 256 sums the G partials the same way and writes
+/// scale·total (1/n for the mean). G depends only on n, and every sum has a fixed order, so the result is identical
+/// on every run (no atomics). The backward is one thread per element. n below 2^31 per launch.
+/// </summary>
+public static class MseLossKernels
+{
+    const int Threads = 256, MaxGroups = 1024, WarpSlots = Threads / 32;
+
+    public readonly record struct Args(int N, int HasB, float Scale)
+    {
+        public static Args Mse(long n) => new(CheckedN(n), 1, (float)(1.0 / n));
+        public static Args SumSquares(long n) => new(CheckedN(n), 0, 1f);
+        static int CheckedN(long n) => n is > 0 and < int.MaxValue ? (int)n : throw new ArgumentException($"mse/sum squares: n={n} out of range");
+    }
+
+    /// <summary>The number of level-1 groups (the length of the partials buffer) for n elements: about 4 elements per
+    /// thread for small n, at most 1024 groups.</summary>
+    public static int Groups(long n) => (int)Math.Clamp((n + Threads * 4 - 1) / (Threads * 4), 1, MaxGroups);
+
+    public static KernelConfig PartialConfig(long n) => new(Groups(n), Threads);
+    public static KernelConfig FinishConfig => new(1, Threads);
+
+    /// <summary>Σ of the group's 256 values, valid in thread 0; every thread must call it (full warps for the shuffles).</summary>
+    static float GroupSum(float v)
+    {
+        var slots = SharedMemory.Allocate<float>(WarpSlots);
+        for (int off = Warp.WarpSize / 2; off > 0; off >>= 1) v += Warp.ShuffleDown(v, off);
+        if (Warp.LaneIdx == 0) slots[Warp.WarpIdx] = v;
+        Group.Barrier();
+        v = Warp.LaneIdx < Group.DimX / Warp.WarpSize ? slots[Warp.LaneIdx] : 0f;
+        for (int off = Warp.WarpSize / 2; off > 0; off >>= 1) v += Warp.ShuffleDown(v, off);
+        return v;
+    }
+
+    [GpuKernel("mse_partial_f32", explicitlyGrouped: true)]
+    public static void Partial(ArrayView<float> partials, ArrayView<float> a, ArrayView<float> b, Args p) // partials (Groups(n)) a, b (n)
+    {
+        float sum = 0f;
+        for (int k = Grid.GlobalIndex.X; k < p.N; k += Grid.DimX * Group.DimX)
+        {
+            float d = p.HasB != 0 ? a[k] - b[k] : a[k];
+            sum += d * d;
+        }
+        sum = GroupSum(sum);
+        if (Group.IdxX == 0) partials[Grid.IdxX] = sum;
+    }
+
+    [GpuKernel("mse_finish_f32", explicitlyGrouped: true)]
+    public static void Finish(ArrayView<float> result, ArrayView<float> partials, Args p) // result (1) partials (Groups(n))
+    {
+        float sum = 0f;
+        for (int k = Group.IdxX; k < partials.Length; k += Group.DimX) sum += partials[k];
+        sum = GroupSum(sum);
+        if (Group.IdxX == 0) result[0] = p.Scale * sum;
+    }
+
+    public readonly record struct BackwardArgs(float Scale)
+    {
+        public static BackwardArgs From(float gradLoss, long n) => new((float)(2.0 * gradLoss / n));
+    }
+
+    [GpuKernel("mse_backward_f32")]
+    public static void Backward(Index1D i, ArrayView<float> da, ArrayView<float> a, ArrayView<float> b, BackwardArgs p) => // (n) each
+        da[i] = p.Scale * (a[i] - b[i]);                                          // gradLoss·2(a − b)/n
+}
