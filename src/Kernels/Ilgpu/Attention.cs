@@ -1,0 +1,378 @@
+// CUDA-tier fused attention: flash-style forward (online softmax, log-sum-exp) and backward (Δ, dK/dV, dQ), never the score matrix.
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace DreamBooth.Kernels.Ilgpu;
+
+/// <summary>
+/// Attention with AttentionShape's layout: q, o, dq, dO (B, Lq, H, D); k, v, dk, dv (B, Lk, H, D); lse, Δ (B, H, Lq).
+/// A warp owns a few rows (queries, or keys in the dK/dV kernel); lane c of the warp holds elements c, c+32, …, c+224 of
+/// each of its row vectors in registers (Vec8, D ≤ 256). The other side is staged 32 rows at a time in dynamic shared
+/// memory, row stride 32·⌈D/32⌉+1 floats (odd, so 32 lanes reading 32 different rows hit 32 banks), zero-padded past D:
+/// lane j computes the dot product of the warp's row with staged row j (broadcasting the row's elements by Warp.Shuffle),
+/// so one tile of 32 scores is one register per lane, and products with the staged tile (P·V, dS·K, …) read staged row j
+/// at 32 consecutive columns per lane step after shuffling lane j's weight. Only one tile is staged at a time, so the
+/// shared memory is 32·(32·⌈D/32⌉+1)·4 bytes: 20.6 KB for D=160, 32.9 KB for D=256, under the 48 KB default.
+/// Assumes warps of 32 lanes (CUDA, and the emulator's Nvidia device). Exp/Log become ex2/lg2.approx on PTX, so GPU
+/// results differ from the CPU emulator's by a few ulp. Index arithmetic is in long; B·H and the block counts fit grid dims.
+/// </summary>
+public static class AttentionKernels
+{
+    const int Lanes = 32, Warps = 8, Threads = Lanes * Warps;
+    /// <summary>Rows per warp: 4 queries in the forward (32 per group), 2 keys or queries in the backward (16 per group).</summary>
+    const int ForwardRows = 4, BackwardRows = 2;
+    const int ForwardBlock = Warps * ForwardRows, BackwardBlock = Warps * BackwardRows;
+
+    public readonly record struct Args(int Batch, int Heads, int QueryLen, int KeyLen, int HeadDim, int Causal, float Scale,
+        int Width, int Stride)
+    {
+        /// <summary>Width: D rounded up to a multiple of 32 (the staged columns); Stride: Width + 1 (the staged row stride).</summary>
+        public static Args From(in AttentionShape s)
+        {
+            int width = (s.HeadDim + Lanes - 1) / Lanes * Lanes;
+            return new(s.Batch, s.Heads, s.QueryLen, s.KeyLen, s.HeadDim, s.Causal ? 1 : 0, s.EffectiveScale, width, width + 1);
+        }
+    }
+
+    /// <summary>Floats of dynamic shared memory per group: one staged tile of 32 rows.</summary>
+    public static int SharedFloats(in AttentionShape s) => Lanes * Args.From(s).Stride;
+
+    static KernelConfig Blocks(in AttentionShape s, int rows, int block) =>
+        new(new Index2D((rows + block - 1) / block, s.Batch * s.Heads), new Index2D(Threads, 1),
+            SharedMemoryConfig.RequestDynamic<float>(SharedFloats(s)));
+
+    public static KernelConfig ForwardConfig(in AttentionShape s) => Blocks(s, s.QueryLen, ForwardBlock);
+    public static KernelConfig KeyGradConfig(in AttentionShape s) => Blocks(s, s.KeyLen, BackwardBlock);
+    public static KernelConfig QueryGradConfig(in AttentionShape s) => Blocks(s, s.QueryLen, BackwardBlock);
+
+    /// <summary>Δ: one warp per (b, i, h) row, 8 rows per group.</summary>
+    public static KernelConfig DeltaConfig(in AttentionShape s) =>
+        new(new Index1D((int)((s.LseLength + Warps - 1) / Warps)), new Index1D(Threads));
+
+    /// <summary>Eight floats of a row vector held by one lane: elements lane, lane+32, …, lane+224.</summary>
+    public struct Vec8
+    {
+        public float C0, C1, C2, C3, C4, C5, C6, C7;
+    }
+
+    /// <summary>Forward. Group (x, y): queries 32x … 32x+31 of (b, h) = (y / H, y % H); warp w owns queries 32x+4w … +3.
+    /// Per tile of 32 keys: stage K, each lane scores its key against the warp's 4 queries; stage V, online softmax
+    /// (running max m and sum l, the accumulator rescaled by exp(m_old − m_new)) and O += P·V. Causal groups stop at the
+    /// tile past their last query.</summary>
+    [GpuKernel("attention_f32_forward", explicitlyGrouped: true)]
+    public static void Forward(ArrayView<float> o, ArrayView<float> lse, // (B, Lq, H, D) (B, H, Lq)
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, // (B, Lq, H, D) (B, Lk, H, D) (B, Lk, H, D)
+        Args p)
+    {
+        var tile = SharedMemory.GetDynamic<float>(); // (32, Stride)
+        int lane = Warp.LaneIdx, bh = Grid.IdxY, b = bh / p.Heads, h = bh % p.Heads;
+        int q0 = Grid.IdxX * ForwardBlock, first = q0 + Warp.WarpIdx * ForwardRows;
+        long qBase = ((long)b * p.QueryLen * p.Heads + h) * p.HeadDim, kBase = ((long)b * p.KeyLen * p.Heads + h) * p.HeadDim;
+        long rowStep = (long)p.Heads * p.HeadDim;
+        var r0 = StartRow(q, qBase, rowStep, first, p, lane);
+        var r1 = StartRow(q, qBase, rowStep, first + 1, p, lane);
+        var r2 = StartRow(q, qBase, rowStep, first + 2, p, lane);
+        var r3 = StartRow(q, qBase, rowStep, first + 3, p, lane);
+        int keyEnd = p.Causal != 0 ? XMath.Min(p.KeyLen, q0 + ForwardBlock) : p.KeyLen;
+        for (int k0 = 0; k0 < keyEnd; k0 += Lanes)
+        {
+            int key = k0 + lane, count = XMath.Min(Lanes, p.KeyLen - k0);
+            Stage(tile, k, kBase, rowStep, k0, p.KeyLen, p);
+            Group.Barrier();
+            float s0 = Score(r0, tile, key, p, lane), s1 = Score(r1, tile, key, p, lane);
+            float s2 = Score(r2, tile, key, p, lane), s3 = Score(r3, tile, key, p, lane);
+            Group.Barrier();
+            Stage(tile, v, kBase, rowStep, k0, p.KeyLen, p);
+            Group.Barrier();
+            r0 = Update(r0, s0, tile, count, p, lane);
+            r1 = Update(r1, s1, tile, count, p, lane);
+            r2 = Update(r2, s2, tile, count, p, lane);
+            r3 = Update(r3, s3, tile, count, p, lane);
+            Group.Barrier();
+        }
+        Finish(o, lse, r0, qBase, rowStep, bh, p, lane);
+        Finish(o, lse, r1, qBase, rowStep, bh, p, lane);
+        Finish(o, lse, r2, qBase, rowStep, bh, p, lane);
+        Finish(o, lse, r3, qBase, rowStep, bh, p, lane);
+    }
+
+    /// <summary>One query of the forward: its q (pre-loaded), the O accumulator, running max and sum.</summary>
+    struct ForwardRow
+    {
+        public Vec8 Q, O;
+        public float Max, Sum;
+        public int Index;
+    }
+
+    static ForwardRow StartRow(ArrayView<float> q, long qBase, long rowStep, int i, Args p, int lane)
+    {
+        var r = new ForwardRow { Max = float.NegativeInfinity, Index = i };
+        if (i < p.QueryLen) r.Q = Load(q, qBase + i * rowStep, p.HeadDim, lane);
+        return r;
+    }
+
+    /// <summary>scale·q·k for this lane's key, −∞ where the key is past Lk, causally hidden, or the query is past Lq.</summary>
+    static float Score(ForwardRow r, ArrayView<float> tile, int key, Args p, int lane)
+    {
+        float dot = Dot(r.Q, tile, lane * p.Stride, p.HeadDim);
+        bool visible = key < p.KeyLen && r.Index < p.QueryLen && (p.Causal == 0 || key <= r.Index);
+        return visible ? p.Scale * dot : float.NegativeInfinity;
+    }
+
+    /// <summary>Online softmax step over one tile of scores (one per lane) and O = O·exp(m_old − m) + Σ_j p_j·v_j.</summary>
+    static ForwardRow Update(ForwardRow r, float score, ArrayView<float> tile, int count, Args p, int lane)
+    {
+        float max = XMath.Max(r.Max, WarpMax(score));
+        bool none = max == float.NegativeInfinity;
+        float weight = none ? 0f : XMath.Exp(score - max);
+        float rescale = none ? 1f : XMath.Exp(r.Max - max);
+        r.Sum = r.Sum * rescale + WarpSum(weight);
+        r.O = Accumulate(Scaled(r.O, rescale), weight, tile, count, p, lane);
+        r.Max = max;
+        return r;
+    }
+
+    static void Finish(ArrayView<float> o, ArrayView<float> lse, ForwardRow r, long qBase, long rowStep, int bh, Args p, int lane)
+    {
+        if (r.Index >= p.QueryLen) return;
+        Store(o, qBase + r.Index * rowStep, Scaled(r.O, 1f / r.Sum), p.HeadDim, lane);
+        if (lane == 0) lse[(long)bh * p.QueryLen + r.Index] = r.Max + XMath.Log(r.Sum);
+    }
+
+    /// <summary>Δ_i = Σ_t dO_i[t]·O_i[t]: warp w of group x reduces row 8x+w of the (B·Lq·H, D) view; stored at (b, h, i).</summary>
+    [GpuKernel("attention_f32_backward_delta", explicitlyGrouped: true)]
+    public static void Delta(ArrayView<float> delta, // (B, H, Lq)
+        ArrayView<float> dout, ArrayView<float> o, // (B, Lq, H, D) (B, Lq, H, D)
+        Args p)
+    {
+        long row = (long)Grid.IdxX * Warps + Warp.WarpIdx;
+        if (row >= (long)p.Batch * p.QueryLen * p.Heads) return; // whole warps leave together: the shuffles below stay full
+        float sum = 0;
+        for (int t = Warp.LaneIdx; t < p.HeadDim; t += Lanes) sum += dout[row * p.HeadDim + t] * o[row * p.HeadDim + t];
+        sum = WarpSum(sum);
+        long h = row % p.Heads, i = row / p.Heads % p.QueryLen, b = row / p.Heads / p.QueryLen;
+        if (Warp.LaneIdx == 0) delta[(b * p.Heads + h) * p.QueryLen + i] = sum;
+    }
+
+    /// <summary>dK, dV. Group (x, y): keys 16x … 16x+15 of (b, h); warp w owns keys 16x+2w, +1 with k, v and the dK, dV
+    /// accumulators in registers. Per tile of 32 queries (causal: from the tile holding the block's first key): stage dO,
+    /// lane i gets dP = dO_i·v; stage Q, P = exp(scale·q_i·k − lse_i), dS = P(dP − Δ_i), dK += Σ_i dS_i·q_i; stage dO
+    /// again, dV += Σ_i P_i·dO_i. Every key row is written once, with no atomics (deterministic).</summary>
+    [GpuKernel("attention_f32_backward_key", explicitlyGrouped: true)]
+    public static void KeyGrad(ArrayView<float> dk, ArrayView<float> dv, // (B, Lk, H, D) (B, Lk, H, D)
+        ArrayView<float> dout, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, // (B, Lq, H, D) (B, Lq, H, D) (B, Lk, H, D) (B, Lk, H, D)
+        ArrayView<float> lse, ArrayView<float> delta, // (B, H, Lq) (B, H, Lq)
+        Args p)
+    {
+        var tile = SharedMemory.GetDynamic<float>(); // (32, Stride)
+        int lane = Warp.LaneIdx, bh = Grid.IdxY, b = bh / p.Heads, h = bh % p.Heads;
+        int k0 = Grid.IdxX * BackwardBlock, first = k0 + Warp.WarpIdx * BackwardRows;
+        long qBase = ((long)b * p.QueryLen * p.Heads + h) * p.HeadDim, kBase = ((long)b * p.KeyLen * p.Heads + h) * p.HeadDim;
+        long rowStep = (long)p.Heads * p.HeadDim;
+        var r0 = StartKey(k, v, kBase, rowStep, first, p, lane);
+        var r1 = StartKey(k, v, kBase, rowStep, first + 1, p, lane);
+        int queryStart = p.Causal != 0 ? k0 / Lanes * Lanes : 0;
+        for (int i0 = queryStart; i0 < p.QueryLen; i0 += Lanes)
+        {
+            int query = i0 + lane, count = XMath.Min(Lanes, p.QueryLen - i0);
+            float rowLse = query < p.QueryLen ? lse[(long)bh * p.QueryLen + query] : 0f;
+            float rowDelta = query < p.QueryLen ? delta[(long)bh * p.QueryLen + query] : 0f;
+            Stage(tile, dout, qBase, rowStep, i0, p.QueryLen, p);
+            Group.Barrier();
+            float dp0 = Dot(r0.V, tile, lane * p.Stride, p.HeadDim), dp1 = Dot(r1.V, tile, lane * p.Stride, p.HeadDim);
+            Group.Barrier();
+            Stage(tile, q, qBase, rowStep, i0, p.QueryLen, p);
+            Group.Barrier();
+            float p0 = Probability(r0.K, r0.Index, query, rowLse, tile, p, lane);
+            float p1 = Probability(r1.K, r1.Index, query, rowLse, tile, p, lane);
+            r0.DK = Accumulate(r0.DK, p0 * (dp0 - rowDelta), tile, count, p, lane);
+            r1.DK = Accumulate(r1.DK, p1 * (dp1 - rowDelta), tile, count, p, lane);
+            Group.Barrier();
+            Stage(tile, dout, qBase, rowStep, i0, p.QueryLen, p);
+            Group.Barrier();
+            r0.DV = Accumulate(r0.DV, p0, tile, count, p, lane);
+            r1.DV = Accumulate(r1.DV, p1, tile, count, p, lane);
+            Group.Barrier();
+        }
+        FinishKey(dk, dv, r0, kBase, rowStep, p, lane);
+        FinishKey(dk, dv, r1, kBase, rowStep, p, lane);
+    }
+
+    /// <summary>One key of the dK/dV kernel: its k and v, and the dK (unscaled) and dV accumulators.</summary>
+    struct KeyRow
+    {
+        public Vec8 K, V, DK, DV;
+        public int Index;
+    }
+
+    static KeyRow StartKey(ArrayView<float> k, ArrayView<float> v, long kBase, long rowStep, int j, Args p, int lane)
+    {
+        var r = new KeyRow { Index = j };
+        if (j >= p.KeyLen) return r;
+        r.K = Load(k, kBase + j * rowStep, p.HeadDim, lane);
+        r.V = Load(v, kBase + j * rowStep, p.HeadDim, lane);
+        return r;
+    }
+
+    static void FinishKey(ArrayView<float> dk, ArrayView<float> dv, KeyRow r, long kBase, long rowStep, Args p, int lane)
+    {
+        if (r.Index >= p.KeyLen) return;
+        Store(dk, kBase + r.Index * rowStep, Scaled(r.DK, p.Scale), p.HeadDim, lane);
+        Store(dv, kBase + r.Index * rowStep, r.DV, p.HeadDim, lane);
+    }
+
+    /// <summary>P for key `key` and this lane's staged query: exp(scale·q·k − lse), 0 where hidden or out of range.</summary>
+    static float Probability(Vec8 keyRow, int key, int query, float rowLse, ArrayView<float> tile, Args p, int lane)
+    {
+        float dot = Dot(keyRow, tile, lane * p.Stride, p.HeadDim);
+        bool visible = query < p.QueryLen && key < p.KeyLen && (p.Causal == 0 || key <= query);
+        return visible ? XMath.Exp(p.Scale * dot - rowLse) : 0f;
+    }
+
+    /// <summary>dQ. Group (x, y): queries 16x … 16x+15 of (b, h); warp w owns queries 16x+2w, +1 with q, dO and the dQ
+    /// accumulator in registers. Per tile of 32 keys (causal: up to the block's last query): stage V, lane j gets
+    /// dP = dO·v_j; stage K, P = exp(scale·q·k_j − lse), dS = P(dP − Δ), dQ += Σ_j dS_j·k_j.</summary>
+    [GpuKernel("attention_f32_backward_query", explicitlyGrouped: true)]
+    public static void QueryGrad(ArrayView<float> dq, // (B, Lq, H, D)
+        ArrayView<float> dout, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, // (B, Lq, H, D) (B, Lq, H, D) (B, Lk, H, D) (B, Lk, H, D)
+        ArrayView<float> lse, ArrayView<float> delta, // (B, H, Lq) (B, H, Lq)
+        Args p)
+    {
+        var tile = SharedMemory.GetDynamic<float>(); // (32, Stride)
+        int lane = Warp.LaneIdx, bh = Grid.IdxY, b = bh / p.Heads, h = bh % p.Heads;
+        int q0 = Grid.IdxX * BackwardBlock, first = q0 + Warp.WarpIdx * BackwardRows;
+        long qBase = ((long)b * p.QueryLen * p.Heads + h) * p.HeadDim, kBase = ((long)b * p.KeyLen * p.Heads + h) * p.HeadDim;
+        long rowStep = (long)p.Heads * p.HeadDim;
+        var r0 = StartQuery(dout, q, lse, delta, qBase, rowStep, bh, first, p, lane);
+        var r1 = StartQuery(dout, q, lse, delta, qBase, rowStep, bh, first + 1, p, lane);
+        int keyEnd = p.Causal != 0 ? XMath.Min(p.KeyLen, q0 + BackwardBlock) : p.KeyLen;
+        for (int k0 = 0; k0 < keyEnd; k0 += Lanes)
+        {
+            int key = k0 + lane, count = XMath.Min(Lanes, p.KeyLen - k0);
+            Stage(tile, v, kBase, rowStep, k0, p.KeyLen, p);
+            Group.Barrier();
+            float dp0 = Dot(r0.DO, tile, lane * p.Stride, p.HeadDim), dp1 = Dot(r1.DO, tile, lane * p.Stride, p.HeadDim);
+            Group.Barrier();
+            Stage(tile, k, kBase, rowStep, k0, p.KeyLen, p);
+            Group.Barrier();
+            float p0 = Probability(r0.Q, key, r0.Index, r0.Lse, tile, p, lane);
+            float p1 = Probability(r1.Q, key, r1.Index, r1.Lse, tile, p, lane);
+            r0.DQ = Accumulate(r0.DQ, p0 * (dp0 - r0.Delta), tile, count, p, lane);
+            r1.DQ = Accumulate(r1.DQ, p1 * (dp1 - r1.Delta), tile, count, p, lane);
+            Group.Barrier();
+        }
+        if (r0.Index < p.QueryLen) Store(dq, qBase + r0.Index * rowStep, Scaled(r0.DQ, p.Scale), p.HeadDim, lane);
+        if (r1.Index < p.QueryLen) Store(dq, qBase + r1.Index * rowStep, Scaled(r1.DQ, p.Scale), p.HeadDim, lane);
+    }
+
+    /// <summary>One query of the dQ kernel: q, dO, lse, Δ and the dQ (unscaled) accumulator. Index ≥ Lq: an idle row
+    /// (its Probability is 0), still present so the warp's shuffles stay full.</summary>
+    struct QueryRow
+    {
+        public Vec8 Q, DO, DQ;
+        public float Lse, Delta;
+        public int Index;
+    }
+
+    static QueryRow StartQuery(ArrayView<float> dout, ArrayView<float> q, ArrayView<float> lse, ArrayView<float> delta,
+        long qBase, long rowStep, int bh, int i, Args p, int lane)
+    {
+        var r = new QueryRow { Index = i };
+        if (i >= p.QueryLen) return r;
+        r.Q = Load(q, qBase + i * rowStep, p.HeadDim, lane);
+        r.DO = Load(dout, qBase + i * rowStep, p.HeadDim, lane);
+        r.Lse = lse[(long)bh * p.QueryLen + i];
+        r.Delta = delta[(long)bh * p.QueryLen + i];
+        return r;
+    }
+
+    /// <summary>Rows r0 … r0+31 of a (B, L, H, D) tensor at one (b, h) (element base + r·rowStep + t) into the tile,
+    /// zeros past L and past D; the group's threads walk it row-major so consecutive threads read consecutive floats.</summary>
+    static void Stage(ArrayView<float> tile, ArrayView<float> x, long baseIndex, long rowStep, int r0, int rows, Args p)
+    {
+        for (int e = Group.IdxX; e < Lanes * p.Width; e += Group.DimX)
+        {
+            int r = e / p.Width, t = e % p.Width;
+            tile[r * p.Stride + t] = r0 + r < rows && t < p.HeadDim ? x[baseIndex + (r0 + r) * rowStep + t] : 0f;
+        }
+    }
+
+    /// <summary>Σ_t x[t]·tile[rowStart + t]: the warp's row x (spread over lanes) dotted with this lane's staged row.</summary>
+    static float Dot(Vec8 x, ArrayView<float> tile, int rowStart, int d) =>
+        DotChunk(x.C0, tile, rowStart, d) + DotChunk(x.C1, tile, rowStart + 32, d - 32) +
+        DotChunk(x.C2, tile, rowStart + 64, d - 64) + DotChunk(x.C3, tile, rowStart + 96, d - 96) +
+        DotChunk(x.C4, tile, rowStart + 128, d - 128) + DotChunk(x.C5, tile, rowStart + 160, d - 160) +
+        DotChunk(x.C6, tile, rowStart + 192, d - 192) + DotChunk(x.C7, tile, rowStart + 224, d - 224);
+
+    /// <summary>Σ_{t < min(n, 32)} (lane t's chunk)·tile[start + t]; n is the same on every lane, so shuffles stay full.</summary>
+    static float DotChunk(float chunk, ArrayView<float> tile, int start, int n)
+    {
+        float sum = 0;
+        for (int t = 0; t < XMath.Min(n, Lanes); t++) sum += Warp.Shuffle(chunk, t) * tile[start + t];
+        return sum;
+    }
+
+    /// <summary>acc + Σ_{j < count} w_j·(staged row j), w_j being lane j's weight.</summary>
+    static Vec8 Accumulate(Vec8 acc, float weight, ArrayView<float> tile, int count, Args p, int lane)
+    {
+        int d = p.HeadDim;
+        for (int j = 0; j < count; j++)
+        {
+            float w = Warp.Shuffle(weight, j);
+            int at = j * p.Stride + lane;
+            acc.C0 += w * tile[at];
+            if (d > 32) acc.C1 += w * tile[at + 32];
+            if (d > 64) acc.C2 += w * tile[at + 64];
+            if (d > 96) acc.C3 += w * tile[at + 96];
+            if (d > 128) acc.C4 += w * tile[at + 128];
+            if (d > 160) acc.C5 += w * tile[at + 160];
+            if (d > 192) acc.C6 += w * tile[at + 192];
+            if (d > 224) acc.C7 += w * tile[at + 224];
+        }
+        return acc;
+    }
+
+    static Vec8 Scaled(Vec8 x, float s) => new()
+    {
+        C0 = x.C0 * s, C1 = x.C1 * s, C2 = x.C2 * s, C3 = x.C3 * s, C4 = x.C4 * s, C5 = x.C5 * s, C6 = x.C6 * s, C7 = x.C7 * s,
+    };
+
+    static Vec8 Load(ArrayView<float> x, long start, int d, int lane) => new()
+    {
+        C0 = At(x, start, lane, d), C1 = At(x, start, lane + 32, d), C2 = At(x, start, lane + 64, d), C3 = At(x, start, lane + 96, d),
+        C4 = At(x, start, lane + 128, d), C5 = At(x, start, lane + 160, d), C6 = At(x, start, lane + 192, d),
+        C7 = At(x, start, lane + 224, d),
+    };
+
+    static float At(ArrayView<float> x, long start, int t, int d) => t < d ? x[start + t] : 0f;
+
+    static void Store(ArrayView<float> x, long start, Vec8 value, int d, int lane)
+    {
+        Put(x, start, lane, d, value.C0);
+        Put(x, start, lane + 32, d, value.C1);
+        Put(x, start, lane + 64, d, value.C2);
+        Put(x, start, lane + 96, d, value.C3);
+        Put(x, start, lane + 128, d, value.C4);
+        Put(x, start, lane + 160, d, value.C5);
+        Put(x, start, lane + 192, d, value.C6);
+        Put(x, start, lane + 224, d, value.C7);
+    }
+
+    static void Put(ArrayView<float> x, long start, int t, int d, float value)
+    {
+        if (t < d) x[start + t] = value;
+    }
+
+    static float WarpMax(float x)
+    {
+        for (int offset = Lanes / 2; offset > 0; offset >>= 1) x = XMath.Max(x, Warp.ShuffleXor(x, offset));
+        return x;
+    }
+
+    static float WarpSum(float x)
+    {
+        for (int offset = Lanes / 2; offset > 0; offset >>= 1) x += Warp.ShuffleXor(x, offset);
+        return x;
+    }
+}
