@@ -12,7 +12,7 @@ namespace DreamBooth.Tests.Ilgpu;
 [TestFixture]
 public class AttentionKernelTests
 {
-    // f32 dot products over D ≤ 40 and softmax sums over Lk ≤ 35 of inputs in [-1, 1), in tile order with online rescaling;
+    // f32 dot products over D ≤ 100 and softmax sums over Lk ≤ 35 of inputs in [-1, 1), in tile order with online rescaling;
     // on a GPU ex2/lg2.approx add a few ulp more.
     const double ForwardAtol = 2e-6, ForwardRtol = 1e-5;
     // The backward chains two such products (dP then dS·K or dSᵀ·Q) over Lq or Lk ≤ 35 terms.
@@ -26,11 +26,12 @@ public class AttentionKernelTests
 
     MemoryBuffer1D<float, Stride1D.Dense> Upload(double[] values) => Acc.Allocate1D(TestData.ToFloat(values));
 
-    // Partial tiles (Lq, Lk not multiples of 32 or 16), two tiles (33, 34, 35), Lk = 1, odd D, a second lane chunk (D = 40).
+    // Partial tiles (Lq, Lk not multiples of 32 or 16), two tiles (33, 34, 35), Lk = 1, odd D, a second lane chunk (D = 40),
+    // four chunks, the last partial (D = 100). Larger D only adds more of the same chunks (and costs emulator time).
     static readonly AttentionShape[] Shapes =
     [
         new(1, 2, 20, 13, 8), new(1, 2, 20, 13, 8, Causal: true), new(2, 1, 5, 1, 3), new(1, 1, 7, 1, 5, Causal: true),
-        new(1, 1, 33, 34, 40, Causal: true), new(1, 1, 3, 35, 9, Scale: 0.3f),
+        new(1, 1, 33, 34, 8, Causal: true), new(1, 1, 3, 35, 40, Scale: 0.3f), new(1, 1, 2, 3, 100),
     ];
 
     /// <summary>Inputs rounded to f32 first, so the reference sees exactly what the kernels see.</summary>
