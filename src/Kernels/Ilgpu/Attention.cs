@@ -10,8 +10,8 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// A warp owns a few rows (queries, or keys in the dK/dV kernel); lane c of the warp holds elements c, c+32, …, c+224 of
 /// each of its row vectors in registers (Vec8, D ≤ 256). The other side is staged 32 rows at a time in dynamic shared
 /// memory, row stride 32·⌈D/32⌉+1 floats (odd, so 32 lanes reading 32 different rows hit 32 banks), zero-padded past D:
-/// lane j computes the dot product of the warp's row with staged row j (broadcasting the row's elements by Warp.Shuffle),
-/// so one tile of 32 scores is one register per lane, and products with the staged tile (P·V, dS·K, …) read staged row j
+/// lane j computes the dot products of the warp's rows with staged row j (broadcasting the rows' elements by Warp.Shuffle,
+/// each staged value read once for all of the warp's rows), so one tile of 32 scores is one register per lane and row, and products with the staged tile (P·V, dS·K, …) read staged row j
 /// at 32 consecutive columns per lane step after shuffling lane j's weight. Only one tile is staged at a time, so the
 /// shared memory is 32·(32·⌈D/32⌉+1)·4 bytes: 20.6 KB for D=160, 32.9 KB for D=256, under the 48 KB default.
 /// Assumes warps of 32 lanes (CUDA, and the emulator's Nvidia device). Exp/Log become ex2/lg2.approx on PTX, so GPU
@@ -80,8 +80,9 @@ public static class AttentionKernels
             int key = k0 + lane, count = XMath.Min(Lanes, p.KeyLen - k0);
             Stage(tile, k, kBase, rowStep, k0, p.KeyLen, p);
             Group.Barrier();
-            float s0 = Score(r0, tile, key, p, lane), s1 = Score(r1, tile, key, p, lane);
-            float s2 = Score(r2, tile, key, p, lane), s3 = Score(r3, tile, key, p, lane);
+            var dots = Dot4(r0.Q, r1.Q, r2.Q, r3.Q, tile, lane * p.Stride, p.HeadDim);
+            float s0 = Score(r0, dots.A, key, p), s1 = Score(r1, dots.B, key, p);
+            float s2 = Score(r2, dots.C, key, p), s3 = Score(r3, dots.D, key, p);
             Group.Barrier();
             Stage(tile, v, kBase, rowStep, k0, p.KeyLen, p);
             Group.Barrier();
@@ -113,9 +114,8 @@ public static class AttentionKernels
     }
 
     /// <summary>scale·q·k for this lane's key, −∞ where the key is past Lk, causally hidden, or the query is past Lq.</summary>
-    static float Score(ForwardRow r, ArrayView<float> tile, int key, Args p, int lane)
+    static float Score(ForwardRow r, float dot, int key, Args p)
     {
-        float dot = Dot(r.Q, tile, lane * p.Stride, p.HeadDim);
         bool visible = key < p.KeyLen && r.Index < p.QueryLen && (p.Causal == 0 || key <= r.Index);
         return visible ? p.Scale * dot : float.NegativeInfinity;
     }
@@ -180,14 +180,14 @@ public static class AttentionKernels
             float rowDelta = query < p.QueryLen ? delta[(long)bh * p.QueryLen + query] : 0f;
             Stage(tile, dout, qBase, rowStep, i0, p.QueryLen, p);
             Group.Barrier();
-            float dp0 = Dot(r0.V, tile, lane * p.Stride, p.HeadDim), dp1 = Dot(r1.V, tile, lane * p.Stride, p.HeadDim);
+            var dp = Dot2(r0.V, r1.V, tile, lane * p.Stride, p.HeadDim);
             Group.Barrier();
             Stage(tile, q, qBase, rowStep, i0, p.QueryLen, p);
             Group.Barrier();
-            float p0 = Probability(r0.K, r0.Index, query, rowLse, tile, p, lane);
-            float p1 = Probability(r1.K, r1.Index, query, rowLse, tile, p, lane);
-            r0.DK = Accumulate(r0.DK, p0 * (dp0 - rowDelta), tile, count, p, lane);
-            r1.DK = Accumulate(r1.DK, p1 * (dp1 - rowDelta), tile, count, p, lane);
+            var dots = Dot2(r0.K, r1.K, tile, lane * p.Stride, p.HeadDim);
+            float p0 = Probability(dots.A, r0.Index, query, rowLse, p), p1 = Probability(dots.B, r1.Index, query, rowLse, p);
+            r0.DK = Accumulate(r0.DK, p0 * (dp.A - rowDelta), tile, count, p, lane);
+            r1.DK = Accumulate(r1.DK, p1 * (dp.B - rowDelta), tile, count, p, lane);
             Group.Barrier();
             Stage(tile, dout, qBase, rowStep, i0, p.QueryLen, p);
             Group.Barrier();
@@ -222,10 +222,9 @@ public static class AttentionKernels
         Store(dv, kBase + r.Index * rowStep, r.DV, p.HeadDim, lane);
     }
 
-    /// <summary>P for key `key` and this lane's staged query: exp(scale·q·k − lse), 0 where hidden or out of range.</summary>
-    static float Probability(Vec8 keyRow, int key, int query, float rowLse, ArrayView<float> tile, Args p, int lane)
+    /// <summary>P of one (query, key) pair from its q·k: exp(scale·q·k − lse), 0 where hidden or out of range.</summary>
+    static float Probability(float dot, int key, int query, float rowLse, Args p)
     {
-        float dot = Dot(keyRow, tile, lane * p.Stride, p.HeadDim);
         bool visible = query < p.QueryLen && key < p.KeyLen && (p.Causal == 0 || key <= query);
         return visible ? XMath.Exp(p.Scale * dot - rowLse) : 0f;
     }
@@ -252,14 +251,14 @@ public static class AttentionKernels
             int key = k0 + lane, count = XMath.Min(Lanes, p.KeyLen - k0);
             Stage(tile, v, kBase, rowStep, k0, p.KeyLen, p);
             Group.Barrier();
-            float dp0 = Dot(r0.DO, tile, lane * p.Stride, p.HeadDim), dp1 = Dot(r1.DO, tile, lane * p.Stride, p.HeadDim);
+            var dp = Dot2(r0.DO, r1.DO, tile, lane * p.Stride, p.HeadDim);
             Group.Barrier();
             Stage(tile, k, kBase, rowStep, k0, p.KeyLen, p);
             Group.Barrier();
-            float p0 = Probability(r0.Q, key, r0.Index, r0.Lse, tile, p, lane);
-            float p1 = Probability(r1.Q, key, r1.Index, r1.Lse, tile, p, lane);
-            r0.DQ = Accumulate(r0.DQ, p0 * (dp0 - r0.Delta), tile, count, p, lane);
-            r1.DQ = Accumulate(r1.DQ, p1 * (dp1 - r1.Delta), tile, count, p, lane);
+            var dots = Dot2(r0.Q, r1.Q, tile, lane * p.Stride, p.HeadDim);
+            float p0 = Probability(dots.A, key, r0.Index, r0.Lse, p), p1 = Probability(dots.B, key, r1.Index, r1.Lse, p);
+            r0.DQ = Accumulate(r0.DQ, p0 * (dp.A - r0.Delta), tile, count, p, lane);
+            r1.DQ = Accumulate(r1.DQ, p1 * (dp.B - r1.Delta), tile, count, p, lane);
             Group.Barrier();
         }
         if (r0.Index < p.QueryLen) Store(dq, qBase + r0.Index * rowStep, Scaled(r0.DQ, p.Scale), p.HeadDim, lane);
@@ -298,19 +297,70 @@ public static class AttentionKernels
         }
     }
 
-    /// <summary>Σ_t x[t]·tile[rowStart + t]: the warp's row x (spread over lanes) dotted with this lane's staged row.</summary>
-    static float Dot(Vec8 x, ArrayView<float> tile, int rowStart, int d) =>
-        DotChunk(x.C0, tile, rowStart, d) + DotChunk(x.C1, tile, rowStart + 32, d - 32) +
-        DotChunk(x.C2, tile, rowStart + 64, d - 64) + DotChunk(x.C3, tile, rowStart + 96, d - 96) +
-        DotChunk(x.C4, tile, rowStart + 128, d - 128) + DotChunk(x.C5, tile, rowStart + 160, d - 160) +
-        DotChunk(x.C6, tile, rowStart + 192, d - 192) + DotChunk(x.C7, tile, rowStart + 224, d - 224);
-
-    /// <summary>Σ_{t < min(n, 32)} (lane t's chunk)·tile[start + t]; n is the same on every lane, so shuffles stay full.</summary>
-    static float DotChunk(float chunk, ArrayView<float> tile, int start, int n)
+    /// <summary>Four dot products or two, one per lane each.</summary>
+    struct Four
     {
-        float sum = 0;
-        for (int t = 0; t < XMath.Min(n, Lanes); t++) sum += Warp.Shuffle(chunk, t) * tile[start + t];
-        return sum;
+        public float A, B, C, D;
+    }
+
+    struct Two
+    {
+        public float A, B;
+    }
+
+    /// <summary>Σ_t x[t]·tile[rowStart + t] for the warp's rows x = a, b, c, e (spread over lanes) and this lane's staged
+    /// row: each staged value is read from shared memory once for all four rows.</summary>
+    static Four Dot4(Vec8 a, Vec8 b, Vec8 c, Vec8 e, ArrayView<float> tile, int rowStart, int d)
+    {
+        var s = new Four();
+        s = Chunk4(s, a.C0, b.C0, c.C0, e.C0, tile, rowStart, d);
+        s = Chunk4(s, a.C1, b.C1, c.C1, e.C1, tile, rowStart + 32, d - 32);
+        s = Chunk4(s, a.C2, b.C2, c.C2, e.C2, tile, rowStart + 64, d - 64);
+        s = Chunk4(s, a.C3, b.C3, c.C3, e.C3, tile, rowStart + 96, d - 96);
+        s = Chunk4(s, a.C4, b.C4, c.C4, e.C4, tile, rowStart + 128, d - 128);
+        s = Chunk4(s, a.C5, b.C5, c.C5, e.C5, tile, rowStart + 160, d - 160);
+        s = Chunk4(s, a.C6, b.C6, c.C6, e.C6, tile, rowStart + 192, d - 192);
+        return Chunk4(s, a.C7, b.C7, c.C7, e.C7, tile, rowStart + 224, d - 224);
+    }
+
+    /// <summary>One 32-element chunk of Dot4: lane t's chunk values broadcast by shuffle, for t < min(n, 32); n is the
+    /// same on every lane, so the shuffles stay full.</summary>
+    static Four Chunk4(Four s, float a, float b, float c, float e, ArrayView<float> tile, int start, int n)
+    {
+        for (int t = 0; t < XMath.Min(n, Lanes); t++)
+        {
+            float x = tile[start + t];
+            s.A += Warp.Shuffle(a, t) * x;
+            s.B += Warp.Shuffle(b, t) * x;
+            s.C += Warp.Shuffle(c, t) * x;
+            s.D += Warp.Shuffle(e, t) * x;
+        }
+        return s;
+    }
+
+    /// <summary>Dot4 for two rows.</summary>
+    static Two Dot2(Vec8 a, Vec8 b, ArrayView<float> tile, int rowStart, int d)
+    {
+        var s = new Two();
+        s = Chunk2(s, a.C0, b.C0, tile, rowStart, d);
+        s = Chunk2(s, a.C1, b.C1, tile, rowStart + 32, d - 32);
+        s = Chunk2(s, a.C2, b.C2, tile, rowStart + 64, d - 64);
+        s = Chunk2(s, a.C3, b.C3, tile, rowStart + 96, d - 96);
+        s = Chunk2(s, a.C4, b.C4, tile, rowStart + 128, d - 128);
+        s = Chunk2(s, a.C5, b.C5, tile, rowStart + 160, d - 160);
+        s = Chunk2(s, a.C6, b.C6, tile, rowStart + 192, d - 192);
+        return Chunk2(s, a.C7, b.C7, tile, rowStart + 224, d - 224);
+    }
+
+    static Two Chunk2(Two s, float a, float b, ArrayView<float> tile, int start, int n)
+    {
+        for (int t = 0; t < XMath.Min(n, Lanes); t++)
+        {
+            float x = tile[start + t];
+            s.A += Warp.Shuffle(a, t) * x;
+            s.B += Warp.Shuffle(b, t) * x;
+        }
+        return s;
     }
 
     /// <summary>acc + Σ_{j < count} w_j·(staged row j), w_j being lane j's weight.</summary>
