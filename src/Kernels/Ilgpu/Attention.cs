@@ -86,10 +86,15 @@ public static class AttentionKernels
             Group.Barrier();
             Stage(tile, v, kBase, rowStep, k0, p.KeyLen, p);
             Group.Barrier();
-            r0 = Update(r0, s0, tile, count, p, lane);
-            r1 = Update(r1, s1, tile, count, p, lane);
-            r2 = Update(r2, s2, tile, count, p, lane);
-            r3 = Update(r3, s3, tile, count, p, lane);
+            r0 = Softmax(r0, s0);
+            r1 = Softmax(r1, s1);
+            r2 = Softmax(r2, s2);
+            r3 = Softmax(r3, s3);
+            var sums = Accumulate4(r0.O, r1.O, r2.O, r3.O, r0.Weight, r1.Weight, r2.Weight, r3.Weight, tile, count, p, lane);
+            r0.O = sums.A;
+            r1.O = sums.B;
+            r2.O = sums.C;
+            r3.O = sums.D;
             Group.Barrier();
         }
         Finish(o, lse, r0, qBase, rowStep, bh, p, lane);
@@ -98,11 +103,12 @@ public static class AttentionKernels
         Finish(o, lse, r3, qBase, rowStep, bh, p, lane);
     }
 
-    /// <summary>One query of the forward: its q (pre-loaded), the O accumulator, running max and sum.</summary>
+    /// <summary>One query of the forward: its q (pre-loaded), the O accumulator, running max and sum, and this lane's
+    /// key weight exp(s − max) in the current tile.</summary>
     struct ForwardRow
     {
         public Vec8 Q, O;
-        public float Max, Sum;
+        public float Max, Sum, Weight;
         public int Index;
     }
 
@@ -120,15 +126,16 @@ public static class AttentionKernels
         return visible ? p.Scale * dot : float.NegativeInfinity;
     }
 
-    /// <summary>Online softmax step over one tile of scores (one per lane) and O = O·exp(m_old − m) + Σ_j p_j·v_j.</summary>
-    static ForwardRow Update(ForwardRow r, float score, ArrayView<float> tile, int count, Args p, int lane)
+    /// <summary>Online softmax step over one tile of scores (one per lane): the new max m, the weights exp(s − m), and the
+    /// sum and O rescaled by exp(m_old − m); Accumulate4 then adds Σ_j weight_j·v_j to O.</summary>
+    static ForwardRow Softmax(ForwardRow r, float score)
     {
         float max = XMath.Max(r.Max, WarpMax(score));
         bool none = max == float.NegativeInfinity;
-        float weight = none ? 0f : XMath.Exp(score - max);
+        r.Weight = none ? 0f : XMath.Exp(score - max);
         float rescale = none ? 1f : XMath.Exp(r.Max - max);
-        r.Sum = r.Sum * rescale + WarpSum(weight);
-        r.O = Accumulate(Scaled(r.O, rescale), weight, tile, count, p, lane);
+        r.Sum = r.Sum * rescale + WarpSum(r.Weight);
+        r.O = Scaled(r.O, rescale);
         r.Max = max;
         return r;
     }
@@ -381,6 +388,61 @@ public static class AttentionKernels
             if (d > 224) acc.C7 += w * tile[at + 224];
         }
         return acc;
+    }
+
+    struct Vec8x4
+    {
+        public Vec8 A, B, C, D;
+    }
+
+    /// <summary>Accumulate for four rows at once: each staged value is read from shared memory once for all four.</summary>
+    static Vec8x4 Accumulate4(Vec8 a, Vec8 b, Vec8 c, Vec8 e, float wa, float wb, float wc, float we, ArrayView<float> tile,
+        int count, Args p, int lane)
+    {
+        var r = new Vec8x4 { A = a, B = b, C = c, D = e };
+        for (int j = 0; j < count; j++)
+        {
+            float ja = Warp.Shuffle(wa, j), jb = Warp.Shuffle(wb, j), jc = Warp.Shuffle(wc, j), je = Warp.Shuffle(we, j);
+            int at = j * p.Stride + lane, d = p.HeadDim;
+            float x0 = tile[at];
+            r.A.C0 += ja * x0; r.B.C0 += jb * x0; r.C.C0 += jc * x0; r.D.C0 += je * x0;
+            if (d > 32)
+            {
+                float x = tile[at + 32];
+                r.A.C1 += ja * x; r.B.C1 += jb * x; r.C.C1 += jc * x; r.D.C1 += je * x;
+            }
+            if (d > 64)
+            {
+                float x = tile[at + 64];
+                r.A.C2 += ja * x; r.B.C2 += jb * x; r.C.C2 += jc * x; r.D.C2 += je * x;
+            }
+            if (d > 96)
+            {
+                float x = tile[at + 96];
+                r.A.C3 += ja * x; r.B.C3 += jb * x; r.C.C3 += jc * x; r.D.C3 += je * x;
+            }
+            if (d > 128)
+            {
+                float x = tile[at + 128];
+                r.A.C4 += ja * x; r.B.C4 += jb * x; r.C.C4 += jc * x; r.D.C4 += je * x;
+            }
+            if (d > 160)
+            {
+                float x = tile[at + 160];
+                r.A.C5 += ja * x; r.B.C5 += jb * x; r.C.C5 += jc * x; r.D.C5 += je * x;
+            }
+            if (d > 192)
+            {
+                float x = tile[at + 192];
+                r.A.C6 += ja * x; r.B.C6 += jb * x; r.C.C6 += jc * x; r.D.C6 += je * x;
+            }
+            if (d > 224)
+            {
+                float x = tile[at + 224];
+                r.A.C7 += ja * x; r.B.C7 += jb * x; r.C.C7 += jc * x; r.D.C7 += je * x;
+            }
+        }
+        return r;
     }
 
     static Vec8 Scaled(Vec8 x, float s) => new()
