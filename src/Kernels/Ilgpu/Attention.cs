@@ -193,13 +193,15 @@ public static class AttentionKernels
             Group.Barrier();
             var dots = Dot2(r0.K, r1.K, tile, lane * p.Stride, p.HeadDim);
             float p0 = Probability(dots.A, r0.Index, query, rowLse, p), p1 = Probability(dots.B, r1.Index, query, rowLse, p);
-            r0.DK = Accumulate(r0.DK, p0 * (dp.A - rowDelta), tile, count, p, lane);
-            r1.DK = Accumulate(r1.DK, p1 * (dp.B - rowDelta), tile, count, p, lane);
+            var dks = Accumulate2(r0.DK, r1.DK, p0 * (dp.A - rowDelta), p1 * (dp.B - rowDelta), tile, count, p, lane);
+            r0.DK = dks.A;
+            r1.DK = dks.B;
             Group.Barrier();
             Stage(tile, dout, qBase, rowStep, i0, p.QueryLen, p);
             Group.Barrier();
-            r0.DV = Accumulate(r0.DV, p0, tile, count, p, lane);
-            r1.DV = Accumulate(r1.DV, p1, tile, count, p, lane);
+            var dvs = Accumulate2(r0.DV, r1.DV, p0, p1, tile, count, p, lane);
+            r0.DV = dvs.A;
+            r1.DV = dvs.B;
             Group.Barrier();
         }
         FinishKey(dk, dv, r0, kBase, rowStep, p, lane);
@@ -264,8 +266,9 @@ public static class AttentionKernels
             Group.Barrier();
             var dots = Dot2(r0.Q, r1.Q, tile, lane * p.Stride, p.HeadDim);
             float p0 = Probability(dots.A, key, r0.Index, r0.Lse, p), p1 = Probability(dots.B, key, r1.Index, r1.Lse, p);
-            r0.DQ = Accumulate(r0.DQ, p0 * (dp.A - r0.Delta), tile, count, p, lane);
-            r1.DQ = Accumulate(r1.DQ, p1 * (dp.B - r1.Delta), tile, count, p, lane);
+            var dqs = Accumulate2(r0.DQ, r1.DQ, p0 * (dp.A - r0.Delta), p1 * (dp.B - r1.Delta), tile, count, p, lane);
+            r0.DQ = dqs.A;
+            r1.DQ = dqs.B;
             Group.Barrier();
         }
         if (r0.Index < p.QueryLen) Store(dq, qBase + r0.Index * rowStep, Scaled(r0.DQ, p.Scale), p.HeadDim, lane);
@@ -370,24 +373,59 @@ public static class AttentionKernels
         return s;
     }
 
-    /// <summary>acc + Σ_{j < count} w_j·(staged row j), w_j being lane j's weight.</summary>
-    static Vec8 Accumulate(Vec8 acc, float weight, ArrayView<float> tile, int count, Args p, int lane)
+    struct Vec8x2
     {
-        int d = p.HeadDim;
+        public Vec8 A, B;
+    }
+
+    /// <summary>(a, b) + Σ_{j < count} (wa_j, wb_j)·(staged row j), the weights being lane j's: each staged value is read
+    /// from shared memory once for both rows.</summary>
+    static Vec8x2 Accumulate2(Vec8 a, Vec8 b, float wa, float wb, ArrayView<float> tile, int count, Args p, int lane)
+    {
+        var r = new Vec8x2 { A = a, B = b };
         for (int j = 0; j < count; j++)
         {
-            float w = Warp.Shuffle(weight, j);
-            int at = j * p.Stride + lane;
-            acc.C0 += w * tile[at];
-            if (d > 32) acc.C1 += w * tile[at + 32];
-            if (d > 64) acc.C2 += w * tile[at + 64];
-            if (d > 96) acc.C3 += w * tile[at + 96];
-            if (d > 128) acc.C4 += w * tile[at + 128];
-            if (d > 160) acc.C5 += w * tile[at + 160];
-            if (d > 192) acc.C6 += w * tile[at + 192];
-            if (d > 224) acc.C7 += w * tile[at + 224];
+            float ja = Warp.Shuffle(wa, j), jb = Warp.Shuffle(wb, j);
+            int at = j * p.Stride + lane, d = p.HeadDim;
+            float x0 = tile[at];
+            r.A.C0 += ja * x0; r.B.C0 += jb * x0;
+            if (d > 32)
+            {
+                float x = tile[at + 32];
+                r.A.C1 += ja * x; r.B.C1 += jb * x;
+            }
+            if (d > 64)
+            {
+                float x = tile[at + 64];
+                r.A.C2 += ja * x; r.B.C2 += jb * x;
+            }
+            if (d > 96)
+            {
+                float x = tile[at + 96];
+                r.A.C3 += ja * x; r.B.C3 += jb * x;
+            }
+            if (d > 128)
+            {
+                float x = tile[at + 128];
+                r.A.C4 += ja * x; r.B.C4 += jb * x;
+            }
+            if (d > 160)
+            {
+                float x = tile[at + 160];
+                r.A.C5 += ja * x; r.B.C5 += jb * x;
+            }
+            if (d > 192)
+            {
+                float x = tile[at + 192];
+                r.A.C6 += ja * x; r.B.C6 += jb * x;
+            }
+            if (d > 224)
+            {
+                float x = tile[at + 224];
+                r.A.C7 += ja * x; r.B.C7 += jb * x;
+            }
         }
-        return acc;
+        return r;
     }
 
     struct Vec8x4
@@ -395,7 +433,7 @@ public static class AttentionKernels
         public Vec8 A, B, C, D;
     }
 
-    /// <summary>Accumulate for four rows at once: each staged value is read from shared memory once for all four.</summary>
+    /// <summary>Accumulate2 for four rows.</summary>
     static Vec8x4 Accumulate4(Vec8 a, Vec8 b, Vec8 c, Vec8 e, float wa, float wb, float wc, float we, ArrayView<float> tile,
         int count, Args p, int lane)
     {
