@@ -11,8 +11,9 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// each of its row vectors in registers (Vec8, D ≤ 256). The other side is staged 32 rows at a time in dynamic shared
 /// memory, row stride 32·⌈D/32⌉+1 floats (odd, so 32 lanes reading 32 different rows hit 32 banks), zero-padded past D:
 /// lane j computes the dot products of the warp's rows with staged row j (broadcasting the rows' elements by Warp.Shuffle,
-/// each staged value read once for all of the warp's rows), so one tile of 32 scores is one register per lane and row, and products with the staged tile (P·V, dS·K, …) read staged row j
-/// at 32 consecutive columns per lane step after shuffling lane j's weight. Only one tile is staged at a time, so the
+/// each staged value read once for all of the warp's rows), so one tile of 32 scores is one register per lane and row;
+/// products with the staged tile (P·V, dS·K, …) shuffle lane j's weights and read staged row j at 32 consecutive columns,
+/// again once for all of the warp's rows. Only one tile is staged at a time (the dK/dV kernel stages dO twice), so the
 /// shared memory is 32·(32·⌈D/32⌉+1)·4 bytes: 20.6 KB for D=160, 32.9 KB for D=256, under the 48 KB default.
 /// Assumes warps of 32 lanes (CUDA, and the emulator's Nvidia device). Exp/Log become ex2/lg2.approx on PTX, so GPU
 /// results differ from the CPU emulator's by a few ulp. Index arithmetic is in long; B·H and the block counts fit grid dims.
