@@ -273,15 +273,14 @@ public static class Conv2dKernels
     }
 
     /// <summary>dbias[o] += Σ_{n, oh, ow} dy[n, o, oh, ow]. Group o: its 256 threads stride over the N·OH·OW values
-    /// (consecutive threads read consecutive pixels), reduce in registers, then by warp shuffles and across warps in
-    /// shared memory; thread 0 adds the total.</summary>
+    /// (consecutive threads read consecutive pixels), reduce in registers, then across the group (RowReduce.Sum);
+    /// thread 0 adds the total.</summary>
     [GpuKernel("conv2d_f32_grad_bias", explicitlyGrouped: true)]
     public static void GradBias(
         ArrayView<float> dbias, // (OutC), accumulated into
         ArrayView<float> dy,    // (N, OutC, OH, OW)
         Args p)
     {
-        var partial = SharedMemory.Allocate<float>(BiasGroup / 32);   // one per warp (warp size 32, as on CUDA)
         int o = Grid.IdxX, t = Group.IdxX;
         float sum = 0f;
         for (int n = 0; n < p.N; n++)
@@ -290,15 +289,7 @@ public static class Conv2dKernels
             for (int pix = t; pix < p.Pixels; pix += Group.DimX)
                 sum += dy[plane + pix];
         }
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset >>= 1)
-            sum += Warp.ShuffleDown(sum, offset);
-        if (Warp.LaneIdx == 0) partial[Warp.WarpIdx] = sum;
-        Group.Barrier();
-        if (t == 0)
-        {
-            float total = 0f;
-            for (int i = 0; i < Group.DimX / Warp.WarpSize; i++) total += partial[i];
-            if (o < p.OutC) dbias[o] += total;
-        }
+        float total = RowReduce.Sum(SharedMemory.Allocate<float>(RowReduce.MaxWarps), sum);
+        if (t == 0 && o < p.OutC) dbias[o] += total;
     }
 }

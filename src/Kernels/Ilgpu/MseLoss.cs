@@ -13,7 +13,7 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// </summary>
 public static class MseLossKernels
 {
-    const int Threads = 256, MaxGroups = 1024, WarpSlots = Threads / 32;
+    const int Threads = 256, MaxGroups = 1024;
 
     public readonly record struct Args(int N, int HasB, float Scale)
     {
@@ -29,18 +29,6 @@ public static class MseLossKernels
     public static KernelConfig PartialConfig(long n) => new(Groups(n), Threads);
     public static KernelConfig FinishConfig => new(1, Threads);
 
-    /// <summary>Σ of the group's 256 values, valid in thread 0; every thread must call it (full warps for the shuffles).</summary>
-    static float GroupSum(float v)
-    {
-        var slots = SharedMemory.Allocate<float>(WarpSlots);
-        for (int off = Warp.WarpSize / 2; off > 0; off >>= 1) v += Warp.ShuffleDown(v, off);
-        if (Warp.LaneIdx == 0) slots[Warp.WarpIdx] = v;
-        Group.Barrier();
-        v = Warp.LaneIdx < Group.DimX / Warp.WarpSize ? slots[Warp.LaneIdx] : 0f;
-        for (int off = Warp.WarpSize / 2; off > 0; off >>= 1) v += Warp.ShuffleDown(v, off);
-        return v;
-    }
-
     [GpuKernel("mse_partial_f32", explicitlyGrouped: true)]
     public static void Partial(ArrayView<float> partials, ArrayView<float> a, ArrayView<float> b, Args p) // partials (Groups(n)) a, b (n)
     {
@@ -50,7 +38,7 @@ public static class MseLossKernels
             float d = p.HasB != 0 ? a[k] - b[k] : a[k];
             sum += d * d;
         }
-        sum = GroupSum(sum);
+        sum = RowReduce.Sum(SharedMemory.Allocate<float>(RowReduce.MaxWarps), sum);
         if (Group.IdxX == 0) partials[Grid.IdxX] = sum;
     }
 
@@ -59,7 +47,7 @@ public static class MseLossKernels
     {
         float sum = 0f;
         for (int k = Group.IdxX; k < partials.Length; k += Group.DimX) sum += partials[k];
-        sum = GroupSum(sum);
+        sum = RowReduce.Sum(SharedMemory.Allocate<float>(RowReduce.MaxWarps), sum);
         if (Group.IdxX == 0) result[0] = p.Scale * sum;
     }
 

@@ -1,4 +1,4 @@
-// Group-wide reductions shared by the normalisation and softmax kernels: warp shuffles, then one shared slot per warp.
+// Group-wide reductions shared by the CUDA kernels (norms, softmax, losses, bias gradients): warp shuffles, then one shared slot per warp.
 using ILGPU;
 using ILGPU.Algorithms;
 
