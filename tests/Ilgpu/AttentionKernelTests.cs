@@ -10,21 +10,13 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class AttentionKernelTests
+public class AttentionKernelTests : EmulatorTest
 {
     // f32 dot products over D ≤ 100 and softmax sums over Lk ≤ 35 of inputs in [-1, 1), in tile order with online rescaling;
     // on a GPU ex2/lg2.approx add a few ulp more.
     const double ForwardAtol = 2e-6, ForwardRtol = 1e-5;
     // The backward chains two such products (dP then dS·K or dSᵀ·Q) over Lq or Lk ≤ 35 terms.
     const double BackwardAtol = 1e-5, BackwardRtol = 1e-4;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
-
-    MemoryBuffer1D<float, Stride1D.Dense> Upload(double[] values) => Acc.Allocate1D(TestData.ToFloat(values));
 
     // Partial tiles (Lq, Lk not multiples of 32 or 16), two tiles (33, 34, 35), Lk = 1, odd D, a second lane chunk (D = 40),
     // four chunks, the last partial (D = 100). Larger D only adds more of the same chunks (and costs emulator time).

@@ -10,16 +10,10 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class BinaryKernelTests
+public class BinaryKernelTests : EmulatorTest
 {
     // One f32 operation per element (correctly rounded); the backward adds an f32 sum of at most 20 terms of size ≤ 2.
     const double Atol = 1e-6, Rtol = 1e-6, SumAtol = 1e-5, SumRtol = 1e-5;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
 
     // Equal shapes, a trailing-vector broadcast, both operands broadcast, a scalar, lower rank and the full 6 dims.
     static readonly (int[] A, int[] B)[] Shapes =

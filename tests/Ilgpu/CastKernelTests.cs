@@ -3,18 +3,14 @@ using DreamBooth.Kernels.Ilgpu;
 using DreamBooth.Kernels.Reference;
 using ILGPU;
 using ILGPU.Runtime;
+using DreamBooth.Tests.Support;
 using NUnit.Framework;
 
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class CastKernelTests
+public class CastKernelTests : EmulatorTest
 {
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
 
     static readonly ushort[] Every16BitPattern = Enumerable.Range(0, 65536).Select(v => (ushort)v).ToArray();
 

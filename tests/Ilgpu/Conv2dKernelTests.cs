@@ -10,19 +10,11 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class Conv2dKernelTests
+public class Conv2dKernelTests : EmulatorTest
 {
     // f32 sums of up to a few hundred products of inputs in [-1, 1), in slab order on the GPU and another order in the
     // reference: the error grows about with √(reduction length), as for the GEMM.
     const double ConvAtol = 1e-5, ConvRtol = 1e-5;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
-
-    MemoryBuffer1D<float, Stride1D.Dense> Upload(double[] values) => Acc.Allocate1D(TestData.ToFloat(values));
 
     // Stride 1 and 2, pad 0 and 1, 1×1, 3×3 and 1×3 kernels, odd and even H/W, batch 1 and 2, size-1 dims; partial
     // 64-wide tiles on both GEMM axes (OutC 65, 198 output pixels, 72 taps) and partial 16-deep slabs.

@@ -9,13 +9,8 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class CopyKernelTests
+public class CopyKernelTests : EmulatorTest
 {
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
 
     static int[] Iota(int n, int seed) => Enumerable.Range(0, n).Select(v => v * 7919 + seed).ToArray();
 

@@ -9,18 +9,12 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class GegluMseKernelTests
+public class GegluMseKernelTests : EmulatorTest
 {
     // GEGLU: one product on top of the f32 erf-based GELU (≤ 4e-7 relative, see UnaryKernelTests).
     const double GegluAtol = 1e-6, GegluRtol = 2e-6;
     // The reductions: f32 sums of ≤ 5000 non-negative terms in a fixed tree, each thread's run first (relative ≈ 1e-6).
     const double SumRtol = 1e-5;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
 
     [Test]
     public void GegluForwardAndBackwardMatchTheReference([Values(1, 37)] int dim)

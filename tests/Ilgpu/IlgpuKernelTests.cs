@@ -10,20 +10,12 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class IlgpuKernelTests
+public class IlgpuKernelTests : EmulatorTest
 {
     // f32 accumulation over K ≤ 100 products of inputs in [-1, 1) (one slab order on the GPU, another in the reference).
     const double GemmAtol = 1e-5, GemmRtol = 1e-5;
     // AdamW: the same f32 formula as the Cpu tier; sqrt.rn and division are correctly rounded in PTX as on the CPU.
     const double AdamWAtol = 1e-7, AdamWRtol = 1e-5;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
-
-    MemoryBuffer1D<float, Stride1D.Dense> Upload(double[] values) => Acc.Allocate1D(TestData.ToFloat(values));
 
     [Test]
     public void FillScaleAxpy()

@@ -9,7 +9,7 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class NormKernelTests
+public class NormKernelTests : EmulatorTest
 {
     // f32 one-pass statistics (shifted sums of d and d²) over ≤ 1200 elements with |x| ≤ 4; y, dx are O(1)·xhat.
     const double NormAtol = 3e-5, NormRtol = 3e-5;
@@ -18,14 +18,6 @@ public class NormKernelTests
     // Softmax: exp of float differences x − max (|x| ≤ 80), one rounding in x − max of up to ulp(160)/2 for terms that matter.
     const double SoftmaxAtol = 1e-7, SoftmaxRtol = 2e-5;
     const float Eps = 1e-5f;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
-
-    MemoryBuffer1D<float, Stride1D.Dense> Upload(double[] values) => Acc.Allocate1D(TestData.ToFloat(values));
 
     static double[] Rounded(float[] values) => Array.ConvertAll(values, v => (double)v);
 

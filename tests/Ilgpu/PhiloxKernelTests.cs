@@ -9,16 +9,10 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class PhiloxKernelTests
+public class PhiloxKernelTests : EmulatorTest
 {
     // Normals: f32 log/sqrt/cos/sin of exact inputs against a double computation rounded once (|n| ≤ 5.8).
     const double NormalAtol = 2e-6, NormalRtol = 2e-6;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
 
     // n not a multiple of 4 (1001 draws reach the −ln u1 series branch about 30 times), a single element, a 64-bit seed, and an offset whose counter carries into the high word.
     static readonly (ulong Seed, ulong Offset, int N)[] Streams =

@@ -10,17 +10,11 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class UnaryKernelTests
+public class UnaryKernelTests : EmulatorTest
 {
     // f32 evaluation of exp/σ and the erf fits (1e-9) against double: a few ulp relative, measured ≤ 4e-7 for Φ; the
     // small atol covers values near the zeros of f and f' (cancellation in 1 − σ and the derivative's sum).
     const double Atol = 1e-6, Rtol = 2e-6;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
 
     /// <summary>Uniform values in [−9, 9) plus the far tails and the erf fit's switch points (|x/√2| = ½).</summary>
     static double[] Inputs()

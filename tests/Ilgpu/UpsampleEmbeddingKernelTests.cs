@@ -9,16 +9,10 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Ilgpu;
 
 [TestFixture]
-public class UpsampleEmbeddingKernelTests
+public class UpsampleEmbeddingKernelTests : EmulatorTest
 {
     // Forward copies are exact; the backward sums 4 (upsample) or ≤ 3 (repeated ids) f32 values of size ≤ 1.
     const double SumAtol = 1e-6;
-
-    IlgpuDevice _device = null!;
-    Accelerator Acc => _device.Accelerator;
-
-    [OneTimeSetUp] public void CreateDevice() => _device = IlgpuDevice.Create(emulate: true);
-    [OneTimeTearDown] public void DisposeDevice() => _device.Dispose();
 
     [Test]
     public void UpsampleForwardAndBackwardMatchTheReference([Values(1, 3)] int planes, [Values(1, 5)] int h, [Values(1, 7)] int w)
