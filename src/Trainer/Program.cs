@@ -4,14 +4,11 @@ using DreamBooth.Kernels;
 
 var root = new RootCommand("DreamBooth in C#: fine-tune a text-to-image diffusion model on 3-5 photos of a subject.");
 
-var devices = new Command("devices", "List the compute backends this build offers.");
+var devices = new Command("devices", "List the compute backends this build offers, and whether a CUDA GPU is present.");
 devices.SetAction(_ =>
 {
-    foreach (var name in Backends.Names)
-    {
-        using var backend = Backends.Create(name);
-        Console.WriteLine(backend.Name);
-    }
+    foreach (var name in Backends.Names) Console.WriteLine(name);
+    Console.WriteLine(DreamBooth.Kernels.Ilgpu.IlgpuDevice.CudaPresent() ? "cuda" : "cuda (no CUDA device found)");
     return 0;
 });
 root.Subcommands.Add(devices);
