@@ -17,7 +17,7 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// </summary>
 public static class Conv2dKernels
 {
-    const int Tile = 64, Slab = 16, Threads = 16, GroupSize = Threads * Threads, BiasGroup = 256;
+    const int Tile = Block4x4.Tile, Slab = Block4x4.Slab, Threads = 16, GroupSize = Threads * Threads, BiasGroup = 256;
 
     /// <summary>The shape with the products the kernels reuse: KHW = KH·KW, Pixels = OH·OW, ImagePixels = H·W.</summary>
     public readonly record struct Args(int N, int InC, int H, int W, int OutC, int KH, int KW, int Stride, int Pad,
@@ -64,8 +64,7 @@ public static class Conv2dKernels
         int n = colOk ? gcol / p.Pixels : 0, pix = gcol - n * p.Pixels, oh = pix / p.OW, ow = pix - oh * p.OW;
         int ih0 = oh * p.Stride - p.Pad, iw0 = ow * p.Stride - p.Pad;
         long xImage = (long)n * p.InC * p.ImagePixels;
-        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        var block = new Block4x4();
         for (int k0 = 0; k0 < k; k0 += Slab)
         {
             for (int e = thread; e < Slab * Tile; e += GroupSize)
@@ -76,21 +75,13 @@ public static class Conv2dKernels
             for (int kk = myTap; kk < Slab; kk += GroupSize / Tile)
                 bSlab[kk * Tile + myCol] = colOk ? GatherX(x, p, xImage, ih0, iw0, k0 + kk) : 0f;
             Group.Barrier();
-            for (int kk = 0; kk < Slab; kk++)
-            {
-                float a0 = aSlab[kk * Tile + ty], a1 = aSlab[kk * Tile + ty + 16], a2 = aSlab[kk * Tile + ty + 32], a3 = aSlab[kk * Tile + ty + 48];
-                float b0 = bSlab[kk * Tile + tx], b1 = bSlab[kk * Tile + tx + 16], b2 = bSlab[kk * Tile + tx + 32], b3 = bSlab[kk * Tile + tx + 48];
-                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-            }
+            block.AddSlab(aSlab, bSlab, ty, tx);
             Group.Barrier();
         }
-        StoreY(y, bias, p, row0 + ty, col0 + tx, c00, c01, c02, c03);
-        StoreY(y, bias, p, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
-        StoreY(y, bias, p, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
-        StoreY(y, bias, p, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
+        StoreY(y, bias, p, row0 + ty, col0 + tx, block.C00, block.C01, block.C02, block.C03);
+        StoreY(y, bias, p, row0 + ty + 16, col0 + tx, block.C10, block.C11, block.C12, block.C13);
+        StoreY(y, bias, p, row0 + ty + 32, col0 + tx, block.C20, block.C21, block.C22, block.C23);
+        StoreY(y, bias, p, row0 + ty + 48, col0 + tx, block.C30, block.C31, block.C32, block.C33);
     }
 
     /// <summary>cols(x)[tap, ·] for one window: x[n, c, ih0 + kh, iw0 + kw] with tap = (c, kh, kw), zero outside the image
@@ -143,8 +134,7 @@ public static class Conv2dKernels
         bool colOk = gcol < cols;
         int n = colOk ? gcol / p.ImagePixels : 0, pix = gcol - n * p.ImagePixels, ih = pix / p.W, iw = pix - ih * p.W;
         long dyImage = (long)n * p.OutC * p.Pixels;
-        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        var block = new Block4x4();
         for (int k0 = 0; k0 < k; k0 += Slab)
         {
             for (int e = thread; e < Slab * Tile; e += GroupSize)
@@ -162,21 +152,13 @@ public static class Conv2dKernels
             for (int kk = myTap; kk < Slab; kk += GroupSize / Tile)
                 bSlab[kk * Tile + myCol] = colOk ? GatherDy(dy, p, dyImage, ih + p.Pad, iw + p.Pad, k0 + kk) : 0f;
             Group.Barrier();
-            for (int kk = 0; kk < Slab; kk++)
-            {
-                float a0 = aSlab[kk * Tile + ty], a1 = aSlab[kk * Tile + ty + 16], a2 = aSlab[kk * Tile + ty + 32], a3 = aSlab[kk * Tile + ty + 48];
-                float b0 = bSlab[kk * Tile + tx], b1 = bSlab[kk * Tile + tx + 16], b2 = bSlab[kk * Tile + tx + 32], b3 = bSlab[kk * Tile + tx + 48];
-                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-            }
+            block.AddSlab(aSlab, bSlab, ty, tx);
             Group.Barrier();
         }
-        StoreDx(dx, p, row0 + ty, col0 + tx, c00, c01, c02, c03);
-        StoreDx(dx, p, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
-        StoreDx(dx, p, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
-        StoreDx(dx, p, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
+        StoreDx(dx, p, row0 + ty, col0 + tx, block.C00, block.C01, block.C02, block.C03);
+        StoreDx(dx, p, row0 + ty + 16, col0 + tx, block.C10, block.C11, block.C12, block.C13);
+        StoreDx(dx, p, row0 + ty + 32, col0 + tx, block.C20, block.C21, block.C22, block.C23);
+        StoreDx(dx, p, row0 + ty + 48, col0 + tx, block.C30, block.C31, block.C32, block.C33);
     }
 
     /// <summary>taps(dy)[(o, kh, kw), ·] for one input pixel at padded position (ph, pw): the output (oh, ow) with
@@ -224,8 +206,7 @@ public static class Conv2dKernels
         int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile;
         int m = p.OutC, k = p.InC * p.KHW, red = p.N * p.Pixels;
         int myPixel = thread % Slab, myRow = thread / Slab;
-        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        var block = new Block4x4();
         for (int r0 = 0; r0 < red; r0 += Slab)
         {
             int gr = r0 + myPixel;
@@ -240,21 +221,13 @@ public static class Conv2dKernels
                 bSlab[myPixel * Tile + i] = pixOk ? GatherX(x, p, xImage, ih0, iw0, tap) : 0f;
             }
             Group.Barrier();
-            for (int kk = 0; kk < Slab; kk++)
-            {
-                float a0 = aSlab[kk * Tile + ty], a1 = aSlab[kk * Tile + ty + 16], a2 = aSlab[kk * Tile + ty + 32], a3 = aSlab[kk * Tile + ty + 48];
-                float b0 = bSlab[kk * Tile + tx], b1 = bSlab[kk * Tile + tx + 16], b2 = bSlab[kk * Tile + tx + 32], b3 = bSlab[kk * Tile + tx + 48];
-                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-            }
+            block.AddSlab(aSlab, bSlab, ty, tx);
             Group.Barrier();
         }
-        AddDw(dw, p, row0 + ty, col0 + tx, c00, c01, c02, c03);
-        AddDw(dw, p, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
-        AddDw(dw, p, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
-        AddDw(dw, p, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
+        AddDw(dw, p, row0 + ty, col0 + tx, block.C00, block.C01, block.C02, block.C03);
+        AddDw(dw, p, row0 + ty + 16, col0 + tx, block.C10, block.C11, block.C12, block.C13);
+        AddDw(dw, p, row0 + ty + 32, col0 + tx, block.C20, block.C21, block.C22, block.C23);
+        AddDw(dw, p, row0 + ty + 48, col0 + tx, block.C30, block.C31, block.C32, block.C33);
     }
 
     static void AddDw(ArrayView<float> dw, Args p, int o, int tap, float v0, float v1, float v2, float v3)

@@ -13,7 +13,7 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// </summary>
 public static class GemmKernels
 {
-    const int Tile = 64, Slab = 16, Threads = 16;
+    const int Tile = Block4x4.Tile, Slab = Block4x4.Slab, Threads = 16;
 
     public readonly record struct Args(int M, int N, int K, int TransA, int TransB, float Alpha, float Beta, int HasBias,
         long StrideA, long StrideB, long StrideC)
@@ -33,8 +33,7 @@ public static class GemmKernels
         int tx = Group.IdxX, ty = Group.IdxY, thread = ty * Threads + tx;
         int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile;
         long aBase = Grid.IdxZ * p.StrideA, bBase = Grid.IdxZ * p.StrideB, cBase = Grid.IdxZ * p.StrideC;
-        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        var block = new Block4x4();
         for (int k0 = 0; k0 < p.K; k0 += Slab)
         {
             for (int e = thread; e < Slab * Tile; e += Threads * Threads)
@@ -51,21 +50,13 @@ public static class GemmKernels
                     ? b[bBase + (p.TransB == 0 ? (long)gkb * p.N + gc : (long)gc * p.K + gkb)] : 0f;
             }
             Group.Barrier();
-            for (int k = 0; k < Slab; k++)
-            {
-                float a0 = aSlab[k * Tile + ty], a1 = aSlab[k * Tile + ty + 16], a2 = aSlab[k * Tile + ty + 32], a3 = aSlab[k * Tile + ty + 48];
-                float b0 = bSlab[k * Tile + tx], b1 = bSlab[k * Tile + tx + 16], b2 = bSlab[k * Tile + tx + 32], b3 = bSlab[k * Tile + tx + 48];
-                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-            }
+            block.AddSlab(aSlab, bSlab, ty, tx);
             Group.Barrier();
         }
-        Store(c, bias, p, cBase, row0 + ty, col0 + tx, c00, c01, c02, c03);
-        Store(c, bias, p, cBase, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
-        Store(c, bias, p, cBase, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
-        Store(c, bias, p, cBase, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
+        Store(c, bias, p, cBase, row0 + ty, col0 + tx, block.C00, block.C01, block.C02, block.C03);
+        Store(c, bias, p, cBase, row0 + ty + 16, col0 + tx, block.C10, block.C11, block.C12, block.C13);
+        Store(c, bias, p, cBase, row0 + ty + 32, col0 + tx, block.C20, block.C21, block.C22, block.C23);
+        Store(c, bias, p, cBase, row0 + ty + 48, col0 + tx, block.C30, block.C31, block.C32, block.C33);
     }
 
     /// <summary>The epilogue for one row of a thread's block: columns col, col+16, col+32, col+48.</summary>
