@@ -35,16 +35,8 @@ public static class GroupNormKernels
         int ng = Grid.IdxX, g = ng % p.Groups;
         int start = ng * p.Count; // (n·C + g·C/G)·HW = (n·G + g)·Count
         float shift = x[start];
-        float s1 = 0f, s2 = 0f;
-        for (int e = Group.IdxX; e < p.Count; e += Group.DimX)
-        {
-            float d = x[start + e] - shift;
-            s1 += d;
-            s2 += d * d;
-        }
-        var sums = RowReduce.Sum2(scratch, s1, s2);
-        float mu = sums.A / p.Count; // mean of d
-        float r = XMath.Rsqrt(XMath.Max(sums.B / p.Count - mu * mu, 0f) + p.Eps);
+        var moments = RowReduce.ShiftedMoments(scratch, x, start, p.Count, shift, p.Eps);
+        float mu = moments.A, r = moments.B; // mean of x − shift, 1/√(var + eps)
         if (Group.IdxX == 0)
         {
             mean[ng] = shift + mu;

@@ -36,16 +36,8 @@ public static class LayerNormKernels
         var scratch = SharedMemory.Allocate<float>(2 * RowReduce.MaxWarps);
         int row = Grid.IdxX, start = row * p.Dim;
         float shift = x[start];
-        float s1 = 0f, s2 = 0f;
-        for (int j = Group.IdxX; j < p.Dim; j += Group.DimX)
-        {
-            float d = x[start + j] - shift;
-            s1 += d;
-            s2 += d * d;
-        }
-        var sums = RowReduce.Sum2(scratch, s1, s2);
-        float mu = sums.A / p.Dim; // mean of d
-        float r = XMath.Rsqrt(XMath.Max(sums.B / p.Dim - mu * mu, 0f) + p.Eps);
+        var moments = RowReduce.ShiftedMoments(scratch, x, start, p.Dim, shift, p.Eps);
+        float mu = moments.A, r = moments.B; // mean of x − shift, 1/√(var + eps)
         if (Group.IdxX == 0)
         {
             mean[row] = shift + mu;

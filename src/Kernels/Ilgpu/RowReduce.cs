@@ -39,6 +39,22 @@ public static class RowReduce
         return a;
     }
 
+    /// <summary>Statistics of x[start, start + count) for the norms, in one pass over d = x − shift (a shift near the
+    /// values keeps E[d²] − E[d]² from cancelling): A = mean of d, B = 1/√(biased variance + eps), in every thread.</summary>
+    public static Pair ShiftedMoments(ArrayView<float> scratch, ArrayView<float> x, int start, int count, float shift, float eps) // scratch (2·MaxWarps), shared
+    {
+        float s1 = 0f, s2 = 0f;
+        for (int e = Group.IdxX; e < count; e += Group.DimX)
+        {
+            float d = x[start + e] - shift;
+            s1 += d;
+            s2 += d * d;
+        }
+        var sums = Sum2(scratch, s1, s2);
+        float mu = sums.A / count;
+        return new(mu, XMath.Rsqrt(XMath.Max(sums.B / count - mu * mu, 0f) + eps));
+    }
+
     /// <summary>The group's sums of a and of b, side by side.</summary>
     public static Pair Sum2(ArrayView<float> scratch, float a, float b) // scratch (2·MaxWarps), shared
     {
