@@ -1,0 +1,63 @@
+// Losses and reductions: mean squared error, sum and mean over chosen axes.
+using DreamBooth.Kernels;
+
+namespace DreamBooth.Autograd;
+
+public static partial class F
+{
+    /// <summary>mean((a − b)²) over all elements → a one-element tensor (the diffusion loss).</summary>
+    public static Tensor MseLoss(Tensor a, Tensor b)
+    {
+        if (!a.Shape.SequenceEqual(b.Shape)) throw new ArgumentException($"mse loss: {a} and {b} differ in shape");
+        a = Contiguous(a);
+        b = Contiguous(b);
+        var loss = Tensor.Zeros(a.Backend, 1);
+        a.Backend.MseLoss(loss.Storage, a.Storage, b.Storage, a.Length);
+        if (Tape.Needs(a, b))
+            Tape.Record("mse_loss", loss, dLoss =>
+            {
+                float g = dLoss.Item();
+                var da = Tensor.ZerosLike(a);                       // d/da = g·2(a − b)/n, d/db = −d/da
+                a.Backend.MseLossBackward(da.Storage, a.Storage, b.Storage, g, a.Length);
+                if (b.RequiresGrad)
+                {
+                    var db = Tensor.ZerosLike(b);
+                    a.Backend.Scale(db.Storage, da.Storage, -1f, a.Length);
+                    Gradients.Accumulate(b, db);
+                }
+                Gradients.Accumulate(a, da);
+            });
+        return loss;
+    }
+
+    /// <summary>Σ over the axes listed (all when none; negative counts from the end), keeping them as size-1 dims.</summary>
+    public static Tensor Sum(Tensor x, params int[] axes) => ScaledSum(x, 1f, axes);
+
+    /// <summary>Mean over the axes listed (all when none), keeping them as size-1 dims.</summary>
+    public static Tensor Mean(Tensor x, params int[] axes)
+    {
+        long count = 1;
+        for (int d = 0; d < x.Rank; d++)
+            if (axes.Length == 0 || axes.Contains(d) || axes.Contains(d - x.Rank)) count *= x.Dim(d);
+        return ScaledSum(x, 1f / count, axes);
+    }
+
+    static Tensor ScaledSum(Tensor x, float scale, int[] axes)
+    {
+        x = Contiguous(x);
+        var yShape = x.Shape.ToArray();
+        for (int d = 0; d < yShape.Length; d++)
+            if (axes.Length == 0 || axes.Contains(d) || axes.Contains(d - yShape.Length)) yShape[d] = 1;
+        var y = Tensor.Zeros(x.Backend, yShape);
+        x.Backend.ReduceSum(y.Storage, x.Storage, x.Shape, yShape, scale);
+        if (Tape.Needs(x))
+            Tape.Record("sum", y, dy =>
+            {   // every x element receives scale·dy of its reduced position: a broadcast add onto zeros
+                var dx = Tensor.ZerosLike(x);
+                x.Backend.Binary(BinaryOp.Add, dx.Storage, dx.Storage, dy.Storage, x.Shape, dy.Shape);
+                x.Backend.Scale(dx.Storage, dx.Storage, scale, dx.Length);
+                Gradients.Accumulate(x, dx);
+            });
+        return y;
+    }
+}

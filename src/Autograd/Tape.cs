@@ -1,0 +1,96 @@
+// The reverse-mode tape: ops append (output, backward) entries; Backward replays them in exact reverse order.
+namespace DreamBooth.Autograd;
+
+/// <summary>
+/// Reverse-mode automatic differentiation on a list. Every op whose inputs require gradients appends one entry: its
+/// output and a closure that, given dLoss/doutput, adds dLoss/dinput into each input's <see cref="Tensor.Grad"/>.
+/// Because an op can only use tensors that exist before it, walking the list backwards visits every op after all the
+/// ops that consumed its output: by then the output's gradient is complete. One tape per thread.
+/// </summary>
+public static class Tape
+{
+    readonly record struct Entry(string Op, Tensor Output, Action<Tensor> Backward);
+
+    [ThreadStatic] static List<Entry>? _entries;
+    [ThreadStatic] static int _pausedDepth;
+
+    static List<Entry> Entries => _entries ??= [];
+
+    internal static int Count => _entries?.Count ?? 0;
+
+    /// <summary>False inside <see cref="NoGrad"/>: ops then record nothing and their outputs need no gradient.</summary>
+    public static bool IsRecording => _pausedDepth == 0;
+
+    /// <summary>Ops inside run without recording (inference, frozen models, optimizer updates).</summary>
+    public static IDisposable NoGrad()
+    {
+        _pausedDepth++;
+        return new Resume();
+    }
+
+    sealed class Resume : IDisposable
+    {
+        bool _done;
+        public void Dispose()
+        {
+            if (_done) return;
+            _done = true;
+            _pausedDepth--;
+        }
+    }
+
+    /// <summary>Whether an op on these inputs must be recorded: the tape is on and some input needs a gradient.</summary>
+    public static bool Needs(params Tensor?[] inputs)
+    {
+        if (!IsRecording) return false;
+        foreach (var t in inputs)
+            if (t is { RequiresGrad: true }) return true;
+        return false;
+    }
+
+    /// <summary>Appends an op: <paramref name="backward"/> receives dLoss/d<paramref name="output"/> (contiguous).</summary>
+    public static void Record(string op, Tensor output, Action<Tensor> backward)
+    {
+        output.RequiresGrad = true;
+        output.IsLeaf = false;
+        Entries.Add(new Entry(op, output, backward));
+    }
+
+    /// <summary>
+    /// dLoss/d(everything that requires grad), where loss is a one-element tensor and dLoss/dloss = seed (the loss
+    /// scale in mixed precision). Gradients of leaves accumulate (+=) into existing ones; gradients of op outputs are
+    /// freed once their op's backward has run. The tape is empty afterwards.
+    /// </summary>
+    public static void Backward(Tensor loss, float seed = 1f)
+    {
+        if (loss.Length != 1) throw new ArgumentException($"backward: the loss must have one element, not {loss}");
+        if (!loss.RequiresGrad) throw new InvalidOperationException($"backward: {loss} does not depend on anything that requires grad");
+        var seedGrad = Tensor.Zeros(loss.Backend, loss.Shape.ToArray());
+        loss.Backend.Fill(seedGrad.Storage, seed);
+        Gradients.Accumulate(loss, seedGrad);
+        Replay(0);
+    }
+
+    /// <summary>Runs entries [from, end) backwards and removes them (a checkpointed block's recompute replays its own range).</summary>
+    internal static void Replay(int from)
+    {
+        var entries = Entries;
+        using var _ = NoGrad();
+        for (int i = entries.Count - 1; i >= from; i--)
+        {
+            var (op, output, backward) = entries[i];
+            entries.RemoveAt(i);
+            if (output.Grad is not { } grad) continue;   // this op does not lead to the loss
+            if (output.IsDisposed) throw new InvalidOperationException($"backward: the output of {op} was disposed before backward");
+            backward(grad);
+            output.Grad = null;                             // op outputs do not keep gradients
+            grad.Dispose();
+        }
+    }
+
+    /// <summary>Drops entries recorded after <paramref name="mark"/> (their tensors are being freed).</summary>
+    internal static void Truncate(int mark)
+    {
+        if (_entries is { } e && e.Count > mark) e.RemoveRange(mark, e.Count - mark);
+    }
+}
