@@ -30,7 +30,7 @@ public sealed class DdimSampler : Sampler
         int prev = PreviousTimestep(i);
         double abarT = Schedule.AlphaCumprod(t);
         double abarPrev = prev >= 0 ? Schedule.AlphaCumprod(prev) : SetAlphaToOne ? 1 : Schedule.AlphaCumprod(0);
-        var (a, b) = DdpmSampler.PredictedOriginal(Schedule.PredictionType, abarT);
+        var (a, b) = PredictedOriginal(Schedule.PredictionType, abarT);
         var (c, d) = PredictedNoise(Schedule.PredictionType, abarT);
         double variance = (1 - abarPrev) / (1 - abarT) * (1 - abarT / abarPrev);
         double sigma = Eta * Math.Sqrt(variance);

@@ -29,12 +29,4 @@ public sealed class DdpmSampler(NoiseSchedule schedule, TimestepSpacing spacing 
         double noise = t > 0 ? Math.Sqrt(Math.Max((1 - abarPrev) / (1 - abarT) * beta, MinVariance)) : 0;
         return new UpdateCoefficients(x0Coefficient * a + sampleCoefficient, x0Coefficient * b, noise);
     }
-
-    /// <summary>x̂0 = A·x_t + B·model_output at a timestep with cumulative ᾱ (x_t = √ᾱ·x0 + √(1−ᾱ)·ε).</summary>
-    public static (double A, double B) PredictedOriginal(PredictionType prediction, double abar) => prediction switch
-    {
-        PredictionType.Epsilon => (1 / Math.Sqrt(abar), -Math.Sqrt(1 - abar) / Math.Sqrt(abar)),
-        PredictionType.VPrediction => (Math.Sqrt(abar), -Math.Sqrt(1 - abar)),
-        _ => (0, 1),
-    };
 }

@@ -38,8 +38,8 @@ public sealed class EulerAncestralSampler : Sampler
 
     protected override void OnTimestepsSet()
     {
-        var sigmas = new double[Timesteps.Length + 1];   // the last stays 0
-        for (int i = 0; i < Timesteps.Length; i++)
+        var sigmas = new double[NumInferenceSteps + 1];   // the last stays 0
+        for (int i = 0; i < NumInferenceSteps; i++)
         {
             double t = Timesteps[i];
             int lo = (int)Math.Floor(t), hi = Math.Min(lo + 1, Schedule.NumTrainTimesteps - 1);
@@ -59,7 +59,7 @@ public sealed class EulerAncestralSampler : Sampler
         CheckStep(i);
         double sigma = _sigmas[i], next = _sigmas[i + 1];
         double up = Math.Sqrt(next * next * (sigma * sigma - next * next) / (sigma * sigma));
-        double down = Math.Sqrt(Math.Max(next * next - up * up, 0));   // max: rounding when σ' = 0
+        double down = Math.Sqrt(Math.Max(next * next - up * up, 0));   // = σ'²/σ ≥ 0; max: rounding
         double dt = down - sigma;
         if (Schedule.PredictionType == PredictionType.Epsilon)
             return new UpdateCoefficients(1, dt, up);   // (x − x̂0)/σ = ε̂

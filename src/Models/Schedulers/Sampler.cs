@@ -2,7 +2,7 @@
 namespace DreamBooth.Models.Schedulers;
 
 /// <summary>
-/// A sampling loop over i = 0 … Timesteps.Length − 1 reads, for a sample x (started as InitNoiseSigma·N(0, 1)):
+/// A sampling loop over i = 0 … NumInferenceSteps − 1 reads, for a sample x (started as InitNoiseSigma·N(0, 1)):
 ///   model_output = unet(ScaleModelInput(i)·x, Timesteps[i])
 ///   x = Sample·x + ModelOutput·model_output + Noise·z        with Step(i)'s coefficients
 /// Steps are addressed by index, not by timestep value, so a repeated timestep is never ambiguous.
@@ -14,9 +14,11 @@ public abstract class Sampler(NoiseSchedule schedule, TimestepSpacing spacing, i
     public int StepsOffset { get; } = stepsOffset;
 
     /// <summary>The timesteps fed to the UNet, from most to least noisy; empty until SetTimesteps.</summary>
-    public double[] Timesteps { get; private set; } = [];
+    public IReadOnlyList<double> Timesteps => _timesteps;
 
-    public int NumInferenceSteps => Timesteps.Length;
+    double[] _timesteps = [];
+
+    public int NumInferenceSteps => _timesteps.Length;
 
     /// <summary>Standard deviation of the initial noise.</summary>
     public virtual double InitNoiseSigma => 1;
@@ -32,7 +34,7 @@ public abstract class Sampler(NoiseSchedule schedule, TimestepSpacing spacing, i
         if (timesteps[0] > numTrain - 1 || timesteps[^1] < 0)
             throw new ArgumentException($"steps_offset {StepsOffset} with {numInferenceSteps} {Spacing} steps gives " +
                                         $"timesteps {timesteps[0]} … {timesteps[^1]}, outside the trained [0, {numTrain - 1}]");
-        Timesteps = timesteps;
+        _timesteps = timesteps;
         OnTimestepsSet();
     }
 
@@ -48,13 +50,21 @@ public abstract class Sampler(NoiseSchedule schedule, TimestepSpacing spacing, i
     protected virtual void OnTimestepsSet() { }
 
     /// <summary>The timestep step i moves to: the next in the list, or −1 after the last.</summary>
-    protected int PreviousTimestep(int i) => i + 1 < Timesteps.Length ? (int)Timesteps[i + 1] : -1;
+    protected int PreviousTimestep(int i) => i + 1 < _timesteps.Length ? (int)_timesteps[i + 1] : -1;
+
+    /// <summary>x̂0 = A·x_t + B·model_output at a timestep with cumulative ᾱ (x_t = √ᾱ·x0 + √(1−ᾱ)·ε).</summary>
+    protected static (double A, double B) PredictedOriginal(PredictionType prediction, double abar) => prediction switch
+    {
+        PredictionType.Epsilon => (1 / Math.Sqrt(abar), -Math.Sqrt(1 - abar) / Math.Sqrt(abar)),
+        PredictionType.VPrediction => (Math.Sqrt(abar), -Math.Sqrt(1 - abar)),
+        _ => (0, 1),
+    };
 
     protected void CheckStep(int i)
     {
-        if (Timesteps.Length == 0) throw new InvalidOperationException("call SetTimesteps before sampling");
-        if ((uint)i >= (uint)Timesteps.Length)
-            throw new ArgumentOutOfRangeException(nameof(i), i, $"step index must be in [0, {Timesteps.Length})");
+        if (_timesteps.Length == 0) throw new InvalidOperationException("call SetTimesteps before sampling");
+        if ((uint)i >= (uint)_timesteps.Length)
+            throw new ArgumentOutOfRangeException(nameof(i), i, $"step index must be in [0, {_timesteps.Length})");
     }
 
     /// <summary>

@@ -8,7 +8,8 @@ public class SamplerTests
 {
     // One step is a handful of double operations on O(1) values; only rounding separates the two routes.
     const double Exact = 1e-12;
-    // A 50-step loop divides by √ᾱ_981 ≈ 0.08 and by σ; rounding grows to ~1e-13, far below this.
+    // A 50-step loop divides by √ᾱ_981 ≈ 0.08 and by σ, so rounding grows to ~1e-13; DDPM's last step also adds
+    // 1e-10·z (diffusers floors its variance at 1e-20 while t > 0), |z| < 5 here.
     const double LoopTol = 1e-9;
 
     static NoiseSchedule Sd15Schedule(string prediction = "epsilon") =>
