@@ -37,20 +37,23 @@ public class GemmTests(string backend) : BackendTest(backend)
     }
 
     /// <summary>The values rounded to the dtype (nearest even), as exact doubles.</summary>
-    static double[] Rounded(double[] values, DType dtype) => dtype switch
+    internal static double[] Rounded(double[] values, DType dtype) => dtype switch
     {
         DType.F16 => values.Select(v => (double)CastReference.HalfToFloat(CastReference.FloatToHalf((float)v))).ToArray(),
         DType.BF16 => values.Select(v => (double)CastReference.BFloat16ToFloat(CastReference.FloatToBFloat16((float)v))).ToArray(),
         _ => values,
     };
 
+    /// <summary>The f16 or bf16 bits of values (exact when they come from Rounded).</summary>
+    internal static ushort[] HalfBits(double[] values, DType dtype) =>
+        values.Select(v => dtype == DType.F16 ? CastReference.FloatToHalf((float)v) : CastReference.FloatToBFloat16((float)v)).ToArray();
+
     /// <summary>A buffer of the dtype holding values that it represents exactly.</summary>
     DeviceBuffer Input(double[] values, DType dtype)
     {
         if (dtype == DType.F32) return Buf(values);
-        var bits = values.Select(v => dtype == DType.F16 ? CastReference.FloatToHalf((float)v) : CastReference.FloatToBFloat16((float)v)).ToArray();
         var buffer = Zeros(values.Length, dtype);
-        Backend.Upload<ushort>(buffer, bits);
+        Backend.Upload<ushort>(buffer, HalfBits(values, dtype));
         return buffer;
     }
 
