@@ -31,7 +31,7 @@ public static class GemmKernels
 
     [GpuKernel("gemm_f32_tiled64", explicitlyGrouped: true)]
     public static void Tiled(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias, Args p) =>
-        Tiled(c, new F32(a), new F32(b), bias, p);   // c (batch, M, N) a, b per GemmShape bias (N)
+        Tiled(c, new F32(a), new F32(b), bias, p);   // c (batch, M, N); a, b per GemmShape; bias (N) — the same for all three
 
     [GpuKernel("gemm_f16_tiled64", explicitlyGrouped: true)]
     public static void TiledF16(ArrayView<float> c, ArrayView<Half> a, ArrayView<Half> b, ArrayView<float> bias, Args p) =>
@@ -47,6 +47,7 @@ public static class GemmKernels
     readonly struct F16(ArrayView<Half> v) : IInput { public float this[long i] => v[i]; }
     readonly struct Bf16(ArrayView<ushort> v) : IInput { public float this[long i] => Interop.IntAsFloat((uint)v[i] << 16); }
 
+    /// <summary>The kernel body for inputs of any element type T.</summary>
     static void Tiled<T>(ArrayView<float> c, T a, T b, ArrayView<float> bias, Args p) where T : struct, IInput
     {
         var aSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [k][row]
