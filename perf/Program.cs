@@ -4,7 +4,8 @@ using DreamBooth.Perf;
 
 const string usage = """
 usage: dotnet run -c Release --project perf -- <command> [args]
-  gemm M N K [transA transB]        one GEMM (0/1 flags), checked against the reference, then timed
+  gemm M N K [transA transB]        one GEMM (0/1 flags), checked against the reference, then timed;
+       [--dtype f32,f16,bf16]       A and B of each listed type (f16/bf16 accumulate in f32), one row each
   conv N C H W OutC K [stride pad]  conv2d forward, grad-input and grad-weight
   attention B H Lq Lk D [causal]    fused attention forward and backward
   groupnorm N C H W G               group norm forward and backward
