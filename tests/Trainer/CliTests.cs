@@ -1,4 +1,4 @@
-// The `dreambooth` command line as a user runs it: help, the devices list, and a clear error for an unknown command.
+// The `dreambooth` command line as a user runs it: help, the devices list, tokenize, and clear errors for bad input.
 using System.Diagnostics;
 using NUnit.Framework;
 
@@ -41,5 +41,22 @@ public class CliTests
         var (exit, output) = Run("trian");
         Assert.That(exit, Is.Not.Zero);
         Assert.That(output, Does.Contain("trian"));
+    }
+
+    [Test]
+    public void TokenizePrintsTheSeventySevenIds()
+    {
+        var (exit, output) = Run("tokenize", "--tokenizer", DreamBooth.Tests.Models.ModelData.Path("sd15-tokenizer"), "a photo of sks dog");
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output.TrimEnd(), Is.EqualTo("49406 320 1125 539 48136 1929 49407" + string.Concat(Enumerable.Repeat(" 49407", 70))));
+    }
+
+    [Test]
+    public void TokenizeWithAMissingFolderFailsWithOneLine()
+    {
+        var (exit, output) = Run("tokenize", "--tokenizer", "/no/such/tokenizer", "a dog");
+        Assert.That(exit, Is.Not.Zero);
+        Assert.That(output.Trim(), Does.Contain("/no/such/tokenizer").And.Not.Contain("\n").And.Not.Contain(" at "));
+        Assert.That(output.Trim().Split('\n'), Has.Length.EqualTo(1));
     }
 }
