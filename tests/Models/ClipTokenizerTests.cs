@@ -18,9 +18,10 @@ public class ClipTokenizerTests
         Assert.That((Sd15.BosId, Sd15.EosId, Sd15.PadId, Sd15.UnkId, Sd15.MaxLength), Is.EqualTo((Bos, Eos, Eos, Eos, 77)));
     }
 
-    // Expected ids (BOS and EOS included, no padding) come from Hugging Face's `tokenizers` library (the Rust BPE, v0.x
-    // npm build) set up as transformers' CLIP converter does (NFC, whitespace runs → " ", lower-case, the CLIP split
-    // pattern, byte-level alphabet, "</w>" suffix) over this same vocab.json/merges.txt, not from this code.
+    // Expected ids (between BOS and EOS, no padding) come from Hugging Face's `tokenizers` library (the Rust BPE, through
+    // the @anush008/tokenizers 0.6.0 npm binding) set up as transformers' CLIP converter does (NFC, whitespace runs → " ",
+    // lower-case, the CLIP split pattern, byte-level alphabet, "</w>" suffix) over this same vocab.json/merges.txt, not
+    // from this code.
     [TestCase("A PHOTO OF SKS DOG", new[] { 320, 1125, 539, 48136, 1929 })]
     [TestCase("  a   photo\tof\n sks    dog  ", new[] { 320, 1125, 539, 48136, 1929 })]
     [TestCase("a photo, of sks-dog!", new[] { 320, 1125, 267, 539, 48136, 268, 1929, 256 })]
