@@ -17,5 +17,6 @@ devices.SetAction(parse =>
     return 0;
 });
 root.Subcommands.Add(devices);
+root.Subcommands.Add(DreamBooth.Trainer.TokenizeCommand.Create());
 
 return root.Parse(args).Invoke();

@@ -1,4 +1,4 @@
-// The `dreambooth` command line as a user runs it: help, the devices list, --device, and clear errors for bad input.
+// The `dreambooth` command line as a user runs it: help, the devices list, --device, tokenize, and clear errors for bad input.
 using System.Diagnostics;
 using DreamBooth.Kernels.Ilgpu;
 using NUnit.Framework;
@@ -83,5 +83,22 @@ public class CliTests
         var (exit, output, _) = Run("devices", "--device", "gpu");
         Assert.That(exit, Is.Not.Zero);
         Assert.That(output, Does.Contain("gpu").And.Contain("auto").And.Contain("cuda").And.Contain("reference"));
+    }
+
+    [Test]
+    public void TokenizePrintsTheSeventySevenIds()
+    {
+        var (exit, output, _) = Run("tokenize", "--tokenizer", DreamBooth.Tests.Models.ModelData.Path("sd15-tokenizer"), "a photo of sks dog");
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output.TrimEnd(), Is.EqualTo("49406 320 1125 539 48136 1929 49407" + string.Concat(Enumerable.Repeat(" 49407", 70))));
+    }
+
+    [Test]
+    public void TokenizeWithAMissingFolderFailsWithOneLine()
+    {
+        var (exit, _, error) = Run("tokenize", "--tokenizer", "/no/such/tokenizer", "a dog");
+        Assert.That(exit, Is.Not.Zero);
+        Assert.That(error.Trim(), Does.Contain("/no/such/tokenizer").And.Not.Contain(" at "));
+        Assert.That(error.Trim().Split('\n'), Has.Length.EqualTo(1));
     }
 }
