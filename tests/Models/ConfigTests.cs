@@ -104,15 +104,15 @@ public class ConfigTests
         Assert.That((pndm.ClassName, pndm.NumTrainTimesteps, pndm.BetaStart, pndm.BetaEnd, pndm.BetaSchedule),
             Is.EqualTo(("PNDMScheduler", 1000, 0.00085, 0.012, "scaled_linear")));
         Assert.That((pndm.StepsOffset, pndm.ClipSample, pndm.SetAlphaToOne, pndm.TrainedBetas), Is.EqualTo((1, false, false, (double[]?)null)));
-        Assert.That((pndm.PredictionType, pndm.TimestepSpacing), Is.EqualTo(("epsilon", "leading")), "absent: defaults");
+        Assert.That((pndm.PredictionType, pndm.TimestepSpacing), Is.EqualTo(("epsilon", (string?)null)), "absent: default, and null for the sampler to fill");
 
         var ddpm = SchedulerConfig.Load(ModelData.Path("tiny-sd", "scheduler", "scheduler_config.json"));
         Assert.That((ddpm.ClassName, ddpm.PredictionType, ddpm.ClipSample, ddpm.SetAlphaToOne), Is.EqualTo(("DDPMScheduler", "epsilon", false, false)));
 
         var defaults = SchedulerConfig.Load(Write("""{"_class_name": "DDIMScheduler"}"""));
         Assert.That((defaults.BetaStart, defaults.BetaEnd, defaults.BetaSchedule, defaults.ClipSample, defaults.SetAlphaToOne, defaults.StepsOffset),
-            Is.EqualTo((0.0001, 0.02, "linear", true, true, 0)));
-        Assert.That(SchedulerConfig.Load(Write("""{"_class_name": "EulerDiscreteScheduler"}""")).TimestepSpacing, Is.EqualTo("linspace"));
+            Is.EqualTo((0.0001, 0.02, "linear", true, (bool?)null, 0)));
+        Assert.That(SchedulerConfig.Load(Write("""{"timestep_spacing": "trailing"}""")).TimestepSpacing, Is.EqualTo("trailing"));
 
         var v = SchedulerConfig.Load(Write("""{"prediction_type": "v_prediction", "num_train_timesteps": 3, "trained_betas": [0.1, 0.2, 0.3]}"""));
         Assert.That((v.PredictionType, v.TrainedBetas), Is.EqualTo(("v_prediction", new[] { 0.1, 0.2, 0.3 })));

@@ -1,4 +1,6 @@
 // The forward diffusion process: betas, ᾱ (alphas_cumprod), and the coefficients training mixes x0 and ε with.
+using DreamBooth.Models.Configs;
+
 namespace DreamBooth.Models.Schedulers;
 
 /// <summary>
@@ -29,7 +31,7 @@ public sealed class NoiseSchedule
         for (int t = 0; t < _betas.Length; t++) _alphasCumprod[t] = product *= _alphas[t];
     }
 
-    public static NoiseSchedule FromParameters(ScheduleParameters p)
+    public static NoiseSchedule FromConfig(SchedulerConfig p)
     {
         var prediction = ScheduleNames.ParsePredictionType(p.PredictionType);
         if (p.TrainedBetas is { } trained) return new NoiseSchedule(trained, prediction);

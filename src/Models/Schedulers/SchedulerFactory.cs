@@ -1,4 +1,6 @@
 // Builds the sampler a scheduler config names (or the one --scheduler asks for) over that config's noise schedule.
+using DreamBooth.Models.Configs;
+
 namespace DreamBooth.Models.Schedulers;
 
 public static class SchedulerFactory
@@ -13,7 +15,7 @@ public static class SchedulerFactory
     /// implemented here: its configs sample with DDIM, which diffusers lists as compatible with it.
     /// eta only affects DDIM.
     /// </summary>
-    public static Sampler FromConfig(ScheduleParameters p, string? samplerOverride = null, double eta = 0)
+    public static Sampler FromConfig(SchedulerConfig p, string? samplerOverride = null, double eta = 0)
     {
         string sampler = samplerOverride ?? p.ClassName switch
         {
@@ -25,7 +27,7 @@ public static class SchedulerFactory
         };
         if (p.RescaleBetasZeroSnr)
             throw new ArgumentException("scheduler config: rescale_betas_zero_snr = true is not supported");
-        var schedule = NoiseSchedule.FromParameters(p);
+        var schedule = NoiseSchedule.FromConfig(p);
         TimestepSpacing Spacing(string classDefault) => ScheduleNames.ParseTimestepSpacing(p.TimestepSpacing ?? classDefault);
         switch (sampler)
         {
@@ -46,7 +48,7 @@ public static class SchedulerFactory
     }
 
     /// <summary>DDPM and DDIM settings that clamp x̂0: a step would no longer be linear in x_t and model_output.</summary>
-    static void RejectClipping(ScheduleParameters p)
+    static void RejectClipping(SchedulerConfig p)
     {
         if (p.ClipSample)
             throw new ArgumentException("scheduler config: clip_sample = true is not supported (clamping x0 is not a " +

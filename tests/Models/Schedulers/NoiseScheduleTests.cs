@@ -1,4 +1,5 @@
 // Noise schedules against their definitions and published Stable Diffusion values; training coefficients.
+using DreamBooth.Models.Configs;
 using DreamBooth.Models.Schedulers;
 using NUnit.Framework;
 
@@ -12,7 +13,7 @@ public class NoiseScheduleTests
     const double PublishedSigmaTol = 1e-4;
 
     // SD 1.5's scheduler_config.json (shared/sd15/scheduler): scaled_linear 0.00085 … 0.012 over 1000 steps.
-    internal static readonly ScheduleParameters Sd15 = new()
+    internal static readonly SchedulerConfig Sd15 = new()
     {
         ClassName = "PNDMScheduler", BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012,
         NumTrainTimesteps = 1000, SetAlphaToOne = false, StepsOffset = 1, ClipSample = false,
@@ -21,7 +22,7 @@ public class NoiseScheduleTests
     [Test]
     public void ScaledLinearMatchesItsDefinitionAndPublishedSigmas()
     {
-        var s = NoiseSchedule.FromParameters(Sd15);
+        var s = NoiseSchedule.FromConfig(Sd15);
         Assert.That(s.NumTrainTimesteps, Is.EqualTo(1000));
         Assert.That(s.Betas[0], Is.EqualTo(0.00085).Within(Exact));
         Assert.That(s.Betas[999], Is.EqualTo(0.012).Within(Exact));
@@ -46,7 +47,7 @@ public class NoiseScheduleTests
     [Test]
     public void LinearBetasAreEvenlySpaced()
     {
-        var s = NoiseSchedule.FromParameters(new ScheduleParameters());   // diffusers' default: linear 1e-4 … 0.02
+        var s = NoiseSchedule.FromConfig(new SchedulerConfig());   // diffusers' default: linear 1e-4 … 0.02
         Assert.That(s.Betas[0], Is.EqualTo(1e-4).Within(Exact));
         Assert.That(s.Betas[999], Is.EqualTo(0.02).Within(Exact));
         for (int t = 1; t < 1000; t++)
@@ -57,7 +58,7 @@ public class NoiseScheduleTests
     [Test]
     public void CosineScheduleTelescopesToItsAlphaBarAndCapsBeta()
     {
-        var s = NoiseSchedule.FromParameters(new ScheduleParameters { BetaSchedule = "squaredcos_cap_v2" });
+        var s = NoiseSchedule.FromConfig(new SchedulerConfig { BetaSchedule = "squaredcos_cap_v2" });
         static double F(double u) => Math.Pow(Math.Cos((u + 0.008) / 1.008 * Math.PI / 2), 2);
         // Π (1 − β_i) = Π f((i+1)/T)/f(i/T) = f((t+1)/T)/f(0) while no β is capped (the cap hits only at the end).
         foreach (int t in new[] { 0, 250, 500, 900 })
@@ -69,7 +70,7 @@ public class NoiseScheduleTests
     [Test]
     public void TrainedBetasReplaceTheSchedule()
     {
-        var s = NoiseSchedule.FromParameters(new ScheduleParameters { TrainedBetas = [0.1, 0.2, 0.5], BetaSchedule = "bogus" });
+        var s = NoiseSchedule.FromConfig(new SchedulerConfig { TrainedBetas = [0.1, 0.2, 0.5], BetaSchedule = "bogus" });
         Assert.That(s.NumTrainTimesteps, Is.EqualTo(3));
         Assert.That(s.AlphasCumprod[2], Is.EqualTo(0.9 * 0.8 * 0.5).Within(Exact));
     }
@@ -77,13 +78,13 @@ public class NoiseScheduleTests
     [Test]
     public void BadScheduleFieldsAreNamed()
     {
-        Assert.That(() => NoiseSchedule.FromParameters(new ScheduleParameters { BetaSchedule = "sigmoid" }),
+        Assert.That(() => NoiseSchedule.FromConfig(new SchedulerConfig { BetaSchedule = "sigmoid" }),
             Throws.ArgumentException.With.Message.Contains("beta_schedule \"sigmoid\""));
-        Assert.That(() => NoiseSchedule.FromParameters(new ScheduleParameters { PredictionType = "flow" }),
+        Assert.That(() => NoiseSchedule.FromConfig(new SchedulerConfig { PredictionType = "flow" }),
             Throws.ArgumentException.With.Message.Contains("prediction_type"));
-        Assert.That(() => NoiseSchedule.FromParameters(new ScheduleParameters { TrainedBetas = [0.1, 1.0] }),
+        Assert.That(() => NoiseSchedule.FromConfig(new SchedulerConfig { TrainedBetas = [0.1, 1.0] }),
             Throws.ArgumentException.With.Message.Contains("beta[1]"));
-        Assert.That(() => NoiseSchedule.FromParameters(Sd15).AddNoiseCoefficients(1000),
+        Assert.That(() => NoiseSchedule.FromConfig(Sd15).AddNoiseCoefficients(1000),
             Throws.InstanceOf<ArgumentOutOfRangeException>());
     }
 
@@ -92,7 +93,7 @@ public class NoiseScheduleTests
     [TestCase(999)]
     public void NoiseVelocityAndTargetsAreConsistent(int t)
     {
-        var s = NoiseSchedule.FromParameters(Sd15 with { PredictionType = "v_prediction" });
+        var s = NoiseSchedule.FromConfig(Sd15 with { PredictionType = "v_prediction" });
         double x0 = 0.7, eps = -1.3;
         var noise = s.AddNoiseCoefficients(t);
         var velocity = s.VelocityCoefficients(t);
@@ -103,15 +104,15 @@ public class NoiseScheduleTests
         Assert.That(noise.X0 * xt - noise.Noise * v, Is.EqualTo(x0).Within(Exact));
         Assert.That(noise.Noise * xt + noise.X0 * v, Is.EqualTo(eps).Within(Exact));
         Assert.That(s.TargetCoefficients(t), Is.EqualTo(velocity));
-        Assert.That(NoiseSchedule.FromParameters(Sd15).TargetCoefficients(t), Is.EqualTo(new MixCoefficients(0, 1)));
-        Assert.That(NoiseSchedule.FromParameters(Sd15 with { PredictionType = "sample" }).TargetCoefficients(t),
+        Assert.That(NoiseSchedule.FromConfig(Sd15).TargetCoefficients(t), Is.EqualTo(new MixCoefficients(0, 1)));
+        Assert.That(NoiseSchedule.FromConfig(Sd15 with { PredictionType = "sample" }).TargetCoefficients(t),
             Is.EqualTo(new MixCoefficients(1, 0)));
     }
 
     [Test]
     public void SnrIsSignalOverNoisePowerAndFalls()
     {
-        var s = NoiseSchedule.FromParameters(Sd15);
+        var s = NoiseSchedule.FromConfig(Sd15);
         Assert.That(s.Snr(999), Is.EqualTo(1 / (14.6146 * 14.6146)).Within(1e-7));   // 1/σ_max², σ_max as published
         for (int t = 1; t < 1000; t++) Assert.That(s.Snr(t), Is.LessThan(s.Snr(t - 1)));
     }

@@ -13,7 +13,7 @@ public class SamplerTests
     const double LoopTol = 1e-9;
 
     static NoiseSchedule Sd15Schedule(string prediction = "epsilon") =>
-        NoiseSchedule.FromParameters(NoiseScheduleTests.Sd15 with { PredictionType = prediction });
+        NoiseSchedule.FromConfig(NoiseScheduleTests.Sd15 with { PredictionType = prediction });
 
     [Test]
     public void LeadingSpacingGivesStableDiffusionTimesteps()

@@ -1,4 +1,5 @@
 // SchedulerFactory: which sampler a config (or --scheduler) gives, its class defaults, and the settings it refuses.
+using DreamBooth.Models.Configs;
 using DreamBooth.Models.Schedulers;
 using NUnit.Framework;
 
@@ -6,7 +7,7 @@ namespace DreamBooth.Tests.Models.Schedulers;
 
 public class SchedulerFactoryTests
 {
-    static readonly ScheduleParameters Sd15 = NoiseScheduleTests.Sd15;
+    static readonly SchedulerConfig Sd15 = NoiseScheduleTests.Sd15;
 
     [Test]
     public void Sd15PndmConfigSamplesWithDdimLikeDiffusers()
