@@ -48,8 +48,9 @@ sealed class Work(IBackend backend) : IDisposable
     public void Dispose() { foreach (var b in _owned) b.Dispose(); }
 }
 
-/// <summary>A row of the table: the peer's op name and shape text, the FLOPs it counts, and how to build the work.</summary>
-sealed record Case(string Op, string Shape, double Flops, Func<IBackend, Work> Build);
+/// <summary>A row of the table: the peer's op name and shape text, the FLOPs it counts, and how to build the work;
+/// Bytes, for memory-bound ops, is the least traffic the op needs (each input read once, each output written once).</summary>
+sealed record Case(string Op, string Shape, double Flops, Func<IBackend, Work> Build, double Bytes = 0);
 
 static class Cases
 {
@@ -127,7 +128,7 @@ static class Cases
                 be.GroupNormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, groups);
             };
             return w;
-        });
+        }, (backward ? 5 : 2) * 4.0 * n * c * h * wd);   // fwd: x in, y out; bwd: x, dy in, dx out
 
     /// <summary>The peer's sdpa rows: q [B,H,Lq,D] there, (B,Lq,H,D) here: the same work in the layout our linear layers write.</summary>
     public static Case Attention(int b, int heads, int lq, int lk, int d, bool causal, bool backward)
@@ -160,7 +161,7 @@ static class Cases
         int step = 0;
         w.Run = () => be.AdamW(p, g, m, v, new AdamWStep(5e-6f, ++step), n);
         return w;
-    });
+    }, 7 * 4.0 * n);   // p, g, m, v in; p, m, v out
 
     /// <summary>The rows of the peer's `ops` command, in its order.</summary>
     public static IEnumerable<Case> PeerOps()
