@@ -38,7 +38,8 @@ public sealed class GradScaler
     /// After a backward seeded with <see cref="Scale"/>: when every gradient is finite, one optimizer step on the
     /// gradients divided by the scale (and clipped to <paramref name="maxGradNorm"/> when given, measured unscaled),
     /// then the scale grows if this completes a growth interval. Otherwise no step: weights and optimizer state stay
-    /// as they were, the gradients are zeroed and the scale backs off.
+    /// as they were, the gradients are zeroed and the scale backs off. Clip here, not with optimizer.ClipGradNorm,
+    /// which would measure the scaled gradients.
     /// </summary>
     public ScalerStep Step(Optimizer optimizer, float? maxGradNorm = null)
     {

@@ -54,7 +54,9 @@ public abstract class Optimizer : IDisposable
     {
         float scale = gradScale * _clipFactor;
         _clipFactor = 1f;
-        if (!float.IsFinite(scale)) throw new ArgumentException($"{GetType().Name}: gradient scale {scale} is not finite");
+        if (!float.IsFinite(scale))
+            throw new ArgumentException($"{GetType().Name}: gradient scale {scale} is not finite (a non-finite gradient norm " +
+                                        "from ClipGradNorm means some gradient is Inf or NaN)");
         StepCount++;
         Update(scale);
     }
