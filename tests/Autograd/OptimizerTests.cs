@@ -1,5 +1,4 @@
-// Optimizers over the flat parameter store: AdamW and SGD against hand-written double updates, clipping, saved
-// state, learning-rate schedules, and small networks that must actually fit.
+// Optimizers against hand-written double updates, clipping, saved state, LR schedules, and small nets that must fit.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Tests.Support;
