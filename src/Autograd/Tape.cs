@@ -39,6 +39,20 @@ public static class Tape
         }
     }
 
+    /// <summary>Recording on again inside a backward (a checkpointed block's recompute), whatever NoGrad is open;
+    /// the previous state comes back on Dispose.</summary>
+    internal static IDisposable Recording()
+    {
+        var restore = new RestoreDepth(_pausedDepth);
+        _pausedDepth = 0;
+        return restore;
+    }
+
+    sealed class RestoreDepth(int depth) : IDisposable
+    {
+        public void Dispose() => _pausedDepth = depth;
+    }
+
     /// <summary>Whether an op on these inputs must be recorded: the tape is on and some input needs a gradient.</summary>
     public static bool Needs(params Tensor?[] inputs)
     {

@@ -35,6 +35,20 @@ public sealed class TensorScope : IDisposable
 
     internal static void Track(Tensor t) => _current?._tensors.Add(t);
 
+    /// <summary>Until Dispose, new tensors go to the enclosing scope instead of this one: a checkpointed block's
+    /// backward replays inside its recompute scope, but the gradients it hands out must outlive that scope.</summary>
+    internal IDisposable TrackInParent()
+    {
+        if (_current != this) throw new InvalidOperationException("scope: only the innermost scope can redirect tracking");
+        _current = _parent;
+        return new Return(this);
+    }
+
+    sealed class Return(TensorScope scope) : IDisposable
+    {
+        public void Dispose() => _current = scope;
+    }
+
     /// <summary>Moves <paramref name="t"/> to the enclosing scope (or to nobody: the caller disposes it).</summary>
     public Tensor Keep(Tensor t)
     {

@@ -16,26 +16,30 @@ public static partial class F
         var yShape = x.Shape.ToArray();
         yShape[^1] = outF;
         var y = Tensor.Zeros(x.Backend, yShape);
-        x.Backend.Gemm(y.Storage, x.Storage, weight.Storage, bias?.Storage, new GemmShape(rows, outF, inF, TransB: true));
+        var half = Autocast.ComputeType;                   // under autocast the GEMM reads half-rounded x, W and dy
+        Tensor xa = Autocast.Round(x, half), wa = Autocast.Round(weight, half);
+        x.Backend.Gemm(y.Storage, xa.Storage, wa.Storage, bias?.Storage, new GemmShape(rows, outF, inF, TransB: true));
         if (Tape.Needs(x, weight, bias))
             Tape.Record("linear", y, dy =>
             {
                 var be = x.Backend;
+                var g = Autocast.Round(dy, half);
                 if (x.RequiresGrad)
                 {   // dx = dy·W   (rows, Out)·(Out, In)
                     var dx = Tensor.ZerosLike(x);
-                    be.Gemm(dx.Storage, dy.Storage, weight.Storage, null, new GemmShape(rows, inF, outF));
+                    be.Gemm(dx.Storage, g.Storage, wa.Storage, null, new GemmShape(rows, inF, outF));
                     Gradients.Accumulate(x, dx);
                 }
                 if (weight.RequiresGrad)  // dW += dyᵀ·x   (Out, rows)·(rows, In)
-                    be.Gemm(Gradients.Into(weight).Storage, dy.Storage, x.Storage, null,
+                    be.Gemm(Gradients.Into(weight).Storage, g.Storage, xa.Storage, null,
                         new GemmShape(outF, inF, rows, TransA: true, Beta: 1f));
                 if (bias is { RequiresGrad: true })
                 {   // db = Σ_rows dy
                     var db = Tensor.Zeros(be, outF);
-                    be.ReduceSum(db.Storage, dy.Storage, [rows, outF], [1, outF], 1f);
+                    be.ReduceSum(db.Storage, g.Storage, [rows, outF], [1, outF], 1f);
                     Gradients.Accumulate(bias, db);
                 }
+                if (g != dy) g.Dispose();
             });
         return y;
     }
@@ -50,22 +54,26 @@ public static partial class F
             throw new ArgumentException($"matmul: {a} · {b} do not fit ((B, M, K) · (B, K, N))");
         int batch = a3.Dim(0), m = a3.Dim(1), k = a3.Dim(2), n = b3.Dim(2);
         var c = Tensor.Zeros(a.Backend, batch, m, n);
-        a.Backend.Gemm(c.Storage, a3.Storage, b3.Storage, null, new GemmShape(m, n, k, Batch: batch));
+        var half = Autocast.ComputeType;                   // under autocast the GEMM reads half-rounded a, b and dc
+        Tensor ah = Autocast.Round(a3, half), bh = Autocast.Round(b3, half);
+        a.Backend.Gemm(c.Storage, ah.Storage, bh.Storage, null, new GemmShape(m, n, k, Batch: batch));
         if (Tape.Needs(a3, b3))
             Tape.Record("matmul", c, dc =>
             {
+                var g = Autocast.Round(dc, half);
                 if (a3.RequiresGrad)
                 {   // da = dc·bᵀ
                     var da = Tensor.ZerosLike(a3);
-                    a.Backend.Gemm(da.Storage, dc.Storage, b3.Storage, null, new GemmShape(m, k, n, TransB: true, Batch: batch));
+                    a.Backend.Gemm(da.Storage, g.Storage, bh.Storage, null, new GemmShape(m, k, n, TransB: true, Batch: batch));
                     Gradients.Accumulate(a3, da);
                 }
                 if (b3.RequiresGrad)
                 {   // db = aᵀ·dc
                     var db = Tensor.ZerosLike(b3);
-                    a.Backend.Gemm(db.Storage, a3.Storage, dc.Storage, null, new GemmShape(k, n, m, TransA: true, Batch: batch));
+                    a.Backend.Gemm(db.Storage, ah.Storage, g.Storage, null, new GemmShape(k, n, m, TransA: true, Batch: batch));
                     Gradients.Accumulate(b3, db);
                 }
+                if (g != dc) g.Dispose();
             });
         return flat ? Reshape(c, m, n) : c;
     }

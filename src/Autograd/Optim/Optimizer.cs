@@ -1,0 +1,107 @@
+// Optimizer: the base of every update rule over a ParameterStore's flat buffers: step count, clipping, saved state.
+namespace DreamBooth.Autograd;
+
+/// <summary>
+/// An optimizer updates the trainable prefix of a <see cref="ParameterStore"/> from its flat gradient buffer:
+/// <code>
+/// loss.Backward();
+/// optimizer.ClipGradNorm(1f);      // one reduction; the factor rides along in the next Step
+/// optimizer.Step();                // one launch over [0, TrainableLength)
+/// store.ZeroGrad();
+/// </code>
+/// Its state (step count and per-parameter buffers such as Adam's moments) is exposed by name so a trainer can write
+/// it to a checkpoint and resume bit for bit.
+/// </summary>
+public abstract class Optimizer : IDisposable
+{
+    float _clipFactor = 1f;
+
+    protected Optimizer(ParameterStore store, float lr)
+    {
+        if (store.TrainableLength == 0)
+            throw new ArgumentException($"{GetType().Name}: the parameter store has no trainable parameters");
+        if (!(lr >= 0)) throw new ArgumentOutOfRangeException(nameof(lr), lr, $"{GetType().Name}: learning rate must be ≥ 0");
+        Store = store;
+        Lr = lr;
+    }
+
+    public ParameterStore Store { get; }
+
+    /// <summary>The learning rate of the next step (a schedule sets it before each step).</summary>
+    public float Lr { get; set; }
+
+    /// <summary>Steps taken so far; the next step is number StepCount + 1 (Adam's bias correction counts from 1).</summary>
+    public int StepCount { get; private set; }
+
+    /// <summary>The state buffers by name (PyTorch's state keys), each (TrainableLength) f32.</summary>
+    public abstract IReadOnlyList<(string Name, Kernels.DeviceBuffer Buffer)> StateBuffers { get; }
+
+    /// <summary>
+    /// torch.nn.utils.clip_grad_norm_: the total L2 norm of all trainable gradients (one SumSquares over the flat
+    /// buffer), and, when it exceeds <paramref name="maxNorm"/>, gradients scaled by maxNorm / (norm + 1e-6). The
+    /// gradients are not rewritten: the factor is folded into the next <see cref="Step"/>'s gradient scale, which the
+    /// fused update multiplies in anyway, saving a pass over the gradients. Returns the norm before clipping.
+    /// </summary>
+    public float ClipGradNorm(float maxNorm = 1f)
+    {
+        float norm = GradNorm.Total(Store);
+        _clipFactor = GradNorm.ClipFactor(norm, maxNorm);
+        return norm;
+    }
+
+    /// <summary>One update with gradients g = grads · <paramref name="gradScale"/> · (the pending clip factor).</summary>
+    public void Step(float gradScale = 1f)
+    {
+        float scale = gradScale * _clipFactor;
+        _clipFactor = 1f;
+        if (!float.IsFinite(scale))
+            throw new ArgumentException($"{GetType().Name}: gradient scale {scale} is not finite (a non-finite gradient norm " +
+                                        "from ClipGradNorm means some gradient is Inf or NaN)");
+        StepCount++;
+        Update(scale);
+    }
+
+    /// <summary>Applies step number <see cref="StepCount"/> to the store with gradients multiplied by gradScale.</summary>
+    protected abstract void Update(float gradScale);
+
+    /// <summary>The step count and a host copy of every state buffer.</summary>
+    public OptimizerState SaveState()
+    {
+        var buffers = new Dictionary<string, float[]>();
+        foreach (var (name, buffer) in StateBuffers)
+        {
+            var values = new float[buffer.Length];
+            Store.Backend.Download<float>(values, buffer);
+            buffers.Add(name, values);
+        }
+        return new OptimizerState(StepCount, buffers);
+    }
+
+    /// <summary>Restores what <see cref="SaveState"/> returned (for the same parameters): the next step continues
+    /// exactly where the saved run left off.</summary>
+    public void LoadState(OptimizerState state)
+    {
+        string what = GetType().Name;
+        if (state.Step < 0) throw new ArgumentException($"{what}: saved step count {state.Step} is negative");
+        var expected = StateBuffers.Select(b => b.Name).ToHashSet();
+        if (!expected.SetEquals(state.Buffers.Keys))
+            throw new ArgumentException($"{what}: saved state holds [{string.Join(", ", state.Buffers.Keys)}], " +
+                                        $"expected [{string.Join(", ", expected)}]");
+        foreach (var (name, buffer) in StateBuffers)
+            if (state.Buffers[name].Length != buffer.Length)
+                throw new ArgumentException($"{what}: saved '{name}' has {state.Buffers[name].Length} values, " +
+                                            $"the store has {buffer.Length} trainable parameters");
+        foreach (var (name, buffer) in StateBuffers) Store.Backend.Upload<float>(buffer, state.Buffers[name]);
+        StepCount = state.Step;
+        _clipFactor = 1f;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, buffer) in StateBuffers) buffer.Dispose();
+    }
+}
+
+/// <summary>An optimizer's state on the host: the number of steps taken and each state buffer (TrainableLength values)
+/// by name, e.g. "exp_avg" and "exp_avg_sq" for AdamW.</summary>
+public sealed record OptimizerState(int Step, IReadOnlyDictionary<string, float[]> Buffers);

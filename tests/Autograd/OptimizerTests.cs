@@ -1,0 +1,258 @@
+// Optimizers against hand-written double updates, clipping, saved state, LR schedules, and small nets that must fit.
+using DreamBooth.Autograd;
+using DreamBooth.Kernels;
+using DreamBooth.Tests.Support;
+using NUnit.Framework;
+
+namespace DreamBooth.Tests.Autograd;
+
+public class OptimizerTests
+{
+    // Three f32 steps against double: each step rounds p (|p| < 1.5, half an ulp ≈ 6e-8) a few times (decay, update);
+    // the update's own relative error (~1e-6, f32 m/√v) times lr = 1e-2 is 1e-8. Three steps stay below 5e-7.
+    const double StepAtol = 5e-7;
+    // The norm is a float sum of squares (accumulated in double by the kernels) then rounded to float: 1e-6 relative.
+    const double NormRtol = 1e-6;
+
+    static IEnumerable<string> BackendNames => Backends.Names;
+
+    static float[] Read(IBackend backend, DeviceBuffer buffer)
+    {
+        var values = new float[buffer.Length];
+        backend.Download<float>(values, buffer);
+        return values;
+    }
+
+    /// <summary>A store over an MLP whose first layer is frozen, so the update must leave the frozen tail alone.</summary>
+    static (Mlp Net, ParameterStore Store) PartlyFrozen(IBackend backend)
+    {
+        var net = new Mlp(4, 6, 3);
+        net.NamedParameters().First(p => p.Name == "fc1.weight").Parameter.RequiresGrad = false;
+        net.NamedParameters().First(p => p.Name == "fc1.bias").Parameter.RequiresGrad = false;
+        var store = new ParameterStore(backend, net);
+        store.Initialize(seed: 5);
+        return (net, store);
+    }
+
+    [TestCaseSource(nameof(BackendNames))]
+    public void AdamWMatchesAHandWrittenDoubleAdamWOverThreeSteps(string backendName)
+    {
+        using var backend = Backends.Create(backendName);
+        var (_, store) = PartlyFrozen(backend);
+        using var _store = store;
+        int n = (int)store.TrainableLength;
+        float[] initial = Read(backend, store.Values);
+        const float lr = 1e-2f, wd = 0.1f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+        using var adamw = new AdamW(store, lr, beta1, beta2, wd, eps);
+
+        double[] p = initial.Take(n).Select(v => (double)v).ToArray(), m = new double[n], v = new double[n];
+        for (int t = 1; t <= 3; t++)
+        {
+            float[] g = TestData.ToFloat(TestData.Uniform(20 + t, n, t == 2 ? 1e-3 : 1.0));
+            backend.Upload<float>(store.Grads, g);
+            adamw.Step();
+            for (int i = 0; i < n; i++)
+            {   // decoupled decay, moments, bias-corrected ratio
+                p[i] *= 1 - (double)lr * wd;
+                m[i] = beta1 * m[i] + (1 - (double)beta1) * g[i];
+                v[i] = beta2 * v[i] + (1 - (double)beta2) * g[i] * g[i];
+                double mHat = m[i] / (1 - Math.Pow(beta1, t)), vHat = v[i] / (1 - Math.Pow(beta2, t));
+                p[i] -= lr * mHat / (Math.Sqrt(vHat) + eps);
+            }
+            Close.Assert(Read(backend, store.TrainableValues), p, StepAtol, 0, $"{backendName} AdamW step {t}");
+        }
+        Assert.That(adamw.StepCount, Is.EqualTo(3));
+        Assert.That(Read(backend, store.Values).Skip(n), Is.EqualTo(initial.Skip(n)), "frozen parameters");
+    }
+
+    [TestCase(0f)]
+    [TestCase(0.9f)]
+    public void SgdMatchesItsClosedForm(float momentum)
+    {
+        using var backend = Backends.Create("cpu");
+        var (_, store) = PartlyFrozen(backend);
+        using var _store = store;
+        int n = (int)store.TrainableLength;
+        const float lr = 0.1f;
+        using var sgd = new Sgd(store, lr, momentum);
+        double[] p = Read(backend, store.TrainableValues).Select(x => (double)x).ToArray(), b = new double[n];
+        for (int t = 1; t <= 3; t++)
+        {
+            float[] g = TestData.ToFloat(TestData.Uniform(30 + t, n));
+            backend.Upload<float>(store.Grads, g);
+            sgd.Step();
+            for (int i = 0; i < n; i++)
+            {
+                b[i] = momentum * b[i] + g[i];
+                p[i] -= lr * b[i];
+            }
+            Close.Assert(Read(backend, store.TrainableValues), p, StepAtol, 0, $"SGD momentum {momentum} step {t}");
+        }
+    }
+
+    [TestCase(0.5f)]      // the norm is above the limit: the step uses g·max/(norm + 1e-6)
+    [TestCase(100f)]      // below: gradients pass unchanged
+    public void ClipGradNormReturnsTheTotalNormAndScalesTheNextStepOnly(float maxNorm)
+    {
+        using var backend = Backends.Create("cpu");
+        var (_, store) = PartlyFrozen(backend);
+        using var _store = store;
+        int n = (int)store.TrainableLength;
+        float[] g = TestData.ToFloat(TestData.Uniform(41, n));
+        double expectedNorm = Math.Sqrt(g.Sum(x => (double)x * x));
+        double factor = Math.Min(1, maxNorm / (expectedNorm + 1e-6));
+        using var sgd = new Sgd(store, lr: 1f);
+        backend.Upload<float>(store.Grads, g);
+
+        float[] before = Read(backend, store.TrainableValues);
+        float norm = sgd.ClipGradNorm(maxNorm);
+        Assert.That(norm, Is.EqualTo(expectedNorm).Within(expectedNorm * NormRtol), "√(Σ g²)");
+        Assert.That(Read(backend, store.Grads), Is.EqualTo(g), "clipping does not rewrite the gradients");
+        sgd.Step();
+        var expected = before.Select((p, i) => p - factor * g[i]).ToArray();
+        Close.Assert(Read(backend, store.TrainableValues), expected, StepAtol, 0, "clipped step");
+
+        before = Read(backend, store.TrainableValues);
+        sgd.Step();                                                    // the factor was used up
+        Close.Assert(Read(backend, store.TrainableValues), before.Select((p, i) => (double)p - g[i]).ToArray(), StepAtol, 0, "next step");
+    }
+
+    [Test]
+    public void SavedStateResumesAdamWBitForBit()
+    {
+        using var backend = Backends.Create("cpu");
+        var (_, store) = PartlyFrozen(backend);
+        using var _store = store;
+        int n = (int)store.TrainableLength;
+        void Grads(int t) => backend.Upload<float>(store.Grads, TestData.ToFloat(TestData.Uniform(50 + t, n)));
+
+        using var first = new AdamW(store, 1e-2f);
+        for (int t = 1; t <= 3; t++) { Grads(t); first.Step(); }
+        var state = first.SaveState();
+        float[] saved = Read(backend, store.Values);
+        for (int t = 4; t <= 5; t++) { Grads(t); first.Step(); }
+        float[] straight = Read(backend, store.Values);
+
+        backend.Upload<float>(store.Values, saved);
+        using var resumed = new AdamW(store, 1e-2f);
+        resumed.LoadState(state);
+        Assert.That(resumed.StepCount, Is.EqualTo(3));
+        for (int t = 4; t <= 5; t++) { Grads(t); resumed.Step(); }
+        Assert.That(Read(backend, store.Values), Is.EqualTo(straight));
+        Assert.That(Read(backend, resumed.V), Is.EqualTo(Read(backend, first.V)));
+    }
+
+    [Test]
+    public void LoadStateNamesWhatDoesNotFit()
+    {
+        using var backend = Backends.Create("cpu");
+        var (_, store) = PartlyFrozen(backend);
+        using var _store = store;
+        using var adamw = new AdamW(store, 1e-3f);
+        var ok = adamw.SaveState();
+        var missing = new OptimizerState(1, new Dictionary<string, float[]> { ["exp_avg"] = ok.Buffers["exp_avg"] });
+        Assert.That(() => adamw.LoadState(missing), Throws.ArgumentException.With.Message.Contains("exp_avg_sq"));
+        var shorter = new OptimizerState(1, ok.Buffers.ToDictionary(kv => kv.Key, kv => kv.Value[1..]));
+        Assert.That(() => adamw.LoadState(shorter), Throws.ArgumentException.With.Message.Contains("trainable parameters"));
+    }
+
+    // ---- learning-rate schedules ----
+
+    // The schedule evaluates the same closed forms in double; only the order of operations may differ.
+    const double ScheduleTol = 1e-12;
+    const int Warmup = 10, Total = 110;
+
+    [TestCase("constant", 0, 1.0)]
+    [TestCase("constant", 110, 1.0)]
+    [TestCase("constant_with_warmup", 0, 0.0)]
+    [TestCase("constant_with_warmup", 5, 0.5)]
+    [TestCase("constant_with_warmup", Warmup, 1.0)]
+    [TestCase("constant_with_warmup", 60, 1.0)]
+    [TestCase("linear", 0, 0.0)]
+    [TestCase("linear", 5, 0.5)]
+    [TestCase("linear", Warmup, 1.0)]
+    [TestCase("linear", 60, 0.5)]                 // (T − s)/(T − W) = 50/100
+    [TestCase("linear", 85, 0.25)]
+    [TestCase("linear", Total, 0.0)]
+    [TestCase("cosine", 0, 0.0)]
+    [TestCase("cosine", Warmup, 1.0)]
+    [TestCase("cosine", 60, 0.5)]                 // ½(1 + cos(π/2))
+    [TestCase("cosine", Total, 0.0)]
+    public void SchedulesFollowTheirClosedForms(string name, int step, double factor)
+    {
+        var schedule = LrSchedule.Create(name, 2e-4f, name == "constant" ? 0 : Warmup, Total);
+        Assert.That(schedule.Factor(step), Is.EqualTo(factor).Within(ScheduleTol));
+        Assert.That(schedule.LrAt(step), Is.EqualTo((float)(2e-4f * factor)));
+    }
+
+    [Test]
+    public void CosineDecaysAsHalfACosine()
+    {
+        var schedule = LrSchedule.Create("cosine", 1f, Warmup, Total);
+        for (int s = Warmup; s <= Total; s += 7)
+            Assert.That(schedule.Factor(s), Is.EqualTo(0.5 * (1 + Math.Cos(Math.PI * (s - Warmup) / (Total - Warmup)))).Within(ScheduleTol), $"step {s}");
+    }
+
+    [Test]
+    public void BadSchedulesAreRefusedWithTheReason()
+    {
+        Assert.That(() => LrSchedule.Create("cosine_with_restarts_typo", 1e-4f, 0, 10),
+            Throws.ArgumentException.With.Message.Contains("unknown scheduler 'cosine_with_restarts_typo'").And.Message.Contains("constant_with_warmup"));
+        Assert.That(() => LrSchedule.Create("linear", 1e-4f, 10, 10), Throws.ArgumentException.With.Message.Contains("more total steps"));
+        Assert.That(() => LrSchedule.Create("constant", 1e-4f, -1, 10), Throws.ArgumentException);
+    }
+
+    // ---- training sanity ----
+
+    /// <summary>Runs AdamW (lr 1e-2) until the loss is below 1/100 of where it started; fails past 500 steps.</summary>
+    static void FitsWithin500Steps(IBackend backend, Module net, Func<Tensor, Tensor> forward, Tensor x, Tensor target)
+    {
+        const int maxSteps = 500;
+        using var store = new ParameterStore(backend, net);
+        store.Initialize(seed: 3);
+        using var adamw = new AdamW(store, 1e-2f);
+        float first = float.NaN;
+        for (int step = 0; step < maxSteps; step++)
+        {
+            using var scope = new TensorScope();
+            var loss = F.MseLoss(forward(x), target);
+            float value = loss.Item();
+            if (step == 0) first = value;
+            else if (value < first / 100)
+            {
+                TestContext.Out.WriteLine($"{net.GetType().Name}: loss {first:G4} → {value:G4} in {step} AdamW steps");
+                return;
+            }
+            loss.Backward();
+            adamw.Step();
+            store.ZeroGrad();
+        }
+        Assert.Fail($"{net.GetType().Name}: loss did not drop 100× within {maxSteps} steps (from {first})");
+    }
+
+    [Test]
+    public void AdamWFitsATwoLayerMlpToAFixedBatch()
+    {
+        using var backend = Backends.Create("cpu");
+        using var scope = new TensorScope();
+        var net = new Mlp(8, 64, 4);
+        var x = Tensor.RandomNormal(backend, 10, 0, 16, 8);
+        var target = Tensor.RandomNormal(backend, 11, 0, 16, 4);
+        FitsWithin500Steps(backend, net, net.Forward, x, target);
+    }
+
+    [Test]
+    public void AdamWFitsATinyConvNetToATeacher()
+    {
+        using var backend = Backends.Create("cpu");
+        using var scope = new TensorScope();
+        var teacher = new ConvNet(2, 8);
+        using var teacherStore = new ParameterStore(backend, teacher);
+        teacherStore.Initialize(seed: 99);
+        var x = Tensor.RandomNormal(backend, 12, 0, 4, 2, 8, 8);
+        Tensor target;
+        using (Tape.NoGrad()) target = teacher.Forward(x);
+        var net = new ConvNet(2, 8);
+        FitsWithin500Steps(backend, net, net.Forward, x, target);
+    }
+}
