@@ -50,7 +50,7 @@ public class CopyTests(string backend) : BackendTest(backend)
         }
     }
 
-    [Test]
+    [Test, Category(HostScale)]   // the cpu tier's split over cores; FillWritesTheDTypeBits launches the CUDA kernel
     public void FillLargeF32()
     {
         var y = Zeros(1_000_003);

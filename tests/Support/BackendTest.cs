@@ -24,6 +24,9 @@ public abstract class BackendTest(string backendName)
     /// <summary>A new backend of the tier: one of Backends.Names, or Emulated.</summary>
     public static IBackend CreateBackend(string name) => name == Emulated ? Backends.CreateEmulated() : Backends.Create(name);
 
+    /// <summary>The case, in category HostScale when host is set.</summary>
+    protected static TestCaseData HostScaleIf(bool host, TestCaseData testCase) => host ? testCase.SetCategory(HostScale) : testCase;
+
     /// <summary>The tolerance of this tier: host for reference and cpu, cuda for the emulated CUDA tier.</summary>
     protected double Tier(double host, double cuda) => IsEmulated ? cuda : host;
 
