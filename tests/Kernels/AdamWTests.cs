@@ -18,7 +18,8 @@ public class AdamWTests(string backend) : BackendTest(backend)
     [TestCase(1, 0.0f, 1.0f)]
     [TestCase(37, 0.01f, 1.0f)]
     [TestCase(1037, 0.1f, 0.5f)]
-    [TestCase(100_003, 0.01f, 1f / 1024)]   // several chunks over cores; a loss-scale-like GradScale
+    [TestCase(100_003, 0.01f, 1f / 1024, Category = HostScale)]   // several chunks over cores; a loss-scale-like GradScale
+    [TestCase(3001, 0.01f, 1f / 1024)]      // a loss-scale-like GradScale; CUDA: several groups of threads
     public void StepsMatchReference(int n, float weightDecay, float gradScale)
     {
         double[] p = TestData.Uniform(1, n), m = new double[n], v = new double[n];

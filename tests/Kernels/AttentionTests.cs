@@ -20,19 +20,23 @@ public class AttentionTests(string backend) : BackendTest(backend)
     [TestCase(1, 1, 1, 1, 1, false)]
     [TestCase(1, 1, 5, 1, 5, false)]       // Lk = 1
     [TestCase(2, 3, 7, 9, 5, false)]
-    [TestCase(1, 2, 33, 77, 40, false)]    // cross attention to 77 text tokens, SD head dim 40
-    [TestCase(2, 1, 77, 77, 64, true)]     // CLIP causal self attention
-    [TestCase(1, 2, 70, 70, 80, false)]
-    [TestCase(1, 1, 19, 130, 160, false)]  // keys past one 80-key forward block
-    [TestCase(1, 1, 70, 170, 24, false)]   // keys past one 160-key backward block
-    [TestCase(1, 1, 200, 200, 12, true)]   // causal over several key blocks both ways
-    [TestCase(1, 1, 40, 40, 256, true)]
-    [TestCase(1, 1, 150, 150, 1, true)]    // D = 1, queries past several 32-query blocks
+    [TestCase(1, 1, 33, 5, 4, false)]      // CUDA: queries past one 32-query forward block and two 16-query backward blocks
+    [TestCase(1, 1, 6, 33, 4, false)]      // CUDA: keys past one 32-key tile and two 16-key backward blocks
+    [TestCase(1, 1, 4, 5, 33, false)]      // CUDA: D past one warp's 32 lanes, two elements per lane
+    [TestCase(1, 1, 34, 34, 4, true)]      // CUDA: causal across key tiles and query blocks
+    [TestCase(1, 2, 33, 77, 40, false, Category = HostScale)]    // cross attention to 77 text tokens, SD head dim 40
+    [TestCase(2, 1, 77, 77, 64, true, Category = HostScale)]     // CLIP causal self attention
+    [TestCase(1, 2, 70, 70, 80, false, Category = HostScale)]
+    [TestCase(1, 1, 19, 130, 160, false, Category = HostScale)]  // keys past one 80-key forward block
+    [TestCase(1, 1, 70, 170, 24, false, Category = HostScale)]   // keys past one 160-key backward block
+    [TestCase(1, 1, 200, 200, 12, true, Category = HostScale)]   // causal over several key blocks both ways
+    [TestCase(1, 1, 40, 40, 256, true, Category = HostScale)]
+    [TestCase(1, 1, 150, 150, 1, true, Category = HostScale)]    // D = 1, queries past several 32-query blocks
     [TestCase(1, 1, 20, 10, 8, true)]      // causal with Lq > Lk
     [TestCase(1, 1, 10, 20, 8, true)]      // causal with Lq < Lk
-    [TestCase(1, 1, 65, 67, 16, false)]    // lengths one past a block
-    [TestCase(2, 2, 100, 90, 40, false)]   // large enough for the parallel path, queries split into chunks per head
-    [TestCase(1, 2, 130, 130, 32, true)]   // parallel causal, chunks of one head see different key counts
+    [TestCase(1, 1, 65, 67, 16, false, Category = HostScale)]    // lengths one past a block
+    [TestCase(2, 2, 100, 90, 40, false, Category = HostScale)]   // large enough for the parallel path, queries split into chunks per head
+    [TestCase(1, 2, 130, 130, 32, true, Category = HostScale)]   // parallel causal, chunks of one head see different key counts
     public void MatchesReference(int b, int h, int lq, int lk, int d, bool causal) =>
         Compare(new AttentionShape(b, h, lq, lk, d, causal), 1.0, ForwardAtol, ForwardRtol, BackwardAtol, BackwardRtol);
 

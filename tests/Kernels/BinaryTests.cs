@@ -13,12 +13,18 @@ public class BinaryTests(string backend) : BackendTest(backend)
     // Gradients of broadcast operands are sums of up to ~70000 f32 terms (each rounded once, summed in double), and the
     // div gradient −dy·a/b² is three rounded f32 steps: 1e-5 covers both.
     const double GradRtol = 1e-5, GradAtol = 1e-5;
+    // The CUDA tier folds a broadcast gradient with ReduceKernels.Sum, one f32 running sum per element of the operand,
+    // whose error grows like √n·2⁻²⁴·|partial sum|: 3e-5 was measured on the 2200-term sums of the conv-bias case.
+    const double CudaGradAtol = 1e-4;
+
+    double GradAtolOfTier => Tier(GradAtol, CudaGradAtol);
 
     public static readonly object[] Shapes =
     [
         new object[] { new[] { 1000 }, new[] { 1000 } },                // same shape
-        new object[] { new[] { 100003 }, new[] { 100003 } },             // same shape, parallel
-        new object[] { new[] { 100003 }, new[] { 1 } },                  // scalar b
+        new TestCaseData(new[] { 100003 }, new[] { 100003 }).SetCategory(HostScale),   // same shape, parallel
+        new TestCaseData(new[] { 100003 }, new[] { 1 }).SetCategory(HostScale),        // scalar b, parallel
+        new object[] { new[] { 3000 }, new[] { 1 } },                    // scalar b; CUDA: a 3000-term sum for db
         new object[] { new[] { 1 }, new[] { 33 } },                      // scalar a
         new object[] { new[] { 1 }, new[] { 1 } },                       // one element
         new object[] { new[] { 4, 37 }, new[] { 37 } },                  // row
@@ -28,7 +34,7 @@ public class BinaryTests(string backend) : BackendTest(backend)
         new object[] { new[] { 3, 1 }, new[] { 1, 4 } },                 // both sides broadcast
         new object[] { new[] { 1, 5, 1 }, new[] { 3, 1, 2 } },           // both sides, three axes
         new object[] { new[] { 2, 32, 1100 }, new[] { 1, 32, 1 } },      // conv bias over (N, C, HW), parallel
-        new object[] { new[] { 2, 70000 }, new[] { 2, 1 } },             // long rows split into pieces
+        new TestCaseData(new[] { 2, 70000 }, new[] { 2, 1 }).SetCategory(HostScale),   // long rows split into pieces
         new object[] { new[] { 17 }, new[] { 5, 3, 17 } },               // a broadcast along leading dims
     ];
 
@@ -72,8 +78,8 @@ public class BinaryTests(string backend) : BackendTest(backend)
             var db = Zeros(b.Length);
             Backend.BinaryBackward(op, da, db, Buf(dy), Buf(a), Buf(b), aShape, bShape);
             string what = $"{op} {Check.Shape(aShape)} {Check.Shape(bShape)}";
-            Close.Assert(Read(da), expectedA, GradAtol, GradRtol, what + " da");
-            Close.Assert(Read(db), expectedB, GradAtol, GradRtol, what + " db");
+            Close.Assert(Read(da), expectedA, GradAtolOfTier, GradRtol, what + " da");
+            Close.Assert(Read(db), expectedB, GradAtolOfTier, GradRtol, what + " db");
         }
     }
 
@@ -88,10 +94,10 @@ public class BinaryTests(string backend) : BackendTest(backend)
         BinaryReference.Backward(op, expectedA, expectedB, dy, a, b, aShape, bShape);
         var da = Zeros(a.Length);
         Backend.BinaryBackward(op, da, null, Buf(dy), Buf(a), Buf(b), aShape, bShape);
-        Close.Assert(Read(da), expectedA, GradAtol, GradRtol, $"{op} da only");
+        Close.Assert(Read(da), expectedA, GradAtolOfTier, GradRtol, $"{op} da only");
         var db = Zeros(b.Length);
         Backend.BinaryBackward(op, null, db, Buf(dy), Buf(a), Buf(b), aShape, bShape);
-        Close.Assert(Read(db), expectedB, GradAtol, GradRtol, $"{op} db only");
+        Close.Assert(Read(db), expectedB, GradAtolOfTier, GradRtol, $"{op} db only");
     }
 
     [Test]
@@ -122,12 +128,16 @@ public class BinaryTests(string backend) : BackendTest(backend)
         var g = Buf(dy);
         var db = Zeros(9);
         Backend.BinaryBackward(op, g, db, g, Buf(a), Buf(b), aShape, bShape);
-        Close.Assert(Read(g), expectedA, GradAtol, GradRtol, $"{op} da = dy");
-        Close.Assert(Read(db), expectedB, GradAtol, GradRtol, $"{op} db");
+        Close.Assert(Read(g), expectedA, GradAtolOfTier, GradRtol, $"{op} da = dy");
+        Close.Assert(Read(db), expectedB, GradAtolOfTier, GradRtol, $"{op} db");
     }
 
     [Test]
-    public void ScaleAndAxpy([Values(1, 17, 1000, 100003)] int n)
+    [TestCase(1)]
+    [TestCase(17)]
+    [TestCase(1000)]
+    [TestCase(100003, Category = HostScale)]
+    public void ScaleAndAxpy(int n)
     {
         var x = TestData.Uniform(7, n);
         var y0 = TestData.Uniform(8, n);

@@ -140,7 +140,7 @@ public class CastTests(string backend) : BackendTest(backend)
         Assert.That(CastBits(floatNaNs, DType.F32, DType.F32), Is.EqualTo(floatNaNs));
     }
 
-    [Test]
+    [Test, Category(HostScale)]   // the cpu tier's split over cores; the other cases launch the CUDA kernels over 65536+
     public void LargeCastSplitsOverCores()
     {
         var bits = RandomFloatBits(1_000_003, 13);

@@ -75,6 +75,14 @@ public class ConcatSliceTests(string backend) : BackendTest(backend)
         var ints = new int[2];
         Backend.Download<int>(ints, pair);
         Assert.That(ints, Is.EqualTo(new[] { 50, 60 }));
+
+        // Slice backward of 2-byte elements: the slice's rows go back in place, stale values elsewhere become 0.
+        var dx = Zeros(8, DType.BF16);
+        Backend.Fill(dx, 5f);
+        Backend.SliceBackward(dx, s, 2, 4, 1, 2, 1);
+        var back = new ushort[8];
+        Backend.Download<ushort>(back, dx);
+        Assert.That(back, Is.EqualTo(new ushort[] { 0, 2, 3, 0, 0, 5, 6, 0 }));
     }
 
     [Test]

@@ -17,7 +17,9 @@ public class Conv2dTests(string backend) : BackendTest(backend)
 
     // Batch 1, odd and non-square sizes, stride 2, pad 0 and 1, 1×1 and 3×3 (and other) kernels, and SD's shapes scaled
     // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks. The
-    // last two are 3×3 stride-1 rows of more than 16 Winograd tiles (a full and a partial group of 16), padding 1 and 2.
+    // next two are 3×3 stride-1 rows of more than 16 Winograd tiles (a full and a partial group of 16), padding 1 and 2.
+    // The last has 65 input and 66 output channels: rows past one 64-row tile in all three CUDA kernels (the others
+    // cross its 64-column tiles and 16-deep slabs).
     static readonly ConvShape[] Shapes =
     [
         new(1, 3, 5, 7, 4, 3, 3, 1, 1), new(2, 5, 9, 8, 6, 3, 3, 2, 1), new(2, 3, 8, 8, 5, 3, 3, 1, 0),
@@ -25,6 +27,7 @@ public class Conv2dTests(string backend) : BackendTest(backend)
         new(1, 2, 6, 5, 3, 2, 3, 1, 1), new(3, 2, 4, 4, 2, 5, 5, 1, 2), new(1, 1, 1, 1, 1, 1, 1, 1, 0),
         new(2, 32, 12, 12, 32, 3, 3, 1, 1), new(1, 24, 11, 13, 40, 3, 3, 2, 1), new(2, 40, 9, 9, 24, 1, 1, 1, 0),
         new(1, 8, 40, 40, 8, 3, 3, 1, 1), new(1, 2, 9, 70, 3, 3, 3, 1, 1), new(2, 3, 7, 66, 4, 3, 3, 1, 2),
+        new(1, 65, 3, 3, 66, 1, 1, 1, 0),
     ];
 
     [Test]

@@ -50,7 +50,7 @@ public class CopyTests(string backend) : BackendTest(backend)
         }
     }
 
-    [Test]
+    [Test, Category(HostScale)]   // the cpu tier's split over cores; FillWritesTheDTypeBits launches the CUDA kernel
     public void FillLargeF32()
     {
         var y = Zeros(1_000_003);
@@ -81,6 +81,18 @@ public class CopyTests(string backend) : BackendTest(backend)
         var expected = (float[])values.Clone();
         Array.Copy(values, 0, expected, 10, 50);
         Assert.That(Read(b), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void CopyBetweenSlicesOfHalfs()
+    {
+        // Slices of 2-byte elements start at odd element offsets: bytes 2 and 6 of their buffers.
+        var bits = Bits(12, 4).Select(b => (ushort)b).ToArray();
+        var dst = Zeros(12, DType.F16);
+        Backend.Copy(dst.Slice(3, 5), Raw<ushort>(DType.F16, bits).Slice(1, 5));
+        var expected = new ushort[12];
+        Array.Copy(bits, 1, expected, 3, 5);
+        Assert.That(ReadRaw<ushort>(dst), Is.EqualTo(expected));
     }
 
     /// <summary>Runs StridedCopy on float data and compares with both the reference and an independent expectation.</summary>

@@ -58,15 +58,20 @@ public class GemmTests(string backend) : BackendTest(backend)
     }
 
     // Single-element axes, sizes that are not multiples of the vector width, and sizes that cross the Cpu tier's
-    // micro-tile (6×64), depth slab (256), column block (512) and row block (1032); the larger ones run on both cores.
-    static readonly int[][] Sizes =
-    [
-        [1, 1, 1], [1, 17, 33], [17, 1, 33], [33, 17, 1], [100, 33, 17], [7, 65, 257], [17, 100, 300],
-        [70, 130, 600], [13, 600, 40], [1100, 9, 5], [200, 150, 300], [150, 300, 100],
-    ];
+    // micro-tile (6×64) and depth slab (256) and the CUDA tier's 64×64 tile and 16-deep slab (65, 66, 100; 17, 33, 257);
+    // the host-scale ones cross the Cpu tier's column block (512) and row block (1032) and run on both cores.
+    static readonly int[][] Sizes = [[1, 1, 1], [1, 17, 33], [17, 1, 33], [33, 17, 1], [100, 33, 17], [7, 65, 257], [65, 66, 33], [17, 100, 300]];
+    static readonly int[][] HostSizes = [[70, 130, 600], [13, 600, 40], [1100, 9, 5], [200, 150, 300], [150, 300, 100]];
+    static readonly bool[] Bools = [false, true];
 
-    [Test]
-    public void AllTransposes([ValueSource(nameof(Sizes))] int[] mnk, [Values] bool transA, [Values] bool transB) =>
+    public static IEnumerable<TestCaseData> TransposeCases() =>
+        from mnk in Sizes.Concat(HostSizes)
+        from transA in Bools
+        from transB in Bools
+        select HostScaleIf(HostSizes.Contains(mnk), new TestCaseData(mnk, transA, transB));
+
+    [TestCaseSource(nameof(TransposeCases))]
+    public void AllTransposes(int[] mnk, bool transA, bool transB) =>
         Verify(new GemmShape(mnk[0], mnk[1], mnk[2], transA, transB));
 
     [TestCase(0.5f, -1.5f, true)]
@@ -119,12 +124,20 @@ public class GemmTests(string backend) : BackendTest(backend)
         Verify(new GemmShape(outF, inF, rows, TransA: true, Beta: 1));
     }
 
-    // Block-crossing sizes of the Cpu tier for the f16/bf16 packing paths (rows, columns, depth slab, row block).
-    static readonly int[][] HalfSizes = [[1, 1, 1], [17, 1, 33], [7, 65, 257], [70, 130, 600], [1100, 9, 5], [150, 300, 100]];
+    // Block-crossing sizes of both tiers for the f16/bf16 packing and slab-loading paths (rows, columns, depth slabs);
+    // the host-scale ones cross the Cpu tier's column and row blocks.
+    static readonly int[][] HalfSizes = [[1, 1, 1], [17, 1, 33], [7, 65, 257], [65, 66, 33]];
+    static readonly int[][] HalfHostSizes = [[70, 130, 600], [1100, 9, 5], [150, 300, 100]];
 
-    [Test]
-    public void HalfInputsAccumulateInF32([Values(DType.F16, DType.BF16)] DType inputs, [ValueSource(nameof(HalfSizes))] int[] mnk,
-        [Values] bool transA, [Values] bool transB) =>
+    public static IEnumerable<TestCaseData> HalfCases() =>
+        from inputs in new[] { DType.F16, DType.BF16 }
+        from mnk in HalfSizes.Concat(HalfHostSizes)
+        from transA in Bools
+        from transB in Bools
+        select HostScaleIf(HalfHostSizes.Contains(mnk), new TestCaseData(inputs, mnk, transA, transB));
+
+    [TestCaseSource(nameof(HalfCases))]
+    public void HalfInputsAccumulateInF32(DType inputs, int[] mnk, bool transA, bool transB) =>
         Verify(new GemmShape(mnk[0], mnk[1], mnk[2], transA, transB), inputs: inputs);
 
     [Test]

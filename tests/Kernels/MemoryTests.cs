@@ -54,7 +54,7 @@ public class MemoryTests(string backend) : BackendTest(backend)
     [Test]
     public void ForeignBufferIsRejected()
     {
-        using var other = Backends.Create(BackendName);
+        using var other = NewBackend(BackendName);
         using var foreign = other.Allocate(DType.F32, 4);
         Assert.Throws<ArgumentException>(() => Read(foreign));
     }

@@ -10,6 +10,8 @@ public class ReduceTests(string backend) : BackendTest(backend)
 {
     // The cpu tier adds 4 f32 terms per lane (or one f32 column at a time) before widening to double, so each partial
     // carries ~1e-7 relative error; over up to 300000 terms of [-1, 1] (sums of magnitude ~300) that stays below 1e-4.
+    // The CUDA tier keeps one f32 running sum per output (ReduceKernels.Sum): its error grows like √n·2⁻²⁴·|partial sum|,
+    // about 5e-5 for the 2000-term sums of its longest cases, so the same bound holds there (its cases stay ≤ 2000 terms).
     const double Atol = 1e-4, Rtol = 1e-6;
     // Squares are positive, so no cancellation: the f32 squares (one rounding each) and the f32 result bound the error.
     const double SquaresRtol = 1e-6;
@@ -26,12 +28,14 @@ public class ReduceTests(string backend) : BackendTest(backend)
         new object[] { new[] { 3, 4 }, new[] { 3, 4 } },                    // nothing summed (a scaled copy)
         new object[] { new[] { 1, 5, 1 }, new[] { 1, 1, 1 } },              // size-1 axes
         new object[] { new[] { 1 }, new[] { 1 } },                          // one element
-        new object[] { new[] { 4, 32, 4900 }, new[] { 1, 32, 1 } },         // conv bias at scale, parallel
-        new object[] { new[] { 300000 }, new[] { 1 } },                     // one long sum, split into pieces
-        new object[] { new[] { 70000, 3 }, new[] { 1, 3 } },                // long narrow columns
-        new object[] { new[] { 3, 70000 }, new[] { 3, 1 } },                // long rows
         new object[] { new[] { 1000, 320 }, new[] { 1, 320 } },             // linear bias gradient (rows, C)
         new object[] { new[] { 2, 3, 4, 5, 6 }, new[] { 2, 1, 4, 1, 1 } },  // rank 5, summed runs on both sides of a kept one
+        new object[] { new[] { 3, 2000 }, new[] { 3, 1 } },                 // rows: on CUDA one thread walks each row
+        new object[] { new[] { 2000, 3 }, new[] { 1, 3 } },                 // columns: on CUDA a strided walk per thread
+        new TestCaseData(new[] { 4, 32, 4900 }, new[] { 1, 32, 1 }).SetCategory(HostScale),   // conv bias at scale, parallel
+        new TestCaseData(new[] { 300000 }, new[] { 1 }).SetCategory(HostScale),               // one long sum, split into pieces
+        new TestCaseData(new[] { 70000, 3 }, new[] { 1, 3 }).SetCategory(HostScale),          // long narrow columns
+        new TestCaseData(new[] { 3, 70000 }, new[] { 3, 1 }).SetCategory(HostScale),          // long rows
     ];
 
     [TestCaseSource(nameof(Axes))]
@@ -49,13 +53,14 @@ public class ReduceTests(string backend) : BackendTest(backend)
         Close.Assert(Read(y), expected, Atol, Rtol, $"{Check.Shape(xShape)} -> {Check.Shape(yShape)} unscaled");
     }
 
-    [Test]
-    public void SumIsDeterministic()
+    [TestCase(4, 32, 4900, Category = HostScale)]   // parallel on the cpu tier
+    [TestCase(3, 32, 100)]                          // CUDA: ten level-1 groups of the two-level SumSquares
+    public void SumIsDeterministic(int n, int c, int hw)
     {
-        int[] xShape = [4, 32, 4900], yShape = [1, 32, 1];
-        var x = Buf(TestData.Uniform(2, 4 * 32 * 4900));
-        var first = Zeros(32);
-        var second = Zeros(32);
+        int[] xShape = [n, c, hw], yShape = [1, c, 1];
+        var x = Buf(TestData.Uniform(2, n * c * hw));
+        var first = Zeros(c);
+        var second = Zeros(c);
         Backend.ReduceSum(first, x, xShape, yShape, 1);
         Backend.ReduceSum(second, x, xShape, yShape, 1);
         Assert.That(Read(second), Is.EqualTo(Read(first)));
@@ -66,8 +71,14 @@ public class ReduceTests(string backend) : BackendTest(backend)
         Assert.That(Read(total2), Is.EqualTo(Read(total1)));
     }
 
-    [Test]
-    public void SumSquaresMatchesReference([Values(1, 15, 17, 1000, 100003, 3000001)] int n)
+    [TestCase(1)]
+    [TestCase(15)]
+    [TestCase(17)]
+    [TestCase(1000)]
+    [TestCase(3001)]                                // CUDA: three level-1 groups
+    [TestCase(100003, Category = HostScale)]
+    [TestCase(3000001, Category = HostScale)]
+    public void SumSquaresMatchesReference(int n)
     {
         var x = TestData.Uniform(n, n, 3);
         var result = Zeros(1);
@@ -75,7 +86,9 @@ public class ReduceTests(string backend) : BackendTest(backend)
         Close.Assert(Read(result), [ReduceReference.SumSquares(x)], 0, SquaresRtol, $"n={n}");
     }
 
-    [Test]
+    // Host tiers only: 20M elements take a minute on the emulator, and the CUDA tier's two-level sum never keeps one
+    // running sum over more than ~80 terms per thread (MseLossKernels: at most 1024 groups of 256 threads).
+    [Test, Category(HostScale)]
     public void SumSquaresDoesNotStallAboveTwoToThe24()
     {
         // A plain f32 running sum of ones stops growing at 2²⁴ = 16777216; 20000001 ones must give 2e7 (f32-rounded).
