@@ -1,0 +1,95 @@
+// transformers' CLIPTextModel: token + position embeddings, pre-LN causal transformer layers, a final layer norm.
+using DreamBooth.Autograd;
+using DreamBooth.Kernels;
+
+namespace DreamBooth.Models.Clip;
+
+/// <summary>
+/// The text encoder of Stable Diffusion. Parameter paths equal the keys of a text_encoder checkpoint
+/// ("text_model.encoder.layers.0.self_attn.q_proj.weight"). Such a checkpoint may also hold the buffer
+/// "text_model.embeddings.position_ids" (0..max_position_embeddings-1), which is no parameter here: positions are
+/// always 0..L-1, so a loader skips it (<see cref="IsBuffer"/>).
+/// </summary>
+public sealed class ClipTextModel : Module
+{
+    public ClipTextTransformer TextModel { get; }
+
+    public ClipTextModel(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
+        int maxPositionEmbeddings, string hiddenAct, float layerNormEps, double initializerFactor)
+    {
+        TextModel = AddModule("text_model", new ClipTextTransformer(vocabSize, hiddenSize, intermediateSize, numHiddenLayers,
+            numAttentionHeads, maxPositionEmbeddings, hiddenAct, layerNormEps, initializerFactor));
+    }
+
+    /// <summary>last_hidden_state: the final layer norm of the last layer's output.</summary>
+    public Tensor Forward(Tensor ids) => TextModel.Forward(ids);   // i32 (B, L) → (B, L, D)
+
+    /// <summary>Whether a checkpoint key names a buffer of transformers' model rather than a parameter.</summary>
+    public static bool IsBuffer(string key) => key == "text_model.embeddings.position_ids";
+}
+
+/// <summary>transformers' CLIPTextTransformer ("text_model").</summary>
+public sealed class ClipTextTransformer : Module
+{
+    public ClipTextEmbeddings Embeddings { get; }
+    public ClipEncoder Encoder { get; }
+    public LayerNorm FinalLayerNorm { get; }
+
+    public ClipTextTransformer(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
+        int maxPositionEmbeddings, string hiddenAct, float layerNormEps, double initializerFactor)
+    {
+        Embeddings = AddModule("embeddings", new ClipTextEmbeddings(vocabSize, maxPositionEmbeddings, hiddenSize, initializerFactor));
+        Encoder = AddModule("encoder", new ClipEncoder(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, hiddenAct,
+            layerNormEps, initializerFactor));
+        FinalLayerNorm = AddModule("final_layer_norm", new LayerNorm(hiddenSize, layerNormEps));
+    }
+
+    public Tensor Forward(Tensor ids) => FinalLayerNorm.Forward(Encoder.Forward(Embeddings.Forward(ids)));   // i32 (B, L) → (B, L, D)
+}
+
+/// <summary>transformers' CLIPTextEmbeddings: the token's row plus its position's row, both N(0, (0.02·factor)²) at init.</summary>
+public sealed class ClipTextEmbeddings : Module
+{
+    public Embedding TokenEmbedding { get; }
+    public Embedding PositionEmbedding { get; }
+    public int MaxPositions { get; }
+
+    public ClipTextEmbeddings(int vocabSize, int maxPositionEmbeddings, int hiddenSize, double initializerFactor)
+    {
+        MaxPositions = maxPositionEmbeddings;
+        TokenEmbedding = AddModule("token_embedding", new Embedding(vocabSize, hiddenSize, 0.02 * initializerFactor));
+        PositionEmbedding = AddModule("position_embedding", new Embedding(maxPositionEmbeddings, hiddenSize, 0.02 * initializerFactor));
+    }
+
+    public Tensor Forward(Tensor ids)   // i32 (B, L) → (B, L, D)
+    {
+        if (ids.Rank != 2 || ids.DType != DType.I32)
+            throw new ArgumentException($"clip text model: input ids {ids} must be i32 (batch, tokens)");
+        int length = ids.Dim(1);
+        if (length > MaxPositions)
+            throw new ArgumentException($"clip text model: {length} tokens exceed max_position_embeddings {MaxPositions}");
+        var positions = F.Narrow(PositionEmbedding.Weight.Value, 0, 0, length);   // (L, D), broadcast over the batch
+        return F.Add(TokenEmbedding.Forward(ids), positions);
+    }
+}
+
+/// <summary>transformers' CLIPEncoder: the stack of layers ("layers.{i}").</summary>
+public sealed class ClipEncoder : Module
+{
+    public ModuleList<ClipEncoderLayer> Layers { get; }
+
+    public ClipEncoder(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads, string hiddenAct,
+        float layerNormEps, double initializerFactor)
+    {
+        Layers = AddModule("layers", new ModuleList<ClipEncoderLayer>());
+        for (int i = 0; i < numHiddenLayers; i++)
+            Layers.Add(new ClipEncoderLayer(hiddenSize, intermediateSize, numAttentionHeads, hiddenAct, layerNormEps,
+                numHiddenLayers, initializerFactor));
+    }
+
+    public Tensor Forward(Tensor h)   // (B, L, D) → (B, L, D)
+    {
+        foreach (var layer in Layers) h = layer.Forward(h);
+        return h;
+    }
+}
