@@ -12,5 +12,6 @@ devices.SetAction(_ =>
     return 0;
 });
 root.Subcommands.Add(devices);
+root.Subcommands.Add(DreamBooth.Trainer.TokenizeCommand.Create());
 
 return root.Parse(args).Invoke();

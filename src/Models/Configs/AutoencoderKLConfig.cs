@@ -1,0 +1,73 @@
+// The AutoencoderKL config (vae/config.json), with diffusers' defaults for missing keys.
+namespace DreamBooth.Models.Configs;
+
+/// <summary>Property names are the config keys in PascalCase; initial values are diffusers' defaults.</summary>
+public sealed record AutoencoderKLConfig
+{
+    public const string ClassName = "AutoencoderKL";
+
+    public int InChannels { get; init; } = 3;
+    public int OutChannels { get; init; } = 3;
+    public string[] DownBlockTypes { get; init; } = ["DownEncoderBlock2D"];
+    public string[] UpBlockTypes { get; init; } = ["UpDecoderBlock2D"];
+    public int[] BlockOutChannels { get; init; } = [64];
+    public int LayersPerBlock { get; init; } = 1;
+    public string ActFn { get; init; } = "silu";
+    public int LatentChannels { get; init; } = 4;
+    public int NormNumGroups { get; init; } = 32;
+    public int SampleSize { get; init; } = 32;
+    /// <summary>Latents are multiplied by this before the UNet sees them (and divided after sampling).</summary>
+    public double ScalingFactor { get; init; } = 0.18215;
+    /// <summary>Whether fp16 pipelines run this VAE in f32.</summary>
+    public bool ForceUpcast { get; init; } = true;
+
+    public static AutoencoderKLConfig Load(string path)
+    {
+        var r = ConfigReader.Open(path);
+        r.ExpectClass(ClassName);
+        var d = new AutoencoderKLConfig();
+        string[] down = r.Strings("down_block_types", d.DownBlockTypes), up = r.Strings("up_block_types", d.UpBlockTypes);
+        int[] channels = r.Ints("block_out_channels", d.BlockOutChannels);
+        foreach (string t in down) r.OneOf("down_block_types", t, "DownEncoderBlock2D");
+        foreach (string t in up) r.OneOf("up_block_types", t, "UpDecoderBlock2D");
+        if (down.Length != channels.Length || up.Length != channels.Length)
+            throw r.Error("block_out_channels", $"lists {channels.Length} blocks, but there are {down.Length} down and {up.Length} up block types");
+        var config = new AutoencoderKLConfig
+        {
+            InChannels = r.Int("in_channels", d.InChannels),
+            OutChannels = r.Int("out_channels", d.OutChannels),
+            DownBlockTypes = down,
+            UpBlockTypes = up,
+            BlockOutChannels = channels,
+            LayersPerBlock = r.Int("layers_per_block", d.LayersPerBlock),
+            ActFn = r.OneOf("act_fn", r.String("act_fn", d.ActFn), "silu"),
+            LatentChannels = r.Int("latent_channels", d.LatentChannels),
+            NormNumGroups = r.Int("norm_num_groups", d.NormNumGroups),
+            SampleSize = r.Int("sample_size", d.SampleSize),
+            ScalingFactor = r.Double("scaling_factor", d.ScalingFactor),
+            ForceUpcast = r.Bool("force_upcast", d.ForceUpcast),
+        };
+        foreach (int c in channels)
+            if (c % config.NormNumGroups != 0) throw r.Error("block_out_channels", $"has {c} channels, not a multiple of norm_num_groups {config.NormNumGroups}");
+        return config;
+    }
+
+    public string ToJson() => ConfigWriter.ToJson(w =>
+    {
+        w.WriteString("_class_name", ClassName);
+        w.WriteString("act_fn", ActFn);
+        w.Ints("block_out_channels", BlockOutChannels);
+        w.Strings("down_block_types", DownBlockTypes);
+        w.WriteBoolean("force_upcast", ForceUpcast);
+        w.WriteNumber("in_channels", InChannels);
+        w.WriteNumber("latent_channels", LatentChannels);
+        w.WriteNumber("layers_per_block", LayersPerBlock);
+        w.WriteNumber("norm_num_groups", NormNumGroups);
+        w.WriteNumber("out_channels", OutChannels);
+        w.WriteNumber("sample_size", SampleSize);
+        w.WriteNumber("scaling_factor", ScalingFactor);
+        w.Strings("up_block_types", UpBlockTypes);
+    });
+
+    public void Save(string path) => ConfigWriter.Save(path, ToJson());
+}
