@@ -54,13 +54,12 @@ public sealed class ClipMlp : Module
 
     public Tensor Forward(Tensor x) => Fc2.Forward(_activation(Fc1.Forward(x)));   // (..., D) → (..., D)
 
-    /// <summary>transformers' ACT2FN names for the activations CLIP text encoders use.</summary>
+    /// <summary>transformers' ACT2FN names of the activations SD's text encoders use (1.x: quick_gelu, 2.x: gelu).</summary>
     static Func<Tensor, Tensor> Activation(string name) => name switch
     {
         "quick_gelu" => F.QuickGelu,
         "gelu" => F.Gelu,
-        "gelu_new" or "gelu_pytorch_tanh" => F.GeluTanh,
-        _ => throw new ArgumentException($"clip mlp: hidden_act \"{name}\" is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)"),
+        _ => throw new ArgumentException($"clip mlp: hidden_act \"{name}\" is not supported (quick_gelu, gelu)"),
     };
 }
 

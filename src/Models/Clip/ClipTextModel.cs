@@ -1,6 +1,7 @@
 // transformers' CLIPTextModel: token + position embeddings, pre-LN causal transformer layers, a final layer norm.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
+using DreamBooth.Models.Configs;
 
 namespace DreamBooth.Models.Clip;
 
@@ -14,12 +15,7 @@ public sealed class ClipTextModel : Module
 {
     public ClipTextTransformer TextModel { get; }
 
-    public ClipTextModel(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
-        int maxPositionEmbeddings, string hiddenAct, float layerNormEps, double initializerFactor)
-    {
-        TextModel = AddModule("text_model", new ClipTextTransformer(vocabSize, hiddenSize, intermediateSize, numHiddenLayers,
-            numAttentionHeads, maxPositionEmbeddings, hiddenAct, layerNormEps, initializerFactor));
-    }
+    public ClipTextModel(ClipTextConfig config) => TextModel = AddModule("text_model", new ClipTextTransformer(config));
 
     /// <summary>last_hidden_state: the final layer norm of the last layer's output.</summary>
     public Tensor Forward(Tensor ids) => TextModel.Forward(ids);   // i32 (B, L) → (B, L, D)
@@ -35,13 +31,11 @@ public sealed class ClipTextTransformer : Module
     public ClipEncoder Encoder { get; }
     public LayerNorm FinalLayerNorm { get; }
 
-    public ClipTextTransformer(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
-        int maxPositionEmbeddings, string hiddenAct, float layerNormEps, double initializerFactor)
+    public ClipTextTransformer(ClipTextConfig c)
     {
-        Embeddings = AddModule("embeddings", new ClipTextEmbeddings(vocabSize, maxPositionEmbeddings, hiddenSize, initializerFactor));
-        Encoder = AddModule("encoder", new ClipEncoder(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, hiddenAct,
-            layerNormEps, initializerFactor));
-        FinalLayerNorm = AddModule("final_layer_norm", new LayerNorm(hiddenSize, layerNormEps));
+        Embeddings = AddModule("embeddings", new ClipTextEmbeddings(c.VocabSize, c.MaxPositionEmbeddings, c.HiddenSize, c.InitializerFactor));
+        Encoder = AddModule("encoder", new ClipEncoder(c));
+        FinalLayerNorm = AddModule("final_layer_norm", new LayerNorm(c.HiddenSize, (float)c.LayerNormEps));
     }
 
     public Tensor Forward(Tensor ids) => FinalLayerNorm.Forward(Encoder.Forward(Embeddings.Forward(ids)));   // i32 (B, L) → (B, L, D)
@@ -78,13 +72,12 @@ public sealed class ClipEncoder : Module
 {
     public ModuleList<ClipEncoderLayer> Layers { get; }
 
-    public ClipEncoder(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads, string hiddenAct,
-        float layerNormEps, double initializerFactor)
+    public ClipEncoder(ClipTextConfig c)
     {
         Layers = AddModule("layers", new ModuleList<ClipEncoderLayer>());
-        for (int i = 0; i < numHiddenLayers; i++)
-            Layers.Add(new ClipEncoderLayer(hiddenSize, intermediateSize, numAttentionHeads, hiddenAct, layerNormEps,
-                numHiddenLayers, initializerFactor));
+        for (int i = 0; i < c.NumHiddenLayers; i++)
+            Layers.Add(new ClipEncoderLayer(c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads, c.HiddenAct, (float)c.LayerNormEps,
+                c.NumHiddenLayers, c.InitializerFactor));
     }
 
     public Tensor Forward(Tensor h)   // (B, L, D) → (B, L, D)

@@ -1,5 +1,6 @@
 // diffusers' AutoencoderKL: image → diagonal Gaussian posterior over latents → image, with SD's checkpoint keys.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Configs;
 
 namespace DreamBooth.Models.Vae;
 
@@ -20,16 +21,15 @@ public sealed class AutoencoderKL : Module
     public int LatentChannels { get; }
     public float ScalingFactor { get; }
 
-    public AutoencoderKL(int inChannels, int outChannels, int[] blockOutChannels, int layersPerBlock, int latentChannels,
-        int normNumGroups, float scalingFactor)
+    public AutoencoderKL(AutoencoderKLConfig c)
     {
-        if (blockOutChannels.Length == 0) throw new ArgumentException("autoencoder: block_out_channels is empty");
-        LatentChannels = latentChannels;
-        ScalingFactor = scalingFactor;
-        Encoder = AddModule("encoder", new Encoder(inChannels, blockOutChannels, layersPerBlock, normNumGroups, latentChannels));
-        Decoder = AddModule("decoder", new Decoder(latentChannels, blockOutChannels, layersPerBlock, normNumGroups, outChannels));
-        QuantConv = AddModule("quant_conv", new Conv2d(2 * latentChannels, 2 * latentChannels, 1));
-        PostQuantConv = AddModule("post_quant_conv", new Conv2d(latentChannels, latentChannels, 1));
+        if (c.BlockOutChannels.Length == 0) throw new ArgumentException("autoencoder: block_out_channels is empty");
+        LatentChannels = c.LatentChannels;
+        ScalingFactor = (float)c.ScalingFactor;
+        Encoder = AddModule("encoder", new Encoder(c.InChannels, c.BlockOutChannels, c.LayersPerBlock, c.NormNumGroups, c.LatentChannels));
+        Decoder = AddModule("decoder", new Decoder(c.LatentChannels, c.BlockOutChannels, c.LayersPerBlock, c.NormNumGroups, c.OutChannels));
+        QuantConv = AddModule("quant_conv", new Conv2d(2 * c.LatentChannels, 2 * c.LatentChannels, 1));
+        PostQuantConv = AddModule("post_quant_conv", new Conv2d(c.LatentChannels, c.LatentChannels, 1));
     }
 
     /// <summary>The posterior of images x (N, in, H, W): moments (N, 2·latent, h, w) split into mean and log-variance.</summary>
