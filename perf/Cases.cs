@@ -10,15 +10,18 @@ sealed class Work(IBackend backend) : IDisposable
     public Action Run { get; set; } = () => { };
     public List<DeviceBuffer> Outputs { get; } = [];
 
-    /// <summary>Uniform random values in [-1, 1) from a seed, identical on every backend.</summary>
-    public DeviceBuffer Random(long length, int seed, float scale = 1f)
+    /// <summary>Uniform random values in [-1, 1) from a seed, identical on every backend; f16/bf16 are cast from f32.</summary>
+    public DeviceBuffer Random(long length, int seed, float scale = 1f, DType dtype = DType.F32)
     {
         var rng = new Random(seed);
         var values = new float[length];
         for (long i = 0; i < length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1) * scale;
         var b = Zeros(length);
         backend.Upload<float>(b, values);
-        return b;
+        if (dtype == DType.F32) return b;
+        var narrow = Zeros(length, dtype);
+        backend.Cast(narrow, b);
+        return narrow;
     }
 
     public DeviceBuffer Constant(long length, float value)
@@ -28,9 +31,9 @@ sealed class Work(IBackend backend) : IDisposable
         return b;
     }
 
-    public DeviceBuffer Zeros(long length)
+    public DeviceBuffer Zeros(long length, DType dtype = DType.F32)
     {
-        var b = backend.Allocate(DType.F32, length);
+        var b = backend.Allocate(dtype, length);
         _owned.Add(b);
         return b;
     }
@@ -45,16 +48,19 @@ sealed class Work(IBackend backend) : IDisposable
     public void Dispose() { foreach (var b in _owned) b.Dispose(); }
 }
 
-/// <summary>A row of the table: the peer's op name and shape text, the FLOPs it counts, and how to build the work.</summary>
-sealed record Case(string Op, string Shape, double Flops, Func<IBackend, Work> Build);
+/// <summary>A row of the table: the peer's op name and shape text, the FLOPs it counts, and how to build the work;
+/// Bytes, for memory-bound ops, is the least traffic the op needs (each input read once, each output written once).</summary>
+sealed record Case(string Op, string Shape, double Flops, Func<IBackend, Work> Build, double Bytes = 0);
 
 static class Cases
 {
-    public static Case Gemm(int m, int n, int k, bool ta = false, bool tb = false) => new(
-        "matmul fp32", $"[{m}x{k}]x[{k}x{n}]" + (ta || tb ? $" t{(ta ? 1 : 0)}{(tb ? 1 : 0)}" : ""), 2.0 * m * n * k, be =>
+    /// <summary>C (f32) = op(A)·op(B); A and B f32, or f16/bf16 with f32 accumulation ("matmul fp16 in").</summary>
+    public static Case Gemm(int m, int n, int k, bool ta = false, bool tb = false, DType inputs = DType.F32) => new(
+        inputs switch { DType.F16 => "matmul fp16 in", DType.BF16 => "matmul bf16 in", _ => "matmul fp32" },
+        $"[{m}x{k}]x[{k}x{n}]" + (ta || tb ? $" t{(ta ? 1 : 0)}{(tb ? 1 : 0)}" : ""), 2.0 * m * n * k, be =>
         {
             var w = new Work(be);
-            var a = w.Random((long)m * k, 1); var b = w.Random((long)k * n, 2); var c = w.Output((long)m * n);
+            var a = w.Random((long)m * k, 1, dtype: inputs); var b = w.Random((long)k * n, 2, dtype: inputs); var c = w.Output((long)m * n);
             var s = new GemmShape(m, n, k, ta, tb);
             w.Run = () => be.Gemm(c, a, b, null, s);
             return w;
@@ -122,7 +128,7 @@ static class Cases
                 be.GroupNormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, groups);
             };
             return w;
-        });
+        }, (backward ? 5 : 2) * 4.0 * n * c * h * wd);   // fwd: x in, y out; bwd: x, dy in, dx out
 
     /// <summary>The peer's sdpa rows: q [B,H,Lq,D] there, (B,Lq,H,D) here: the same work in the layout our linear layers write.</summary>
     public static Case Attention(int b, int heads, int lq, int lk, int d, bool causal, bool backward)
@@ -155,7 +161,7 @@ static class Cases
         int step = 0;
         w.Run = () => be.AdamW(p, g, m, v, new AdamWStep(5e-6f, ++step), n);
         return w;
-    });
+    }, 7 * 4.0 * n);   // p, g, m, v in; p, m, v out
 
     /// <summary>The rows of the peer's `ops` command, in its order.</summary>
     public static IEnumerable<Case> PeerOps()

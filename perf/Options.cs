@@ -18,6 +18,7 @@ sealed class Options
 
     public int Reps => Int("reps", 9);
     public bool Check => !_named.ContainsKey("no-check");
+    public bool Flag(string name) => _named.ContainsKey(name);
     public string? Text(string name) => _named.TryGetValue(name, out var v) ? v : null;
     public int Int(string name, int fallback) => _named.TryGetValue(name, out var v) && v != null ? Parse(v, name) : fallback;
 

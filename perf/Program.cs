@@ -4,13 +4,17 @@ using DreamBooth.Perf;
 
 const string usage = """
 usage: dotnet run -c Release --project perf -- <command> [args]
-  gemm M N K [transA transB]        one GEMM (0/1 flags), checked against the reference, then timed
+  gemm M N K [transA transB]        one GEMM (0/1 flags), checked against the reference, then timed;
+       [--dtype f32,f16,bf16]       A and B of each listed type (f16/bf16 accumulate in f32), one row each
   conv N C H W OutC K [stride pad]  conv2d forward, grad-input and grad-weight
   attention B H Lq Lk D [causal]    fused attention forward and backward
   groupnorm N C H W G               group norm forward and backward
   peak                              the FMA peak of this machine (1 core and all cores)
   ptx [--dump DIR]                  the CUDA kernels' PTX assembled by ptxas for sm_80 and sm_90: registers, shared
                                     memory, spills (needs .ci/fetch-ptxas); --dump also writes the PTX files
+  device [--emulate]                the CUDA tier on the first GPU, timed with profiling markers: TFLOP/s and GB/s
+                                    against the GPU's peak; without a GPU it prints the ptxas table (--emulate runs
+                                    small cases on ILGPU's CPU emulator instead, to exercise the path)
   ops [--peer FILE] [--reps N]      the peer benchmark's op table on our cpu tier; with --peer (the output of the peer's
                                     `ops` command) adds its median and our speed-up beside each row
   bdn [BenchmarkDotNet args]        the BenchmarkDotNet suite (e.g. bdn --filter '*Gemm*')
@@ -26,6 +30,7 @@ try
         case "bdn": BenchmarkSwitcher.FromAssembly(typeof(Sweep).Assembly).Run(rest); return 0;
         case "peak": Peak.Run(); return 0;
         case "ptx": PtxTable.Run(new Options(rest)); return 0;
+        case "device": DevicePerf.Run(new Options(rest)); return 0;
         case "ops": Sweep.Ops(new Options(rest)); return 0;
         case "gemm": case "conv": case "attention": case "groupnorm": Sweep.Single(args[0], new Options(rest)); return 0;
         default: Console.Error.WriteLine($"unknown command '{args[0]}'\n{usage}"); return 2;

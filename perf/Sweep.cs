@@ -13,7 +13,8 @@ static class Sweep
     {
         var cases = command switch
         {
-            "gemm" => [Cases.Gemm(o.At(0, "M"), o.At(1, "N"), o.At(2, "K"), o.At(3, "transA", 0) != 0, o.At(4, "transB", 0) != 0)],
+            "gemm" => InputTypes(o).Select(t => Cases.Gemm(o.At(0, "M"), o.At(1, "N"), o.At(2, "K"), o.At(3, "transA", 0) != 0,
+                o.At(4, "transB", 0) != 0, t)).ToArray(),
             "conv" => Both(bwd => Cases.Conv(o.At(0, "N"), o.At(1, "C"), o.At(2, "H"), o.At(3, "W"), o.At(4, "OutC"), o.At(5, "K"),
                 o.At(6, "stride", 1), o.At(7, "pad", o.At(5, "K") / 2), bwd)),
             "attention" => Both(bwd => Cases.Attention(o.At(0, "B"), o.At(1, "H"), o.At(2, "Lq"), o.At(3, "Lk"), o.At(4, "D"),
@@ -31,6 +32,16 @@ static class Sweep
     }
 
     static Case[] Both(Func<bool, Case> make) => [make(false), make(true)];
+
+    /// <summary>--dtype f32,f16,bf16: the GEMM input types to time, one row each (default f32).</summary>
+    static DType[] InputTypes(Options o) => (o.Text("dtype") ?? "f32").Split(',').Select(name =>
+        name switch
+        {
+            "f32" => DType.F32,
+            "f16" => DType.F16,
+            "bf16" => DType.BF16,
+            _ => throw new ArgumentException($"--dtype '{name}' is not one of f32, f16, bf16"),
+        }).ToArray();
 
     static void Table(Case[] cases, Options o, IReadOnlyDictionary<(string, string), double>? peer)
     {

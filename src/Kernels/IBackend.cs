@@ -19,7 +19,7 @@ public interface IBackend : IDisposable
     void Synchronize();
 
     // ---- matrix products and convolution ----
-    void Gemm(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias, in GemmShape s); // see GemmShape
+    void Gemm(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias, in GemmShape s); // see GemmShape (A, B f32, f16 or bf16)
     void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s); // y (N,OutC,OH,OW) x (N,InC,H,W) w (OutC,InC,KH,KW)
     void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s);        // dx (N,InC,H,W) dy (N,OutC,OH,OW)
     void Conv2dGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x, in ConvShape s); // dw += , dbias (OutC) +=

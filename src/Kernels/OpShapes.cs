@@ -3,7 +3,8 @@ namespace DreamBooth.Kernels;
 
 /// <summary>C[b] = Alpha · op(A[b]) · op(B[b]) + Beta · C[b] (+ bias[n] on every row), for b in [0, Batch).
 /// op(A) is (M, K): A is stored (M, K), or (K, M) when TransA. op(B) is (K, N): B is stored (K, N), or (N, K) when TransB.
-/// Strides are elements between consecutive batch matrices; 0 broadcasts one matrix to every batch.</summary>
+/// Strides are elements between consecutive batch matrices; 0 broadcasts one matrix to every batch. A and B are both f32,
+/// both f16 or both bf16 (widened exactly to f32; the sums accumulate in f32); C and bias are f32.</summary>
 public readonly record struct GemmShape(int M, int N, int K, bool TransA = false, bool TransB = false,
     float Alpha = 1f, float Beta = 0f, int Batch = 1, long StrideA = -1, long StrideB = -1, long StrideC = -1)
 {
@@ -17,8 +18,12 @@ public readonly record struct GemmShape(int M, int N, int K, bool TransA = false
         const string op = "gemm";
         Check.Positive(op, ("M", M), ("N", N), ("K", K), ("batch", Batch));
         string dims = $"M={M} N={N} K={K} batch={Batch}";
-        Check.AtLeast(op, "A", a, DType.F32, (Batch - 1) * BatchStrideA + (long)M * K, dims);
-        Check.AtLeast(op, "B", b, DType.F32, (Batch - 1) * BatchStrideB + (long)K * N, dims);
+        ArgumentNullException.ThrowIfNull(a, $"{op}: A");
+        ArgumentNullException.ThrowIfNull(b, $"{op}: B");
+        if (a.DType is not (DType.F32 or DType.F16 or DType.BF16) || b.DType != a.DType)
+            throw new ArgumentException($"{op}: A is {a} and B is {b}; A and B must both be f32, both f16 or both bf16");
+        Check.AtLeast(op, "A", a, a.DType, (Batch - 1) * BatchStrideA + (long)M * K, dims);
+        Check.AtLeast(op, "B", b, a.DType, (Batch - 1) * BatchStrideB + (long)K * N, dims);
         Check.AtLeast(op, "C", c, DType.F32, (Batch - 1) * BatchStrideC + (long)M * N, dims);
         if (bias != null) Check.Exactly(op, "bias", bias, DType.F32, N, $"(N={N})");
     }

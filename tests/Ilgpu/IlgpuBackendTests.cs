@@ -1,6 +1,7 @@
 // The CUDA backend on the CPU emulator against the reference backend: every IBackend op once at a tiny shape, plus memory.
 using DreamBooth.Kernels;
 using DreamBooth.Kernels.Ilgpu;
+using DreamBooth.Tests.Kernels;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
 
@@ -118,6 +119,43 @@ public class IlgpuBackendTests
         var s = new GemmShape(4, 3, 6, TransA: true, Beta: 1f, Batch: 3, StrideC: 0);
         Compare("gemm, StrideC 0", SumAtol, SumRtol, [Data(5, 12), Data(6, 3 * 24), Data(7, 3 * 18), Data(8, 3)],
             (be, b) => be.Gemm(b[0], b[1], b[2], b[3], s), 0);
+    }
+
+    /// <summary>C after a GEMM whose A and B are f16/bf16 bits (C starts at cInit), on one backend.</summary>
+    static float[] HalfGemm(IBackend backend, DType inputs, ushort[] a, ushort[] b, float[] cInit, GemmShape s)
+    {
+        using var ab = backend.Allocate(inputs, a.Length);
+        using var bb = backend.Allocate(inputs, b.Length);
+        using var cb = backend.Allocate(DType.F32, cInit.Length);
+        backend.Upload<ushort>(ab, a);
+        backend.Upload<ushort>(bb, b);
+        backend.Upload<float>(cb, cInit);
+        backend.Gemm(cb, ab, bb, null, s);
+        var c = new float[cInit.Length];
+        backend.Download<float>(c, cb);
+        return c;
+    }
+
+    [Test]
+    public void GemmWithHalfInputs([Values(DType.F16, DType.BF16)] DType inputs)
+    {
+        // One launch over the batch, and batches summed into one C (StrideC 0) in order.
+        foreach (var s in new[] { new GemmShape(5, 70, 3, TransA: true, Alpha: 0.5f, Beta: 0.25f, Batch: 2),
+                                  new GemmShape(4, 3, 6, TransB: true, Beta: 1f, Batch: 3, StrideC: 0) })
+        {
+            ushort[] a = GemmTests.HalfBits(GemmTests.Rounded(TestData.Uniform(1, s.BatchStrideA * s.Batch), inputs), inputs);
+            ushort[] b = GemmTests.HalfBits(GemmTests.Rounded(TestData.Uniform(2, s.BatchStrideB * s.Batch), inputs), inputs);
+            float[] c = Data(3, s.StrideC == 0 ? s.M * s.N : s.BatchStrideC * s.Batch);
+            Close.Assert(HalfGemm(_cuda, inputs, a, b, c, s), HalfGemm(_ref, inputs, a, b, c, s), SumAtol, SumRtol, $"gemm {inputs.Name()} {s}");
+        }
+        // C = A·I: every finite sample of the 16-bit patterns (subnormals, the largest f16) widens exactly.
+        ushort[] samples = SixteenBitSamples.Select(v => (ushort)v).Where(v => (v & 0x7C00) != 0x7C00).ToArray();
+        int m = samples.Length;
+        var identity = new ushort[m * m];
+        for (int i = 0; i < m; i++) identity[i * m + i] = inputs == DType.F16 ? (ushort)0x3C00 : (ushort)0x3F80;
+        var exact = new GemmShape(1, m, m);
+        Assert.That(HalfGemm(_cuda, inputs, samples, identity, new float[m], exact), Is.EqualTo(HalfGemm(_ref, inputs, samples, identity, new float[m], exact)),
+            $"gemm {inputs.Name()}: exact widening");
     }
 
     static readonly ConvShape Conv = new(2, 3, 5, 4, 4, 3, 3, Stride: 2, Pad: 1);

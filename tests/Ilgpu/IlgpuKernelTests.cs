@@ -2,6 +2,7 @@
 using DreamBooth.Kernels;
 using DreamBooth.Kernels.Ilgpu;
 using DreamBooth.Kernels.Reference;
+using DreamBooth.Tests.Kernels;
 using DreamBooth.Tests.Support;
 using ILGPU;
 using ILGPU.Runtime;
@@ -13,6 +14,7 @@ namespace DreamBooth.Tests.Ilgpu;
 public class IlgpuKernelTests : EmulatorTest
 {
     // f32 accumulation over K ≤ 100 products of inputs in [-1, 1) (one slab order on the GPU, another in the reference).
+    // Also for f16/bf16 inputs: rounded to half first, they widen exactly and their products are exact in f32.
     const double GemmAtol = 1e-5, GemmRtol = 1e-5;
     // AdamW: the same f32 formula as the Cpu tier; sqrt.rn and division are correctly rounded in PTX as on the CPU.
     const double AdamWAtol = 1e-7, AdamWRtol = 1e-5;
@@ -84,5 +86,28 @@ public class IlgpuKernelTests : EmulatorTest
         gemm(GemmKernels.Config(s), cb.View, ab.View, bb.View, biasb.View, GemmKernels.Args.From(s, bias));
         GemmReference.Gemm(c, a, b, bv, s);
         Close.Assert(cb.GetAsArray1D(), c, GemmAtol * Math.Sqrt(s.K), GemmRtol, $"gemm {s}");
+    }
+
+    [Test]
+    public void HalfInputGemmMatchesTheReference([ValueSource(nameof(GemmShapes))] GemmShape s, [Values(DType.F16, DType.BF16)] DType inputs,
+        [Values] bool bias)
+    {
+        double[] a = GemmTests.Rounded(TestData.Uniform(1, (s.Batch - 1) * s.BatchStrideA + (long)s.M * s.K), inputs);
+        double[] b = GemmTests.Rounded(TestData.Uniform(2, (s.Batch - 1) * s.BatchStrideB + (long)s.K * s.N), inputs);
+        double[] c = TestData.Uniform(3, (s.Batch - 1) * s.BatchStrideC + (long)s.M * s.N);
+        double[] bv = bias ? TestData.Uniform(4, s.N) : [];
+        using var ab = Acc.Allocate1D(GemmTests.HalfBits(a, inputs));
+        using var bb = Acc.Allocate1D(GemmTests.HalfBits(b, inputs));
+        using var cb = Upload(c);
+        using var biasb = Acc.Allocate1D(TestData.ToFloat(bias ? bv : [0]));
+        var args = GemmKernels.Args.From(s, bias);
+        if (inputs == DType.F16)
+            Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<ILGPU.Half>, ArrayView<float>, GemmKernels.Args>(GemmKernels.TiledF16)(
+                GemmKernels.Config(s), cb.View, ((ArrayView<ushort>)ab.View).Cast<ILGPU.Half>(), ((ArrayView<ushort>)bb.View).Cast<ILGPU.Half>(), biasb.View, args);
+        else
+            Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(GemmKernels.TiledBf16)(
+                GemmKernels.Config(s), cb.View, ab.View, bb.View, biasb.View, args);
+        GemmReference.Gemm(c, a, b, bv, s);
+        Close.Assert(cb.GetAsArray1D(), c, GemmAtol * Math.Sqrt(s.K), GemmRtol, $"gemm {inputs.Name()} {s}");
     }
 }

@@ -37,6 +37,16 @@ public class PtxTests
     }
 
     [Test]
+    public void HalfInputGemmsWidenAsTheyLoad()
+    {
+        // f16 elements are loaded as 16 bits and widened by the hardware conversion; bf16 ones by a shift (no conversion).
+        var f16 = Compiled.Single(k => k.Name == "gemm_f16_tiled64").Ptx;
+        var bf16 = Compiled.Single(k => k.Name == "gemm_bf16_tiled64").Ptx;
+        Assert.That(f16, Does.Contain("ld.b16").And.Contain("cvt.f32.f16"));
+        Assert.That(bf16, Does.Contain("ld.b16").And.Contain("shl.b32").And.Not.Contain("cvt.f32.f16"));
+    }
+
+    [Test]
     public void PtxasRejectsABrokenInstruction()
     {
         string ptxas = Ptxas;

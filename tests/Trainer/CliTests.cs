@@ -1,5 +1,6 @@
-// The `dreambooth` command line as a user runs it: help, the devices list, and a clear error for an unknown command.
+// The `dreambooth` command line as a user runs it: help, the devices list, --device, tokenize, and clear errors for bad input.
 using System.Diagnostics;
+using DreamBooth.Kernels.Ilgpu;
 using NUnit.Framework;
 
 namespace DreamBooth.Tests.Trainer;
@@ -7,8 +8,9 @@ namespace DreamBooth.Tests.Trainer;
 [TestFixture]
 public class CliTests
 {
-    /// <summary>Runs the built dreambooth.dll (copied beside the tests) with the arguments; exit code and all output.</summary>
-    static (int Exit, string Output) Run(params string[] args)
+    /// <summary>Runs the built dreambooth.dll (copied beside the tests) with the arguments; exit code, all output, and
+    /// stderr alone.</summary>
+    static (int Exit, string Output, string Error) Run(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "dreambooth.dll"), .. args])
         { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -16,13 +18,13 @@ public class CliTests
         var stderr = process.StandardError.ReadToEndAsync();
         string output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        return (process.ExitCode, output + stderr.Result);
+        return (process.ExitCode, output + stderr.Result, stderr.Result);
     }
 
     [Test]
     public void HelpListsTheCommands()
     {
-        var (exit, output) = Run("--help");
+        var (exit, output, _) = Run("--help");
         Assert.That(exit, Is.Zero);
         Assert.That(output, Does.Contain("DreamBooth").And.Contain("devices"));
     }
@@ -30,7 +32,7 @@ public class CliTests
     [Test]
     public void DevicesListsTheHostTiersAndTheCudaStatus()
     {
-        var (exit, output) = Run("devices");
+        var (exit, output, _) = Run("devices");
         Assert.That(exit, Is.Zero);
         Assert.That(output, Does.Contain("reference").And.Contain("cpu").And.Contain("cuda"));
     }
@@ -38,8 +40,65 @@ public class CliTests
     [Test]
     public void AnUnknownCommandFailsWithAMessage()
     {
-        var (exit, output) = Run("trian");
+        var (exit, output, _) = Run("trian");
         Assert.That(exit, Is.Not.Zero);
         Assert.That(output, Does.Contain("trian"));
+    }
+
+    [Test]
+    public void DevicesSaysWhichBackendAutoOpens()
+    {
+        var (exit, output, _) = Run("devices");
+        Assert.That(exit, Is.Zero);
+        Assert.That(output, Does.Contain($"--device auto uses: {(IlgpuDevice.CudaPresent() ? "cuda" : "cpu")}"));
+    }
+
+    [TestCase("cpu")]
+    [TestCase("reference")]
+    public void DeviceOpensTheNamedHostBackend(string device)
+    {
+        var (exit, output, _) = Run("devices", "--device", device);
+        Assert.That(exit, Is.Zero);
+        Assert.That(output, Does.Contain($"--device {device} uses: {device}"));
+    }
+
+    [Test]
+    public void DeviceCudaWithoutAGpuIsAOneLineError()
+    {
+        var (exit, output, error) = Run("devices", "--device", "cuda");
+        if (IlgpuDevice.CudaPresent())
+        {
+            Assert.That(exit, Is.Zero);
+            Assert.That(output, Does.Contain("--device cuda uses: cuda"));
+            return;
+        }
+        Assert.That(exit, Is.Not.Zero);
+        Assert.That(error.TrimEnd().Split('\n'), Has.Length.EqualTo(1), error);
+        Assert.That(error, Does.Contain("--device cuda").And.Contain("no CUDA device found").And.Not.Contain("Exception"));
+    }
+
+    [Test]
+    public void AnUnknownDeviceListsTheChoices()
+    {
+        var (exit, output, _) = Run("devices", "--device", "gpu");
+        Assert.That(exit, Is.Not.Zero);
+        Assert.That(output, Does.Contain("gpu").And.Contain("auto").And.Contain("cuda").And.Contain("reference"));
+    }
+
+    [Test]
+    public void TokenizePrintsTheSeventySevenIds()
+    {
+        var (exit, output, _) = Run("tokenize", "--tokenizer", DreamBooth.Tests.Models.ModelData.Path("sd15-tokenizer"), "a photo of sks dog");
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output.TrimEnd(), Is.EqualTo("49406 320 1125 539 48136 1929 49407" + string.Concat(Enumerable.Repeat(" 49407", 70))));
+    }
+
+    [Test]
+    public void TokenizeWithAMissingFolderFailsWithOneLine()
+    {
+        var (exit, _, error) = Run("tokenize", "--tokenizer", "/no/such/tokenizer", "a dog");
+        Assert.That(exit, Is.Not.Zero);
+        Assert.That(error.Trim(), Does.Contain("/no/such/tokenizer").And.Not.Contain(" at "));
+        Assert.That(error.Trim().Split('\n'), Has.Length.EqualTo(1));
     }
 }

@@ -19,7 +19,7 @@ public sealed unsafe partial class CpuBackend
         Chunks.For(src.Length, 1 << 16, (start, end) => CastRange(d, to, s, from, start, end));
     }
 
-    static void CastRange(byte* dst, DType to, byte* src, DType from, long start, long end)
+    internal static void CastRange(byte* dst, DType to, byte* src, DType from, long start, long end)
     {
         long i = start;
         if (Avx512F.IsSupported)

@@ -1,4 +1,5 @@
 // The blocked SGEMM every Cpu matrix op runs on (GotoBLAS/BLIS structure): packed panels, a register-tiled micro-kernel.
+// f16/bf16 operands are widened to f32 while packing, so the micro-kernel and its f32 accumulation are the same.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -12,7 +13,9 @@ namespace DreamBooth.Kernels.Cpu;
 ///   ic: MC rows of C                    pc: KC of the depth, pack op(A)[ic.., pc..] into MR-row micro-panels (MR×KC each)
 ///   jc: NC columns, pack op(B)[pc.., jc..] into NR-column micro-panels (KC×NR each; the KC×NC block stays in L2)
 ///   ir: one A micro-panel (stays in L1)  jr: one B micro-panel → micro-kernel: MR×NR of C held in registers over KC.
-/// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. Tasks split
+/// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. An f16/bf16
+/// operand is widened while packing: each contiguous run of it becomes f32 (on the stack, or straight into a B panel)
+/// with the Cast op's vector conversion, then is laid out like f32, so no f32 copy of a whole operand exists. Tasks split
 /// the longer side of C (or the batch, in CpuBackend.Gemm) across cores, or the depth when C is small and k long (SplitDepth);
 /// each thread packs into its own buffers.
 /// </summary>
@@ -31,7 +34,7 @@ internal static unsafe class GemmKernel
     /// (k, m) when transA; op(B) is (k, n): B is stored (k, n), or (n, k) when transB. ld* are elements between rows.
     /// C is not read when beta is 0; either bias may be null. Runs on every core unless parallel is false (callers
     /// that already run one GEMM per core).</summary>
-    internal static void Sgemm(int m, int n, int k, float alpha, float* a, long lda, bool transA, float* b, long ldb, bool transB,
+    internal static void Sgemm(int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
         float beta, float* c, long ldc, float* colBias = null, float* rowBias = null, bool parallel = true)
     {
         var job = new Job(k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
@@ -58,7 +61,7 @@ internal static unsafe class GemmKernel
     /// <summary>A deep product of a small C (a weight gradient summed over many rows) splits its depth instead: one part
     /// per thread, so each operand is packed once in all, not once per block of C. Part 0 lands on C (with beta and the
     /// biases), the others in scratch, added onto C in part order (the same sum every run).</summary>
-    static void SplitDepth(int parts, int m, int n, int k, float alpha, float* a, long lda, bool transA, float* b, long ldb, bool transB,
+    static void SplitDepth(int parts, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
         float beta, float* c, long ldc, float* colBias, float* rowBias)
     {
         int depth = RoundUp(CeilDiv(k, parts), KC);
@@ -68,7 +71,7 @@ internal static unsafe class GemmKernel
         Parallel.For(0, parts, q =>
         {
             int k0 = q * depth, kq = Math.Min(k, k0 + depth) - k0;
-            float* aq = transA ? a + k0 * lda : a + k0, bq = transB ? b + k0 : b + k0 * ldb;
+            Operand aq = a.At(transA ? k0 * lda : k0), bq = b.At(transB ? k0 : k0 * ldb);
             var job = q == 0 ? new Job(kq, alpha, aq, lda, transA, bq, ldb, transB, beta, c, ldc, colBias, rowBias)
                 : new Job(kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
             job.Run(0, m, 0, n);
@@ -87,7 +90,7 @@ internal static unsafe class GemmKernel
     internal static int CeilDiv(int a, int b) => (a + b - 1) / b;
     internal static int RoundUp(int a, int b) => CeilDiv(a, b) * b;
 
-    readonly struct Job(int k, float alpha, float* a, long lda, bool transA, float* b, long ldb, bool transB,
+    readonly struct Job(int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
         float beta, float* c, long ldc, float* colBias, float* rowBias)
     {
         /// <summary>C[i0..i1, j0..j1] on the calling thread.</summary>
@@ -126,6 +129,7 @@ internal static unsafe class GemmKernel
         /// <summary>op(A)[ic..ic+mc, pc..pc+kc] → micro-panels: panel r holds rows ic+r·MR.., element (i, p) at p·MR + i.</summary>
         void PackA(float* dst, int ic, int mc, int pc, int kc)
         {
+            if (a.Type != DType.F32) { PackAWidened(dst, ic, mc, pc, kc); return; }
             for (int ir = 0; ir < mc; ir += MR, dst += MR * kc)
             {
                 int mr = Math.Min(MR, mc - ir);
@@ -133,13 +137,13 @@ internal static unsafe class GemmKernel
                 if (!transA)   // row i of op(A) is contiguous
                     for (int r = 0; r < mr; r++)
                     {
-                        float* src = a + (ic + ir + r) * lda + pc;
+                        float* src = a.F32 + (ic + ir + r) * lda + pc;
                         for (int p = 0; p < kc; p++) dst[p * MR + r] = src[p];
                     }
                 else           // column p of op(A) is contiguous
                     for (int p = 0; p < kc; p++)
                     {
-                        float* src = a + (pc + p) * lda + ic + ir;
+                        float* src = a.F32 + (pc + p) * lda + ic + ir;
                         for (int r = 0; r < mr; r++) dst[p * MR + r] = src[r];
                     }
             }
@@ -148,6 +152,7 @@ internal static unsafe class GemmKernel
         /// <summary>op(B)[pc..pc+kc, jc..jc+nc] → micro-panels: panel holds columns jc+jr.., element (p, j) at p·NR + j.</summary>
         void PackB(float* dst, int pc, int kc, int jc, int nc)
         {
+            if (b.Type != DType.F32) { PackBWidened(dst, pc, kc, jc, nc); return; }
             int nrFull = NR;
             bool gather = transB && Avx2.IsSupported && 8 * ldb <= int.MaxValue / sizeof(float);
             var rows8 = gather ? Vector256.CreateSequence(0, (int)ldb) : default;
@@ -158,7 +163,7 @@ internal static unsafe class GemmKernel
                 if (!transB)   // row p of op(B) is contiguous
                     for (int p = 0; p < kc; p++)
                     {
-                        float* src = b + (pc + p) * ldb + jc + jr, d = dst + p * nrFull;
+                        float* src = b.F32 + (pc + p) * ldb + jc + jr, d = dst + p * nrFull;
                         if (nr == nrFull)
                             for (int j = 0; j < nrFull; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);
                         else
@@ -168,7 +173,7 @@ internal static unsafe class GemmKernel
                     for (int j0 = 0; j0 < nr; j0 += 16)   // packed row is written whole from 16 source lines in L1
                     {
                         int jn = Math.Min(16, nr - j0);
-                        float* src = b + (jc + jr + j0) * ldb + pc;
+                        float* src = b.F32 + (jc + jr + j0) * ldb + pc;
                         if (jn == 16 && gather)   // two 8-lane gathers per packed run: lane j reads src[j·ldb + p]
                             for (int p = 0; p < kc; p++)
                             {
@@ -185,6 +190,62 @@ internal static unsafe class GemmKernel
                     }
             }
         }
+
+        /// <summary>PackA of an f16/bf16 A: each contiguous run (a row of op(A), or with transA a row of A covering all
+        /// mc rows of op(A)) is widened into a line, then dealt into the micro-panels.</summary>
+        void PackAWidened(float* dst, int ic, int mc, int pc, int kc)
+        {
+            float* line = stackalloc float[Math.Max(MC, KC)];
+            if (mc % MR != 0) new Span<float>(dst + mc / MR * MR * kc, MR * kc).Clear();   // the zero-padded last panel
+            if (!transA)
+                for (int i = 0; i < mc; i++)
+                {
+                    a.At((ic + i) * lda + pc).Widen(line, kc);
+                    float* d = dst + i / MR * MR * kc + i % MR;
+                    for (int p = 0; p < kc; p++) d[p * MR] = line[p];
+                }
+            else
+                for (int p = 0; p < kc; p++)
+                {
+                    a.At((pc + p) * lda + ic).Widen(line, mc);
+                    for (int i = 0; i < mc; i++) dst[i / MR * MR * kc + p * MR + i % MR] = line[i];
+                }
+        }
+
+        /// <summary>PackB of an f16/bf16 B: a row of op(B) is widened straight into its panel row; with transB each column
+        /// of op(B) is widened into a line, then spread down the panel.</summary>
+        void PackBWidened(float* dst, int pc, int kc, int jc, int nc)
+        {
+            float* line = stackalloc float[KC];
+            for (int jr = 0; jr < nc; jr += NR, dst += NR * kc)
+            {
+                int nr = Math.Min(NR, nc - jr);
+                if (nr < NR) new Span<float>(dst, NR * kc).Clear();
+                if (!transB)
+                    for (int p = 0; p < kc; p++) b.At((pc + p) * ldb + jc + jr).Widen(dst + p * NR, nr);
+                else
+                    for (int j = 0; j < nr; j++)
+                    {
+                        b.At((jc + jr + j) * ldb + pc).Widen(line, kc);
+                        for (int p = 0; p < kc; p++) dst[p * NR + j] = line[p];
+                    }
+            }
+        }
+    }
+
+    /// <summary>A GEMM input: f32 elements, or f16/bf16 bits widened to f32 while packing. A float* converts implicitly.</summary>
+    internal readonly struct Operand(void* data, DType type)
+    {
+        public readonly DType Type = type;
+        public float* F32 => (float*)data;
+
+        public static implicit operator Operand(float* data) => new(data, DType.F32);
+
+        /// <summary>The operand from element offset on.</summary>
+        public Operand At(long offset) => new((byte*)data + offset * Type.Size(), Type);
+
+        /// <summary>dst[0..count) = the first count elements as f32 (exact).</summary>
+        public void Widen(float* dst, int count) => CpuBackend.CastRange((byte*)dst, DType.F32, (byte*)data, Type, 0, count);
     }
 
     /// <summary>How a micro-tile lands in C: C = alpha·acc + beta·C (C not read when beta is 0) + colBias[j] + rowBias[i].

@@ -1,6 +1,8 @@
-// CUDA-tier GEMM: 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory, 4×4 per thread.
+// CUDA-tier GEMM: 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory, 4×4 per thread;
+// A and B f32, f16 or bf16 (widened to f32 as the slabs are loaded), C f32.
 using ILGPU;
 using ILGPU.Runtime;
+using Half = ILGPU.Half;
 
 namespace DreamBooth.Kernels.Ilgpu;
 
@@ -10,6 +12,8 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// into shared memory, four elements each, reading along whichever axis is contiguous in memory (so loads coalesce for
 /// every transpose), then each thread accumulates a 4×4 block of C in registers: rows ty + 16i, columns tx + 16j, so a
 /// warp's 32 threads read 32 consecutive columns of the B slab and store 32 consecutive floats of C.
+/// One body serves every input dtype: an f16 element widens with one cvt.f32.f16, a bf16 element (ushort bits) by a
+/// 16-bit shift, both exact, so the slabs, the products and the f32 accumulation are those of the f32 kernel.
 /// </summary>
 public static class GemmKernels
 {
@@ -26,7 +30,25 @@ public static class GemmKernels
         new(new Index3D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile, s.Batch), new Index3D(Threads, Threads, 1));
 
     [GpuKernel("gemm_f32_tiled64", explicitlyGrouped: true)]
-    public static void Tiled(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias, Args p)
+    public static void Tiled(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias, Args p) =>
+        Tiled(c, new F32(a), new F32(b), bias, p);   // c (batch, M, N); a, b per GemmShape; bias (N) — the same for all three
+
+    [GpuKernel("gemm_f16_tiled64", explicitlyGrouped: true)]
+    public static void TiledF16(ArrayView<float> c, ArrayView<Half> a, ArrayView<Half> b, ArrayView<float> bias, Args p) =>
+        Tiled(c, new F16(a), new F16(b), bias, p);
+
+    [GpuKernel("gemm_bf16_tiled64", explicitlyGrouped: true)]
+    public static void TiledBf16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, Args p) =>
+        Tiled(c, new Bf16(a), new Bf16(b), bias, p);
+
+    /// <summary>An input matrix read as f32, whatever it stores.</summary>
+    interface IInput { float this[long i] { get; } }
+    readonly struct F32(ArrayView<float> v) : IInput { public float this[long i] => v[i]; }
+    readonly struct F16(ArrayView<Half> v) : IInput { public float this[long i] => v[i]; }
+    readonly struct Bf16(ArrayView<ushort> v) : IInput { public float this[long i] => Interop.IntAsFloat((uint)v[i] << 16); }
+
+    /// <summary>The kernel body for inputs of any element type T.</summary>
+    static void Tiled<T>(ArrayView<float> c, T a, T b, ArrayView<float> bias, Args p) where T : struct, IInput
     {
         var aSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [k][row]
         var bSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [k][column]

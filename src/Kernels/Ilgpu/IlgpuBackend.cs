@@ -120,6 +120,8 @@ public sealed class IlgpuBackend : IBackend
     // ---- kernels, compiled on first use ----
 
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>? _gemm;
+    Action<KernelConfig, ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<ILGPU.Half>, ArrayView<float>, GemmKernels.Args>? _gemmF16;
+    Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>? _gemmBf16;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _conv;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradInput, _convGradWeight;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradBias;
@@ -173,19 +175,39 @@ public sealed class IlgpuBackend : IBackend
     {
         s.Validate(c, a, b, bias);
         const string op = "gemm";
-        _gemm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>(GemmKernels.Tiled);
-        ArrayView<float> vc = F(op, c), va = F(op, a), vb = F(op, b), vbias = FOrPlaceholder(op, bias);
+        ArrayView<float> vc = F(op, c), vbias = FOrPlaceholder(op, bias);
+        switch (a.DType)
+        {
+            case DType.F32:
+                _gemm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>(GemmKernels.Tiled);
+                Gemm(_gemm, vc, F(op, a), F(op, b), vbias, s, bias != null);
+                break;
+            case DType.F16:
+                _gemmF16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<ILGPU.Half>, ArrayView<float>, GemmKernels.Args>(GemmKernels.TiledF16);
+                Gemm(_gemmF16, vc, Buf(op, a).View.Cast<ILGPU.Half>(), Buf(op, b).View.Cast<ILGPU.Half>(), vbias, s, bias != null);
+                break;
+            default:
+                _gemmBf16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(GemmKernels.TiledBf16);
+                Gemm(_gemmBf16, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
+                break;
+        }
+    }
+
+    /// <summary>Launches one GEMM kernel (of A and B's element type T) over the batch.</summary>
+    static void Gemm<T>(Action<KernelConfig, ArrayView<float>, ArrayView<T>, ArrayView<T>, ArrayView<float>, GemmKernels.Args> kernel,
+        ArrayView<float> c, ArrayView<T> a, ArrayView<T> b, ArrayView<float> bias, in GemmShape s, bool hasBias) where T : unmanaged
+    {
         if (s.Batch == 1 || s.BatchStrideC >= (long)s.M * s.N)
         {
-            _gemm(GemmKernels.Config(s), vc, va, vb, vbias, GemmKernels.Args.From(s, bias != null));
+            kernel(GemmKernels.Config(s), c, a, b, bias, GemmKernels.Args.From(s, hasBias));
             return;
         }
         // Batches whose C overlap (StrideC 0: a sum over the batch) would race inside one launch: run them in order,
         // which is exactly the sequential definition C ← α·A[b]B[b] + β·C (+ bias) for b = 0, 1, ...
         var one = s with { Batch = 1 };
         for (int i = 0; i < s.Batch; i++)
-            _gemm(GemmKernels.Config(one), vc.SubView(i * s.BatchStrideC), va.SubView(i * s.BatchStrideA),
-                vb.SubView(i * s.BatchStrideB), vbias, GemmKernels.Args.From(one, bias != null));
+            kernel(GemmKernels.Config(one), c.SubView(i * s.BatchStrideC), a.SubView(i * s.BatchStrideA),
+                b.SubView(i * s.BatchStrideB), bias, GemmKernels.Args.From(one, hasBias));
     }
 
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)

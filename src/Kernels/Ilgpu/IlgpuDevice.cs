@@ -20,10 +20,15 @@ public sealed class IlgpuDevice : IDisposable
         Accelerator = accelerator;
     }
 
-    /// <summary>The first CUDA device, or the CPU emulator when there is none (or when emulate is set).</summary>
-    public static IlgpuDevice Create(bool emulate = false)
+    /// <summary>The first CUDA device, or the CPU emulator when there is none (or when emulate is set). profiling enables
+    /// AcceleratorStream.AddProfilingMarker (CUDA events on a GPU), which perf's `device` command times kernels with.</summary>
+    public static IlgpuDevice Create(bool emulate = false, bool profiling = false)
     {
-        var context = Context.Create(b => b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms());
+        var context = Context.Create(b =>
+        {
+            b.Cuda().CPU(CPUDeviceKind.Nvidia).EnableAlgorithms();
+            if (profiling) b.Profiling();
+        });
         Accelerator accelerator = !emulate && context.GetCudaDevices().Count > 0
             ? context.CreateCudaAccelerator(0)
             : context.CreateCPUAccelerator(0);

@@ -1,4 +1,4 @@
-// Batched matrix product C = alpha·op(A)·op(B) + beta·C + bias in double, and the gradients it implies.
+// Batched matrix product C = alpha·op(A)·op(B) + beta·C + bias in double (A, B f32, f16 or bf16), and its gradients.
 namespace DreamBooth.Kernels.Reference;
 
 public static class GemmReference
@@ -61,7 +61,18 @@ public sealed partial class ReferenceBackend
     {
         s.Validate(c, a, b, bias);
         var cv = D(c);  // elements outside the batch matrices keep their values; with beta 0 the rest is not read
-        GemmReference.Gemm(cv, D(a), D(b), DOrEmpty(bias), s);
+        GemmReference.Gemm(cv, Input(a), Input(b), DOrEmpty(bias), s);
         Store(c, cv);
+    }
+
+    /// <summary>An f32, f16 or bf16 operand widened (exactly) to double.</summary>
+    double[] Input(DeviceBuffer buffer)
+    {
+        if (buffer.DType == DType.F32) return D(buffer);
+        var bits = Host(buffer).AsSpan<ushort>();
+        var result = new double[bits.Length];
+        for (int i = 0; i < bits.Length; i++)
+            result[i] = buffer.DType == DType.F16 ? CastReference.HalfToFloat(bits[i]) : CastReference.BFloat16ToFloat(bits[i]);
+        return result;
     }
 }

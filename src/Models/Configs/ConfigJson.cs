@@ -33,6 +33,9 @@ sealed class ConfigReader
 
     bool TryGet(string key, out JsonElement value) => Root.TryGetProperty(key, out value);
 
+    /// <summary>Whether the file sets this key (to anything but null).</summary>
+    public bool Has(string key) => TryGet(key, out var v) && v.ValueKind != JsonValueKind.Null;
+
     InvalidDataException WrongType(string key, string expected, JsonElement value) =>
         Error(key, $"must be {expected}, not {value.GetRawText()}");
 

@@ -3,8 +3,9 @@ namespace DreamBooth.Models.Configs;
 
 /// <summary>
 /// The fields that define the training noise schedule and the timestep grid, shared by DDPM, DDIM, PNDM, Euler and
-/// DPM-Solver configs. Defaults are diffusers' for the named class: they agree except that PNDM defaults
-/// set_alpha_to_one to false and Euler / DPM-Solver default timestep_spacing to "linspace".
+/// DPM-Solver configs, with diffusers' defaults. timestep_spacing and set_alpha_to_one stay null when the file does not
+/// set them: their defaults depend on the scheduler class, and the sampler that is built (possibly another class, chosen
+/// with --scheduler) fills in its own, as diffusers' from_config does.
 /// </summary>
 public sealed record SchedulerConfig
 {
@@ -17,10 +18,16 @@ public sealed record SchedulerConfig
     public string PredictionType { get; init; } = "epsilon";
     public int StepsOffset { get; init; }
     public bool ClipSample { get; init; } = true;
-    public bool SetAlphaToOne { get; init; } = true;
-    public string TimestepSpacing { get; init; } = "leading";
+    public bool? SetAlphaToOne { get; init; }
+    /// <summary>"leading", "trailing" or "linspace"; null when absent.</summary>
+    public string? TimestepSpacing { get; init; }
     /// <summary>Explicit betas, one per training timestep, used instead of BetaStart/BetaEnd/BetaSchedule; or null.</summary>
     public double[]? TrainedBetas { get; init; }
+    /// <summary>Dynamic thresholding of x̂0 (pixel-space models); the samplers here reject it.</summary>
+    public bool Thresholding { get; init; }
+    /// <summary>DDPM's posterior variance choice; only "fixed_small" is implemented.</summary>
+    public string VarianceType { get; init; } = "fixed_small";
+    public bool RescaleBetasZeroSnr { get; init; }
 
     public static SchedulerConfig Load(string path)
     {
@@ -37,11 +44,13 @@ public sealed record SchedulerConfig
             PredictionType = r.OneOf("prediction_type", r.String("prediction_type", d.PredictionType), "epsilon", "v_prediction", "sample"),
             StepsOffset = r.Int("steps_offset", d.StepsOffset),
             ClipSample = r.Bool("clip_sample", d.ClipSample),
-            SetAlphaToOne = r.Bool("set_alpha_to_one", className != "PNDMScheduler"),
-            TimestepSpacing = r.OneOf("timestep_spacing",
-                r.String("timestep_spacing", className.StartsWith("Euler") || className.StartsWith("DPMSolver") ? "linspace" : "leading"),
-                "leading", "trailing", "linspace"),
+            SetAlphaToOne = r.Has("set_alpha_to_one") ? r.Bool("set_alpha_to_one", true) : null,
+            TimestepSpacing = r.Has("timestep_spacing")
+                ? r.OneOf("timestep_spacing", r.String("timestep_spacing", ""), "leading", "trailing", "linspace") : null,
             TrainedBetas = r.NullableDoubles("trained_betas"),
+            Thresholding = r.Bool("thresholding", d.Thresholding),
+            VarianceType = r.String("variance_type", d.VarianceType),
+            RescaleBetasZeroSnr = r.Bool("rescale_betas_zero_snr", d.RescaleBetasZeroSnr),
         };
         if (config.NumTrainTimesteps <= 0) throw r.Error("num_train_timesteps", $"is {config.NumTrainTimesteps}, not positive");
         if (config.TrainedBetas is { } betas && betas.Length != config.NumTrainTimesteps)
@@ -58,9 +67,12 @@ public sealed record SchedulerConfig
         w.WriteBoolean("clip_sample", ClipSample);
         w.WriteNumber("num_train_timesteps", NumTrainTimesteps);
         w.WriteString("prediction_type", PredictionType);
-        w.WriteBoolean("set_alpha_to_one", SetAlphaToOne);
+        if (SetAlphaToOne is { } alphaToOne) w.WriteBoolean("set_alpha_to_one", alphaToOne);
         w.WriteNumber("steps_offset", StepsOffset);
-        w.WriteString("timestep_spacing", TimestepSpacing);
+        if (TimestepSpacing != null) w.WriteString("timestep_spacing", TimestepSpacing);
+        w.WriteBoolean("thresholding", Thresholding);
+        w.WriteString("variance_type", VarianceType);
+        w.WriteBoolean("rescale_betas_zero_snr", RescaleBetasZeroSnr);
         if (TrainedBetas is null) w.WriteNull("trained_betas");
         else
         {

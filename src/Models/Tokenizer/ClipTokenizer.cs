@@ -9,7 +9,7 @@ namespace DreamBooth.Models.Tokenizer;
 
 /// <summary>
 /// Text → ids as the slow CLIPTokenizer does it:
-///  1. clean: HTML-unescape twice, NFC-normalise, collapse runs of whitespace to one space, trim, lower-case;
+///  1. clean: HTML-unescape twice, collapse runs of whitespace to one space, trim, lower-case;
 ///  2. split into words with the CLIP pattern (special tokens, English contractions, runs of letters, single digits,
 ///     runs of anything else; whitespace separates words and is dropped);
 ///  3. spell each word's UTF-8 bytes with the 256 printable stand-ins of the byte-level alphabet, mark its last symbol
@@ -18,7 +18,9 @@ namespace DreamBooth.Models.Tokenizer;
 ///  5. frame as BOS, at most MaxLength - 2 ids, EOS, then pad to MaxLength.
 /// Differences from the Python reference, for text rarely seen in prompts: letters and digits outside the Basic
 /// Multilingual Plane count as "anything else" in step 2 (.NET regex classes see UTF-16 units), and HTML entities are
-/// the HTML 4 set of WebUtility.HtmlDecode; ftfy's repairs of mis-decoded text are not done.
+/// the HTML 4 set of WebUtility.HtmlDecode; ftfy's repairs of mis-decoded text are not done; and text is not
+/// NFC-normalised (the build runs with invariant globalization, where string.Normalize changes nothing), so a letter
+/// typed as base + combining accent tokenizes differently from its precomposed form.
 /// </summary>
 public sealed partial class ClipTokenizer
 {
@@ -82,7 +84,7 @@ public sealed partial class ClipTokenizer
     /// <summary>The cleaned, lower-cased text the word pattern runs on.</summary>
     public static string Normalize(string text)
     {
-        text = WebUtility.HtmlDecode(WebUtility.HtmlDecode(text)).Normalize(NormalizationForm.FormC);
+        text = WebUtility.HtmlDecode(WebUtility.HtmlDecode(text));
         return Whitespace().Replace(text.Trim(), " ").Trim().ToLowerInvariant();
     }
 
@@ -204,7 +206,6 @@ public sealed partial class ClipTokenizer
                 throw new InvalidDataException($"{path}: line {lineNumber} is \"{line}\", not a merge \"left right\"");
             ranks.TryAdd((parts[0], parts[1]), ranks.Count);
         }
-        if (ranks.Count == 0) throw new InvalidDataException($"{path}: no merges");
         return ranks;
     }
 
