@@ -9,7 +9,7 @@ namespace DreamBooth.Models.Clip;
 /// The text encoder of Stable Diffusion. Parameter paths equal the keys of a text_encoder checkpoint
 /// ("text_model.encoder.layers.0.self_attn.q_proj.weight"). Such a checkpoint may also hold the buffer
 /// "text_model.embeddings.position_ids" (0..max_position_embeddings-1), which is no parameter here: positions are
-/// always 0..L-1, so a loader skips it (<see cref="IsBuffer"/>).
+/// always 0..L-1, so a loader skips it (<see cref="BufferKeys"/>).
 /// </summary>
 public sealed class ClipTextModel : Module
 {
@@ -20,8 +20,8 @@ public sealed class ClipTextModel : Module
     /// <summary>last_hidden_state: the final layer norm of the last layer's output.</summary>
     public Tensor Forward(Tensor ids) => TextModel.Forward(ids);   // i32 (B, L) → (B, L, D)
 
-    /// <summary>Whether a checkpoint key names a buffer of transformers' model rather than a parameter.</summary>
-    public static bool IsBuffer(string key) => key == "text_model.embeddings.position_ids";
+    /// <summary>Checkpoint keys of transformers' buffers, which are not parameters: StateDict.Load's ignore set.</summary>
+    public static readonly IReadOnlySet<string> BufferKeys = new HashSet<string> { "text_model.embeddings.position_ids" };
 }
 
 /// <summary>transformers' CLIPTextTransformer ("text_model").</summary>
