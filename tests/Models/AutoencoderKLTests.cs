@@ -2,6 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Formats;
 using DreamBooth.Models.Vae;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
@@ -71,6 +72,36 @@ public class AutoencoderKLTests
             foreach (string legacy in new[] { "query", "key", "value", "proj_attn" })
                 foreach (string kind in new[] { "weight", "bias" })
                     Assert.That(names, Does.Contain(AutoencoderKL.MapLegacyKey($"{part}.mid_block.attentions.0.{legacy}.{kind}")));
+    }
+
+    [Test]
+    public void ALegacyCheckpointLoadsThroughMapLegacyKey()
+    {
+        // An old diffusers VAE: attention projections named query/key/value/proj_attn, stored as 1×1 convolutions.
+        string dir = ModelData.TempFolder(), path = Path.Combine(dir, "diffusion_pytorch_model.safetensors");
+        try
+        {
+            using var backend = Backends.Create("cpu");
+            var source = new AutoencoderKL(Tiny);
+            using var saved = new ParameterStore(backend, source);
+            saved.Initialize(seed: 12);
+            string Legacy(string key) => key.Replace(".to_q.", ".query.").Replace(".to_k.", ".key.")
+                .Replace(".to_v.", ".value.").Replace(".to_out.0.", ".proj_attn.");
+            SafetensorsWriter.Write(path, saved.Named.Select(n =>
+            {
+                long[] shape = n.Name.Contains(".attentions.") && n.Parameter.Shape.Length == 2
+                    ? [n.Parameter.Shape[0], n.Parameter.Shape[1], 1, 1]
+                    : n.Parameter.Shape.Select(d => (long)d).ToArray();
+                return SafetensorsEntry.FromFloats(Legacy(n.Name), shape, n.Parameter.Value.ToArray());
+            }).ToList());
+
+            var loaded = new AutoencoderKL(Tiny);
+            using var store = new ParameterStore(backend, loaded);
+            StateDict.Load(store, path, AutoencoderKL.MapLegacyKey);
+            foreach (var (name, p) in store.Named)
+                Assert.That(p.Value.ToArray(), Is.EqualTo(saved[name].Value.ToArray()), name);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Test]

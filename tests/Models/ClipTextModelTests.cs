@@ -3,6 +3,7 @@ using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Clip;
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Formats;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
 
@@ -67,6 +68,33 @@ public class ClipTextModelTests
         Assert.That(layer.Mlp.Fc1.Bias.Init, Is.EqualTo(Init.Zeros));
         Assert.That((layer.LayerNorm1.Weight.Init, layer.LayerNorm1.Bias.Init), Is.EqualTo((Init.Ones, Init.Zeros)));
         Assert.That((m.FinalLayerNorm.Weight.Init, m.FinalLayerNorm.Bias.Init), Is.EqualTo((Init.Ones, Init.Zeros)));
+    }
+
+    [Test]
+    public void ACheckpointWithThePositionIdsBufferLoads()
+    {
+        // transformers saves embeddings.position_ids (i64, (1, 77)) beside the parameters; the loader skips it.
+        string dir = ModelData.TempFolder(), path = Path.Combine(dir, "model.safetensors");
+        try
+        {
+            using var backend = Backends.Create("cpu");
+            var source = new ClipTextModel(Tiny);
+            using var saved = new ParameterStore(backend, source);
+            saved.Initialize(seed: 13);
+            var positionIds = Enumerable.Range(0, 77).SelectMany(i => BitConverter.GetBytes((long)i)).ToArray();
+            SafetensorsWriter.Write(path, saved.Named
+                .Select(n => SafetensorsEntry.FromFloats(n.Name, n.Parameter.Shape.Select(d => (long)d).ToArray(), n.Parameter.Value.ToArray()))
+                .Append(SafetensorsEntry.FromBytes("text_model.embeddings.position_ids", SafetensorsDType.I64, [1, 77], positionIds))
+                .ToList());
+
+            var loaded = new ClipTextModel(Tiny);
+            using var store = new ParameterStore(backend, loaded);
+            Assert.That(() => StateDict.Load(store, path), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("position_ids"));
+            StateDict.Load(store, path, ignore: ClipTextModel.BufferKeys);
+            foreach (var (name, p) in store.Named)
+                Assert.That(p.Value.ToArray(), Is.EqualTo(saved[name].Value.ToArray()), name);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Test]
