@@ -126,6 +126,21 @@ public class AutoencoderKLTests
     }
 
     [Test]
+    public void EncodingWithoutTheTapeKeepsOnlyItsResults()
+    {
+        using var backend = Backends.Create("cpu");
+        var vae = new AutoencoderKL(Tiny);
+        using var store = new ParameterStore(backend, vae);
+        store.Initialize(seed: 5);
+        using var scope = new TensorScope();
+        var x = Tensor.RandomNormal(backend, 1, 0, 1, 3, 16, 16);
+        long before = backend.Memory.CurrentBytes;
+        using (Tape.NoGrad()) vae.Encode(x);
+        // left alive: the encoder's output and quant_conv's (N, 2·latent, h, w) each, mean and logvar (N, latent, h, w)
+        Assert.That(backend.Memory.CurrentBytes - before, Is.EqualTo((2 + 2 + 1 + 1) * 4 * 8 * 8 * sizeof(float)));
+    }
+
+    [Test]
     public void SampleIsMeanPlusClampedStandardDeviationTimesNoise()
     {
         using var backend = Backends.Create("cpu");

@@ -23,8 +23,8 @@ public sealed class DownEncoderBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = resnet.Forward(x);
-        return Downsamplers?[0].Forward(x) ?? x;
+        foreach (var resnet in Resnets) x = Stage.Run(resnet.Forward, x);
+        return Downsamplers is { } down ? Stage.Run(down[0].Forward, x) : x;
     }
 }
 
@@ -48,8 +48,8 @@ public sealed class UpDecoderBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = resnet.Forward(x);
-        return Upsamplers?[0].Forward(x) ?? x;
+        foreach (var resnet in Resnets) x = Stage.Run(resnet.Forward, x);
+        return Upsamplers is { } up ? Stage.Run(up[0].Forward, x) : x;
     }
 }
 
@@ -69,5 +69,20 @@ public sealed class UNetMidBlock2D : Module
         Resnets.Add(new ResnetBlock2D(channels, channels, groups, eps));
     }
 
-    public Tensor Forward(Tensor x) => Resnets[1].Forward(Attentions[0].Forward(Resnets[0].Forward(x)));   // (N, C, H, W)
+    public Tensor Forward(Tensor x) =>   // (N, C, H, W)
+        Stage.Run(Resnets[1].Forward, Stage.Run(Attentions[0].Forward, Stage.Run(Resnets[0].Forward, x)));
+}
+
+/// <summary>Inference memory. Without the tape (encoding or decoding a frozen VAE under Tape.NoGrad), each resnet,
+/// attention and resampler runs in its own scope that keeps only its output, and the encoder and decoder keep only
+/// theirs: a 512×512 image then holds a few activations at a time instead of every one of them. With the tape
+/// recording, backward needs every activation, so nothing is freed early.</summary>
+static class Stage
+{
+    public static Tensor Run(Func<Tensor, Tensor> stage, Tensor x)
+    {
+        if (Tape.IsRecording) return stage(x);
+        using var scope = new TensorScope();
+        return scope.Keep(stage(x));
+    }
 }

@@ -29,7 +29,11 @@ public sealed class VaeAttention : Module
     {
         int n = x.Dim(0), c = x.Dim(1), height = x.Dim(2), width = x.Dim(3);
         var tokens = F.Permute(F.Reshape(GroupNorm.Forward(x), n, c, height * width), 0, 2, 1);   // (N, HW, C)
-        var attended = F.Attention(ToQ.Forward(tokens), ToK.Forward(tokens), ToV.Forward(tokens), heads: 1);
+        // The one head is C wide (512 in SD), beyond the fused attention kernel's head-dim limit (256), so the scores
+        // are formed explicitly: (N, HW, HW), 64 MB per image for 64×64 latents.
+        var q = F.Scale(ToQ.Forward(tokens), 1f / MathF.Sqrt(c));
+        var scores = F.MatMul(q, F.Permute(ToK.Forward(tokens), 0, 2, 1));              // (N, HW, HW)
+        var attended = F.MatMul(F.Softmax(scores), ToV.Forward(tokens));                 // (N, HW, C)
         var h = F.Reshape(F.Permute(ToOut[0].Forward(attended), 0, 2, 1), n, c, height, width);
         return F.Add(x, h);
     }
