@@ -35,10 +35,10 @@ public static partial class F
         using (Tape.NoGrad())
         {   // the zero blocks joined on: columns first (axis 3), then rows (axis 2)
             y = x;
-            y = JoinZeros(y, 3, left, before: true);
-            y = JoinZeros(y, 3, right, before: false);
-            y = JoinZeros(y, 2, top, before: true);
-            y = JoinZeros(y, 2, bottom, before: false);
+            y = JoinZeros(y, x, 3, left, before: true);
+            y = JoinZeros(y, x, 3, right, before: false);
+            y = JoinZeros(y, x, 2, top, before: true);
+            y = JoinZeros(y, x, 2, bottom, before: false);
             if (ReferenceEquals(y, x)) y = Copy(x);
         }
         if (Tape.Needs(x))
@@ -52,12 +52,16 @@ public static partial class F
         return y;
     }
 
-    static Tensor JoinZeros(Tensor x, int axis, int count, bool before)
+    /// <summary>x with <paramref name="count"/> zeros joined before or after it along the axis; an intermediate x
+    /// (not the op's input) is freed at once, so padding a large activation holds at most two copies.</summary>
+    static Tensor JoinZeros(Tensor x, Tensor input, int axis, int count, bool before)
     {
         if (count == 0) return x;
         var shape = x.Shape.ToArray();
         shape[axis] = count;
-        var zeros = Tensor.Zeros(x.Backend, x.DType, shape);
-        return before ? Concat(zeros, x, axis) : Concat(x, zeros, axis);
+        using var zeros = Tensor.Zeros(x.Backend, x.DType, shape);
+        var y = before ? Concat(zeros, x, axis) : Concat(x, zeros, axis);
+        if (!ReferenceEquals(x, input)) x.Dispose();
+        return y;
     }
 }
