@@ -1,0 +1,88 @@
+// transformers' CLIPTextModel: token + position embeddings, pre-LN causal transformer layers, a final layer norm.
+using DreamBooth.Autograd;
+using DreamBooth.Kernels;
+using DreamBooth.Models.Configs;
+
+namespace DreamBooth.Models.Clip;
+
+/// <summary>
+/// The text encoder of Stable Diffusion. Parameter paths equal the keys of a text_encoder checkpoint
+/// ("text_model.encoder.layers.0.self_attn.q_proj.weight"). Such a checkpoint may also hold the buffer
+/// "text_model.embeddings.position_ids" (0..max_position_embeddings-1), which is no parameter here: positions are
+/// always 0..L-1, so a loader skips it (<see cref="BufferKeys"/>).
+/// </summary>
+public sealed class ClipTextModel : Module
+{
+    public ClipTextTransformer TextModel { get; }
+
+    public ClipTextModel(ClipTextConfig config) => TextModel = AddModule("text_model", new ClipTextTransformer(config));
+
+    /// <summary>last_hidden_state: the final layer norm of the last layer's output.</summary>
+    public Tensor Forward(Tensor ids) => TextModel.Forward(ids);   // i32 (B, L) → (B, L, D)
+
+    /// <summary>Checkpoint keys of transformers' buffers, which are not parameters: StateDict.Load's ignore set.</summary>
+    public static readonly IReadOnlySet<string> BufferKeys = new HashSet<string> { "text_model.embeddings.position_ids" };
+}
+
+/// <summary>transformers' CLIPTextTransformer ("text_model").</summary>
+public sealed class ClipTextTransformer : Module
+{
+    public ClipTextEmbeddings Embeddings { get; }
+    public ClipEncoder Encoder { get; }
+    public LayerNorm FinalLayerNorm { get; }
+
+    public ClipTextTransformer(ClipTextConfig c)
+    {
+        Embeddings = AddModule("embeddings", new ClipTextEmbeddings(c.VocabSize, c.MaxPositionEmbeddings, c.HiddenSize, c.InitializerFactor));
+        Encoder = AddModule("encoder", new ClipEncoder(c));
+        FinalLayerNorm = AddModule("final_layer_norm", new LayerNorm(c.HiddenSize, (float)c.LayerNormEps));
+    }
+
+    public Tensor Forward(Tensor ids) => FinalLayerNorm.Forward(Encoder.Forward(Embeddings.Forward(ids)));   // i32 (B, L) → (B, L, D)
+}
+
+/// <summary>transformers' CLIPTextEmbeddings: the token's row plus its position's row, both N(0, (0.02·factor)²) at init.</summary>
+public sealed class ClipTextEmbeddings : Module
+{
+    public Embedding TokenEmbedding { get; }
+    public Embedding PositionEmbedding { get; }
+    public int MaxPositions { get; }
+
+    public ClipTextEmbeddings(int vocabSize, int maxPositionEmbeddings, int hiddenSize, double initializerFactor)
+    {
+        MaxPositions = maxPositionEmbeddings;
+        TokenEmbedding = AddModule("token_embedding", new Embedding(vocabSize, hiddenSize, 0.02 * initializerFactor));
+        PositionEmbedding = AddModule("position_embedding", new Embedding(maxPositionEmbeddings, hiddenSize, 0.02 * initializerFactor));
+    }
+
+    public Tensor Forward(Tensor ids)   // i32 (B, L) → (B, L, D)
+    {
+        if (ids.Rank != 2 || ids.DType != DType.I32)
+            throw new ArgumentException($"clip text model: input ids {ids} must be i32 (batch, tokens)");
+        int length = ids.Dim(1);
+        if (length > MaxPositions)
+            throw new ArgumentException($"clip text model: {length} tokens exceed max_position_embeddings {MaxPositions}");
+        var positions = F.Narrow(PositionEmbedding.Weight.Value, 0, 0, length);   // (L, D), broadcast over the batch
+        return F.Add(TokenEmbedding.Forward(ids), positions);
+    }
+}
+
+/// <summary>transformers' CLIPEncoder: the stack of layers ("layers.{i}").</summary>
+public sealed class ClipEncoder : Module
+{
+    public ModuleList<ClipEncoderLayer> Layers { get; }
+
+    public ClipEncoder(ClipTextConfig c)
+    {
+        Layers = AddModule("layers", new ModuleList<ClipEncoderLayer>());
+        for (int i = 0; i < c.NumHiddenLayers; i++)
+            Layers.Add(new ClipEncoderLayer(c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads, c.HiddenAct, (float)c.LayerNormEps,
+                c.NumHiddenLayers, c.InitializerFactor));
+    }
+
+    public Tensor Forward(Tensor h)   // (B, L, D) → (B, L, D)
+    {
+        foreach (var layer in Layers) h = layer.Forward(h);
+        return h;
+    }
+}

@@ -1,0 +1,88 @@
+// The autoencoder's blocks: DownEncoderBlock2D, UpDecoderBlock2D and UNetMidBlock2D (resnets, attention, resampling).
+using DreamBooth.Autograd;
+
+namespace DreamBooth.Models.Vae;
+
+/// <summary>diffusers' DownEncoderBlock2D: "resnets" (the first changes the channel count), then
+/// "downsamplers.0" unless it is the last block.</summary>
+public sealed class DownEncoderBlock2D : Module
+{
+    public ModuleList<ResnetBlock2D> Resnets { get; }
+    public ModuleList<Downsample2D>? Downsamplers { get; }
+
+    public DownEncoderBlock2D(int inChannels, int outChannels, int layers, int groups, float eps, bool addDownsample)
+    {
+        Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
+        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, groups, eps));
+        if (addDownsample)
+        {
+            Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
+            Downsamplers.Add(new Downsample2D(outChannels));
+        }
+    }
+
+    public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
+    {
+        foreach (var resnet in Resnets) x = Stage.Run(resnet.Forward, x);
+        return Downsamplers is { } down ? Stage.Run(down[0].Forward, x) : x;
+    }
+}
+
+/// <summary>diffusers' UpDecoderBlock2D: "resnets" (the first changes the channel count), then "upsamplers.0"
+/// unless it is the last block.</summary>
+public sealed class UpDecoderBlock2D : Module
+{
+    public ModuleList<ResnetBlock2D> Resnets { get; }
+    public ModuleList<Upsample2D>? Upsamplers { get; }
+
+    public UpDecoderBlock2D(int inChannels, int outChannels, int layers, int groups, float eps, bool addUpsample)
+    {
+        Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
+        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, groups, eps));
+        if (addUpsample)
+        {
+            Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
+            Upsamplers.Add(new Upsample2D(outChannels));
+        }
+    }
+
+    public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
+    {
+        foreach (var resnet in Resnets) x = Stage.Run(resnet.Forward, x);
+        return Upsamplers is { } up ? Stage.Run(up[0].Forward, x) : x;
+    }
+}
+
+/// <summary>diffusers' UNetMidBlock2D without a time embedding: resnets.0, attentions.0, resnets.1 (the checkpoint
+/// lists "attentions" before "resnets").</summary>
+public sealed class UNetMidBlock2D : Module
+{
+    public ModuleList<VaeAttention> Attentions { get; }
+    public ModuleList<ResnetBlock2D> Resnets { get; }
+
+    public UNetMidBlock2D(int channels, int groups, float eps)
+    {
+        Attentions = AddModule("attentions", new ModuleList<VaeAttention>());
+        Attentions.Add(new VaeAttention(channels, groups, eps));
+        Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
+        Resnets.Add(new ResnetBlock2D(channels, channels, groups, eps));
+        Resnets.Add(new ResnetBlock2D(channels, channels, groups, eps));
+    }
+
+    public Tensor Forward(Tensor x) =>   // (N, C, H, W)
+        Stage.Run(Resnets[1].Forward, Stage.Run(Attentions[0].Forward, Stage.Run(Resnets[0].Forward, x)));
+}
+
+/// <summary>Inference memory. Without the tape (encoding or decoding a frozen VAE under Tape.NoGrad), each resnet,
+/// attention and resampler runs in its own scope that keeps only its output, and the encoder and decoder keep only
+/// theirs: a 512×512 image then holds a few activations at a time instead of every one of them. With the tape
+/// recording, backward needs every activation, so nothing is freed early.</summary>
+static class Stage
+{
+    public static Tensor Run(Func<Tensor, Tensor> stage, Tensor x)
+    {
+        if (Tape.IsRecording) return stage(x);
+        using var scope = new TensorScope();
+        return scope.Keep(stage(x));
+    }
+}
