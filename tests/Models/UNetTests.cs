@@ -177,6 +177,30 @@ public class UNetTests
     }
 
     [Test]
+    public void WithoutTheTapeAForwardFreesEverythingButItsOutput()
+    {
+        using var backend = Backends.Create("cpu");
+        var unet = new UNet2DConditionModel(TinySd);
+        using var store = new ParameterStore(backend, unet);
+        store.Initialize(2);
+        using var scope = new TensorScope();
+        var x = Tensor.RandomNormal(backend, 1, 0, 2, 4, 32, 32);
+        var ctx = Tensor.RandomNormal(backend, 2, 0, 2, 77, 32);
+        long before = backend.Memory.CurrentBytes;
+        backend.Memory.ResetPeak();
+        using (Tape.NoGrad())
+        {
+            var y = unet.Forward(x, [1f, 2f], ctx);
+            Assert.That(backend.Memory.CurrentBytes - before, Is.EqualTo(y.Length * sizeof(float)));
+        }
+        long inference = backend.Memory.PeakBytes - before;
+        x.RequiresGrad = true;                                   // the same forward on the tape keeps every activation
+        unet.Forward(x, [1f, 2f], ctx);
+        long recorded = backend.Memory.PeakBytes - before;
+        Assert.That(inference, Is.LessThan(recorded / 4), $"peak {inference} bytes without the tape, {recorded} with it");
+    }
+
+    [Test]
     public void ForwardRejectsInputsThatDoNotFit()
     {
         var unet = new UNet2DConditionModel(Small);

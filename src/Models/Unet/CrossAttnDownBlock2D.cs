@@ -32,12 +32,15 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
     {
         for (int i = 0; i < Resnets.Count; i++)
         {
-            x = Attentions[i].Forward(Resnets[i].Forward(x, temb), context);
+            var resnet = Resnets[i];
+            x = LayerScope.Run(() => resnet.Forward(x, temb));
+            var attention = Attentions[i];
+            x = LayerScope.Run(() => attention.Forward(x, context));
             skips.Add(x);
         }
         if (Downsamplers is { } down)
         {
-            x = down[0].Forward(x);
+            x = LayerScope.Run(() => down[0].Forward(x));
             skips.Add(x);
         }
         return x;

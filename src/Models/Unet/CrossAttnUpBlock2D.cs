@@ -34,7 +34,12 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
     {
         for (int i = 0; i < Resnets.Count; i++)
-            x = Attentions[i].Forward(Resnets[i].Forward(F.Concat(x, Pop(skips), 1), temb), context);
-        return Upsamplers is { } up ? up[0].Forward(x) : x;
+        {
+            var resnet = Resnets[i];
+            x = LayerScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
+            var attention = Attentions[i];
+            x = LayerScope.Run(() => attention.Forward(x, context));
+        }
+        return Upsamplers is { } up ? LayerScope.Run(() => up[0].Forward(x)) : x;
     }
 }

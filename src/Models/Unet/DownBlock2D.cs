@@ -24,12 +24,12 @@ public sealed class DownBlock2D : UNetDownBlock
     {
         foreach (var resnet in Resnets)
         {
-            x = resnet.Forward(x, temb);
+            x = LayerScope.Run(() => resnet.Forward(x, temb));
             skips.Add(x);
         }
         if (Downsamplers is { } down)
         {
-            x = down[0].Forward(x);
+            x = LayerScope.Run(() => down[0].Forward(x));
             skips.Add(x);
         }
         return x;

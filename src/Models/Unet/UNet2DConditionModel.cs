@@ -8,6 +8,7 @@ namespace DreamBooth.Models.Unet;
 /// ε-prediction UNet: conv_in → down blocks (pushing skips) → mid block → up blocks (popping them) → GroupNorm, SiLU,
 /// conv_out. Every resnet receives the time embedding linear_2(silu(linear_1(sinusoid(t)))) plus, when the config has
 /// num_class_embeds, class_embedding(class label). Transformers attend to encoder_hidden_states.
+/// Without the tape, every layer frees its temporaries as it finishes and the forward returns holding only its output.
 /// </summary>
 public sealed class UNet2DConditionModel : Module
 {
@@ -87,6 +88,11 @@ public sealed class UNet2DConditionModel : Module
         int[]? classLabels = null)         // (N)
     {                                      // → (N, C_out, H, W)
         Validate(sample, timesteps, encoderHiddenStates, classLabels);
+        return LayerScope.Run(() => Predict(sample, timesteps, encoderHiddenStates, classLabels));
+    }
+
+    Tensor Predict(Tensor sample, float[] timesteps, Tensor encoderHiddenStates, int[]? classLabels)
+    {
         var backend = sample.Backend;
         if (Config.CenterInputSample) sample = F.Sub(F.Scale(sample, 2f), Tensor.FromArray(backend, [1f], 1));
 
@@ -95,12 +101,12 @@ public sealed class UNet2DConditionModel : Module
         if (ClassEmbedding is { } table)
             temb = F.Add(temb, table.Forward(Tensor.FromInts(backend, classLabels!, classLabels!.Length)));
 
-        var h = ConvIn.Forward(sample);
+        var h = LayerScope.Run(() => ConvIn.Forward(sample));
         var skips = new List<Tensor> { h };
         foreach (var block in DownBlocks) h = block.Forward(h, temb, encoderHiddenStates, skips);
         h = MidBlock.Forward(h, temb, encoderHiddenStates);
         foreach (var block in UpBlocks) h = block.Forward(h, temb, encoderHiddenStates, skips);
-        return ConvOut.Forward(F.Silu(ConvNormOut.Forward(h)));
+        return LayerScope.Run(() => ConvOut.Forward(F.Silu(ConvNormOut.Forward(h))));
     }
 
     void Validate(Tensor sample, float[] timesteps, Tensor context, int[]? classLabels)

@@ -45,3 +45,17 @@ public abstract class UNetUpBlock : Module
     protected static int ResnetInChannels(int i, int layers, int inChannels, int outChannels, int prevOutputChannels) =>
         (i == 0 ? prevOutputChannels : outChannels) + (i == layers - 1 ? inChannels : outChannels);
 }
+
+/// <summary>Inference memory. Without the tape (sampling with a frozen or evaluated UNet, under Tape.NoGrad), each
+/// resnet, transformer and resampler runs in its own scope that keeps only its output, and the whole forward keeps only
+/// the prediction: a step then holds the skip connections plus one layer's temporaries, not every activation. With the
+/// tape recording, backward needs the activations, so nothing is freed early.</summary>
+static class LayerScope
+{
+    public static Tensor Run(Func<Tensor> layer)
+    {
+        if (Tape.IsRecording) return layer();
+        using var scope = new TensorScope();
+        return scope.Keep(layer());
+    }
+}

@@ -27,9 +27,14 @@ public sealed class UNetMidBlock2DCrossAttn : Module
         Tensor temb,                  // (N, T)
         Tensor context)               // (N, Lk, contextDim)
     {                                 // → (N, C, H, W)
-        x = Resnets[0].Forward(x, temb);
+        x = LayerScope.Run(() => Resnets[0].Forward(x, temb));
         for (int i = 0; i < Attentions.Count; i++)
-            x = Resnets[i + 1].Forward(Attentions[i].Forward(x, context), temb);
+        {
+            var attention = Attentions[i];
+            var resnet = Resnets[i + 1];
+            x = LayerScope.Run(() => attention.Forward(x, context));
+            x = LayerScope.Run(() => resnet.Forward(x, temb));
+        }
         return x;
     }
 }
