@@ -215,6 +215,19 @@ public class UNetTests
         Assert.That(() => unet.Forward(x, [1f], Tensor.Zeros(Reference, 1, 2, 5), [0]), Throws.ArgumentException.With.Message.Contains("encoder_hidden_states"));
     }
 
+    [Test]
+    public void ConfigsOutsideTheSupportedSubsetAreRejected()
+    {
+        Assert.That(() => new UNet2DConditionModel(Small with { ResnetTimeScaleShift = "scale_shift" }),
+            Throws.ArgumentException.With.Message.Contains("resnet_time_scale_shift \"scale_shift\""));
+        Assert.That(() => new UNet2DConditionModel(Small with { ClassEmbedType = "timestep" }),
+            Throws.ArgumentException.With.Message.Contains("class_embed_type \"timestep\""));
+        Assert.That(() => new UNet2DConditionModel(Small with { AttentionHeadDim = [2] }),
+            Throws.ArgumentException.With.Message.Contains("1 head counts"));
+        Assert.That(() => new UNet2DConditionModel(Small with { AttentionHeadDim = [3, 2] }),
+            Throws.ArgumentException.With.Message.Contains("8 channels do not split into 3 attention heads"));
+    }
+
     // ---- gradients (finite differences on the reference backend) ----
 
     /// <summary>Builds <paramref name="module"/>'s store on the reference backend, initialised, with only the parameters

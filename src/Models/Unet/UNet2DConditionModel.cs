@@ -32,6 +32,11 @@ public sealed class UNet2DConditionModel : Module
             throw new ArgumentException($"unet config: {blocks} block_out_channels, {config.DownBlockTypes.Length} down and " +
                                         $"{config.UpBlockTypes.Length} up block types, {heads.Length} head counts and " +
                                         $"{config.OnlyCrossAttention.Length} only_cross_attention flags must all agree");
+        if (config.ActFn != "silu" || config.DualCrossAttention || config.ClassEmbedType is not null ||
+            config.ResnetTimeScaleShift != "default" || config.TimeEmbeddingType != "positional")
+            throw new ArgumentException($"unet config: act_fn \"{config.ActFn}\", dual_cross_attention {config.DualCrossAttention}, " +
+                                        $"class_embed_type \"{config.ClassEmbedType}\", resnet_time_scale_shift \"{config.ResnetTimeScaleShift}\", " +
+                                        $"time_embedding_type \"{config.TimeEmbeddingType}\": only silu, false, null, default and positional are supported");
         int timeEmbedDim = 4 * channels[0];
         var s = new UNetBlockSettings(timeEmbedDim, config.NormNumGroups, (float)config.NormEps, config.CrossAttentionDim,
             config.UseLinearProjection, config.TransformerLayersPerBlock);

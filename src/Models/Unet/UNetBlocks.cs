@@ -1,4 +1,4 @@
-// What the UNet asks of its down and up blocks: the skip-connection stack is pushed by down blocks and popped by up blocks.
+// Shared by the UNet blocks: their build settings, the down/up block contracts around the skip-connection stack, and inference scoping.
 using DreamBooth.Autograd;
 
 namespace DreamBooth.Models.Unet;
