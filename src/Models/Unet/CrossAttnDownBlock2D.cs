@@ -1,0 +1,48 @@
+// diffusers' CrossAttnDownBlock2D: (resnet, transformer) pairs, then an optional downsampler.
+using DreamBooth.Autograd;
+
+namespace DreamBooth.Models.Unet;
+
+public sealed class CrossAttnDownBlock2D : UNetDownBlock
+{
+    public ModuleList<Transformer2DModel> Attentions { get; }
+    public ModuleList<ResnetBlock2D> Resnets { get; }
+    public ModuleList<Downsample2D>? Downsamplers { get; }
+
+    /// <param name="heads">attention heads of this block's transformers (the config's attention_head_dim, see UNet2DConditionConfig)</param>
+    public CrossAttnDownBlock2D(int inChannels, int outChannels, int layers, int heads, bool onlyCrossAttention,
+        bool addDownsample, int downsamplePadding, UNetBlockSettings s)
+    {
+        Attentions = AddModule("attentions", new ModuleList<Transformer2DModel>());
+        Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
+        for (int i = 0; i < layers; i++)
+        {
+            Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, s.TembChannels, s.Groups, s.Eps));
+            Attentions.Add(new Transformer2DModel(outChannels, heads, s.ContextDim, s.Groups, s.UseLinearProjection,
+                onlyCrossAttention, s.TransformerLayers));
+        }
+        if (addDownsample)
+        {
+            Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
+            Downsamplers.Add(new Downsample2D(outChannels, downsamplePadding));
+        }
+    }
+
+    public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
+    {
+        for (int i = 0; i < Resnets.Count; i++)
+        {
+            var resnet = Resnets[i];
+            x = LayerScope.Run(() => resnet.Forward(x, temb));
+            var attention = Attentions[i];
+            x = LayerScope.Run(() => attention.Forward(x, context));
+            skips.Add(x);
+        }
+        if (Downsamplers is { } down)
+        {
+            x = LayerScope.Run(() => down[0].Forward(x));
+            skips.Add(x);
+        }
+        return x;
+    }
+}

@@ -1,0 +1,45 @@
+// diffusers' CrossAttnUpBlock2D: (resnet over input ⧺ skip, transformer) pairs, then an optional upsampler.
+using DreamBooth.Autograd;
+
+namespace DreamBooth.Models.Unet;
+
+public sealed class CrossAttnUpBlock2D : UNetUpBlock
+{
+    public ModuleList<Transformer2DModel> Attentions { get; }
+    public ModuleList<ResnetBlock2D> Resnets { get; }
+    public ModuleList<Upsample2D>? Upsamplers { get; }
+
+    /// <param name="inChannels">the channels of the last skip this block takes (the matching down block's input)</param>
+    /// <param name="prevOutputChannels">the channels coming from the block below</param>
+    /// <param name="heads">attention heads of this block's transformers</param>
+    public CrossAttnUpBlock2D(int inChannels, int outChannels, int prevOutputChannels, int layers, int heads,
+        bool onlyCrossAttention, bool addUpsample, UNetBlockSettings s)
+    {
+        Attentions = AddModule("attentions", new ModuleList<Transformer2DModel>());
+        Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
+        for (int i = 0; i < layers; i++)
+        {
+            Resnets.Add(new ResnetBlock2D(ResnetInChannels(i, layers, inChannels, outChannels, prevOutputChannels), outChannels,
+                s.TembChannels, s.Groups, s.Eps));
+            Attentions.Add(new Transformer2DModel(outChannels, heads, s.ContextDim, s.Groups, s.UseLinearProjection,
+                onlyCrossAttention, s.TransformerLayers));
+        }
+        if (addUpsample)
+        {
+            Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
+            Upsamplers.Add(new Upsample2D(outChannels));
+        }
+    }
+
+    public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
+    {
+        for (int i = 0; i < Resnets.Count; i++)
+        {
+            var resnet = Resnets[i];
+            x = LayerScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
+            var attention = Attentions[i];
+            x = LayerScope.Run(() => attention.Forward(x, context));
+        }
+        return Upsamplers is { } up ? LayerScope.Run(() => up[0].Forward(x)) : x;
+    }
+}

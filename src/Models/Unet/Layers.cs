@@ -1,0 +1,94 @@
+// The UNet's leaf layers: nn.Linear, nn.Conv2d, nn.GroupNorm, nn.LayerNorm and nn.Embedding with PyTorch's default init.
+using DreamBooth.Autograd;
+
+namespace DreamBooth.Models.Unet;
+
+/// <summary>nn.Linear: "weight" (Out, In) and, unless bias is false, "bias" (Out), both U(±1/√In).</summary>
+public sealed class Linear : Module
+{
+    public Parameter Weight { get; }
+    public Parameter? Bias { get; }
+
+    public Linear(int inFeatures, int outFeatures, bool bias = true)
+    {
+        Weight = AddParameter("weight", Init.FanIn(inFeatures), outFeatures, inFeatures);
+        if (bias) Bias = AddParameter("bias", Init.FanIn(inFeatures), outFeatures);
+    }
+
+    public Tensor Forward(Tensor x) => F.Linear(x, Weight.Value, Bias?.Value);   // (..., In) → (..., Out)
+}
+
+/// <summary>nn.Conv2d with a bias: "weight" (O, C, K, K), "bias" (O), both U(±1/√(C·K·K)).</summary>
+public sealed class Conv2d : Module
+{
+    readonly int _stride, _padding;
+
+    public Parameter Weight { get; }
+    public Parameter Bias { get; }
+
+    public Conv2d(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0)
+    {
+        _stride = stride;
+        _padding = padding;
+        var init = Init.FanIn((long)inChannels * kernel * kernel);
+        Weight = AddParameter("weight", init, outChannels, inChannels, kernel, kernel);
+        Bias = AddParameter("bias", init, outChannels);
+    }
+
+    public Tensor Forward(Tensor x) => F.Conv2d(x, Weight.Value, Bias.Value, _stride, _padding);   // (N, C, H, W) → (N, O, OH, OW)
+}
+
+/// <summary>nn.GroupNorm with affine "weight" = 1 and "bias" = 0.</summary>
+public sealed class GroupNorm : Module
+{
+    readonly int _groups;
+    readonly float _eps;
+
+    public Parameter Weight { get; }
+    public Parameter Bias { get; }
+
+    public GroupNorm(int groups, int channels, float eps)
+    {
+        if (groups <= 0 || channels % groups != 0)
+            throw new ArgumentException($"unet group norm: {channels} channels do not split into {groups} groups");
+        _groups = groups;
+        _eps = eps;
+        Weight = AddParameter("weight", Init.Ones, channels);
+        Bias = AddParameter("bias", Init.Zeros, channels);
+    }
+
+    public Tensor Forward(Tensor x) => F.GroupNorm(x, _groups, Weight.Value, Bias.Value, _eps);   // (N, C, ...)
+}
+
+/// <summary>nn.LayerNorm over the last axis: "weight" = 1, "bias" = 0.</summary>
+public sealed class LayerNorm : Module
+{
+    readonly float _eps;
+
+    public Parameter Weight { get; }
+    public Parameter Bias { get; }
+
+    public LayerNorm(int dim, float eps)
+    {
+        _eps = eps;
+        Weight = AddParameter("weight", Init.Ones, dim);
+        Bias = AddParameter("bias", Init.Zeros, dim);
+    }
+
+    public Tensor Forward(Tensor x) => F.LayerNorm(x, Weight.Value, Bias.Value, _eps);   // (..., D)
+}
+
+/// <summary>nn.Embedding: a "weight" table (V, D), N(0, 1), rows looked up by index.</summary>
+public sealed class Embedding : Module
+{
+    public Parameter Weight { get; }
+    public int Count { get; }
+
+    public Embedding(int count, int dim)
+    {
+        Count = count;
+        Weight = AddParameter("weight", new Init.Normal(1.0), count, dim);
+    }
+
+    public Tensor Forward(Tensor ids) => F.Embedding(ids, Weight.Value);   // i32 (...) → (..., D)
+}
