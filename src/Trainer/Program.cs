@@ -18,5 +18,8 @@ devices.SetAction(parse =>
 });
 root.Subcommands.Add(devices);
 root.Subcommands.Add(DreamBooth.Trainer.TokenizeCommand.Create());
+root.Subcommands.Add(ModelCommands.Inspect());
+root.Subcommands.Add(ModelCommands.InitModel());
+root.Subcommands.Add(ModelCommands.Sample());
 
 return root.Parse(args).Invoke();

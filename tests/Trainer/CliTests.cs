@@ -1,4 +1,4 @@
-// The `dreambooth` command line as a user runs it: help, the devices list, --device, tokenize, and clear errors for bad input.
+// The `dreambooth` command line as a user runs it: help, devices, tokenize, inspect, init-model, sample, and clear errors for bad input.
 using System.Diagnostics;
 using DreamBooth.Kernels.Ilgpu;
 using NUnit.Framework;
@@ -100,5 +100,56 @@ public class CliTests
         Assert.That(exit, Is.Not.Zero);
         Assert.That(error.Trim(), Does.Contain("/no/such/tokenizer").And.Not.Contain(" at "));
         Assert.That(error.Trim().Split('\n'), Has.Length.EqualTo(1));
+    }
+
+    [Test]
+    public void InitModelThenSampleWritesImagesAndAGrid()
+    {
+        string dir = DreamBooth.Tests.Models.ModelData.TempFolder();
+        try
+        {
+            string configs = DreamBooth.Tests.Models.PipelineTests.TinyConfigs(dir);
+            string model = Path.Combine(dir, "model"), images = Path.Combine(dir, "images");
+            var (exit, output, _) = Run("init-model", "--config", configs, "--output", model, "--seed", "1", "--device", "cpu");
+            Assert.That(exit, Is.Zero, output);
+            (exit, output, _) = Run("inspect", model);
+            Assert.That(exit, Is.Zero, output);
+            Assert.That(output, Does.Contain("985,444 parameters").And.Contain("match the config"));
+            (exit, output, _) = Run("sample", "--model", model, "--prompt", "a photo of sks dog", "--num-images", "2", "--steps", "3",
+                "--scheduler", "ddim", "--seed", "4", "--output", images, "--device", "cpu");
+            Assert.That(exit, Is.Zero, output);
+            Assert.That(Directory.GetFiles(images).Select(Path.GetFileName), Is.EquivalentTo(new[] { "000.png", "001.png", "grid.png" }));
+            Assert.That(output, Does.Contain("it/s"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void InspectOfTheRealConfigsPrintsTheParameterCounts()
+    {
+        var (exit, output, _) = Run("inspect", DreamBooth.Tests.Models.ModelData.Path("sd15", "unet"));
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output, Does.Contain("UNet").And.Contain("859,520,964"));
+    }
+
+    [Test]
+    public void BadModelInputsAreOneLineErrors()
+    {
+        string dir = DreamBooth.Tests.Models.ModelData.TempFolder();
+        try
+        {
+            string broken = Path.Combine(dir, "broken.safetensors");
+            File.WriteAllBytes(broken, [1, 2, 3]);
+            foreach (var args in new[] { new[] { "inspect", broken }, ["inspect", Path.Combine(dir, "absent")],
+                         ["sample", "--model", Path.Combine(dir, "absent"), "--prompt", "x", "--output", Path.Combine(dir, "out")] })
+            {
+                var (exit, _, error) = Run(args);
+                Assert.That(exit, Is.Not.Zero, string.Join(' ', args));
+                Assert.That(error.TrimEnd().Split('\n'), Has.Length.EqualTo(1), error);
+                Assert.That(error, Does.Contain(dir).And.Not.Contain("Exception"));
+            }
+            Assert.That(Directory.Exists(Path.Combine(dir, "out")), Is.False, "a failed sample leaves no output folder");
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }

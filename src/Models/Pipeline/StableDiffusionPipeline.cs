@@ -1,0 +1,150 @@
+// A Stable Diffusion pipeline in the diffusers folder layout: tokenizer, text encoder, UNet, optional VAE and scheduler.
+using DreamBooth.Autograd;
+using DreamBooth.Kernels;
+using DreamBooth.Models.Clip;
+using DreamBooth.Models.Configs;
+using DreamBooth.Models.Formats;
+using DreamBooth.Models.Tokenizer;
+using DreamBooth.Models.Unet;
+using DreamBooth.Models.Vae;
+
+namespace DreamBooth.Models.Pipeline;
+
+/// <summary>
+/// The folder diffusers' StableDiffusionPipeline reads: model_index.json, and one sub-folder per component with its
+/// config and weights (unet/ and vae/: config.json + diffusion_pytorch_model[.VARIANT].safetensors; text_encoder/:
+/// config.json + model[.VARIANT].safetensors; tokenizer/: vocab.json, merges.txt and its two JSON files; scheduler/:
+/// scheduler_config.json). A pipeline without a vae component runs in pixel space (the toy cascade).
+/// Every model lives in its own ParameterStore, so one can be trained (UNet) while another stays frozen.
+/// </summary>
+public sealed class StableDiffusionPipeline : IDisposable
+{
+    public static readonly string[] TokenizerFiles = ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+    StableDiffusionPipeline(IBackend backend, ModelIndex index, string tokenizerDir, ClipTextConfig textConfig,
+        UNet2DConditionConfig unetConfig, AutoencoderKLConfig? vaeConfig, SchedulerConfig scheduler)
+    {
+        Backend = backend;
+        Index = index;
+        TokenizerDir = tokenizerDir;
+        Tokenizer = ClipTokenizer.Load(tokenizerDir);
+        TextEncoderConfig = textConfig;
+        UnetConfig = unetConfig;
+        VaeConfig = vaeConfig;
+        SchedulerConfig = scheduler;
+        TextEncoder = new ClipTextModel(textConfig);
+        Unet = new UNet2DConditionModel(unetConfig);
+        Vae = vaeConfig is null ? null : new AutoencoderKL(vaeConfig);
+        TextEncoderWeights = new ParameterStore(backend, TextEncoder);
+        UnetWeights = new ParameterStore(backend, Unet);
+        VaeWeights = Vae is null ? null : new ParameterStore(backend, Vae);
+    }
+
+    public IBackend Backend { get; }
+    public ModelIndex Index { get; }
+    public string TokenizerDir { get; }
+    public ClipTokenizer Tokenizer { get; }
+    public ClipTextConfig TextEncoderConfig { get; }
+    public UNet2DConditionConfig UnetConfig { get; }
+    public AutoencoderKLConfig? VaeConfig { get; }
+    public SchedulerConfig SchedulerConfig { get; }
+    public ClipTextModel TextEncoder { get; }
+    public UNet2DConditionModel Unet { get; }
+    public AutoencoderKL? Vae { get; }
+    public ParameterStore TextEncoderWeights { get; }
+    public ParameterStore UnetWeights { get; }
+    public ParameterStore? VaeWeights { get; }
+
+    /// <summary>How many pixels one UNet sample covers along each side: 2^(VAE levels − 1), or 1 in pixel space.</summary>
+    public int VaeScaleFactor => VaeConfig is null ? 1 : 1 << (VaeConfig.BlockOutChannels.Length - 1);
+
+    /// <summary>The folder's configs with weights read from their safetensors (variant "fp16" picks *.fp16.safetensors).</summary>
+    public static StableDiffusionPipeline Load(string dir, IBackend backend, string? variant = null)
+    {
+        var p = FromConfigs(dir, backend);
+        try
+        {
+            StateDict.Load(p.TextEncoderWeights, WeightsPath(dir, "text_encoder", variant), ignore: ClipTextModel.BufferKeys);
+            StateDict.Load(p.UnetWeights, WeightsPath(dir, "unet", variant));
+            if (p.VaeWeights is { } vae) StateDict.Load(vae, WeightsPath(dir, "vae", variant), AutoencoderKL.MapLegacyKey);
+            return p;
+        }
+        catch
+        {
+            p.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The folder's configs with random weights (each model's own init scheme), reproducible from the seed.</summary>
+    public static StableDiffusionPipeline Initialize(string configDir, IBackend backend, ulong seed)
+    {
+        var p = FromConfigs(configDir, backend);
+        p.TextEncoderWeights.Initialize(seed);
+        p.UnetWeights.Initialize(seed + 1);
+        p.VaeWeights?.Initialize(seed + 2);
+        return p;
+    }
+
+    /// <summary>Writes the whole pipeline in the diffusers layout; weights as F32, or F16 under the "fp16" variant. Each
+    /// file is written to a temporary name and renamed, so an existing folder is never left half-written file by file.</summary>
+    public void Save(string dir, string? variant = null)
+    {
+        var dtype = variant switch
+        {
+            null => SafetensorsDType.F32,
+            "fp16" => SafetensorsDType.F16,
+            "bf16" => SafetensorsDType.BF16,
+            _ => throw new ArgumentException($"save: variant '{variant}' is not fp16 or bf16"),
+        };
+        foreach (var sub in new[] { "text_encoder", "tokenizer", "unet", "scheduler" }.Concat(Vae is null ? [] : ["vae"]))
+            Directory.CreateDirectory(Path.Combine(dir, sub));
+        Index.Save(Path.Combine(dir, "model_index.json"));
+        TextEncoderConfig.Save(Path.Combine(dir, "text_encoder", "config.json"));
+        UnetConfig.Save(Path.Combine(dir, "unet", "config.json"));
+        VaeConfig?.Save(Path.Combine(dir, "vae", "config.json"));
+        SchedulerConfig.Save(Path.Combine(dir, "scheduler", "scheduler_config.json"));
+        foreach (string file in TokenizerFiles)
+        {
+            string source = Path.Combine(TokenizerDir, file), target = Path.Combine(dir, "tokenizer", file);
+            if (File.Exists(source) && Path.GetFullPath(source) != Path.GetFullPath(target)) CopyAtomically(source, target);
+        }
+        StateDict.Save(TextEncoderWeights, WeightsPath(dir, "text_encoder", variant), dtype);
+        StateDict.Save(UnetWeights, WeightsPath(dir, "unet", variant), dtype);
+        if (VaeWeights is { } vae) StateDict.Save(vae, WeightsPath(dir, "vae", variant), dtype);
+    }
+
+    /// <summary>Where a component's weights live: diffusers names them model (transformers) or diffusion_pytorch_model.</summary>
+    public static string WeightsPath(string dir, string component, string? variant) =>
+        Path.Combine(dir, component, (component == "text_encoder" ? "model" : "diffusion_pytorch_model") +
+                                     (variant is null ? "" : "." + variant) + ".safetensors");
+
+    static StableDiffusionPipeline FromConfigs(string dir, IBackend backend)
+    {
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: no such model folder");
+        var index = ModelIndex.Load(Path.Combine(dir, "model_index.json"));
+        foreach (string needed in new[] { "text_encoder", "tokenizer", "unet", "scheduler" })
+            if (index.Component(needed) is not { ClassName: not null })
+                throw new InvalidDataException($"{Path.Combine(dir, "model_index.json")}: the pipeline has no '{needed}' component");
+        bool hasVae = index.Component("vae") is { ClassName: not null };
+        return new StableDiffusionPipeline(backend, index, Path.Combine(dir, "tokenizer"),
+            ClipTextConfig.Load(Path.Combine(dir, "text_encoder", "config.json")),
+            UNet2DConditionConfig.Load(Path.Combine(dir, "unet", "config.json")),
+            hasVae ? AutoencoderKLConfig.Load(Path.Combine(dir, "vae", "config.json")) : null,
+            SchedulerConfig.Load(Path.Combine(dir, "scheduler", "scheduler_config.json")));
+    }
+
+    static void CopyAtomically(string source, string target)
+    {
+        string temp = target + $".{Guid.NewGuid():N}.tmp";
+        File.Copy(source, temp);
+        File.Move(temp, target, overwrite: true);
+    }
+
+    public void Dispose()
+    {
+        TextEncoderWeights.Dispose();
+        UnetWeights.Dispose();
+        VaeWeights?.Dispose();
+    }
+}

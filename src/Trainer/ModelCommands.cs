@@ -1,0 +1,107 @@
+// `inspect`, `init-model` and `sample`: look into a model, make one with random weights, and draw images from it.
+using System.CommandLine;
+using DreamBooth.Models.Pipeline;
+
+namespace DreamBooth.Trainer;
+
+public static class ModelCommands
+{
+    public static Command Inspect()
+    {
+        var path = new Argument<string>("path") { Description = "A model folder (model_index.json), one component folder, or a .safetensors file" };
+        var command = new Command("inspect", "Print configs, tensors and dtypes, parameter counts per component, and check weights against configs.") { path };
+        command.SetAction(parse => Guard("inspect", () =>
+        {
+            var report = Inspector.Inspect(parse.GetValue(path)!);
+            foreach (string line in report.Lines) Console.WriteLine(line);
+            foreach (string problem in report.Problems) Console.Error.WriteLine($"dreambooth inspect: {problem}");
+            return report.Problems.Count == 0 ? 0 : 1;
+        }));
+        return command;
+    }
+
+    public static Command InitModel()
+    {
+        var config = new Option<string>("--config") { Description = "Folder of configs in the diffusers layout (e.g. a copy of shared/configs/tiny-sd)", Required = true };
+        var output = new Option<string>("--output") { Description = "Folder to write the pipeline to", Required = true };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights", DefaultValueFactory = _ => 0 };
+        var variant = new Option<string?>("--variant") { Description = "Write weights as fp16 or bf16 (*.VARIANT.safetensors)" };
+        variant.AcceptOnlyFromAmong("fp16", "bf16");
+        var device = new DeviceOption();
+        var command = new Command("init-model", "Write a pipeline with random weights (each model's own init scheme) from a folder of configs.")
+        {
+            config, output, seed, variant, device,
+        };
+        command.SetAction(parse => Guard("init-model", () =>
+        {
+            if (!device.TryOpen(parse, out var backend)) return 1;
+            using (backend)
+            using (var pipeline = StableDiffusionPipeline.Initialize(parse.GetValue(config)!, backend, parse.GetValue(seed)))
+            {
+                pipeline.Save(parse.GetValue(output)!, parse.GetValue(variant));
+                long total = pipeline.TextEncoderWeights.Length + pipeline.UnetWeights.Length + (pipeline.VaeWeights?.Length ?? 0);
+                Console.WriteLine($"wrote {parse.GetValue(output)}: {total:N0} parameters, seed {parse.GetValue(seed)}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command Sample()
+    {
+        var model = new Option<string>("--model") { Description = "Pipeline folder in the diffusers layout", Required = true };
+        var prompt = new Option<string>("--prompt") { Description = "What to draw", Required = true };
+        var negative = new Option<string>("--negative-prompt") { Description = "What to steer away from (the unconditional branch)", DefaultValueFactory = _ => "" };
+        var count = new Option<int>("--num-images") { Description = "Images to draw", DefaultValueFactory = _ => 4 };
+        var steps = new Option<int>("--steps") { Description = "Denoising steps", DefaultValueFactory = _ => 50 };
+        var guidance = new Option<double>("--guidance-scale") { Description = "Classifier-free guidance weight (≤ 1 turns it off)", DefaultValueFactory = _ => 7.5 };
+        var scheduler = new Option<string?>("--scheduler") { Description = "Sampler; default: the one the scheduler config names" };
+        scheduler.AcceptOnlyFromAmong(DreamBooth.Models.Schedulers.SchedulerFactory.SamplerNames);
+        var eta = new Option<double>("--eta") { Description = "DDIM's η (0 = deterministic)", DefaultValueFactory = _ => 0 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of all random draws", DefaultValueFactory = _ => 0 };
+        var height = new Option<int?>("--height") { Description = "Pixels; default: the UNet's sample_size × the VAE factor" };
+        var width = new Option<int?>("--width") { Description = "Pixels; default: as height" };
+        var variant = new Option<string?>("--variant") { Description = "Read *.VARIANT.safetensors weights (e.g. fp16)" };
+        var output = new Option<string>("--output") { Description = "Folder for the PNGs and grid.png", Required = true };
+        var device = new DeviceOption();
+        var command = new Command("sample", "Draw images from a pipeline: PNGs, and a grid of them.")
+        {
+            model, prompt, negative, count, steps, guidance, scheduler, eta, seed, height, width, variant, output, device,
+        };
+        command.SetAction(parse => Guard("sample", () =>
+        {
+            string dir = parse.GetValue(output)!;
+            if (!device.TryOpen(parse, out var backend)) return 1;
+            using (backend)
+            using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend, parse.GetValue(variant)))
+            {
+                Directory.CreateDirectory(dir);
+                var request = new GenerationRequest(parse.GetValue(prompt)!, parse.GetValue(negative)!, parse.GetValue(count),
+                    parse.GetValue(steps), parse.GetValue(guidance), parse.GetValue(scheduler), parse.GetValue(eta), parse.GetValue(seed),
+                    parse.GetValue(height), parse.GetValue(width) ?? parse.GetValue(height));
+                GeneratedImages images = null!;
+                ProgressBar.Run($"sampling on {backend.Name}", request.Steps,
+                    advance => images = TextToImage.Generate(pipeline, request, (done, _) => advance(done)));
+                var (pixels, n, h, w) = images;
+                for (int i = 0; i < n; i++) Images.SavePng(Path.Combine(dir, $"{i:D3}.png"), pixels, i, h, w);
+                Images.SaveGrid(Path.Combine(dir, "grid.png"), pixels, n, h, w);
+                Console.WriteLine($"wrote {n} images ({w}×{h}) and grid.png to {dir}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>Runs a command's action; a bad input (missing file, malformed weights, wrong config or argument) becomes
+    /// one line on stderr and exit code 1, never a stack trace.</summary>
+    static int Guard(string name, Func<int> action)
+    {
+        try { return action(); }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException
+                                      or KeyNotFoundException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"dreambooth {name}: {e.Message}");
+            return 1;
+        }
+    }
+}
