@@ -15,9 +15,9 @@ namespace DreamBooth.Autograd;
 /// produce f32, as a half-input / f32-accumulate GEMM does. So the numbers have the range and precision of
 /// half-precision compute (f16 overflows above 65504 and flushes tiny gradients, hence loss scaling; bf16 keeps 8
 /// mantissa bits), while master weights, their gradients and the optimizer stay f32.
-/// Today the rounding is an f32 → half → f32 cast round trip into a new f32 tensor; when the GEMM accepts half
-/// operands, <see cref="Round"/> is the single place that will hand it the half buffer instead. Each op captures the
-/// dtype at its forward, so its backward rounds the same way wherever backward runs.
+/// The rounded operands are half tensors handed straight to the half-input GEMM, so the activations a Linear saves for
+/// its backward take half the memory of f32 ones. Each op captures the dtype at its forward, so its backward rounds the
+/// same way wherever backward runs.
 /// </summary>
 public static class Autocast
 {
@@ -42,21 +42,16 @@ public static class Autocast
         public void Dispose() => _computeType = previous;
     }
 
-    /// <summary>x's values rounded to <paramref name="half"/> (round to nearest even), as a new contiguous f32 tensor
-    /// off the tape (gradients pass through the rounding unchanged, as through torch's cast); x itself when
+    /// <summary>x's values rounded to <paramref name="half"/> (round to nearest even), as a new contiguous tensor of
+    /// that dtype off the tape (gradients pass through the rounding unchanged, as through torch's cast); x itself when
     /// <paramref name="half"/> is null. x (any shape), f32 and contiguous.</summary>
     public static Tensor Round(Tensor x, DType? half)
     {
         if (half is not { } dtype) return x;
         if (x.DType != DType.F32 || !x.IsContiguous)
             throw new ArgumentException($"autocast: can only round contiguous f32 tensors, not {x}");
-        var be = x.Backend;
-        var y = Tensor.Zeros(be, x.Shape.ToArray());
-        using (var narrow = be.Allocate(dtype, x.Length))
-        {
-            be.Cast(narrow, x.Storage);
-            be.Cast(y.Storage, narrow);
-        }
+        var y = Tensor.Zeros(x.Backend, dtype, x.Shape.ToArray());
+        x.Backend.Cast(y.Storage, x.Storage);
         return y;
     }
 }

@@ -34,10 +34,12 @@ public static partial class F
                     be.Gemm(Gradients.Into(weight).Storage, g.Storage, xa.Storage, null,
                         new GemmShape(outF, inF, rows, TransA: true, Beta: 1f));
                 if (bias is { RequiresGrad: true })
-                {   // db = Σ_rows dy
+                {   // db = Σ_rows dy (of the rounded dy under autocast, widened back to f32 for the reduction)
                     var db = Tensor.Zeros(be, outF);
-                    be.ReduceSum(db.Storage, g.Storage, [rows, outF], [1, outF], 1f);
+                    var gf = Cast(g, DType.F32);
+                    be.ReduceSum(db.Storage, gf.Storage, [rows, outF], [1, outF], 1f);
                     Gradients.Accumulate(bias, db);
+                    if (gf != g) gf.Dispose();
                 }
                 if (g != dy) g.Dispose();
             });
