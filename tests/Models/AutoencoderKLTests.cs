@@ -3,6 +3,7 @@ using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Formats;
+using DreamBooth.Models.Layers;
 using DreamBooth.Models.Vae;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
@@ -168,7 +169,7 @@ public class AutoencoderKLTests
     public void ResnetBlockGradientsMatchFiniteDifferences()
     {
         using var reference = Backends.Create("reference");
-        var block = new ResnetBlock2D(inChannels: 4, outChannels: 8, groups: 2, eps: 1e-6f);   // with a 1×1 conv_shortcut
+        var block = new ResnetBlock2D(inChannels: 4, outChannels: 8, tembChannels: null, groups: 2, eps: 1e-6f);   // with a 1×1 conv_shortcut
         using var store = new ParameterStore(reference, block);
         store.Initialize(seed: 4);
         TensorGradCheck.Check(reference, t => block.Forward(t[0]), [TensorGradCheck.Input(6, 1.0, 2, 4, 5, 5)],

@@ -64,8 +64,8 @@ public class ClipTextModelTests
         Assert.That(layer.SelfAttn.OutProj.Weight.Init, Is.EqualTo(new Init.Normal(outStd)));
         Assert.That(layer.Mlp.Fc1.Weight.Init, Is.EqualTo(new Init.Normal(fcStd)));
         Assert.That(layer.Mlp.Fc2.Weight.Init, Is.EqualTo(new Init.Normal(inStd)));
-        Assert.That(layer.SelfAttn.QProj.Bias.Init, Is.EqualTo(Init.Zeros));
-        Assert.That(layer.Mlp.Fc1.Bias.Init, Is.EqualTo(Init.Zeros));
+        Assert.That(layer.SelfAttn.QProj.Bias!.Init, Is.EqualTo(Init.Zeros));
+        Assert.That(layer.Mlp.Fc1.Bias!.Init, Is.EqualTo(Init.Zeros));
         Assert.That((layer.LayerNorm1.Weight.Init, layer.LayerNorm1.Bias.Init), Is.EqualTo((Init.Ones, Init.Zeros)));
         Assert.That((m.FinalLayerNorm.Weight.Init, m.FinalLayerNorm.Bias.Init), Is.EqualTo((Init.Ones, Init.Zeros)));
     }

@@ -2,6 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Layers;
 using DreamBooth.Models.Unet;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;

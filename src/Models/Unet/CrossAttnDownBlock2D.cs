@@ -1,5 +1,6 @@
 // diffusers' CrossAttnDownBlock2D: (resnet, transformer) pairs, then an optional downsampler.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

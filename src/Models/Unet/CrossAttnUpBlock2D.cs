@@ -1,5 +1,6 @@
 // diffusers' CrossAttnUpBlock2D: (resnet over input ⧺ skip, transformer) pairs, then an optional upsampler.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

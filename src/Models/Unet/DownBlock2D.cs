@@ -1,5 +1,6 @@
 // diffusers' DownBlock2D: resnets only, then an optional downsampler.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

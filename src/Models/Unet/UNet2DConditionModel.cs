@@ -1,6 +1,7 @@
 // diffusers' UNet2DConditionModel for the SD 1.x/2.x (and x4 upscaler) configs: built from unet/config.json, keys = state-dict keys.
 using DreamBooth.Autograd;
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

@@ -1,5 +1,6 @@
 // diffusers' UNetMidBlock2DCrossAttn: resnet, then (transformer, resnet) pairs, at the lowest resolution.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

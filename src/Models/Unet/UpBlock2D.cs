@@ -1,5 +1,6 @@
 // diffusers' UpBlock2D: resnets over (input ⧺ skip), then an optional upsampler.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

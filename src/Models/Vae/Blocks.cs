@@ -1,5 +1,6 @@
 // The autoencoder's blocks: DownEncoderBlock2D, UpDecoderBlock2D and UNetMidBlock2D (resnets, attention, resampling).
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Vae;
 
@@ -13,17 +14,17 @@ public sealed class DownEncoderBlock2D : Module
     public DownEncoderBlock2D(int inChannels, int outChannels, int layers, int groups, float eps, bool addDownsample)
     {
         Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
-        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, groups, eps));
+        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: null, groups, eps));
         if (addDownsample)
         {
             Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
-            Downsamplers.Add(new Downsample2D(outChannels));
+            Downsamplers.Add(new Downsample2D(outChannels, padding: 0));
         }
     }
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = Stage.Run(resnet.Forward, x);
+        foreach (var resnet in Resnets) x = Stage.Run(h => resnet.Forward(h), x);
         return Downsamplers is { } down ? Stage.Run(down[0].Forward, x) : x;
     }
 }
@@ -38,7 +39,7 @@ public sealed class UpDecoderBlock2D : Module
     public UpDecoderBlock2D(int inChannels, int outChannels, int layers, int groups, float eps, bool addUpsample)
     {
         Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
-        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, groups, eps));
+        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: null, groups, eps));
         if (addUpsample)
         {
             Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
@@ -48,7 +49,7 @@ public sealed class UpDecoderBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = Stage.Run(resnet.Forward, x);
+        foreach (var resnet in Resnets) x = Stage.Run(h => resnet.Forward(h), x);
         return Upsamplers is { } up ? Stage.Run(up[0].Forward, x) : x;
     }
 }
@@ -65,12 +66,12 @@ public sealed class UNetMidBlock2D : Module
         Attentions = AddModule("attentions", new ModuleList<VaeAttention>());
         Attentions.Add(new VaeAttention(channels, groups, eps));
         Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
-        Resnets.Add(new ResnetBlock2D(channels, channels, groups, eps));
-        Resnets.Add(new ResnetBlock2D(channels, channels, groups, eps));
+        Resnets.Add(new ResnetBlock2D(channels, channels, tembChannels: null, groups, eps));
+        Resnets.Add(new ResnetBlock2D(channels, channels, tembChannels: null, groups, eps));
     }
 
     public Tensor Forward(Tensor x) =>   // (N, C, H, W)
-        Stage.Run(Resnets[1].Forward, Stage.Run(Attentions[0].Forward, Stage.Run(Resnets[0].Forward, x)));
+        Stage.Run(h => Resnets[1].Forward(h), Stage.Run(Attentions[0].Forward, Stage.Run(h => Resnets[0].Forward(h), x)));
 }
 
 /// <summary>Inference memory. Without the tape (encoding or decoding a frozen VAE under Tape.NoGrad), each resnet,

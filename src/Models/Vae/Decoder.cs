@@ -1,5 +1,6 @@
 // diffusers' VAE Decoder: conv_in, mid block, up blocks (widest first), group norm + SiLU, conv_out to the image.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Vae;
 

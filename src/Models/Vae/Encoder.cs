@@ -1,5 +1,6 @@
 // diffusers' VAE Encoder: conv_in, down blocks, mid block, group norm + SiLU, conv_out to the posterior's moments.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Vae;
 
