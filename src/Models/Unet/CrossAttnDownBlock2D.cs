@@ -34,14 +34,14 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
         for (int i = 0; i < Resnets.Count; i++)
         {
             var resnet = Resnets[i];
-            x = LayerScope.Run(() => resnet.Forward(x, temb));
+            x = InferenceScope.Run(() => resnet.Forward(x, temb));
             var attention = Attentions[i];
-            x = LayerScope.Run(() => attention.Forward(x, context));
+            x = InferenceScope.Run(() => attention.Forward(x, context));
             skips.Add(x);
         }
         if (Downsamplers is { } down)
         {
-            x = LayerScope.Run(() => down[0].Forward(x));
+            x = InferenceScope.Run(() => down[0].Forward(x));
             skips.Add(x);
         }
         return x;

@@ -37,10 +37,10 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
         for (int i = 0; i < Resnets.Count; i++)
         {
             var resnet = Resnets[i];
-            x = LayerScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
+            x = InferenceScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
             var attention = Attentions[i];
-            x = LayerScope.Run(() => attention.Forward(x, context));
+            x = InferenceScope.Run(() => attention.Forward(x, context));
         }
-        return Upsamplers is { } up ? LayerScope.Run(() => up[0].Forward(x)) : x;
+        return Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
     }
 }

@@ -25,12 +25,12 @@ public sealed class DownBlock2D : UNetDownBlock
     {
         foreach (var resnet in Resnets)
         {
-            x = LayerScope.Run(() => resnet.Forward(x, temb));
+            x = InferenceScope.Run(() => resnet.Forward(x, temb));
             skips.Add(x);
         }
         if (Downsamplers is { } down)
         {
-            x = LayerScope.Run(() => down[0].Forward(x));
+            x = InferenceScope.Run(() => down[0].Forward(x));
             skips.Add(x);
         }
         return x;

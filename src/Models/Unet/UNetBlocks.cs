@@ -1,4 +1,4 @@
-// Shared by the UNet blocks: their build settings, the down/up block contracts around the skip-connection stack, and inference scoping.
+// Shared by the UNet blocks: their build settings and the down/up block contracts around the skip-connection stack.
 using DreamBooth.Autograd;
 
 namespace DreamBooth.Models.Unet;
@@ -44,18 +44,4 @@ public abstract class UNetUpBlock : Module
     /// resnet_in_channels + res_skip_channels).</summary>
     protected static int ResnetInChannels(int i, int layers, int inChannels, int outChannels, int prevOutputChannels) =>
         (i == 0 ? prevOutputChannels : outChannels) + (i == layers - 1 ? inChannels : outChannels);
-}
-
-/// <summary>Inference memory. Without the tape (sampling with a frozen or evaluated UNet, under Tape.NoGrad), each
-/// resnet, transformer and resampler runs in its own scope that keeps only its output, and the whole forward keeps only
-/// the prediction: a step then holds the skip connections plus one layer's temporaries, not every activation. With the
-/// tape recording, backward needs the activations, so nothing is freed early.</summary>
-static class LayerScope
-{
-    public static Tensor Run(Func<Tensor> layer)
-    {
-        if (Tape.IsRecording) return layer();
-        using var scope = new TensorScope();
-        return scope.Keep(layer());
-    }
 }

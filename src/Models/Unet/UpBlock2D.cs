@@ -27,7 +27,7 @@ public sealed class UpBlock2D : UNetUpBlock
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
     {
         foreach (var resnet in Resnets)
-            x = LayerScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
-        return Upsamplers is { } up ? LayerScope.Run(() => up[0].Forward(x)) : x;
+            x = InferenceScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
+        return Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
     }
 }

@@ -24,8 +24,8 @@ public sealed class DownEncoderBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = Stage.Run(h => resnet.Forward(h), x);
-        return Downsamplers is { } down ? Stage.Run(down[0].Forward, x) : x;
+        foreach (var resnet in Resnets) x = InferenceScope.Run(() => resnet.Forward(x));
+        return Downsamplers is { } down ? InferenceScope.Run(() => down[0].Forward(x)) : x;
     }
 }
 
@@ -49,8 +49,8 @@ public sealed class UpDecoderBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = Stage.Run(h => resnet.Forward(h), x);
-        return Upsamplers is { } up ? Stage.Run(up[0].Forward, x) : x;
+        foreach (var resnet in Resnets) x = InferenceScope.Run(() => resnet.Forward(x));
+        return Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
     }
 }
 
@@ -70,20 +70,10 @@ public sealed class UNetMidBlock2D : Module
         Resnets.Add(new ResnetBlock2D(channels, channels, tembChannels: null, groups, eps));
     }
 
-    public Tensor Forward(Tensor x) =>   // (N, C, H, W)
-        Stage.Run(h => Resnets[1].Forward(h), Stage.Run(Attentions[0].Forward, Stage.Run(h => Resnets[0].Forward(h), x)));
-}
-
-/// <summary>Inference memory. Without the tape (encoding or decoding a frozen VAE under Tape.NoGrad), each resnet,
-/// attention and resampler runs in its own scope that keeps only its output, and the encoder and decoder keep only
-/// theirs: a 512×512 image then holds a few activations at a time instead of every one of them. With the tape
-/// recording, backward needs every activation, so nothing is freed early.</summary>
-static class Stage
-{
-    public static Tensor Run(Func<Tensor, Tensor> stage, Tensor x)
+    public Tensor Forward(Tensor x)   // (N, C, H, W)
     {
-        if (Tape.IsRecording) return stage(x);
-        using var scope = new TensorScope();
-        return scope.Keep(stage(x));
+        x = InferenceScope.Run(() => Resnets[0].Forward(x));
+        x = InferenceScope.Run(() => Attentions[0].Forward(x));
+        return InferenceScope.Run(() => Resnets[1].Forward(x));
     }
 }
