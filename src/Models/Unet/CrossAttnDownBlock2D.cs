@@ -8,7 +8,6 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
 {
     public ModuleList<Transformer2DModel> Attentions { get; }
     public ModuleList<ResnetBlock2D> Resnets { get; }
-    public ModuleList<Downsample2D>? Downsamplers { get; }
 
     /// <param name="heads">attention heads of this block's transformers (the config's attention_head_dim, see UNet2DConditionConfig)</param>
     public CrossAttnDownBlock2D(int inChannels, int outChannels, int layers, int heads, bool onlyCrossAttention,
@@ -22,11 +21,7 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
             Attentions.Add(new Transformer2DModel(outChannels, heads, s.ContextDim, s.Groups, s.UseLinearProjection,
                 onlyCrossAttention, s.TransformerLayers));
         }
-        if (addDownsample)
-        {
-            Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
-            Downsamplers.Add(new Downsample2D(outChannels, downsamplePadding));
-        }
+        if (addDownsample) AddDownsampler(outChannels, downsamplePadding);
     }
 
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
@@ -39,11 +34,6 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
             x = InferenceScope.Run(() => attention.Forward(x, context));
             skips.Add(x);
         }
-        if (Downsamplers is { } down)
-        {
-            x = InferenceScope.Run(() => down[0].Forward(x));
-            skips.Add(x);
-        }
-        return x;
+        return Downsample(x, skips);
     }
 }

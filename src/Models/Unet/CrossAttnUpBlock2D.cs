@@ -8,7 +8,6 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
 {
     public ModuleList<Transformer2DModel> Attentions { get; }
     public ModuleList<ResnetBlock2D> Resnets { get; }
-    public ModuleList<Upsample2D>? Upsamplers { get; }
 
     /// <param name="inChannels">the channels of the last skip this block takes (the matching down block's input)</param>
     /// <param name="prevOutputChannels">the channels coming from the block below</param>
@@ -25,11 +24,7 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
             Attentions.Add(new Transformer2DModel(outChannels, heads, s.ContextDim, s.Groups, s.UseLinearProjection,
                 onlyCrossAttention, s.TransformerLayers));
         }
-        if (addUpsample)
-        {
-            Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
-            Upsamplers.Add(new Upsample2D(outChannels));
-        }
+        if (addUpsample) AddUpsampler(outChannels);
     }
 
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
@@ -41,6 +36,6 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
             var attention = Attentions[i];
             x = InferenceScope.Run(() => attention.Forward(x, context));
         }
-        return Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
+        return Upsample(x);
     }
 }

@@ -1,5 +1,6 @@
-// Shared by the UNet blocks: their build settings and the down/up block contracts around the skip-connection stack.
+// Shared by the UNet blocks: their build settings, the down/up block contracts around the skip-connection stack, and their resamplers.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 
@@ -17,19 +18,50 @@ public sealed record UNetBlockSettings(int TembChannels, int Groups, float Eps, 
 /// the skip stack, as diffusers' output_states.</summary>
 public abstract class UNetDownBlock : Module
 {
+    public ModuleList<Downsample2D>? Downsamplers { get; private set; }
+
     public abstract Tensor Forward(Tensor x,   // (N, C_in, H, W)
         Tensor temb,                           // (N, T)
         Tensor context,                        // (N, Lk, contextDim)
         List<Tensor> skips);                   // → (N, C_out, H', W'), H' = H/2 when it downsamples
+
+    /// <summary>Declares "downsamplers.0"; called after the resnets and attentions, as the checkpoint orders them.</summary>
+    protected void AddDownsampler(int channels, int padding)
+    {
+        Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
+        Downsamplers.Add(new Downsample2D(channels, padding));
+    }
+
+    /// <summary>The downsampler's output, pushed onto the skip stack; x itself when the block has none.</summary>
+    protected Tensor Downsample(Tensor x, List<Tensor> skips)   // (N, C, H, W) → (N, C, H/2, W/2)
+    {
+        if (Downsamplers is not { } down) return x;
+        x = InferenceScope.Run(() => down[0].Forward(x));
+        skips.Add(x);
+        return x;
+    }
 }
 
 /// <summary>An up block: each resnet concatenates the top of the skip stack to its input along the channels (popping it).</summary>
 public abstract class UNetUpBlock : Module
 {
+    public ModuleList<Upsample2D>? Upsamplers { get; private set; }
+
     public abstract Tensor Forward(Tensor x,   // (N, C_prev, H, W)
         Tensor temb,                           // (N, T)
         Tensor context,                        // (N, Lk, contextDim)
         List<Tensor> skips);                   // → (N, C_out, H', W'), H' = 2H when it upsamples
+
+    /// <summary>Declares "upsamplers.0"; called after the resnets and attentions, as the checkpoint orders them.</summary>
+    protected void AddUpsampler(int channels)
+    {
+        Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
+        Upsamplers.Add(new Upsample2D(channels));
+    }
+
+    /// <summary>The upsampler's output; x itself when the block has none.</summary>
+    protected Tensor Upsample(Tensor x) =>   // (N, C, H, W) → (N, C, 2H, 2W)
+        Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
 
     /// <summary>Removes and returns the top of the stack.</summary>
     protected static Tensor Pop(List<Tensor> skips)
