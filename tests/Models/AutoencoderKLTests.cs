@@ -3,6 +3,7 @@ using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Formats;
+using DreamBooth.Models.Layers;
 using DreamBooth.Models.Vae;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
@@ -83,8 +84,7 @@ public class AutoencoderKLTests
         {
             using var backend = Backends.Create("cpu");
             var source = new AutoencoderKL(Tiny);
-            using var saved = new ParameterStore(backend, source);
-            saved.Initialize(seed: 12);
+            using var saved = ModelData.Initialized(backend, source, seed: 12);
             string Legacy(string key) => key.Replace(".to_q.", ".query.").Replace(".to_k.", ".key.")
                 .Replace(".to_v.", ".value.").Replace(".to_out.0.", ".proj_attn.");
             SafetensorsWriter.Write(path, saved.Named.Select(n =>
@@ -109,8 +109,7 @@ public class AutoencoderKLTests
     {
         using var backend = Backends.Create("cpu");
         var vae = new AutoencoderKL(Tiny);
-        using var store = new ParameterStore(backend, vae);
-        store.Initialize(seed: 5);
+        using var store = ModelData.Initialized(backend, vae, seed: 5);
         using var scope = new TensorScope();
         using var noGrad = Tape.NoGrad();
         var x = Tensor.RandomNormal(backend, 1, 0, 2, 3, 32, 24);
@@ -130,8 +129,7 @@ public class AutoencoderKLTests
     {
         using var backend = Backends.Create("cpu");
         var vae = new AutoencoderKL(Tiny);
-        using var store = new ParameterStore(backend, vae);
-        store.Initialize(seed: 5);
+        using var store = ModelData.Initialized(backend, vae, seed: 5);
         using var scope = new TensorScope();
         var x = Tensor.RandomNormal(backend, 1, 0, 1, 3, 16, 16);
         long before = backend.Memory.CurrentBytes;
@@ -168,9 +166,8 @@ public class AutoencoderKLTests
     public void ResnetBlockGradientsMatchFiniteDifferences()
     {
         using var reference = Backends.Create("reference");
-        var block = new ResnetBlock2D(inChannels: 4, outChannels: 8, groups: 2, eps: 1e-6f);   // with a 1×1 conv_shortcut
-        using var store = new ParameterStore(reference, block);
-        store.Initialize(seed: 4);
+        var block = new ResnetBlock2D(inChannels: 4, outChannels: 8, tembChannels: null, groups: 2, eps: 1e-6f);   // with a 1×1 conv_shortcut
+        using var store = ModelData.Initialized(reference, block, seed: 4);
         TensorGradCheck.Check(reference, t => block.Forward(t[0]), [TensorGradCheck.Input(6, 1.0, 2, 4, 5, 5)],
             "vae resnet block", samples: 60, parameters: store);
     }
@@ -181,8 +178,7 @@ public class AutoencoderKLTests
         // SD's mid attention is one head 512 wide, wider than the fused attention kernel takes.
         using var backend = Backends.Create("cpu");
         var attention = new VaeAttention(channels: 512, groups: 32, eps: 1e-6f);
-        using var store = new ParameterStore(backend, attention);
-        store.Initialize(seed: 2);
+        using var store = ModelData.Initialized(backend, attention, seed: 2);
         using var scope = new TensorScope();
         using var noGrad = Tape.NoGrad();
         var y = attention.Forward(Tensor.RandomNormal(backend, 3, 0, 1, 512, 4, 4));
@@ -195,8 +191,7 @@ public class AutoencoderKLTests
     {
         using var reference = Backends.Create("reference");
         var attention = new VaeAttention(channels: 8, groups: 4, eps: 1e-6f);
-        using var store = new ParameterStore(reference, attention);
-        store.Initialize(seed: 8);
+        using var store = ModelData.Initialized(reference, attention, seed: 8);
         TensorGradCheck.Check(reference, t => attention.Forward(t[0]), [TensorGradCheck.Input(9, 1.0, 2, 8, 3, 4)],
             "vae mid attention", parameters: store);
     }

@@ -64,8 +64,8 @@ public class ClipTextModelTests
         Assert.That(layer.SelfAttn.OutProj.Weight.Init, Is.EqualTo(new Init.Normal(outStd)));
         Assert.That(layer.Mlp.Fc1.Weight.Init, Is.EqualTo(new Init.Normal(fcStd)));
         Assert.That(layer.Mlp.Fc2.Weight.Init, Is.EqualTo(new Init.Normal(inStd)));
-        Assert.That(layer.SelfAttn.QProj.Bias.Init, Is.EqualTo(Init.Zeros));
-        Assert.That(layer.Mlp.Fc1.Bias.Init, Is.EqualTo(Init.Zeros));
+        Assert.That(layer.SelfAttn.QProj.Bias!.Init, Is.EqualTo(Init.Zeros));
+        Assert.That(layer.Mlp.Fc1.Bias!.Init, Is.EqualTo(Init.Zeros));
         Assert.That((layer.LayerNorm1.Weight.Init, layer.LayerNorm1.Bias.Init), Is.EqualTo((Init.Ones, Init.Zeros)));
         Assert.That((m.FinalLayerNorm.Weight.Init, m.FinalLayerNorm.Bias.Init), Is.EqualTo((Init.Ones, Init.Zeros)));
     }
@@ -79,8 +79,7 @@ public class ClipTextModelTests
         {
             using var backend = Backends.Create("cpu");
             var source = new ClipTextModel(Tiny);
-            using var saved = new ParameterStore(backend, source);
-            saved.Initialize(seed: 13);
+            using var saved = ModelData.Initialized(backend, source, seed: 13);
             var positionIds = Enumerable.Range(0, 77).SelectMany(i => BitConverter.GetBytes((long)i)).ToArray();
             SafetensorsWriter.Write(path, saved.Named
                 .Select(n => SafetensorsEntry.FromFloats(n.Name, n.Parameter.Shape.Select(d => (long)d).ToArray(), n.Parameter.Value.ToArray()))
@@ -108,8 +107,7 @@ public class ClipTextModelTests
     {
         using var backend = Backends.Create(backendName);
         var model = new ClipTextModel(Tiny);
-        using var store = new ParameterStore(backend, model);
-        store.Initialize(seed: 7);
+        using var store = ModelData.Initialized(backend, model, seed: 7);
         using var scope = new TensorScope();
         using var noGrad = Tape.NoGrad();
         var hidden = model.Forward(Tensor.FromInts(backend, ids, 2, 77));
@@ -166,8 +164,7 @@ public class ClipTextModelTests
         using var reference = Backends.Create("reference");
         var layer = new ClipEncoderLayer(hidden: 8, intermediate: 16, heads: 2, hiddenAct: "quick_gelu", layerNormEps: 1e-5f,
             layers: 2, initializerFactor: 1.0);
-        using var store = new ParameterStore(reference, layer);
-        store.Initialize(seed: 3);
+        using var store = ModelData.Initialized(reference, layer, seed: 3);
         TensorGradCheck.Check(reference, t => layer.Forward(t[0]), [TensorGradCheck.Input(5, 1.0, 2, 5, 8)],
             "clip encoder layer", parameters: store);
     }

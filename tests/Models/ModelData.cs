@@ -1,4 +1,8 @@
-// Paths of the test inputs under tests/data, copied beside the test assembly, and scratch folders for written files.
+// Paths of the test inputs under tests/data, copied beside the test assembly, scratch folders for written files, and
+// initialised parameter stores.
+using DreamBooth.Autograd;
+using DreamBooth.Kernels;
+
 namespace DreamBooth.Tests.Models;
 
 static class ModelData
@@ -11,5 +15,14 @@ static class ModelData
         string dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "dreambooth-tests-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
+    }
+
+    /// <summary>A store for <paramref name="module"/>'s parameters on <paramref name="backend"/>, initialised from
+    /// <paramref name="seed"/>; the caller disposes it.</summary>
+    public static ParameterStore Initialized(IBackend backend, Module module, ulong seed)
+    {
+        var store = new ParameterStore(backend, module);
+        store.Initialize(seed);
+        return store;
     }
 }

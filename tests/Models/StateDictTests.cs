@@ -35,9 +35,7 @@ public class StateDictTests
     (Net Net, ParameterStore Store) Model(ulong seed)
     {
         var net = new Net();
-        var store = new ParameterStore(_backend, net);
-        store.Initialize(seed);
-        return (net, store);
+        return (net, ModelData.Initialized(_backend, net, seed));
     }
 
     float[] Values(ParameterStore s)

@@ -2,6 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Layers;
 using DreamBooth.Models.Unet;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
@@ -149,8 +150,7 @@ public class UNetTests
     {
         using var backend = Backends.Create("cpu");
         var unet = new UNet2DConditionModel(TinySd);
-        using var store = new ParameterStore(backend, unet);
-        store.Initialize(1);
+        using var store = ModelData.Initialized(backend, unet, seed: 1);
         using var scope = new TensorScope();
         using var noGrad = Tape.NoGrad();
         var y = unet.Forward(Tensor.RandomNormal(backend, 2, 0, 2, 4, 16, 16), [10f, 900f], Tensor.RandomNormal(backend, 3, 0, 2, 77, 32));
@@ -164,8 +164,7 @@ public class UNetTests
         float[] Run(IBackend backend)
         {
             var unet = new UNet2DConditionModel(TinySd);
-            using var store = new ParameterStore(backend, unet);
-            store.Initialize(4);
+            using var store = ModelData.Initialized(backend, unet, seed: 4);
             using var scope = new TensorScope();
             using var noGrad = Tape.NoGrad();
             return unet.Forward(Tensor.RandomNormal(backend, 5, 0, 1, 4, 8, 8), [321f], Tensor.RandomNormal(backend, 6, 0, 1, 7, 32)).ToArray();
@@ -181,8 +180,7 @@ public class UNetTests
     {
         using var backend = Backends.Create("cpu");
         var unet = new UNet2DConditionModel(TinySd);
-        using var store = new ParameterStore(backend, unet);
-        store.Initialize(2);
+        using var store = ModelData.Initialized(backend, unet, seed: 2);
         using var scope = new TensorScope();
         var x = Tensor.RandomNormal(backend, 1, 0, 2, 4, 32, 32);
         var ctx = Tensor.RandomNormal(backend, 2, 0, 2, 77, 32);
@@ -236,9 +234,7 @@ public class UNetTests
     {
         if (trainable is { Length: > 0 })
             foreach (var (name, p) in module.NamedParameters()) p.RequiresGrad = trainable.Contains(name);
-        var store = new ParameterStore(Reference, module);
-        store.Initialize(seed);
-        return store;
+        return ModelData.Initialized(Reference, module, seed);
     }
 
     [Test]
@@ -249,6 +245,19 @@ public class UNetTests
         TensorGradCheck.Check(Reference, t => block.Forward(t[0], t[1]),
             [TensorGradCheck.Input(1, 1.0, 2, 4, 3, 3), TensorGradCheck.Input(2, 1.0, 2, 5)], "resnet block",
             samples: 6, parameters: store);
+    }
+
+    [Test]
+    public void AResnetBlockTakesATimeEmbeddingExactlyWhenItHasTimeEmbProj()
+    {
+        var withTemb = new ResnetBlock2D(4, 4, 5, groups: 2, eps: 1e-5f);
+        var without = new ResnetBlock2D(4, 4, tembChannels: null, groups: 2, eps: 1e-5f);   // the VAE's
+        Assert.That(without.NamedParameters().Select(n => n.Name), Has.None.StartsWith("time_emb_proj"));
+        using var scope = new TensorScope();
+        var x = Tensor.Zeros(Reference, 1, 4, 2, 2);
+        Assert.That(() => withTemb.Forward(x), Throws.ArgumentException.With.Message.Contains("no time embedding"));
+        Assert.That(() => without.Forward(x, Tensor.Zeros(Reference, 1, 5)),
+            Throws.ArgumentException.With.Message.Contains("without time_emb_proj"));
     }
 
     [Test]
@@ -287,8 +296,7 @@ public class UNetTests
     {
         using var backend = Backends.Create("cpu");
         var unet = new UNet2DConditionModel(Small);
-        using var store = new ParameterStore(backend, unet);
-        store.Initialize(11);
+        using var store = ModelData.Initialized(backend, unet, seed: 11);
         using var batch = new TensorScope();
         var x = Tensor.RandomNormal(backend, 1, 0, 2, 3, 8, 8);
         var ctx = Tensor.RandomNormal(backend, 2, 0, 2, 5, 6);
@@ -317,8 +325,7 @@ public class UNetTests
     {
         using var backend = Backends.Create("cpu");
         var sr = new SuperResolutionUNet(SuperResolution);
-        using var store = new ParameterStore(backend, sr.Unet);
-        store.Initialize(13);
+        using var store = ModelData.Initialized(backend, sr.Unet, seed: 13);
         using var scope = new TensorScope();
         using var noGrad = Tape.NoGrad();
         var noisy = Tensor.RandomNormal(backend, 1, 0, 2, 3, 8, 8);

@@ -1,5 +1,6 @@
 // One CLIP text transformer layer: pre-LN causal self-attention and a two-layer MLP, each with a residual.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Clip;
 
@@ -22,10 +23,10 @@ public sealed class ClipAttention : Module
         _heads = heads;
         double inStd = Math.Pow(hidden, -0.5) * Math.Pow(2.0 * layers, -0.5) * initializerFactor;
         double outStd = Math.Pow(hidden, -0.5) * initializerFactor;
-        KProj = AddModule("k_proj", new Linear(hidden, hidden, inStd));
-        VProj = AddModule("v_proj", new Linear(hidden, hidden, inStd));
-        QProj = AddModule("q_proj", new Linear(hidden, hidden, inStd));
-        OutProj = AddModule("out_proj", new Linear(hidden, hidden, outStd));
+        KProj = AddModule("k_proj", new Linear(hidden, hidden, weightInit: new Init.Normal(inStd), biasInit: Init.Zeros));
+        VProj = AddModule("v_proj", new Linear(hidden, hidden, weightInit: new Init.Normal(inStd), biasInit: Init.Zeros));
+        QProj = AddModule("q_proj", new Linear(hidden, hidden, weightInit: new Init.Normal(inStd), biasInit: Init.Zeros));
+        OutProj = AddModule("out_proj", new Linear(hidden, hidden, weightInit: new Init.Normal(outStd), biasInit: Init.Zeros));
     }
 
     public Tensor Forward(Tensor x)   // (B, L, D) → (B, L, D)
@@ -48,8 +49,8 @@ public sealed class ClipMlp : Module
         _activation = Activation(hiddenAct);
         double fcStd = Math.Pow(2.0 * hidden, -0.5) * initializerFactor;
         double inStd = Math.Pow(hidden, -0.5) * Math.Pow(2.0 * layers, -0.5) * initializerFactor;
-        Fc1 = AddModule("fc1", new Linear(hidden, intermediate, fcStd));
-        Fc2 = AddModule("fc2", new Linear(intermediate, hidden, inStd));
+        Fc1 = AddModule("fc1", new Linear(hidden, intermediate, weightInit: new Init.Normal(fcStd), biasInit: Init.Zeros));
+        Fc2 = AddModule("fc2", new Linear(intermediate, hidden, weightInit: new Init.Normal(inStd), biasInit: Init.Zeros));
     }
 
     public Tensor Forward(Tensor x) => Fc2.Forward(_activation(Fc1.Forward(x)));   // (..., D) → (..., D)

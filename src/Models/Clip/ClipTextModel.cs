@@ -2,6 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Clip;
 
@@ -51,8 +52,8 @@ public sealed class ClipTextEmbeddings : Module
     public ClipTextEmbeddings(int vocabSize, int maxPositionEmbeddings, int hiddenSize, double initializerFactor)
     {
         MaxPositions = maxPositionEmbeddings;
-        TokenEmbedding = AddModule("token_embedding", new Embedding(vocabSize, hiddenSize, 0.02 * initializerFactor));
-        PositionEmbedding = AddModule("position_embedding", new Embedding(maxPositionEmbeddings, hiddenSize, 0.02 * initializerFactor));
+        TokenEmbedding = AddModule("token_embedding", new Embedding(vocabSize, hiddenSize, new Init.Normal(0.02 * initializerFactor)));
+        PositionEmbedding = AddModule("position_embedding", new Embedding(maxPositionEmbeddings, hiddenSize, new Init.Normal(0.02 * initializerFactor)));
     }
 
     public Tensor Forward(Tensor ids)   // i32 (B, L) → (B, L, D)

@@ -26,12 +26,8 @@ public sealed record AutoencoderKLConfig
         var r = ConfigReader.Open(path);
         r.ExpectClass(ClassName);
         var d = new AutoencoderKLConfig();
-        string[] down = r.Strings("down_block_types", d.DownBlockTypes), up = r.Strings("up_block_types", d.UpBlockTypes);
-        int[] channels = r.Ints("block_out_channels", d.BlockOutChannels);
-        foreach (string t in down) r.OneOf("down_block_types", t, "DownEncoderBlock2D");
-        foreach (string t in up) r.OneOf("up_block_types", t, "UpDecoderBlock2D");
-        if (down.Length != channels.Length || up.Length != channels.Length)
-            throw r.Error("block_out_channels", $"lists {channels.Length} blocks, but there are {down.Length} down and {up.Length} up block types");
+        var (down, up, channels) = r.BlockLayout(d.DownBlockTypes, d.UpBlockTypes, d.BlockOutChannels,
+            downTypes: ["DownEncoderBlock2D"], upTypes: ["UpDecoderBlock2D"]);
         var config = new AutoencoderKLConfig
         {
             InChannels = r.Int("in_channels", d.InChannels),
@@ -47,8 +43,7 @@ public sealed record AutoencoderKLConfig
             ScalingFactor = r.Double("scaling_factor", d.ScalingFactor),
             ForceUpcast = r.Bool("force_upcast", d.ForceUpcast),
         };
-        foreach (int c in channels)
-            if (c % config.NormNumGroups != 0) throw r.Error("block_out_channels", $"has {c} channels, not a multiple of norm_num_groups {config.NormNumGroups}");
+        r.ExpectGroupsDivide(channels, config.NormNumGroups);
         return config;
     }
 

@@ -72,6 +72,27 @@ sealed class ConfigReader
         return values;
     }
 
+    /// <summary>"down_block_types" and "up_block_types", each entry one of the supported types, and
+    /// "block_out_channels", the three lists one entry per block.</summary>
+    public (string[] Down, string[] Up, int[] Channels) BlockLayout(string[] downFallback, string[] upFallback,
+        int[] channelsFallback, string[] downTypes, string[] upTypes)
+    {
+        string[] down = Strings("down_block_types", downFallback), up = Strings("up_block_types", upFallback);
+        int[] channels = Ints("block_out_channels", channelsFallback);
+        foreach (string t in down) OneOf("down_block_types", t, downTypes);
+        foreach (string t in up) OneOf("up_block_types", t, upTypes);
+        if (down.Length != channels.Length || up.Length != channels.Length)
+            throw Error("block_out_channels", $"lists {channels.Length} blocks, but there are {down.Length} down and {up.Length} up block types");
+        return (down, up, channels);
+    }
+
+    /// <summary>Checks that every block's channel count splits into norm_num_groups groups.</summary>
+    public void ExpectGroupsDivide(int[] channels, int groups)
+    {
+        foreach (int c in channels)
+            if (c % groups != 0) throw Error("block_out_channels", $"has {c} channels, not a multiple of norm_num_groups {groups}");
+    }
+
     /// <summary>Checks that a present "_class_name" names the class this config is for.</summary>
     public void ExpectClass(string className)
     {

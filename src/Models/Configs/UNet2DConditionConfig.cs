@@ -1,6 +1,4 @@
 // The UNet2DConditionModel config (unet/config.json): the fields SD 1.x/2.x and the x4 upscaler use, with diffusers' defaults.
-using System.Text.Json;
-
 namespace DreamBooth.Models.Configs;
 
 /// <summary>
@@ -54,12 +52,7 @@ public sealed record UNet2DConditionConfig
         var r = ConfigReader.Open(path);
         r.ExpectClass(ClassName);
         var d = new UNet2DConditionConfig();
-        string[] down = r.Strings("down_block_types", d.DownBlockTypes), up = r.Strings("up_block_types", d.UpBlockTypes);
-        int[] channels = r.Ints("block_out_channels", d.BlockOutChannels);
-        foreach (string t in down) r.OneOf("down_block_types", t, DownTypes);
-        foreach (string t in up) r.OneOf("up_block_types", t, UpTypes);
-        if (down.Length != channels.Length || up.Length != channels.Length)
-            throw r.Error("block_out_channels", $"lists {channels.Length} blocks, but there are {down.Length} down and {up.Length} up block types");
+        var (down, up, channels) = r.BlockLayout(d.DownBlockTypes, d.UpBlockTypes, d.BlockOutChannels, DownTypes, UpTypes);
         int blocks = down.Length;
         var config = new UNet2DConditionConfig
         {
@@ -83,8 +76,7 @@ public sealed record UNet2DConditionConfig
             CrossAttentionDim = r.Int("cross_attention_dim", d.CrossAttentionDim),
             TransformerLayersPerBlock = r.Int("transformer_layers_per_block", d.TransformerLayersPerBlock),
             AttentionHeadDim = r.IntPerBlock("attention_head_dim", 8, blocks),
-            NumAttentionHeads = r.Root.TryGetProperty("num_attention_heads", out var n) && n.ValueKind != JsonValueKind.Null
-                ? r.IntPerBlock("num_attention_heads", 0, blocks) : null,
+            NumAttentionHeads = r.Has("num_attention_heads") ? r.IntPerBlock("num_attention_heads", 0, blocks) : null,
             DualCrossAttention = r.Bool("dual_cross_attention", d.DualCrossAttention),
             UseLinearProjection = r.Bool("use_linear_projection", d.UseLinearProjection),
             ClassEmbedType = r.NullableString("class_embed_type", d.ClassEmbedType),
@@ -96,8 +88,7 @@ public sealed record UNet2DConditionConfig
         if (config.DualCrossAttention) throw r.Error("dual_cross_attention", "is true, which is not supported");
         if (config.ClassEmbedType is not null)
             throw r.Error("class_embed_type", $"is \"{config.ClassEmbedType}\", which is not supported (only null, with num_class_embeds for a class table)");
-        foreach (int c in channels)
-            if (c % config.NormNumGroups != 0) throw r.Error("block_out_channels", $"has {c} channels, not a multiple of norm_num_groups {config.NormNumGroups}");
+        r.ExpectGroupsDivide(channels, config.NormNumGroups);
         return config;
     }
 

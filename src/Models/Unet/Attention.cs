@@ -1,5 +1,6 @@
 // diffusers' Attention (attention_processor.py) as the UNet's transformers use it: q/k/v projections without bias, multi-head SDPA, to_out.0.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

@@ -1,5 +1,6 @@
 // diffusers' BasicTransformerBlock: pre-norm self-attention, cross-attention and GEGLU feed-forward, each with a residual.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

@@ -1,5 +1,6 @@
 // diffusers' CrossAttnDownBlock2D: (resnet, transformer) pairs, then an optional downsampler.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 
@@ -7,7 +8,6 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
 {
     public ModuleList<Transformer2DModel> Attentions { get; }
     public ModuleList<ResnetBlock2D> Resnets { get; }
-    public ModuleList<Downsample2D>? Downsamplers { get; }
 
     /// <param name="heads">attention heads of this block's transformers (the config's attention_head_dim, see UNet2DConditionConfig)</param>
     public CrossAttnDownBlock2D(int inChannels, int outChannels, int layers, int heads, bool onlyCrossAttention,
@@ -21,11 +21,7 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
             Attentions.Add(new Transformer2DModel(outChannels, heads, s.ContextDim, s.Groups, s.UseLinearProjection,
                 onlyCrossAttention, s.TransformerLayers));
         }
-        if (addDownsample)
-        {
-            Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
-            Downsamplers.Add(new Downsample2D(outChannels, downsamplePadding));
-        }
+        if (addDownsample) AddDownsampler(outChannels, downsamplePadding);
     }
 
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
@@ -33,16 +29,11 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
         for (int i = 0; i < Resnets.Count; i++)
         {
             var resnet = Resnets[i];
-            x = LayerScope.Run(() => resnet.Forward(x, temb));
+            x = InferenceScope.Run(() => resnet.Forward(x, temb));
             var attention = Attentions[i];
-            x = LayerScope.Run(() => attention.Forward(x, context));
+            x = InferenceScope.Run(() => attention.Forward(x, context));
             skips.Add(x);
         }
-        if (Downsamplers is { } down)
-        {
-            x = LayerScope.Run(() => down[0].Forward(x));
-            skips.Add(x);
-        }
-        return x;
+        return Downsample(x, skips);
     }
 }

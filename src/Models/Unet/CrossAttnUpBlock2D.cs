@@ -1,5 +1,6 @@
 // diffusers' CrossAttnUpBlock2D: (resnet over input ⧺ skip, transformer) pairs, then an optional upsampler.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 
@@ -7,7 +8,6 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
 {
     public ModuleList<Transformer2DModel> Attentions { get; }
     public ModuleList<ResnetBlock2D> Resnets { get; }
-    public ModuleList<Upsample2D>? Upsamplers { get; }
 
     /// <param name="inChannels">the channels of the last skip this block takes (the matching down block's input)</param>
     /// <param name="prevOutputChannels">the channels coming from the block below</param>
@@ -24,11 +24,7 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
             Attentions.Add(new Transformer2DModel(outChannels, heads, s.ContextDim, s.Groups, s.UseLinearProjection,
                 onlyCrossAttention, s.TransformerLayers));
         }
-        if (addUpsample)
-        {
-            Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
-            Upsamplers.Add(new Upsample2D(outChannels));
-        }
+        if (addUpsample) AddUpsampler(outChannels);
     }
 
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
@@ -36,10 +32,10 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
         for (int i = 0; i < Resnets.Count; i++)
         {
             var resnet = Resnets[i];
-            x = LayerScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
+            x = InferenceScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
             var attention = Attentions[i];
-            x = LayerScope.Run(() => attention.Forward(x, context));
+            x = InferenceScope.Run(() => attention.Forward(x, context));
         }
-        return Upsamplers is { } up ? LayerScope.Run(() => up[0].Forward(x)) : x;
+        return Upsample(x);
     }
 }

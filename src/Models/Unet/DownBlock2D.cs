@@ -1,37 +1,28 @@
 // diffusers' DownBlock2D: resnets only, then an optional downsampler.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 
 public sealed class DownBlock2D : UNetDownBlock
 {
     public ModuleList<ResnetBlock2D> Resnets { get; }
-    public ModuleList<Downsample2D>? Downsamplers { get; }
 
     public DownBlock2D(int inChannels, int outChannels, int layers, bool addDownsample, int downsamplePadding, UNetBlockSettings s)
     {
         Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
         for (int i = 0; i < layers; i++)
             Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, s.TembChannels, s.Groups, s.Eps));
-        if (addDownsample)
-        {
-            Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
-            Downsamplers.Add(new Downsample2D(outChannels, downsamplePadding));
-        }
+        if (addDownsample) AddDownsampler(outChannels, downsamplePadding);
     }
 
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
     {
         foreach (var resnet in Resnets)
         {
-            x = LayerScope.Run(() => resnet.Forward(x, temb));
+            x = InferenceScope.Run(() => resnet.Forward(x, temb));
             skips.Add(x);
         }
-        if (Downsamplers is { } down)
-        {
-            x = LayerScope.Run(() => down[0].Forward(x));
-            skips.Add(x);
-        }
-        return x;
+        return Downsample(x, skips);
     }
 }

@@ -1,5 +1,6 @@
 // diffusers' FeedForward with the GEGLU activation: net.0.proj (dim → 2·4·dim), GEGLU, net.2 (4·dim → dim).
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

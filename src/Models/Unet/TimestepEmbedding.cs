@@ -1,5 +1,6 @@
 // diffusers' TimestepEmbedding: the MLP linear_1 → SiLU → linear_2 on the sinusoidal timestep features.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

@@ -1,5 +1,6 @@
 // diffusers' Transformer2DModel on continuous input: group norm, proj_in, transformer blocks over the H·W tokens, proj_out, residual.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 

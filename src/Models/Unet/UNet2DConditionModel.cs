@@ -1,6 +1,7 @@
 // diffusers' UNet2DConditionModel for the SD 1.x/2.x (and x4 upscaler) configs: built from unet/config.json, keys = state-dict keys.
 using DreamBooth.Autograd;
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 
@@ -93,7 +94,7 @@ public sealed class UNet2DConditionModel : Module
         int[]? classLabels = null)         // (N)
     {                                      // → (N, C_out, H, W)
         Validate(sample, timesteps, encoderHiddenStates, classLabels);
-        return LayerScope.Run(() => Predict(sample, timesteps, encoderHiddenStates, classLabels));
+        return InferenceScope.Run(() => Predict(sample, timesteps, encoderHiddenStates, classLabels));
     }
 
     Tensor Predict(Tensor sample, float[] timesteps, Tensor encoderHiddenStates, int[]? classLabels)
@@ -106,12 +107,12 @@ public sealed class UNet2DConditionModel : Module
         if (ClassEmbedding is { } table)
             temb = F.Add(temb, table.Forward(Tensor.FromInts(backend, classLabels!, classLabels!.Length)));
 
-        var h = LayerScope.Run(() => ConvIn.Forward(sample));
+        var h = InferenceScope.Run(() => ConvIn.Forward(sample));
         var skips = new List<Tensor> { h };
         foreach (var block in DownBlocks) h = block.Forward(h, temb, encoderHiddenStates, skips);
         h = MidBlock.Forward(h, temb, encoderHiddenStates);
         foreach (var block in UpBlocks) h = block.Forward(h, temb, encoderHiddenStates, skips);
-        return LayerScope.Run(() => ConvOut.Forward(F.Silu(ConvNormOut.Forward(h))));
+        return InferenceScope.Run(() => ConvOut.Forward(F.Silu(ConvNormOut.Forward(h))));
     }
 
     void Validate(Tensor sample, float[] timesteps, Tensor context, int[]? classLabels)

@@ -1,5 +1,6 @@
-// Shared by the UNet blocks: their build settings, the down/up block contracts around the skip-connection stack, and inference scoping.
+// Shared by the UNet blocks: their build settings, the down/up block contracts around the skip-connection stack, and their resamplers.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 
@@ -17,19 +18,50 @@ public sealed record UNetBlockSettings(int TembChannels, int Groups, float Eps, 
 /// the skip stack, as diffusers' output_states.</summary>
 public abstract class UNetDownBlock : Module
 {
+    public ModuleList<Downsample2D>? Downsamplers { get; private set; }
+
     public abstract Tensor Forward(Tensor x,   // (N, C_in, H, W)
         Tensor temb,                           // (N, T)
         Tensor context,                        // (N, Lk, contextDim)
         List<Tensor> skips);                   // → (N, C_out, H', W'), H' = H/2 when it downsamples
+
+    /// <summary>Declares "downsamplers.0"; called after the resnets and attentions, as the checkpoint orders them.</summary>
+    protected void AddDownsampler(int channels, int padding)
+    {
+        Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
+        Downsamplers.Add(new Downsample2D(channels, padding));
+    }
+
+    /// <summary>The downsampler's output, pushed onto the skip stack; x itself when the block has none.</summary>
+    protected Tensor Downsample(Tensor x, List<Tensor> skips)   // (N, C, H, W) → (N, C, H/2, W/2)
+    {
+        if (Downsamplers is not { } down) return x;
+        x = InferenceScope.Run(() => down[0].Forward(x));
+        skips.Add(x);
+        return x;
+    }
 }
 
 /// <summary>An up block: each resnet concatenates the top of the skip stack to its input along the channels (popping it).</summary>
 public abstract class UNetUpBlock : Module
 {
+    public ModuleList<Upsample2D>? Upsamplers { get; private set; }
+
     public abstract Tensor Forward(Tensor x,   // (N, C_prev, H, W)
         Tensor temb,                           // (N, T)
         Tensor context,                        // (N, Lk, contextDim)
         List<Tensor> skips);                   // → (N, C_out, H', W'), H' = 2H when it upsamples
+
+    /// <summary>Declares "upsamplers.0"; called after the resnets and attentions, as the checkpoint orders them.</summary>
+    protected void AddUpsampler(int channels)
+    {
+        Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
+        Upsamplers.Add(new Upsample2D(channels));
+    }
+
+    /// <summary>The upsampler's output; x itself when the block has none.</summary>
+    protected Tensor Upsample(Tensor x) =>   // (N, C, H, W) → (N, C, 2H, 2W)
+        Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
 
     /// <summary>Removes and returns the top of the stack.</summary>
     protected static Tensor Pop(List<Tensor> skips)
@@ -44,18 +76,4 @@ public abstract class UNetUpBlock : Module
     /// resnet_in_channels + res_skip_channels).</summary>
     protected static int ResnetInChannels(int i, int layers, int inChannels, int outChannels, int prevOutputChannels) =>
         (i == 0 ? prevOutputChannels : outChannels) + (i == layers - 1 ? inChannels : outChannels);
-}
-
-/// <summary>Inference memory. Without the tape (sampling with a frozen or evaluated UNet, under Tape.NoGrad), each
-/// resnet, transformer and resampler runs in its own scope that keeps only its output, and the whole forward keeps only
-/// the prediction: a step then holds the skip connections plus one layer's temporaries, not every activation. With the
-/// tape recording, backward needs the activations, so nothing is freed early.</summary>
-static class LayerScope
-{
-    public static Tensor Run(Func<Tensor> layer)
-    {
-        if (Tape.IsRecording) return layer();
-        using var scope = new TensorScope();
-        return scope.Keep(layer());
-    }
 }

@@ -1,5 +1,6 @@
 // diffusers' UNetMidBlock2DCrossAttn: resnet, then (transformer, resnet) pairs, at the lowest resolution.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 
@@ -27,13 +28,13 @@ public sealed class UNetMidBlock2DCrossAttn : Module
         Tensor temb,                  // (N, T)
         Tensor context)               // (N, Lk, contextDim)
     {                                 // → (N, C, H, W)
-        x = LayerScope.Run(() => Resnets[0].Forward(x, temb));
+        x = InferenceScope.Run(() => Resnets[0].Forward(x, temb));
         for (int i = 0; i < Attentions.Count; i++)
         {
             var attention = Attentions[i];
             var resnet = Resnets[i + 1];
-            x = LayerScope.Run(() => attention.Forward(x, context));
-            x = LayerScope.Run(() => resnet.Forward(x, temb));
+            x = InferenceScope.Run(() => attention.Forward(x, context));
+            x = InferenceScope.Run(() => resnet.Forward(x, temb));
         }
         return x;
     }

@@ -1,12 +1,12 @@
 // diffusers' UpBlock2D: resnets over (input ⧺ skip), then an optional upsampler.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Unet;
 
 public sealed class UpBlock2D : UNetUpBlock
 {
     public ModuleList<ResnetBlock2D> Resnets { get; }
-    public ModuleList<Upsample2D>? Upsamplers { get; }
 
     /// <param name="inChannels">the channels of the last skip this block takes (the matching down block's input)</param>
     /// <param name="prevOutputChannels">the channels coming from the block below</param>
@@ -16,17 +16,13 @@ public sealed class UpBlock2D : UNetUpBlock
         for (int i = 0; i < layers; i++)
             Resnets.Add(new ResnetBlock2D(ResnetInChannels(i, layers, inChannels, outChannels, prevOutputChannels), outChannels,
                 s.TembChannels, s.Groups, s.Eps));
-        if (addUpsample)
-        {
-            Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
-            Upsamplers.Add(new Upsample2D(outChannels));
-        }
+        if (addUpsample) AddUpsampler(outChannels);
     }
 
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
     {
         foreach (var resnet in Resnets)
-            x = LayerScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
-        return Upsamplers is { } up ? LayerScope.Run(() => up[0].Forward(x)) : x;
+            x = InferenceScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
+        return Upsample(x);
     }
 }

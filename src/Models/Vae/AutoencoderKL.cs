@@ -1,6 +1,7 @@
 // diffusers' AutoencoderKL: image → diagonal Gaussian posterior over latents → image, with SD's checkpoint keys.
 using DreamBooth.Autograd;
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Vae;
 

@@ -1,5 +1,6 @@
 // The autoencoder's blocks: DownEncoderBlock2D, UpDecoderBlock2D and UNetMidBlock2D (resnets, attention, resampling).
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Vae;
 
@@ -13,18 +14,18 @@ public sealed class DownEncoderBlock2D : Module
     public DownEncoderBlock2D(int inChannels, int outChannels, int layers, int groups, float eps, bool addDownsample)
     {
         Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
-        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, groups, eps));
+        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: null, groups, eps));
         if (addDownsample)
         {
             Downsamplers = AddModule("downsamplers", new ModuleList<Downsample2D>());
-            Downsamplers.Add(new Downsample2D(outChannels));
+            Downsamplers.Add(new Downsample2D(outChannels, padding: 0));
         }
     }
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = Stage.Run(resnet.Forward, x);
-        return Downsamplers is { } down ? Stage.Run(down[0].Forward, x) : x;
+        foreach (var resnet in Resnets) x = InferenceScope.Run(() => resnet.Forward(x));
+        return Downsamplers is { } down ? InferenceScope.Run(() => down[0].Forward(x)) : x;
     }
 }
 
@@ -38,7 +39,7 @@ public sealed class UpDecoderBlock2D : Module
     public UpDecoderBlock2D(int inChannels, int outChannels, int layers, int groups, float eps, bool addUpsample)
     {
         Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
-        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, groups, eps));
+        for (int i = 0; i < layers; i++) Resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: null, groups, eps));
         if (addUpsample)
         {
             Upsamplers = AddModule("upsamplers", new ModuleList<Upsample2D>());
@@ -48,8 +49,8 @@ public sealed class UpDecoderBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = Stage.Run(resnet.Forward, x);
-        return Upsamplers is { } up ? Stage.Run(up[0].Forward, x) : x;
+        foreach (var resnet in Resnets) x = InferenceScope.Run(() => resnet.Forward(x));
+        return Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
     }
 }
 
@@ -65,24 +66,14 @@ public sealed class UNetMidBlock2D : Module
         Attentions = AddModule("attentions", new ModuleList<VaeAttention>());
         Attentions.Add(new VaeAttention(channels, groups, eps));
         Resnets = AddModule("resnets", new ModuleList<ResnetBlock2D>());
-        Resnets.Add(new ResnetBlock2D(channels, channels, groups, eps));
-        Resnets.Add(new ResnetBlock2D(channels, channels, groups, eps));
+        Resnets.Add(new ResnetBlock2D(channels, channels, tembChannels: null, groups, eps));
+        Resnets.Add(new ResnetBlock2D(channels, channels, tembChannels: null, groups, eps));
     }
 
-    public Tensor Forward(Tensor x) =>   // (N, C, H, W)
-        Stage.Run(Resnets[1].Forward, Stage.Run(Attentions[0].Forward, Stage.Run(Resnets[0].Forward, x)));
-}
-
-/// <summary>Inference memory. Without the tape (encoding or decoding a frozen VAE under Tape.NoGrad), each resnet,
-/// attention and resampler runs in its own scope that keeps only its output, and the encoder and decoder keep only
-/// theirs: a 512×512 image then holds a few activations at a time instead of every one of them. With the tape
-/// recording, backward needs every activation, so nothing is freed early.</summary>
-static class Stage
-{
-    public static Tensor Run(Func<Tensor, Tensor> stage, Tensor x)
+    public Tensor Forward(Tensor x)   // (N, C, H, W)
     {
-        if (Tape.IsRecording) return stage(x);
-        using var scope = new TensorScope();
-        return scope.Keep(stage(x));
+        x = InferenceScope.Run(() => Resnets[0].Forward(x));
+        x = InferenceScope.Run(() => Attentions[0].Forward(x));
+        return InferenceScope.Run(() => Resnets[1].Forward(x));
     }
 }

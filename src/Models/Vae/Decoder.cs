@@ -1,5 +1,6 @@
 // diffusers' VAE Decoder: conv_in, mid block, up blocks (widest first), group norm + SiLU, conv_out to the image.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Vae;
 
@@ -30,7 +31,7 @@ public sealed class Decoder : Module
         ConvOut = AddModule("conv_out", new Conv2d(channels, outChannels, 3, padding: 1));
     }
 
-    public Tensor Forward(Tensor z) => Stage.Run(Run, z);   // (N, latent, h, w) → (N, out, h·f, w·f)
+    public Tensor Forward(Tensor z) => InferenceScope.Run(() => Run(z));   // (N, latent, h, w) → (N, out, h·f, w·f)
 
     Tensor Run(Tensor z)
     {

@@ -1,5 +1,6 @@
 // diffusers' VAE Encoder: conv_in, down blocks, mid block, group norm + SiLU, conv_out to the posterior's moments.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Vae;
 
@@ -31,7 +32,7 @@ public sealed class Encoder : Module
         ConvOut = AddModule("conv_out", new Conv2d(channels, 2 * latentChannels, 3, padding: 1));
     }
 
-    public Tensor Forward(Tensor x) => Stage.Run(Run, x);   // (N, in, H, W) → (N, 2·latent, H/f, W/f)
+    public Tensor Forward(Tensor x) => InferenceScope.Run(() => Run(x));   // (N, in, H, W) → (N, 2·latent, H/f, W/f)
 
     Tensor Run(Tensor x)
     {

@@ -1,5 +1,6 @@
 // The autoencoder's mid-block attention: one head over all pixels, with a group norm in front and a residual.
 using DreamBooth.Autograd;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Models.Vae;
 

@@ -1,18 +1,19 @@
-// The UNet's leaf layers: nn.Linear, nn.Conv2d, nn.GroupNorm, nn.LayerNorm and nn.Embedding with PyTorch's default init.
+// The models' leaf layers: nn.Linear, nn.Conv2d, nn.GroupNorm, nn.LayerNorm and nn.Embedding with their checkpoint names.
 using DreamBooth.Autograd;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.Layers;
 
-/// <summary>nn.Linear: "weight" (Out, In) and, unless bias is false, "bias" (Out), both U(±1/√In).</summary>
+/// <summary>nn.Linear: "weight" (Out, In) and, unless bias is false, "bias" (Out). Both default to PyTorch's
+/// U(±1/√In); CLIP passes its _init_weights instead (normal weight, zero bias).</summary>
 public sealed class Linear : Module
 {
     public Parameter Weight { get; }
     public Parameter? Bias { get; }
 
-    public Linear(int inFeatures, int outFeatures, bool bias = true)
+    public Linear(int inFeatures, int outFeatures, bool bias = true, Init? weightInit = null, Init? biasInit = null)
     {
-        Weight = AddParameter("weight", Init.FanIn(inFeatures), outFeatures, inFeatures);
-        if (bias) Bias = AddParameter("bias", Init.FanIn(inFeatures), outFeatures);
+        Weight = AddParameter("weight", weightInit ?? Init.FanIn(inFeatures), outFeatures, inFeatures);
+        if (bias) Bias = AddParameter("bias", biasInit ?? Init.FanIn(inFeatures), outFeatures);
     }
 
     public Tensor Forward(Tensor x) => F.Linear(x, Weight.Value, Bias?.Value);   // (..., In) → (..., Out)
@@ -50,7 +51,7 @@ public sealed class GroupNorm : Module
     public GroupNorm(int groups, int channels, float eps)
     {
         if (groups <= 0 || channels % groups != 0)
-            throw new ArgumentException($"unet group norm: {channels} channels do not split into {groups} groups");
+            throw new ArgumentException($"group norm: {channels} channels do not split into {groups} groups");
         _groups = groups;
         _eps = eps;
         Weight = AddParameter("weight", Init.Ones, channels);
@@ -78,16 +79,17 @@ public sealed class LayerNorm : Module
     public Tensor Forward(Tensor x) => F.LayerNorm(x, Weight.Value, Bias.Value, _eps);   // (..., D)
 }
 
-/// <summary>nn.Embedding: a "weight" table (V, D), N(0, 1), rows looked up by index.</summary>
+/// <summary>nn.Embedding: a "weight" table (V, D) of rows looked up by index, N(0, 1) unless an init is given
+/// (CLIP's is N(0, 0.02²)).</summary>
 public sealed class Embedding : Module
 {
     public Parameter Weight { get; }
     public int Count { get; }
 
-    public Embedding(int count, int dim)
+    public Embedding(int count, int dim, Init? init = null)
     {
         Count = count;
-        Weight = AddParameter("weight", new Init.Normal(1.0), count, dim);
+        Weight = AddParameter("weight", init ?? new Init.Normal(1.0), count, dim);
     }
 
     public Tensor Forward(Tensor ids) => F.Embedding(ids, Weight.Value);   // i32 (...) → (..., D)
