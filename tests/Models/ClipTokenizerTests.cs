@@ -7,7 +7,7 @@ namespace DreamBooth.Tests.Models;
 [TestFixture]
 public class ClipTokenizerTests
 {
-    static readonly ClipTokenizer Sd15 = ClipTokenizer.Load(ModelData.Path("sd15-tokenizer"));
+    static readonly ClipTokenizer Sd15 = ClipTokenizer.Load(ModelData.Path("tiny-sd", "tokenizer"));   // SD 1.5's files, byte for byte
     const int Bos = 49406, Eos = 49407;
 
     [Test]

@@ -11,7 +11,8 @@ public class PipelineTests
     string _dir = null!;
     IBackend _backend = null!;
 
-    /// <summary>tiny-sd's (or sd15's) configs with the real SD tokenizer: the folder `init-model --config` takes.</summary>
+    /// <summary>A copy of tiny-sd's configs (or sd15's, given the real SD tokenizer that tiny-sd ships): the folder
+    /// `init-model --config` takes.</summary>
     public static string TinyConfigs(string root, string configs = "tiny-sd")
     {
         string dir = Path.Combine(root, configs);
@@ -21,8 +22,9 @@ public class PipelineTests
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(file, target);
         }
-        Directory.CreateDirectory(Path.Combine(dir, "tokenizer"));
-        foreach (string file in Directory.GetFiles(ModelData.Path("sd15-tokenizer")))
+        if (Directory.Exists(Path.Combine(dir, "tokenizer"))) return dir;
+        Directory.CreateDirectory(Path.Combine(dir, "tokenizer"));      // sd15's configs come without it here
+        foreach (string file in Directory.GetFiles(ModelData.Path("tiny-sd", "tokenizer")))
             File.Copy(file, Path.Combine(dir, "tokenizer", Path.GetFileName(file)));
         return dir;
     }

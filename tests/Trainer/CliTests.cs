@@ -88,7 +88,7 @@ public class CliTests
     [Test]
     public void TokenizePrintsTheSeventySevenIds()
     {
-        var (exit, output, _) = Run("tokenize", "--tokenizer", DreamBooth.Tests.Models.ModelData.Path("sd15-tokenizer"), "a photo of sks dog");
+        var (exit, output, _) = Run("tokenize", "--tokenizer", DreamBooth.Tests.Models.ModelData.Path("tiny-sd", "tokenizer"), "a photo of sks dog");
         Assert.That(exit, Is.Zero, output);
         Assert.That(output.TrimEnd(), Is.EqualTo("49406 320 1125 539 48136 1929 49407" + string.Concat(Enumerable.Repeat(" 49407", 70))));
     }
