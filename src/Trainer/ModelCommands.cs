@@ -85,7 +85,8 @@ public static class ModelCommands
                 var (pixels, n, h, w) = images;
                 for (int i = 0; i < n; i++) Images.SavePng(Path.Combine(dir, $"{i:D3}.png"), pixels, i, h, w);
                 Images.SaveGrid(Path.Combine(dir, "grid.png"), pixels, n, h, w);
-                Console.WriteLine($"wrote {n} images ({w}×{h}) and grid.png to {dir}");
+                Console.WriteLine($"wrote {n} images ({w}×{h}) and grid.png to {dir}; peak {backend.Name} memory " +
+                                  $"{backend.Memory.PeakBytes / (1024.0 * 1024):F0} MiB");
             }
             return 0;
         }));
