@@ -128,6 +128,9 @@ public class OpShapeErrors
 
     static Tensor Z(params int[] shape) => Tensor.Zeros(Reference, shape);
 
+    [Test] public void LinearWeightMustBeAMatrix() =>
+        Throws("linear", () => F.Linear(Z(2, 4), Z(4)), "[2, 4]", "[4]");
+
     [Test] public void ConvChannelsMustMatch() =>
         Throws("conv2d", () => F.Conv2d(Z(1, 3, 8, 8), Z(4, 2, 3, 3), null), "[1, 3, 8, 8]", "[4, 2, 3, 3]");
 

@@ -14,6 +14,9 @@ public class TapeGradChecks
     [Test] public void Linear() => TensorGradCheck.Check(Reference, t => F.Linear(t[0], t[1], t[2]),
         [In(1, 2, 3, 5), In(2, 4, 5), In(3, 4)], "linear");
 
+    [Test] public void LinearOnATransposedWeightView() => TensorGradCheck.Check(Reference,
+        t => F.Linear(t[0], F.Permute(t[1], 1, 0), t[2]), [In(1, 2, 3, 5), In(2, 5, 4), In(3, 4)], "linear, permuted weight");
+
     [Test] public void MatMulBatched() => TensorGradCheck.Check(Reference, t => F.MatMul(t[0], t[1]),
         [In(1, 2, 3, 4), In(2, 2, 4, 5)], "matmul");
 

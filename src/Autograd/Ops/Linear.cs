@@ -6,12 +6,16 @@ namespace DreamBooth.Autograd;
 public static partial class F
 {
     /// <summary>y = x·Wᵀ + b (nn.Linear). x (..., In), weight (Out, In), bias (Out) or null → y (..., Out).</summary>
-    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
+    public static Tensor Linear(Tensor x,   // (..., In)
+        Tensor weight,                      // (Out, In)
+        Tensor? bias = null)                // (Out)
     {
-        int outF = weight.Dim(0), inF = weight.Dim(1);
-        if (weight.Rank != 2 || x.Rank < 1 || x.Dim(-1) != inF || bias != null && (bias.Rank != 1 || bias.Dim(0) != outF))
+        if (weight.Rank != 2 || x.Rank < 1 || x.Dim(-1) != weight.Dim(1) || bias != null && (bias.Rank != 1 || bias.Dim(0) != weight.Dim(0)))
             throw new ArgumentException($"linear: x {x}, weight {weight}, bias {bias?.ToString() ?? "none"} do not fit (x (..., In), weight (Out, In), bias (Out))");
+        int outF = weight.Dim(0), inF = weight.Dim(1);
         x = Contiguous(x);
+        weight = Contiguous(weight);
+        bias = bias is null ? null : Contiguous(bias);
         int rows = checked((int)(x.Length / inF));
         var yShape = x.Shape.ToArray();
         yShape[^1] = outF;
