@@ -42,7 +42,7 @@ public static class Checkpoint
                 detached[i].Grad = inputs[i].Grad;         // add onto what later ops contributed, in the plain order
             }
 
-            int mark = Tape.Count;
+            long mark = Tape.Mark;
             Tensor y;
             using (Tape.Recording())
             using (Autocast.Enable(autocast ?? Kernels.DType.F32))

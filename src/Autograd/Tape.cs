@@ -9,14 +9,21 @@ namespace DreamBooth.Autograd;
 /// </summary>
 public static class Tape
 {
-    readonly record struct Entry(string Op, Tensor Output, Action<Tensor> Backward);
+    /// <summary>One op on the tape; <paramref name="Id"/> counts every entry ever recorded on this thread, so a
+    /// mark stays valid after a backward has removed the entries below it.</summary>
+    readonly record struct Entry(long Id, string Op, Tensor Output, Action<Tensor> Backward);
 
     [ThreadStatic] static List<Entry>? _entries;
+    [ThreadStatic] static long _recorded;
     [ThreadStatic] static int _pausedDepth;
 
     static List<Entry> Entries => _entries ??= [];
 
+    /// <summary>The entries on this thread's tape (tests check that scopes take theirs away).</summary>
     internal static int Count => _entries?.Count ?? 0;
+
+    /// <summary>The id the next entry gets: Replay and Truncate from it reach exactly the entries recorded after now.</summary>
+    internal static long Mark => _recorded;
 
     /// <summary>False inside <see cref="NoGrad"/>: ops then record nothing and their outputs need no gradient.</summary>
     public static bool IsRecording => _pausedDepth == 0;
@@ -67,7 +74,7 @@ public static class Tape
     {
         output.RequiresGrad = true;
         output.IsLeaf = false;
-        Entries.Add(new Entry(op, output, backward));
+        Entries.Add(new Entry(_recorded++, op, output, backward));
     }
 
     /// <summary>
@@ -85,15 +92,16 @@ public static class Tape
         Replay(0);
     }
 
-    /// <summary>Runs entries [from, end) backwards and removes them (a checkpointed block's recompute replays its own range).</summary>
-    internal static void Replay(int from)
+    /// <summary>Runs the entries recorded since <paramref name="mark"/> backwards and removes them (a checkpointed
+    /// block's recompute replays its own entries).</summary>
+    internal static void Replay(long mark)
     {
         var entries = Entries;
-        using var _ = NoGrad();
-        for (int i = entries.Count - 1; i >= from; i--)
+        using var noGrad = NoGrad();
+        while (entries.Count > 0 && entries[^1].Id >= mark)
         {
-            var (op, output, backward) = entries[i];
-            entries.RemoveAt(i);
+            var (_, op, output, backward) = entries[^1];
+            entries.RemoveAt(entries.Count - 1);
             if (output.Grad is not { } grad) continue;   // this op does not lead to the loss
             if (output.IsDisposed) throw new InvalidOperationException($"backward: the output of {op} was disposed before backward");
             backward(grad);
@@ -102,9 +110,12 @@ public static class Tape
         }
     }
 
-    /// <summary>Drops entries recorded after <paramref name="mark"/> (their tensors are being freed).</summary>
-    internal static void Truncate(int mark)
+    /// <summary>Drops the entries recorded since <paramref name="mark"/> (their tensors are being freed).</summary>
+    internal static void Truncate(long mark)
     {
-        if (_entries is { } e && e.Count > mark) e.RemoveRange(mark, e.Count - mark);
+        if (_entries is not { } e) return;
+        int keep = e.Count;
+        while (keep > 0 && e[keep - 1].Id >= mark) keep--;
+        e.RemoveRange(keep, e.Count - keep);
     }
 }

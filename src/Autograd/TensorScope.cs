@@ -20,14 +20,14 @@ public sealed class TensorScope : IDisposable
 
     readonly TensorScope? _parent;
     readonly List<Tensor> _tensors = [];
-    readonly int _tapeMark;
+    readonly long _tapeMark;
     bool _disposed;
 
     public TensorScope()
     {
         _parent = _current;
         _current = this;
-        _tapeMark = Tape.Count;
+        _tapeMark = Tape.Mark;
     }
 
     /// <summary>The innermost open scope on this thread, if any.</summary>

@@ -83,6 +83,22 @@ public class TapeGradChecks
     }
 
     [Test]
+    public void EntriesRecordedAfterABackwardInANestedScopeLeaveWithIt()
+    {
+        int start = Tape.Count;
+        using var outer = new TensorScope();
+        var x = Tensor.FromArray(Reference, [2f], 1);
+        x.RequiresGrad = true;
+        var pending = F.Scale(x, 2f);                      // on the tape when the inner scope opens
+        using (new TensorScope())
+        {
+            F.Sum(pending).Backward();                     // empties the tape below the inner scope's mark
+            F.Scale(x, 3f);                                // recorded inside the inner scope, freed with it
+        }
+        Assert.That(Tape.Count, Is.EqualTo(start));
+    }
+
+    [Test]
     public void KeepRefusesTensorsStillOnTheTape()
     {
         using var outer = new TensorScope();
