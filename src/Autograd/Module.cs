@@ -20,13 +20,25 @@ public abstract record Init
 public sealed class Parameter(int[] shape, Init init)
 {
     Tensor? _value;
+    bool _requiresGrad = true;
 
     public int[] Shape { get; } = shape;
     public Init Init { get; } = init;
     public long Length => Tensor.ShapeLength(Shape);
 
-    /// <summary>Fixed when the store is created: freezing after that would move the flat buffers.</summary>
-    public bool RequiresGrad { get; set; } = true;
+    /// <summary>Fixed when the store is created: freezing after that would move the flat buffers, so a change then
+    /// is refused.</summary>
+    public bool RequiresGrad
+    {
+        get => _requiresGrad;
+        set
+        {
+            if (IsBound && value != _requiresGrad)
+                throw new InvalidOperationException("parameter: requires_grad is fixed once a parameter store holds it; " +
+                                                    "freeze or unfreeze before creating the store");
+            _requiresGrad = value;
+        }
+    }
 
     public Tensor Value => _value ?? throw new InvalidOperationException(
         "parameter: not bound to storage yet; create a ParameterStore for the model first");

@@ -161,6 +161,17 @@ public class ParameterStoreTests
     }
 
     [Test]
+    public void FreezingAfterTheStoreExistsIsRefused()
+    {
+        using var backend = Backends.Create("cpu");
+        var net = new Net();
+        using var store = new ParameterStore(backend, net);
+        Assert.That(() => net.Layers[0].RequiresGrad(false), Throws.InvalidOperationException.With.Message.Contains("parameter store"));
+        Assert.That(net.Layers[0].Weight.Value.Grad, Is.Not.Null);
+        net.Layers[0].RequiresGrad(true);                  // what the store was built with: nothing changes
+    }
+
+    [Test]
     public void InitializationFollowsEachInitAndIsTheSameOnEveryBackend()
     {
         float[] Init(string name)
