@@ -162,5 +162,9 @@ public class OpShapeErrors
     [Test] public void EmbeddingIdsMustBeIntegers() =>
         Throws("embedding", () => F.Embedding(Z(3), Z(5, 2)), "f32[3]");
 
+    [Test] public void SumAxesMustExist() => Throws("sum", () => F.Sum(Z(2, 3), 2), "axis 2", "[2, 3]");
+
+    [Test] public void MeanAxesMustExist() => Throws("mean", () => F.Mean(Z(2, 3), -3), "axis -3", "[2, 3]");
+
     [Test] public void PadMustBeNonNegative() => Throws("pad2d", () => F.Pad2d(Z(1, 1, 2, 2), 0, -1, 0, 0), "-1");
 }

@@ -31,27 +31,29 @@ public static partial class F
     }
 
     /// <summary>Σ over the axes listed (all when none; negative counts from the end), keeping them as size-1 dims.</summary>
-    public static Tensor Sum(Tensor x, params int[] axes) => ScaledSum(x, 1f, axes);
+    public static Tensor Sum(Tensor x, params int[] axes) => Reduce("sum", x, mean: false, axes);
 
     /// <summary>Mean over the axes listed (all when none), keeping them as size-1 dims.</summary>
-    public static Tensor Mean(Tensor x, params int[] axes)
-    {
-        long count = 1;
-        for (int d = 0; d < x.Rank; d++)
-            if (axes.Length == 0 || axes.Contains(d) || axes.Contains(d - x.Rank)) count *= x.Dim(d);
-        return ScaledSum(x, 1f / count, axes);
-    }
+    public static Tensor Mean(Tensor x, params int[] axes) => Reduce("mean", x, mean: true, axes);
 
-    static Tensor ScaledSum(Tensor x, float scale, int[] axes)
+    static Tensor Reduce(string op, Tensor x,   // (...) → (...) with the reduced axes of size 1
+        bool mean, int[] axes)
     {
-        x = Contiguous(x);
         var yShape = x.Shape.ToArray();
-        for (int d = 0; d < yShape.Length; d++)
-            if (axes.Length == 0 || axes.Contains(d) || axes.Contains(d - yShape.Length)) yShape[d] = 1;
+        if (axes.Length == 0) Array.Fill(yShape, 1);
+        foreach (int axis in axes)
+        {
+            int ax = axis < 0 ? axis + x.Rank : axis;
+            if (ax < 0 || ax >= x.Rank) throw new ArgumentException($"{op}: axis {axis} is not an axis of {x}");
+            yShape[ax] = 1;
+        }
+        long yLength = Tensor.ShapeLength(yShape);
+        float scale = mean ? 1f / (yLength == 0 ? 1 : x.Length / yLength) : 1f;
+        x = Contiguous(x);
         var y = Tensor.Zeros(x.Backend, yShape);
         x.Backend.ReduceSum(y.Storage, x.Storage, x.Shape, yShape, scale);
         if (Tape.Needs(x))
-            Tape.Record("sum", y, dy =>
+            Tape.Record(op, y, dy =>
             {   // every x element receives scale·dy of its reduced position: a broadcast add onto zeros
                 var dx = Tensor.ZerosLike(x);
                 x.Backend.Binary(BinaryOp.Add, dx.Storage, dx.Storage, dy.Storage, x.Shape, dy.Shape);
