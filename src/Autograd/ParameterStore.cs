@@ -75,8 +75,8 @@ public sealed class ParameterStore : IDisposable
     /// <paramref name="seed"/>, each parameter at its own counter range, so a model's weights do not depend on the backend.</summary>
     public void Initialize(ulong seed)
     {
-        using var noGrad = Tape.NoGrad();
-        using var scope = new TensorScope();
+        using var minusOne = Backend.Allocate(DType.F32, 1);   // the shift of every uniform draw: (1)
+        Backend.Fill(minusOne, -1f);
         foreach (var (_, p) in Named)
         {
             var v = p.Value.Storage;
@@ -91,9 +91,8 @@ public sealed class ParameterStore : IDisposable
                     break;
                 case Init.Uniform u:                        // u ~ U[0,1) -> (2u - 1)·bound
                     Backend.RandomUniform(v, seed, (ulong)Offsets[p]);
-                    var minusOne = Tensor.FromArray(Backend, [-1f], 1);
                     Backend.Scale(v, v, 2f, p.Length);
-                    Backend.Binary(BinaryOp.Add, v, v, minusOne.Storage, [checked((int)p.Length)], [1]);
+                    Backend.Binary(BinaryOp.Add, v, v, minusOne, [checked((int)p.Length)], [1]);
                     Backend.Scale(v, v, (float)u.Bound, p.Length);
                     break;
             }
