@@ -2,6 +2,7 @@
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using DreamBooth.Models.Formats;
 
 namespace DreamBooth.Models.Configs;
 
@@ -147,21 +148,8 @@ static class ConfigWriter
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
-    public static void Save(string path, string json)
-    {
-        string full = System.IO.Path.GetFullPath(path);
-        string temp = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temp, json, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
-    }
+    public static void Save(string path, string json) =>
+        AtomicFile.Write(path, temp => File.WriteAllText(temp, json, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)));
 
     public static void Ints(this Utf8JsonWriter w, string key, IEnumerable<int> values)
     {
