@@ -1,4 +1,5 @@
 // Writing images: one (3, H, W) array in [0, 1] as an RGB PNG, or a batch as a grid; both through a temporary file.
+using DreamBooth.Models.Formats;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -36,14 +37,5 @@ public static class Images
         }
     }
 
-    static void Save(Image image, string path)
-    {
-        string temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            image.SaveAsPng(temp);
-            File.Move(temp, path, overwrite: true);
-        }
-        finally { File.Delete(temp); }
-    }
+    static void Save(Image image, string path) => AtomicFile.Write(path, temp => image.SaveAsPng(temp));
 }

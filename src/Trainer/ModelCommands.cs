@@ -10,7 +10,7 @@ public static class ModelCommands
     {
         var path = new Argument<string>("path") { Description = "A model folder (model_index.json), one component folder, or a .safetensors file" };
         var command = new Command("inspect", "Print configs, tensors and dtypes, parameter counts per component, and check weights against configs.") { path };
-        command.SetAction(parse => Guard("inspect", () =>
+        command.SetAction(parse => Guard.Run("inspect", () =>
         {
             var report = Inspector.Inspect(parse.GetValue(path)!);
             foreach (string line in report.Lines) Console.WriteLine(line);
@@ -32,8 +32,9 @@ public static class ModelCommands
         {
             config, output, seed, variant, device,
         };
-        command.SetAction(parse => Guard("init-model", () =>
+        command.SetAction(parse => Guard.Run("init-model", () =>
         {
+            Guard.ExpectFolder("--output", parse.GetValue(output)!);
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
             using (var pipeline = StableDiffusionPipeline.Initialize(parse.GetValue(config)!, backend, parse.GetValue(seed)))
@@ -68,9 +69,10 @@ public static class ModelCommands
         {
             model, prompt, negative, count, steps, guidance, scheduler, eta, seed, height, width, variant, output, device,
         };
-        command.SetAction(parse => Guard("sample", () =>
+        command.SetAction(parse => Guard.Run("sample", () =>
         {
             string dir = parse.GetValue(output)!;
+            Guard.ExpectFolder("--output", dir);
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
             using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend, parse.GetValue(variant)))
@@ -91,18 +93,5 @@ public static class ModelCommands
             return 0;
         }));
         return command;
-    }
-
-    /// <summary>Runs a command's action; a bad input (missing file, malformed weights, wrong config or argument) becomes
-    /// one line on stderr and exit code 1, never a stack trace.</summary>
-    static int Guard(string name, Func<int> action)
-    {
-        try { return action(); }
-        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException
-                                      or KeyNotFoundException or InvalidOperationException)
-        {
-            Console.Error.WriteLine($"dreambooth {name}: {e.Message}");
-            return 1;
-        }
     }
 }

@@ -14,20 +14,12 @@ public static class TokenizeCommand
         {
             tokenizer, prompt,
         };
-        command.SetAction(parse =>
+        command.SetAction(parse => Guard.Run("tokenize", () =>
         {
-            try
-            {
-                var ids = ClipTokenizer.Load(parse.GetValue(tokenizer)!).Encode(parse.GetValue(prompt)!);
-                Console.WriteLine(string.Join(' ', ids));
-                return 0;
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"dreambooth tokenize: {e.Message}");
-                return 1;
-            }
-        });
+            var ids = ClipTokenizer.Load(parse.GetValue(tokenizer)!).Encode(parse.GetValue(prompt)!);
+            Console.WriteLine(string.Join(' ', ids));
+            return 0;
+        }));
         return command;
     }
 }

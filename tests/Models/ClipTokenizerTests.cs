@@ -177,6 +177,8 @@ public class ClipTokenizerTests
         Assert.That(() => Toy("a b\n", "{not json"), Throws.TypeOf<InvalidDataException>().With.Message.Contains("tokenizer_config.json"));
         Assert.That(() => Toy("a b\n", """{"model_max_length": "long"}"""),
             Throws.TypeOf<InvalidDataException>().With.Message.Contains("tokenizer_config.json").And.Message.Contains("model_max_length"));
+        Assert.That(() => Toy("a b\n", """{"model_max_length": 2000000000}"""),
+            Throws.TypeOf<InvalidDataException>().With.Message.Contains("tokenizer_config.json").And.Message.Contains("model_max_length"));
         Assert.That(() => Toy("a b\n", """{"bos_token": 5}"""),
             Throws.TypeOf<InvalidDataException>().With.Message.Contains("tokenizer_config.json").And.Message.Contains("bos_token"));
     }

@@ -234,6 +234,10 @@ public class ConfigTests
     [TestCase("""{"block_out_channels": [320, 640, 1280, 1000]}""", "block_out_channels", "norm_num_groups")]
     [TestCase("""{"_class_name": "AutoencoderKL"}""", "_class_name", "not a UNet2DConditionModel config")]
     [TestCase("""{"class_embed_type": "timestep"}""", "class_embed_type", "not supported")]
+    [TestCase("""{"norm_num_groups": 0}""", "norm_num_groups", "not a positive integer")]
+    [TestCase("""{"layers_per_block": -1}""", "layers_per_block", "not a positive integer")]
+    [TestCase("""{"attention_head_dim": [8, 0, 8, 8]}""", "attention_head_dim", "not a positive integer")]
+    [TestCase("""{"block_out_channels": [320, 640, 1280, -1280]}""", "block_out_channels", "not a positive integer")]
     public void BadUNetFieldsAreNamed(string json, string key, string problem)
     {
         string path = Write(json);
@@ -252,6 +256,10 @@ public class ConfigTests
         Rejected(ClipTextConfig.Load, """{"hidden_act": "relu"}""", "hidden_act");
         Rejected(ClipTextConfig.Load, """{"hidden_size": 768, "num_attention_heads": 7}""", "num_attention_heads");
         Rejected(ClipTextConfig.Load, """{"model_type": "clip_vision_model"}""", "model_type");
+        Rejected(ClipTextConfig.Load, """{"num_attention_heads": 0}""", "num_attention_heads");
+        Rejected(ClipTextConfig.Load, """{"max_position_embeddings": -77}""", "max_position_embeddings");
+        Rejected(AutoencoderKLConfig.Load, """{"norm_num_groups": 0}""", "norm_num_groups");
+        Rejected(AutoencoderKLConfig.Load, """{"latent_channels": 0}""", "latent_channels");
         Rejected(AutoencoderKLConfig.Load, """{"down_block_types": ["DownBlock2D"]}""", "down_block_types");
         Rejected(AutoencoderKLConfig.Load, """{"scaling_factor": "0.18"}""", "scaling_factor");
         Rejected(SchedulerConfig.Load, """{"beta_schedule": "cosine"}""", "beta_schedule");

@@ -152,4 +152,33 @@ public class CliTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    [Test]
+    public void BadSampleAndOutputArgumentsAreOneLineErrors()
+    {
+        string dir = DreamBooth.Tests.Models.ModelData.TempFolder();
+        try
+        {
+            string configs = DreamBooth.Tests.Models.PipelineTests.TinyConfigs(dir);
+            string model = Path.Combine(dir, "model"), images = Path.Combine(dir, "images"), file = Path.Combine(dir, "file");
+            File.WriteAllText(file, "");
+            var (exit, output, _) = Run("init-model", "--config", configs, "--output", model, "--device", "cpu");
+            Assert.That(exit, Is.Zero, output);
+            string[] sample = ["sample", "--model", model, "--prompt", "x", "--num-images", "1", "--device", "cpu"];
+            foreach (var (args, expected) in new (string[], string)[]
+                     {
+                         ([.. sample, "--steps", "2000", "--output", images], "inference steps must be in [1, 1000]"),
+                         ([.. sample, "--steps", "2", "--height", "1073741824", "--output", images], "out of memory"),
+                         ([.. sample, "--output", file], $"--output {file} is a file, not a folder"),
+                         (["init-model", "--config", configs, "--output", file, "--device", "cpu"], $"--output {file} is a file, not a folder"),
+                     })
+            {
+                var (code, _, error) = Run(args);
+                Assert.That(code, Is.Not.Zero, string.Join(' ', args));
+                Assert.That(error.TrimEnd().Split('\n'), Has.Length.EqualTo(1), error);
+                Assert.That(error, Does.Contain(expected).And.Not.Contain("Exception").And.Not.Contain("(Parameter '"));
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

@@ -30,16 +30,16 @@ public sealed record AutoencoderKLConfig
             downTypes: ["DownEncoderBlock2D"], upTypes: ["UpDecoderBlock2D"]);
         var config = new AutoencoderKLConfig
         {
-            InChannels = r.Int("in_channels", d.InChannels),
-            OutChannels = r.Int("out_channels", d.OutChannels),
+            InChannels = r.PositiveInt("in_channels", d.InChannels),
+            OutChannels = r.PositiveInt("out_channels", d.OutChannels),
             DownBlockTypes = down,
             UpBlockTypes = up,
             BlockOutChannels = channels,
-            LayersPerBlock = r.Int("layers_per_block", d.LayersPerBlock),
+            LayersPerBlock = r.PositiveInt("layers_per_block", d.LayersPerBlock),
             ActFn = r.OneOf("act_fn", r.String("act_fn", d.ActFn), "silu"),
-            LatentChannels = r.Int("latent_channels", d.LatentChannels),
-            NormNumGroups = r.Int("norm_num_groups", d.NormNumGroups),
-            SampleSize = r.Int("sample_size", d.SampleSize),
+            LatentChannels = r.PositiveInt("latent_channels", d.LatentChannels),
+            NormNumGroups = r.PositiveInt("norm_num_groups", d.NormNumGroups),
+            SampleSize = r.PositiveInt("sample_size", d.SampleSize),
             ScalingFactor = r.Double("scaling_factor", d.ScalingFactor),
             ForceUpcast = r.Bool("force_upcast", d.ForceUpcast),
         };

@@ -33,13 +33,13 @@ public sealed record ClipTextConfig
         var d = new ClipTextConfig();
         var config = new ClipTextConfig
         {
-            VocabSize = r.Int("vocab_size", d.VocabSize),
-            HiddenSize = r.Int("hidden_size", d.HiddenSize),
-            IntermediateSize = r.Int("intermediate_size", d.IntermediateSize),
-            ProjectionDim = r.Int("projection_dim", d.ProjectionDim),
-            NumHiddenLayers = r.Int("num_hidden_layers", d.NumHiddenLayers),
-            NumAttentionHeads = r.Int("num_attention_heads", d.NumAttentionHeads),
-            MaxPositionEmbeddings = r.Int("max_position_embeddings", d.MaxPositionEmbeddings),
+            VocabSize = r.PositiveInt("vocab_size", d.VocabSize),
+            HiddenSize = r.PositiveInt("hidden_size", d.HiddenSize),
+            IntermediateSize = r.PositiveInt("intermediate_size", d.IntermediateSize),
+            ProjectionDim = r.PositiveInt("projection_dim", d.ProjectionDim),
+            NumHiddenLayers = r.PositiveInt("num_hidden_layers", d.NumHiddenLayers),
+            NumAttentionHeads = r.PositiveInt("num_attention_heads", d.NumAttentionHeads),
+            MaxPositionEmbeddings = r.PositiveInt("max_position_embeddings", d.MaxPositionEmbeddings),
             HiddenAct = r.OneOf("hidden_act", r.String("hidden_act", d.HiddenAct), "quick_gelu", "gelu"),
             LayerNormEps = r.Double("layer_norm_eps", d.LayerNormEps),
             AttentionDropout = r.Double("attention_dropout", d.AttentionDropout),
@@ -49,7 +49,7 @@ public sealed record ClipTextConfig
             BosTokenId = r.Int("bos_token_id", d.BosTokenId),
             EosTokenId = r.Int("eos_token_id", d.EosTokenId),
         };
-        if (config.NumAttentionHeads <= 0 || config.HiddenSize % config.NumAttentionHeads != 0)
+        if (config.HiddenSize % config.NumAttentionHeads != 0)
             throw r.Error("num_attention_heads", $"is {config.NumAttentionHeads}, which does not divide hidden_size {config.HiddenSize}");
         return config;
     }

@@ -2,6 +2,7 @@
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using DreamBooth.Models.Formats;
 
 namespace DreamBooth.Models.Configs;
 
@@ -40,6 +41,8 @@ sealed class ConfigReader
         Error(key, $"must be {expected}, not {value.GetRawText()}");
 
     public int Int(string key, int fallback) => TryGet(key, out var v) ? AsInt(key, v) : fallback;
+    /// <summary>A size or a count: an integer of at least 1.</summary>
+    public int PositiveInt(string key, int fallback) => Positive(key, Int(key, fallback));
     public int? NullableInt(string key, int? fallback) =>
         !TryGet(key, out var v) ? fallback : v.ValueKind == JsonValueKind.Null ? null : AsInt(key, v);
     public double Double(string key, double fallback) => TryGet(key, out var v) ? AsDouble(key, v) : fallback;
@@ -52,13 +55,14 @@ sealed class ConfigReader
     public double[]? NullableDoubles(string key) =>
         !TryGet(key, out var v) || v.ValueKind == JsonValueKind.Null ? null : Array(key, v, "a list of numbers", AsDouble);
 
-    /// <summary>An int meaning "the same for every block", or a list with one value per block.</summary>
+    /// <summary>A positive int meaning "the same for every block", or a list with one positive value per block.</summary>
     public int[] IntPerBlock(string key, int fallback, int blocks)
     {
         if (!TryGet(key, out var v)) return Enumerable.Repeat(fallback, blocks).ToArray();
         int[] values = v.ValueKind == JsonValueKind.Array ? Array(key, v, "an integer or a list of integers", AsInt)
             : Enumerable.Repeat(AsInt(key, v), blocks).ToArray();
         if (values.Length != blocks) throw Error(key, $"lists {values.Length} values for {blocks} blocks");
+        foreach (int value in values) Positive(key, value);
         return values;
     }
 
@@ -81,6 +85,7 @@ sealed class ConfigReader
         int[] channels = Ints("block_out_channels", channelsFallback);
         foreach (string t in down) OneOf("down_block_types", t, downTypes);
         foreach (string t in up) OneOf("up_block_types", t, upTypes);
+        foreach (int c in channels) Positive("block_out_channels", c);
         if (down.Length != channels.Length || up.Length != channels.Length)
             throw Error("block_out_channels", $"lists {channels.Length} blocks, but there are {down.Length} down and {up.Length} up block types");
         return (down, up, channels);
@@ -103,6 +108,8 @@ sealed class ConfigReader
     /// <summary>Checks that value is one of the supported choices.</summary>
     public string OneOf(string key, string value, params string[] supported) =>
         supported.Contains(value) ? value : throw Error(key, $"is \"{value}\", which is not supported (supported: {string.Join(", ", supported)})");
+
+    int Positive(string key, int value) => value > 0 ? value : throw Error(key, $"is {value}, not a positive integer");
 
     int AsInt(string key, JsonElement v)
     {
@@ -141,21 +148,8 @@ static class ConfigWriter
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
-    public static void Save(string path, string json)
-    {
-        string full = System.IO.Path.GetFullPath(path);
-        string temp = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temp, json, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
-    }
+    public static void Save(string path, string json) =>
+        AtomicFile.Write(path, temp => File.WriteAllText(temp, json, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)));
 
     public static void Ints(this Utf8JsonWriter w, string key, IEnumerable<int> values)
     {

@@ -37,7 +37,7 @@ public sealed record SchedulerConfig
         var config = new SchedulerConfig
         {
             ClassName = className,
-            NumTrainTimesteps = r.Int("num_train_timesteps", d.NumTrainTimesteps),
+            NumTrainTimesteps = r.PositiveInt("num_train_timesteps", d.NumTrainTimesteps),
             BetaStart = r.Double("beta_start", d.BetaStart),
             BetaEnd = r.Double("beta_end", d.BetaEnd),
             BetaSchedule = r.OneOf("beta_schedule", r.String("beta_schedule", d.BetaSchedule), "linear", "scaled_linear", "squaredcos_cap_v2"),
@@ -52,7 +52,6 @@ public sealed record SchedulerConfig
             VarianceType = r.String("variance_type", d.VarianceType),
             RescaleBetasZeroSnr = r.Bool("rescale_betas_zero_snr", d.RescaleBetasZeroSnr),
         };
-        if (config.NumTrainTimesteps <= 0) throw r.Error("num_train_timesteps", $"is {config.NumTrainTimesteps}, not positive");
         if (config.TrainedBetas is { } betas && betas.Length != config.NumTrainTimesteps)
             throw r.Error("trained_betas", $"lists {betas.Length} betas for {config.NumTrainTimesteps} timesteps");
         return config;

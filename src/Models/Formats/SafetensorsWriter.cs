@@ -59,34 +59,24 @@ public static class SafetensorsWriter
             : Encoding.UTF8.GetBytes(a.Name).AsSpan().SequenceCompareTo(Encoding.UTF8.GetBytes(b.Name)));
         byte[] header = Header(entries, metadata);
 
-        string folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        string temp = System.IO.Path.Combine(folder, $".{System.IO.Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, temp =>
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            using var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+            Span<byte> prefix = stackalloc byte[8];
+            BitConverter.TryWriteBytes(prefix, (ulong)header.Length);
+            stream.Write(prefix);
+            stream.Write(header);
+            foreach (var entry in entries)
             {
-                Span<byte> prefix = stackalloc byte[8];
-                BitConverter.TryWriteBytes(prefix, (ulong)header.Length);
-                stream.Write(prefix);
-                stream.Write(header);
-                foreach (var entry in entries)
-                {
-                    long start = stream.Position;
-                    entry.WriteData(stream);
-                    long written = stream.Position - start;
-                    if (written != entry.ByteCount)
-                        throw new InvalidDataException(
-                            $"{path}: tensor '{entry.Name}': wrote {written} bytes, but {entry.DType} of shape [{string.Join(", ", entry.Shape)}] needs {entry.ByteCount}");
-                }
-                stream.Flush(flushToDisk: true);
+                long start = stream.Position;
+                entry.WriteData(stream);
+                long written = stream.Position - start;
+                if (written != entry.ByteCount)
+                    throw new InvalidDataException(
+                        $"{path}: tensor '{entry.Name}': wrote {written} bytes, but {entry.DType} of shape [{string.Join(", ", entry.Shape)}] needs {entry.ByteCount}");
             }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+            stream.Flush(flushToDisk: true);
+        });
     }
 
     static void Validate(string path, List<SafetensorsEntry> entries)

@@ -107,7 +107,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         foreach (string file in TokenizerFiles)
         {
             string source = Path.Combine(TokenizerDir, file), target = Path.Combine(dir, "tokenizer", file);
-            if (File.Exists(source) && Path.GetFullPath(source) != Path.GetFullPath(target)) CopyAtomically(source, target);
+            if (File.Exists(source) && Path.GetFullPath(source) != Path.GetFullPath(target)) AtomicFile.Write(target, temp => File.Copy(source, temp));
         }
         StateDict.Save(TextEncoderWeights, WeightsPath(dir, "text_encoder", variant), dtype);
         StateDict.Save(UnetWeights, WeightsPath(dir, "unet", variant), dtype);
@@ -132,13 +132,6 @@ public sealed class StableDiffusionPipeline : IDisposable
             UNet2DConditionConfig.Load(Path.Combine(dir, "unet", "config.json")),
             hasVae ? AutoencoderKLConfig.Load(Path.Combine(dir, "vae", "config.json")) : null,
             SchedulerConfig.Load(Path.Combine(dir, "scheduler", "scheduler_config.json")));
-    }
-
-    static void CopyAtomically(string source, string target)
-    {
-        string temp = target + $".{Guid.NewGuid():N}.tmp";
-        File.Copy(source, temp);
-        File.Move(temp, target, overwrite: true);
     }
 
     public void Dispose()

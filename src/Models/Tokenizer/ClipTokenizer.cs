@@ -31,6 +31,10 @@ public sealed partial class ClipTokenizer
     /// <summary>Length of an encoded prompt, BOS and EOS included (77 for every SD text encoder).</summary>
     public int MaxLength { get; }
 
+    /// <summary>The largest model_max_length accepted: every encoded prompt is an array of this many ids, so a config
+    /// claiming billions must fail at load, not exhaust memory at the first prompt.</summary>
+    public const int MaxModelLength = 1 << 16;
+
     readonly Dictionary<string, int> vocab;
     readonly string[] tokens;                                   // id → token
     readonly Dictionary<(string, string), int> ranks;          // merge pair → rank, lower merges first
@@ -74,8 +78,8 @@ public sealed partial class ClipTokenizer
         int maxLength = 77;
         if (config is { } c && c.Element.TryGetProperty("model_max_length", out var m))
         {
-            if (m.ValueKind != JsonValueKind.Number || !m.TryGetInt32(out maxLength) || maxLength < 2)
-                throw new InvalidDataException($"{c.Path}: model_max_length must be an integer of at least 2, not {m.GetRawText()}");
+            if (m.ValueKind != JsonValueKind.Number || !m.TryGetInt32(out maxLength) || maxLength < 2 || maxLength > MaxModelLength)
+                throw new InvalidDataException($"{c.Path}: model_max_length must be an integer in [2, {MaxModelLength}], not {m.GetRawText()}");
         }
         return new ClipTokenizer(vocab, ranks, Token("bos_token", "<|startoftext|>"), Token("eos_token", "<|endoftext|>"),
             Token("pad_token", "<|endoftext|>"), Token("unk_token", "<|endoftext|>"), maxLength, vocabPath);
