@@ -36,8 +36,17 @@ public sealed class StableDiffusionPipeline : IDisposable
         Unet = new UNet2DConditionModel(unetConfig);
         Vae = vaeConfig is null ? null : new AutoencoderKL(vaeConfig);
         TextEncoderWeights = new ParameterStore(backend, TextEncoder);
-        UnetWeights = new ParameterStore(backend, Unet);
-        VaeWeights = Vae is null ? null : new ParameterStore(backend, Vae);
+        try
+        {
+            UnetWeights = new ParameterStore(backend, Unet);
+            VaeWeights = Vae is null ? null : new ParameterStore(backend, Vae);
+        }
+        catch   // out of device memory for a later model: give back what the earlier ones took
+        {
+            TextEncoderWeights.Dispose();
+            UnetWeights?.Dispose();
+            throw;
+        }
     }
 
     public IBackend Backend { get; }

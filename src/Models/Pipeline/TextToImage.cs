@@ -23,14 +23,14 @@ public static class TextToImage
     public static GeneratedImages Generate(StableDiffusionPipeline p, GenerationRequest r, Action<int, int>? onStep = null)
     {
         if (r.NumImages < 1 || r.Steps < 1)
-            throw new ArgumentException($"sample: need at least one image and one step (got {r.NumImages} images, {r.Steps} steps)");
+            throw new ArgumentException($"text to image: need at least one image and one step (got {r.NumImages} images, {r.Steps} steps)");
         var sampler = SchedulerFactory.FromConfig(p.SchedulerConfig, r.Scheduler, r.Eta);
         sampler.SetTimesteps(r.Steps);
         int factor = p.VaeScaleFactor;
         int defaultSize = (p.UnetConfig.SampleSize ?? 64) * factor;
         int height = r.Height ?? defaultSize, width = r.Width ?? defaultSize;
         if (height % factor != 0 || width % factor != 0 || height <= 0 || width <= 0)
-            throw new ArgumentException($"sample: {width}×{height} pixels is not a positive multiple of the VAE factor {factor}");
+            throw new ArgumentException($"text to image: {width}×{height} pixels is not a positive multiple of the VAE factor {factor}");
 
         using var noGrad = Tape.NoGrad();
         using var scope = new TensorScope();
