@@ -61,7 +61,7 @@ public static class Tape
     }
 
     /// <summary>Whether an op on these inputs must be recorded: the tape is on and some input needs a gradient.</summary>
-    public static bool Needs(params Tensor?[] inputs)
+    public static bool Needs(params ReadOnlySpan<Tensor?> inputs)
     {
         if (!IsRecording) return false;
         foreach (var t in inputs)
