@@ -86,6 +86,27 @@ public class ClipTokenizerTests
     }
 
     [Test]
+    public void DecodeKeepsAPadTokenThatIsPartOfThePrompt()
+    {
+        string dir = ModelData.TempFolder();
+        try
+        {
+            foreach (string file in Directory.GetFiles(ModelData.Path("tiny-sd", "tokenizer")))
+            {
+                string text = File.ReadAllText(file);
+                if (file.EndsWith(".json") && !file.EndsWith("vocab.json"))
+                    text = text.Replace("\"pad_token\": \"<|endoftext|>\"", "\"pad_token\": \"!\"");
+                File.WriteAllText(Path.Combine(dir, Path.GetFileName(file)), text);
+            }
+            var sd2 = ClipTokenizer.Load(dir);                       // SD 2.x pads with "!" (id 0)
+            var ids = sd2.Encode("wow!");
+            Assert.That((sd2.PadId, ids[^1]), Is.EqualTo((0, 0)));
+            Assert.That(sd2.Decode(ids), Is.EqualTo("wow !"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
     public void DecodeRefusesIdsOutsideTheVocabulary() =>
         Assert.That(() => Sd15.Decode([Bos, 49408]), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("49408"));
 

@@ -118,7 +118,8 @@ public sealed partial class ClipTokenizer
         return encoded;
     }
 
-    /// <summary>Text of ids, leaving out BOS, EOS and padding: the words joined by single spaces.</summary>
+    /// <summary>Text of ids, leaving out BOS, and stopping at the first EOS (the padding follows it): the words joined by
+    /// single spaces. A pad id before EOS is text: SD 2.x pads with "!", which a prompt may contain.</summary>
     public string Decode(IEnumerable<int> ids)
     {
         var symbols = new StringBuilder();
@@ -126,7 +127,8 @@ public sealed partial class ClipTokenizer
         {
             if (id < 0 || id >= tokens.Length || tokens[id] is null)
                 throw new ArgumentOutOfRangeException(nameof(ids), id, $"token id {id} is not in the vocabulary");
-            if (id != BosId && id != EosId && id != PadId) symbols.Append(tokens[id]);
+            if (id == EosId) break;
+            if (id != BosId) symbols.Append(tokens[id]);
         }
         var bytes = new byte[symbols.Length];
         for (int i = 0; i < symbols.Length; i++)
