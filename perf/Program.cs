@@ -15,6 +15,8 @@ usage: dotnet run -c Release --project perf -- <command> [args]
   device [--emulate]                the CUDA tier on the first GPU, timed with profiling markers: TFLOP/s and GB/s
                                     against the GPU's peak; without a GPU it prints the ptxas table (--emulate runs
                                     small cases on ILGPU's CPU emulator instead, to exercise the path)
+  unet --config PATH [--batch B] [--resolution R] [--steps S] [--device D]
+                                    a whole UNet: no-grad forward and AdamW training step, as the peer's unet-step
   ops [--peer FILE] [--reps N]      the peer benchmark's op table on our cpu tier; with --peer (the output of the peer's
                                     `ops` command) adds its median and our speed-up beside each row
   bdn [BenchmarkDotNet args]        the BenchmarkDotNet suite (e.g. bdn --filter '*Gemm*')
@@ -31,6 +33,7 @@ try
         case "peak": Peak.Run(); return 0;
         case "ptx": PtxTable.Run(new Options(rest)); return 0;
         case "device": DevicePerf.Run(new Options(rest)); return 0;
+        case "unet": UNetBench.Run(new Options(rest)); return 0;
         case "ops": Sweep.Ops(new Options(rest)); return 0;
         case "gemm": case "conv": case "attention": case "groupnorm": Sweep.Single(args[0], new Options(rest)); return 0;
         default: Console.Error.WriteLine($"unknown command '{args[0]}'\n{usage}"); return 2;

@@ -1,0 +1,68 @@
+// `unet`: a whole UNet2DConditionModel timed as the peer's unet-step does it: a no-grad forward and an AdamW training step.
+using System.Diagnostics;
+using DreamBooth.Autograd;
+using DreamBooth.Kernels;
+using DreamBooth.Models.Configs;
+using DreamBooth.Models.Unet;
+
+namespace DreamBooth.Perf;
+
+static class UNetBench
+{
+    /// <summary>The same work as the peer's `unet-step --config C --batch B --resolution R --steps S`: random weights
+    /// (PyTorch's default init), a sample (B, in, R, R), timesteps, encoder states (B, 77, cross_attention_dim); then the
+    /// median over S runs, after one warm-up, of a forward without the tape and of forward + MSE against a random target +
+    /// backward + AdamW (lr 5e-6, weight decay 1e-2).</summary>
+    public static void Run(Options o)
+    {
+        string path = o.Text("config") ?? throw new ArgumentException("unet: --config PATH/unet/config.json is required");
+        var config = UNet2DConditionConfig.Load(path);
+        int batch = o.Int("batch", 1), steps = o.Int("steps", 5), side = o.Int("resolution", config.SampleSize ?? 64);
+        using var backend = Backends.Create(o.Text("device") ?? "cpu");
+        var unet = new UNet2DConditionModel(config);
+        using var store = new ParameterStore(backend, unet);
+        store.Initialize(seed: 0);
+        var optimizer = new AdamW(store, lr: 5e-6f, weightDecay: 1e-2f);
+        Console.WriteLine($"{path}: {store.Length:N0} parameters; batch {batch}, {side}×{side}, {backend.Name} backend, " +
+                          $"{Environment.ProcessorCount} cores; median of {steps} after 1 warm-up");
+
+        using var inputs = new TensorScope();
+        var sample = Tensor.RandomNormal(backend, 1, 0, batch, config.InChannels, side, side);
+        var context = Tensor.RandomNormal(backend, 2, 0, batch, 77, config.CrossAttentionDim);
+        var target = Tensor.RandomNormal(backend, 3, 0, batch, config.OutChannels, side, side);
+        var timesteps = Enumerable.Range(0, batch).Select(i => 999f - 37 * i).ToArray();
+
+        double forward = Median(steps, () =>
+        {
+            using var noGrad = Tape.NoGrad();
+            using var scope = new TensorScope();
+            unet.Forward(sample, timesteps, context);
+            backend.Synchronize();
+        });
+        backend.Memory.ResetPeak();
+        double step = Median(steps, () =>
+        {
+            using var scope = new TensorScope();
+            store.ZeroGrad();
+            F.MseLoss(unet.Forward(sample, timesteps, context), target).Backward();
+            optimizer.Step();
+            backend.Synchronize();
+        });
+        Console.WriteLine($"forward {forward:F1} ms; training step {step:F1} ms; peak {backend.Memory.PeakBytes / 1048576.0:F0} MiB " +
+                          "of tensors (parameters, gradients, moments and activations)");
+    }
+
+    static double Median(int runs, Action work)
+    {
+        work();
+        var times = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            work();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[runs / 2];
+    }
+}
