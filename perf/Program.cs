@@ -39,7 +39,7 @@ try
         default: Console.Error.WriteLine($"unknown command '{args[0]}'\n{usage}"); return 2;
     }
 }
-catch (ArgumentException e)
+catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException)
 {
     Console.Error.WriteLine($"perf {args[0]}: {e.Message}");
     return 2;
