@@ -109,6 +109,32 @@ public class GradScalerTests
     }
 
     [Test]
+    public void StepClipsToNormOneByDefaultAsClipGradNormDoes()
+    {
+        // Gradients of norm ≈ 6.6, given multiplied by a power-of-two scale or not: the scaled step on g·S and the
+        // plain one on g round alike (see above), so equal defaults give bit-identical weights.
+        const float s = 1024f;
+        float[] Run(float gradScale, Action<Optimizer> step)
+        {
+            using var backend = Backends.Create("cpu");
+            var (_, store) = Model(backend);
+            using var _store = store;
+            using var adamw = new AdamW(store, 1e-2f);
+            backend.Upload<float>(store.Grads, TestData.ToFloat(TestData.Uniform(8, store.TrainableLength, gradScale)));
+            step(adamw);
+            return Read(backend, store.Values);
+        }
+        float norm = 0;
+        var scalerDefault = Run(s, o => norm = new GradScaler(initScale: s).Step(o).GradNorm);
+        var clipDefault = Run(1f, o => { o.ClipGradNorm(); o.Step(); });
+        var unclipped = Run(s, o => new GradScaler(initScale: s).Step(o, maxGradNorm: null));
+        Assert.That(norm, Is.GreaterThan(1f), "the norm must exceed 1 for the default limit to act");
+        Assert.That(scalerDefault, Is.EqualTo(clipDefault), "GradScaler.Step and Optimizer.ClipGradNorm default to the same limit");
+        Assert.That(scalerDefault, Is.EqualTo(Run(s, o => new GradScaler(initScale: s).Step(o, maxGradNorm: 1f))), "the limit is 1");
+        Assert.That(scalerDefault, Is.Not.EqualTo(unclipped), "the default clips");
+    }
+
+    [Test]
     public void F16GradientsOverflowAtTheInitialScaleThenTheScalerBacksOffAndSteps()
     {
         // Under f16 autocast, Linear's backward rounds dy to f16: a seed of 65536 on Σy gives dy = 65536 > 65504 → Inf.

@@ -65,6 +65,20 @@ public class OptimizerTests
         Assert.That(Read(backend, store.Values).Skip(n), Is.EqualTo(initial.Skip(n)), "frozen parameters");
     }
 
+    [Test]
+    public void AdamWDefaultsAreDiffusers()
+    {
+        using var backend = Backends.Create("cpu");
+        var (_, store) = PartlyFrozen(backend);
+        using var _store = store;
+        using var adamw = new AdamW(store, 5e-6f);
+        Assert.That(adamw.Lr, Is.EqualTo(5e-6f));
+        Assert.That(adamw.Beta1, Is.EqualTo(0.9f), "adam_beta1");
+        Assert.That(adamw.Beta2, Is.EqualTo(0.999f), "adam_beta2");
+        Assert.That(adamw.WeightDecay, Is.EqualTo(1e-2f), "adam_weight_decay");
+        Assert.That(adamw.Eps, Is.EqualTo(1e-8f), "adam_epsilon");
+    }
+
     [TestCase(0f)]
     [TestCase(0.9f)]
     public void SgdMatchesItsClosedForm(float momentum)
@@ -92,8 +106,10 @@ public class OptimizerTests
 
     [TestCase(0.5f)]      // the norm is above the limit: the step uses g·max/(norm + 1e-6)
     [TestCase(100f)]      // below: gradients pass unchanged
-    public void ClipGradNormReturnsTheTotalNormAndScalesTheNextStepOnly(float maxNorm)
+    [TestCase(null)]      // the default limit, 1 (diffusers' max_grad_norm), below the norm (≈ 2.6)
+    public void ClipGradNormReturnsTheTotalNormAndScalesTheNextStepOnly(float? limit)
     {
+        float maxNorm = limit ?? 1f;
         using var backend = Backends.Create("cpu");
         var (_, store) = PartlyFrozen(backend);
         using var _store = store;
@@ -105,8 +121,9 @@ public class OptimizerTests
         backend.Upload<float>(store.Grads, g);
 
         float[] before = Read(backend, store.TrainableValues);
-        float norm = sgd.ClipGradNorm(maxNorm);
+        float norm = limit is { } l ? sgd.ClipGradNorm(l) : sgd.ClipGradNorm();
         Assert.That(norm, Is.EqualTo(expectedNorm).Within(expectedNorm * NormRtol), "√(Σ g²)");
+        if (limit is null) Assert.That(norm, Is.GreaterThan(1f), "the default limit must be active for this case to see it");
         Assert.That(Read(backend, store.Grads), Is.EqualTo(g), "clipping does not rewrite the gradients");
         sgd.Step();
         var expected = before.Select((p, i) => p - factor * g[i]).ToArray();
