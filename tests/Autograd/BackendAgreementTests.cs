@@ -149,7 +149,6 @@ public class BackendAgreementTests(string backendName)
             return F.Concat(F.Narrow(a, 1, 1, 2), F.Narrow(F.Narrow(b, 1, 0, 2), -1, 1, 3), -1);
         }, In(1, 1, 2, 3, 3), In(2, 1, 1, 4, 4));
 
-
     [Test] public void MatMul2d() => Agree("matmul 2-d", SumAtol, SumRtol, SumAtol, SumRtol,
         t => F.MatMul(t[0], t[1]), In(1, 3, 5), In(2, 5, 4));
 
@@ -160,7 +159,8 @@ public class BackendAgreementTests(string backendName)
         t => F.Linear(t[0], t[1]), In(1, 2, 3, 5), In(2, 4, 5));
 
     /// <summary>Both operands broadcast, the first along the leading axis and a middle one: its gradient is a sum over
-    /// them. A divisor in [0.5, 1.5) keeps Div away from zero.</summary>
+    /// them. A divisor in [0.5, 1.5) keeps Div away from zero. The output is exact: one f32 +, −, × or ÷ per element
+    /// is correctly rounded, and the reference's double result of two f32 operands rounds to the same f32.</summary>
     [TestCase(BinaryOp.Add)]
     [TestCase(BinaryOp.Sub)]
     [TestCase(BinaryOp.Mul)]
@@ -168,6 +168,7 @@ public class BackendAgreementTests(string backendName)
     public void BroadcastBinary(BinaryOp op) => Agree($"broadcast {op}", Exact, Exact, SumAtol, SumRtol,
         t => F.Binary(op, t[0], t[1]), In(1, 3, 1, 4), (In(2, 2, 1, 5, 1).Item1.Select(v => 1f + 0.5f * v).ToArray(), [2, 1, 5, 1]));
 
+    // alpha·x and alpha·dy: one correctly rounded f32 product per element, as above.
     [Test] public void Scale() => Agree("scale", Exact, Exact, Exact, Exact, t => F.Scale(t[0], 0.375f), In(1, 3, 5));
 
     // Every x element's gradient is scale·dy of its reduced position: the same f32 product on every tier.

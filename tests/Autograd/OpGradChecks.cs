@@ -66,7 +66,7 @@ public class OpGradChecks
     [Test] public void NarrowOnAMiddleAxis() => TensorGradCheck.Check(Reference, t => F.Narrow(t[0], -2, 1, 2),
         [In(1, 2, 4, 3)], "narrow axis 1");
 
-    [Test] public void NarrowOnTheLeadingAxisAView() => TensorGradCheck.Check(Reference,
+    [Test] public void NarrowViewOnTheLeadingAxis() => TensorGradCheck.Check(Reference,
         t => F.Narrow(t[0], 0, 1, 2), [In(1, 4, 3)], "narrow axis 0 (a view)");
 
     [Test] public void Chunk2OnTheLeadingAxisViewsBothReceiveGradients() => TensorGradCheck.Check(Reference,
