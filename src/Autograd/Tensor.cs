@@ -5,8 +5,9 @@ namespace DreamBooth.Autograd;
 
 /// <summary>
 /// A tensor is a shape and row-major strides over a backend buffer. A tensor that owns its buffer frees it on Dispose;
-/// views (reshape, permute, narrow) borrow their source's buffer and must not outlive it. Every tensor created inside
-/// a <see cref="TensorScope"/> is disposed with that scope, so training loops never leave device memory to the GC.
+/// views (reshape, permute, detach, and narrow where the slice is one contiguous run) borrow their source's buffer, or a
+/// slice of it, and must not outlive it. Every tensor created inside a <see cref="TensorScope"/> is disposed with that
+/// scope, so training loops never leave device memory to the GC.
 /// Ops (in <see cref="F"/>) take any tensor; kernels read contiguous ones, so strided views are copied when needed.
 /// </summary>
 public sealed class Tensor : IDisposable
@@ -94,7 +95,8 @@ public sealed class Tensor : IDisposable
         return new Tensor(storage, (int[])shape.Clone(), RowMajorStrides(shape), false, false);
     }
 
-    /// <summary>A view sharing this tensor's buffer (used by reshape/permute/narrow; they record their own backward).</summary>
+    /// <summary>A view of this tensor's buffer or of a slice of it (reshape, permute, narrow; they record their own
+    /// backward).</summary>
     internal Tensor View(DeviceBuffer storage, int[] shape, long[] strides) => new(storage, shape, strides, false, true);
 
     // ---- reading back ----

@@ -1,6 +1,8 @@
 // The same forward + backward graph on the cpu and the emulated CUDA backends agrees with the reference backend.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
+using DreamBooth.Models.Layers;
+using DreamBooth.Models.Unet;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
 
@@ -17,13 +19,18 @@ public class BackendAgreementTests(string backendName)
     const double MoveSumAtol = 1e-6;                      // upsample / embedding backward: f32 sums of ≤ 4 values of size ≤ 1
     const double PointAtol = 1e-6, PointRtol = 1e-5;      // one f32 formula per element (exp, erf approximations)
     const double SoftmaxGradRtol = 1e-4;                  // softmax backward: one f32 dot product per row
-    const double SumAtol = 1e-5, SumRtol = 1e-4;          // conv: f32 sums of ≤ 50 products in another order (cpu: Winograd)
+    const double SumAtol = 1e-5, SumRtol = 1e-4;          // conv, GEMM, reductions and broadcast gradients: f32 sums
+                                                          // of ≤ 50 products in another order (cpu: Winograd)
     const double NormAtol = 3e-5, NormRtol = 3e-5;        // f32 one-pass statistics; y and dx are O(1)·x̂
     const double NormParamAtol = 1e-4;                    // dγ, dβ: f32 sums over N·HW products
     const double AttnAtol = 5e-6, AttnRtol = 3e-5;        // f32 scores and a ~2-ulp exp (the CUDA tier: ex2.approx)
     const double AttnGradAtol = 3e-5, AttnGradRtol = 3e-4;   // two more f32 products per gradient (dP, then dS·K / dSᵀ·Q)
     // The chain passes five sum-type ops forward and back, each adding its own f32 error on top of the previous ones.
     const double ChainAtol = 2e-4, ChainRtol = 1e-3;
+
+    // A whole block (ResnetBlock2D, BasicTransformerBlock): a dozen of the ops above forward and back, parameter
+    // gradients up to ~8 summed over every position. Measured at most 1.5e-6 absolute on both tiers; ten times that.
+    const double BlockAtol = 2e-5, BlockRtol = 1e-4;
 
     IBackend _backend = null!, _reference = null!;
 
@@ -68,6 +75,37 @@ public class BackendAgreementTests(string backendName)
     void Agree(string what, double atol, double rtol, double gradAtol, double gradRtol, Func<Tensor[], Tensor> f,
         params (float[], int[])[] inputs) => Agree(what, atol, rtol, gradAtol, gradRtol, (_, t) => f(t), inputs);
 
+    /// <summary>Like Agree for a module: a fresh one per backend, every one holding the reference's initial weights, so
+    /// the flat parameter gradients are compared too.</summary>
+    void AgreeModule<TModule>(string what, double atol, double rtol, Func<TModule> create, Func<TModule, Tensor[], Tensor> f,
+        params (float[], int[])[] inputs) where TModule : Module
+    {
+        float[]? initial = null;
+        (float[] Y, float[][] Grads) RunModule(IBackend backend)
+        {
+            var module = create();
+            using var store = new ParameterStore(backend, module);
+            if (initial is null)
+            {
+                store.Initialize(seed: 5);
+                initial = new float[store.Length];
+                backend.Download<float>(initial, store.Values);
+            }
+            else backend.Upload<float>(store.Values, initial);
+            var (y, grads) = Run(backend, (_, t) => f(module, t), inputs);
+            var dParams = new float[store.TrainableLength];
+            backend.Download<float>(dParams, store.Grads);
+            Assert.That(dParams, Has.Some.Not.EqualTo(0f), $"{what}: parameter gradients");
+            return (y, [.. grads, dParams]);
+        }
+        var reference = RunModule(_reference);
+        var (y, grads) = RunModule(_backend);
+        Close.Assert(y, reference.Y, atol, rtol, $"{what} on {backendName}: output");
+        for (int i = 0; i < grads.Length; i++)
+            Close.Assert(grads[i], reference.Grads[i], atol, rtol,
+                $"{what} on {backendName}: gradient of {(i < inputs.Length ? $"input {i}" : "the parameters")}");
+    }
+
     [Test] public void Conv2d() => Agree("conv2d", SumAtol, SumRtol, SumAtol, SumRtol,
         t => F.Conv2d(t[0], t[1], t[2], 2, 1), In(1, 2, 3, 5, 4), In(2, 4, 3, 3, 3), In(3, 4));
 
@@ -111,6 +149,44 @@ public class BackendAgreementTests(string backendName)
             return F.Concat(F.Narrow(a, 1, 1, 2), F.Narrow(F.Narrow(b, 1, 0, 2), -1, 1, 3), -1);
         }, In(1, 1, 2, 3, 3), In(2, 1, 1, 4, 4));
 
+    [Test] public void MatMul2d() => Agree("matmul 2-d", SumAtol, SumRtol, SumAtol, SumRtol,
+        t => F.MatMul(t[0], t[1]), In(1, 3, 5), In(2, 5, 4));
+
+    [Test] public void MatMulBatched() => Agree("matmul batched", SumAtol, SumRtol, SumAtol, SumRtol,
+        t => F.MatMul(t[0], t[1]), In(1, 2, 3, 5), In(2, 2, 5, 4));
+
+    [Test] public void LinearWithoutBias() => Agree("linear without bias", SumAtol, SumRtol, SumAtol, SumRtol,
+        t => F.Linear(t[0], t[1]), In(1, 2, 3, 5), In(2, 4, 5));
+
+    /// <summary>Both operands broadcast, the first along the leading axis and a middle one: its gradient is a sum over
+    /// them. A divisor in [0.5, 1.5) keeps Div away from zero. The output is exact: one f32 +, −, × or ÷ per element
+    /// is correctly rounded, and the reference's double result of two f32 operands rounds to the same f32.</summary>
+    [TestCase(BinaryOp.Add)]
+    [TestCase(BinaryOp.Sub)]
+    [TestCase(BinaryOp.Mul)]
+    [TestCase(BinaryOp.Div)]
+    public void BroadcastBinary(BinaryOp op) => Agree($"broadcast {op}", Exact, Exact, SumAtol, SumRtol,
+        t => F.Binary(op, t[0], t[1]), In(1, 3, 1, 4), (In(2, 2, 1, 5, 1).Item1.Select(v => 1f + 0.5f * v).ToArray(), [2, 1, 5, 1]));
+
+    // alpha·x and alpha·dy: one correctly rounded f32 product per element, as above.
+    [Test] public void Scale() => Agree("scale", Exact, Exact, Exact, Exact, t => F.Scale(t[0], 0.375f), In(1, 3, 5));
+
+    // Every x element's gradient is scale·dy of its reduced position: the same f32 product on every tier.
+    [TestCase(false, new[] { 0, 2 })]
+    [TestCase(true, new[] { 1 })]
+    [TestCase(true, new[] { -1, 0 })]
+    public void SumAndMeanOverAxes(bool mean, int[] axes) => Agree($"{(mean ? "mean" : "sum")} over [{string.Join(", ", axes)}]",
+        SumAtol, SumRtol, Exact, Exact, t => mean ? F.Mean(t[0], axes) : F.Sum(t[0], axes), In(1, 3, 4, 5));
+
+    [Test] public void ViewsAndCopies() => Agree("reshape/permute/narrow/chunk/copy", Exact, Exact, Exact, Exact,
+        t =>
+        {
+            var x = F.Permute(F.Reshape(t[0], 4, 3, 5), 2, 0, 1);       // (5, 4, 3), strided
+            var (a, b) = F.Chunk2(F.Narrow(x, 0, 1, 4), 0);              // (2, 4, 3) twice
+            var n = F.Narrow(b, 1, 1, 2);                                // (2, 2, 3)
+            return F.Add(F.Copy(a), F.Concat(n, n, 1));                  // (2, 4, 3)
+        }, In(1, 2, 6, 5));
+
     [TestCase(DType.F16)]
     [TestCase(DType.BF16)]
     public void Cast(DType dtype) => Agree($"cast {dtype.Name()}", Exact, Exact, Exact, Exact, t => F.Cast(t[0], dtype), In(1, 3, 5));
@@ -129,4 +205,27 @@ public class BackendAgreementTests(string backendName)
             },
             In(1, n, 2, h, w), In(2, c, 2, 3, 3), In(3, c), In(4, c), In(5, c), In(6, c, c), In(7, c));
     }
+
+    // Under autocast every tier rounds the same f32 operands (and the same dy = w) with the same round-to-nearest-even
+    // cast, so the half GEMM reads identical inputs everywhere; only its f32 accumulation order differs.
+    [TestCase(DType.F16)]
+    [TestCase(DType.BF16)]
+    public void AutocastLinear(DType half) => Agree($"autocast {half.Name()} linear", SumAtol, SumRtol, SumAtol, SumRtol,
+        t => { using (Autocast.Enable(half)) return F.Linear(t[0], t[1], t[2]); }, In(1, 2, 3, 5), In(2, 4, 5), In(3, 4));
+
+    [TestCase(DType.F16, false)]
+    [TestCase(DType.F16, true)]
+    [TestCase(DType.BF16, false)]
+    [TestCase(DType.BF16, true)]
+    public void AutocastMatMul(DType half, bool batched) => Agree($"autocast {half.Name()} matmul batched={batched}",
+        SumAtol, SumRtol, SumAtol, SumRtol, t => { using (Autocast.Enable(half)) return F.MatMul(t[0], t[1]); },
+        batched ? [In(1, 2, 3, 5), In(2, 2, 5, 4)] : [In(1, 3, 5), In(2, 5, 4)]);
+
+    [Test] public void ResnetBlock2DGradients() => AgreeModule("resnet block", BlockAtol, BlockRtol,
+        () => new ResnetBlock2D(4, 6, 5, groups: 2, eps: 1e-5f),
+        (block, t) => block.Forward(t[0], t[1]), In(1, 2, 4, 4, 4), In(2, 2, 5));
+
+    [Test] public void BasicTransformerBlockGradients() => AgreeModule("basic transformer block, self and cross attention",
+        BlockAtol, BlockRtol, () => new BasicTransformerBlock(dim: 8, heads: 2, headDim: 4, contextDim: 6, onlyCrossAttention: false),
+        (block, t) => block.Forward(t[0], t[1]), In(1, 2, 5, 8), In(2, 2, 3, 6));
 }

@@ -66,6 +66,47 @@ public class OpGradChecks
     [Test] public void NarrowOnAMiddleAxis() => TensorGradCheck.Check(Reference, t => F.Narrow(t[0], -2, 1, 2),
         [In(1, 2, 4, 3)], "narrow axis 1");
 
+    [Test] public void NarrowViewOnTheLeadingAxis() => TensorGradCheck.Check(Reference,
+        t => F.Narrow(t[0], 0, 1, 2), [In(1, 4, 3)], "narrow axis 0 (a view)");
+
+    [Test] public void Chunk2OnTheLeadingAxisViewsBothReceiveGradients() => TensorGradCheck.Check(Reference,
+        t => { var (a, b) = F.Chunk2(t[0], 0); return F.Mul(a, b); }, [In(1, 4, 2, 3)], "chunk2 axis 0 (views)");
+
+    [Test]
+    public void NarrowAfterOnlySizeOneAxesSharesTheBufferAndRecordsItsBackward()
+    {
+        using var backend = Backends.Create("cpu");
+        using var scope = new TensorScope();
+        var x = Tensor.FromArray(backend, Enumerable.Range(0, 24).Select(i => (float)i).ToArray(), 1, 4, 6);   // (1, 4, 6)
+        x.RequiresGrad = true;
+        long before = backend.Memory.CurrentBytes;
+        var y = F.Narrow(x, 1, 1, 2);                     // rows 1 and 2: elements [6, 18) of x's buffer
+        var (first, second) = F.Chunk2(x, -2);
+        Assert.That(backend.Memory.CurrentBytes, Is.EqualTo(before), "narrow and chunk2 allocate nothing");
+        Assert.That(y.Shape.ToArray(), Is.EqualTo(new[] { 1, 2, 6 }));
+        Assert.That(y.ToArray(), Is.EqualTo(Enumerable.Range(6, 12).Select(i => (float)i)));
+        backend.Upload<float>(x.Storage.Slice(6, 1), [-1f]);
+        Assert.That(y.ToArray()[0], Is.EqualTo(-1f), "a write into x shows through the view");
+        Assert.That(second.ToArray()[0], Is.EqualTo(12f));
+
+        // L = Σ 2·y + Σ 3·second: rows 1 and 2 get 2, rows 2 and 3 get 3, row 0 nothing.
+        F.Sum(F.Add(F.Sum(F.Scale(y, 2f)), F.Sum(F.Scale(second, 3f)))).Backward();
+        float[] expected = [.. Enumerable.Repeat(0f, 6), .. Enumerable.Repeat(2f, 6), .. Enumerable.Repeat(5f, 6), .. Enumerable.Repeat(3f, 6)];
+        Assert.That(x.Grad!.ToArray(), Is.EqualTo(expected));
+        Assert.That(first.RequiresGrad, Is.True);
+    }
+
+    [Test]
+    public void NarrowInsideAnOuterAxisCopies()
+    {
+        using var backend = Backends.Create("cpu");
+        using var scope = new TensorScope();
+        var x = Tensor.Zeros(backend, 2, 4, 6);
+        long before = backend.Memory.CurrentBytes;
+        F.Narrow(x, 1, 1, 2);                             // rows 1-2 of both outer slices: not one run of the buffer
+        Assert.That(backend.Memory.CurrentBytes - before, Is.EqualTo(2 * 2 * 6 * sizeof(float)));
+    }
+
     [Test] public void Chunk2HalvesBothReceiveGradients() => TensorGradCheck.Check(Reference,
         t => { var (a, b) = F.Chunk2(t[0], 1); return F.Mul(a, b); }, [In(1, 2, 6, 3)], "chunk2 axis 1");
 

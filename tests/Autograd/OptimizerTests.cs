@@ -65,6 +65,20 @@ public class OptimizerTests
         Assert.That(Read(backend, store.Values).Skip(n), Is.EqualTo(initial.Skip(n)), "frozen parameters");
     }
 
+    [Test]
+    public void AdamWDefaultsAreDiffusers()
+    {
+        using var backend = Backends.Create("cpu");
+        var (_, store) = PartlyFrozen(backend);
+        using var _store = store;
+        using var adamw = new AdamW(store, 5e-6f);
+        Assert.That(adamw.Lr, Is.EqualTo(5e-6f));
+        Assert.That(adamw.Beta1, Is.EqualTo(0.9f), "adam_beta1");
+        Assert.That(adamw.Beta2, Is.EqualTo(0.999f), "adam_beta2");
+        Assert.That(adamw.WeightDecay, Is.EqualTo(1e-2f), "adam_weight_decay");
+        Assert.That(adamw.Eps, Is.EqualTo(1e-8f), "adam_epsilon");
+    }
+
     [TestCase(0f)]
     [TestCase(0.9f)]
     public void SgdMatchesItsClosedForm(float momentum)
@@ -92,8 +106,10 @@ public class OptimizerTests
 
     [TestCase(0.5f)]      // the norm is above the limit: the step uses g·max/(norm + 1e-6)
     [TestCase(100f)]      // below: gradients pass unchanged
-    public void ClipGradNormReturnsTheTotalNormAndScalesTheNextStepOnly(float maxNorm)
+    [TestCase(null)]      // the default limit, 1 (diffusers' max_grad_norm), below the norm (≈ 2.6)
+    public void ClipGradNormReturnsTheTotalNormAndScalesTheNextStepOnly(float? limit)
     {
+        float maxNorm = limit ?? 1f;
         using var backend = Backends.Create("cpu");
         var (_, store) = PartlyFrozen(backend);
         using var _store = store;
@@ -105,8 +121,9 @@ public class OptimizerTests
         backend.Upload<float>(store.Grads, g);
 
         float[] before = Read(backend, store.TrainableValues);
-        float norm = sgd.ClipGradNorm(maxNorm);
+        float norm = limit is { } l ? sgd.ClipGradNorm(l) : sgd.ClipGradNorm();
         Assert.That(norm, Is.EqualTo(expectedNorm).Within(expectedNorm * NormRtol), "√(Σ g²)");
+        if (limit is null) Assert.That(norm, Is.GreaterThan(1f), "the default limit must be active for this case to see it");
         Assert.That(Read(backend, store.Grads), Is.EqualTo(g), "clipping does not rewrite the gradients");
         sgd.Step();
         var expected = before.Select((p, i) => p - factor * g[i]).ToArray();
@@ -203,6 +220,57 @@ public class OptimizerTests
     }
 
     // ---- training sanity ----
+
+    /// <summary>A residual block (checkpointed in the test below) and an MLP head in one parameter store.</summary>
+    sealed class BlockAndHead : Module
+    {
+        public readonly ResidualBlock Block;
+        public readonly Mlp Head;
+
+        public BlockAndHead(int dim, int hidden, int outF)
+        {
+            Block = AddModule("block", new ResidualBlock(dim));
+            Head = AddModule("head", new Mlp(dim, hidden, outF));
+        }
+    }
+
+    /// <summary>Steps of a small net with every training feature (autocast, a checkpointed block, a narrow view, the
+    /// loss scaler's clipped AdamW step) leave the backend's allocated bytes where they were before the first step:
+    /// every activation, gradient of an intermediate and recomputed block lives inside the step's scope.</summary>
+    [TestCaseSource(typeof(BackendTest), nameof(BackendTest.BackendNames))]
+    public void TrainingStepsLeaveNoDeviceMemoryBehind(string backendName)
+    {
+        using var backend = BackendTest.NewBackend(backendName);
+        var net = new BlockAndHead(8, 16, 4);
+        using var store = new ParameterStore(backend, net);
+        store.Initialize(seed: 1);
+        using var adamw = new AdamW(store, 1e-2f);
+        var scaler = new GradScaler(initScale: 1024f);
+        using var batch = new TensorScope();
+        var x = Tensor.RandomNormal(backend, 1, 0, 2, 6, 8);
+        var target = Tensor.RandomNormal(backend, 2, 0, 6, 4);
+        long baseline = backend.Memory.CurrentBytes;
+        var losses = new List<float>();
+        for (int step = 0; step < 4; step++)
+        {
+            using (var scope = new TensorScope())
+            {
+                Tensor loss;
+                using (Autocast.Enable(DType.BF16))
+                {
+                    var h = Checkpoint.Run(t => net.Block.Forward(t[0]), x);      // (2, 6, 8)
+                    var first = F.Reshape(F.Narrow(h, 0, 0, 1), 6, 8);           // a view of the first sample
+                    loss = F.MseLoss(net.Head.Forward(first), target);
+                }
+                losses.Add(loss.Item());
+                loss.Backward(scaler.Scale);
+            }
+            Assert.That(scaler.Step(adamw).Skipped, Is.False);
+            store.ZeroGrad();
+            Assert.That(backend.Memory.CurrentBytes, Is.EqualTo(baseline), $"allocated bytes after step {step + 1}");
+        }
+        Assert.That(losses[^1], Is.LessThan(losses[0]), "the steps trained: " + string.Join(", ", losses));
+    }
 
     /// <summary>Runs AdamW (lr 1e-2) until the loss is below 1/100 of where it started; fails past 500 steps.</summary>
     static void FitsWithin500Steps(IBackend backend, Module net, Func<Tensor, Tensor> forward, Tensor x, Tensor target)

@@ -17,12 +17,34 @@ public class TapeGradChecks
     [Test] public void LinearOnATransposedWeightView() => TensorGradCheck.Check(Reference,
         t => F.Linear(t[0], F.Permute(t[1], 1, 0), t[2]), [In(1, 2, 3, 5), In(2, 5, 4), In(3, 4)], "linear, permuted weight");
 
+    [Test] public void LinearWithoutBias() => TensorGradCheck.Check(Reference, t => F.Linear(t[0], t[1]),
+        [In(1, 2, 3, 5), In(2, 4, 5)], "linear without bias");
+
+    [Test] public void MatMul2d() => TensorGradCheck.Check(Reference, t => F.MatMul(t[0], t[1]),
+        [In(1, 3, 4), In(2, 4, 5)], "matmul 2-d");
+
     [Test] public void MatMulBatched() => TensorGradCheck.Check(Reference, t => F.MatMul(t[0], t[1]),
         [In(1, 2, 3, 4), In(2, 2, 4, 5)], "matmul");
 
     [Test] public void BroadcastArithmetic() => TensorGradCheck.Check(Reference,
         t => F.Div(F.Mul(F.Sub(t[0], t[1]), t[0]), F.Add(t[2], t[2])),
         [In(1, 2, 3, 4), In(2, 3, 1), (Enumerable.Range(0, 4).Select(i => 1.5f + i * 0.25f).ToArray(), [4])], "broadcast arithmetic");
+
+    /// <summary>The first operand is the one broadcast (along the leading and a middle axis), so its gradient is the
+    /// sum over those axes; the second is broadcast along the others. Divisors lie in [0.5, 1.5).</summary>
+    [TestCase(BinaryOp.Add)]
+    [TestCase(BinaryOp.Sub)]
+    [TestCase(BinaryOp.Mul)]
+    [TestCase(BinaryOp.Div)]
+    public void BroadcastOfTheFirstOperand(BinaryOp op) => TensorGradCheck.Check(Reference, t => F.Binary(op, t[0], t[1]),
+        [In(1, 3, 1, 4), (In(2, 2, 1, 5, 1).Item1.Select(v => 1f + 0.5f * v).ToArray(), [2, 1, 5, 1])],
+        $"broadcast {op}, first operand (3, 1, 4) against (2, 1, 5, 1)");
+
+    [TestCase(new[] { 0, 2 })]
+    [TestCase(new[] { -1 })]
+    [TestCase(new[] { 1, 0, 2 })]
+    public void SumOverAxes(int[] axes) => TensorGradCheck.Check(Reference, t => F.Sum(t[0], axes),
+        [In(1, 3, 4, 5)], $"sum over [{string.Join(", ", axes)}]");
 
     [Test] public void PermuteReshapeAndSums() => TensorGradCheck.Check(Reference,
         t => F.Scale(F.Mean(F.Reshape(F.Permute(t[0], 2, 0, 1), 4, -1), 1), 3f),

@@ -66,6 +66,8 @@ public class UNetCheckpointTests
         var ckpt = Measure(checkpoint: true);
         TestContext.Out.WriteLine($"{depth} × (ResnetBlock2D + Transformer2DModel) at (2, {channels}, {side}, {side}), peak above " +
                                   $"parameters and inputs: plain {plain.Peak / 1024} KiB, checkpointed {ckpt.Peak / 1024} KiB");
+        foreach (var (name, p) in store.Named)           // a zero gradient everywhere would also be "the same"
+            Assert.That(plain.Grads.AsSpan((int)store.Offsets[p], (int)p.Length).ToArray(), Has.Some.Not.EqualTo(0f), $"gradient of {name}");
         Assert.That(ckpt.Grads, Is.EqualTo(plain.Grads), "bit for bit on the cpu tier");
         Assert.That(ckpt.Peak, Is.LessThan(plain.Peak));
     }

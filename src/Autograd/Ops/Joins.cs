@@ -34,7 +34,9 @@ public static partial class F
         return y;
     }
 
-    /// <summary>x.narrow(axis, start, length): the elements start ≤ i &lt; start + length along the axis, as a new tensor.</summary>
+    /// <summary>x.narrow(axis, start, length): the elements start ≤ i &lt; start + length along the axis. When every
+    /// axis before <paramref name="axis"/> has size 1 (axis 0, say), those elements are one contiguous run of x's
+    /// buffer and the result is a view of it, as in torch; otherwise a new tensor.</summary>
     public static Tensor Narrow(Tensor x,   // (..., X, ...) → (..., length, ...)
         int axis, int start, int length)
     {
@@ -46,8 +48,14 @@ public static partial class F
         int xAxis = x.Dim(ax);
         var yShape = x.Shape.ToArray();
         yShape[ax] = length;
-        var y = Tensor.Zeros(x.Backend, x.DType, yShape);
-        x.Backend.Slice(y.Storage, x.Storage, outer, xAxis, start, length, inner);
+        Tensor y;
+        if (outer == 1)
+            y = x.View(x.Storage.Slice((long)start * inner, (long)length * inner), yShape, Tensor.RowMajorStrides(yShape));
+        else
+        {
+            y = Tensor.Zeros(x.Backend, x.DType, yShape);
+            x.Backend.Slice(y.Storage, x.Storage, outer, xAxis, start, length, inner);
+        }
         if (Tape.Needs(x))
             Tape.Record("narrow", y, dy =>
             {   // dx = dy inside the range, 0 outside
@@ -58,7 +66,7 @@ public static partial class F
         return y;
     }
 
-    /// <summary>torch.chunk(x, 2, axis) for an even axis: the first and the second half.</summary>
+    /// <summary>torch.chunk(x, 2, axis) for an even axis: the first and the second half (views when Narrow's are).</summary>
     public static (Tensor, Tensor) Chunk2(Tensor x, int axis)   // (..., 2·X, ...) → twice (..., X, ...)
     {
         int ax = axis < 0 ? axis + x.Rank : axis;

@@ -15,10 +15,11 @@ public static partial class F
         a.Backend.MseLoss(loss.Storage, a.Storage, b.Storage, a.Length);
         if (Tape.Needs(a, b))
             Tape.Record("mse_loss", loss, dLoss =>
-            {
-                float g = dLoss.Item();
-                var da = Tensor.ZerosLike(a);                       // d/da = g·2(a − b)/n, d/db = −d/da
-                a.Backend.MseLossBackward(da.Storage, a.Storage, b.Storage, g, a.Length);
+            {   // d/da = g·2(a − b)/n, d/db = −d/da, where g = dLoss stays on the device (reading it would wait for
+                // the whole forward): the kernel gives 2(a − b)/n, then one broadcast multiply by the (1) tensor g
+                var da = Tensor.ZerosLike(a);
+                a.Backend.MseLossBackward(da.Storage, a.Storage, b.Storage, 1f, a.Length);
+                a.Backend.Binary(BinaryOp.Mul, da.Storage, da.Storage, dLoss.Storage, da.Shape, dLoss.Shape);
                 if (b.RequiresGrad)
                 {
                     var db = Tensor.ZerosLike(b);

@@ -8,7 +8,7 @@ namespace DreamBooth.Autograd;
 /// row S doubles, so it stays near the largest safe value.
 /// <code>
 /// loss.Backward(scaler.Scale);                   // dLoss/dloss = S
-/// scaler.Step(optimizer, maxGradNorm: 1f);       // check, unscale and clip inside the optimizer's one launch
+/// scaler.Step(optimizer);                       // check, unscale and clip (to norm 1) inside the optimizer's one launch
 /// store.ZeroGrad();
 /// </code>
 /// One SumSquares over the flat gradients serves both purposes: it is non-finite when some gradient is (or when the
@@ -36,12 +36,13 @@ public sealed class GradScaler
 
     /// <summary>
     /// After a backward seeded with <see cref="Scale"/>: when every gradient is finite, one optimizer step on the
-    /// gradients divided by the scale (and clipped to <paramref name="maxGradNorm"/> when given, measured unscaled),
-    /// then the scale grows if this completes a growth interval. Otherwise no step: weights and optimizer state stay
-    /// as they were, the gradients are zeroed and the scale backs off. Clip here, not with optimizer.ClipGradNorm,
-    /// which would measure the scaled gradients.
+    /// gradients divided by the scale and clipped to <paramref name="maxGradNorm"/> (measured unscaled; 1 by default,
+    /// as <see cref="Optimizer.ClipGradNorm"/> and diffusers' max_grad_norm; null for no clipping), then the scale grows
+    /// if this completes a growth interval. Otherwise no step: weights and optimizer state stay as they were, the
+    /// gradients are zeroed and the scale backs off. Clip here, not with optimizer.ClipGradNorm, which would measure
+    /// the scaled gradients.
     /// </summary>
-    public ScalerStep Step(Optimizer optimizer, float? maxGradNorm = null)
+    public ScalerStep Step(Optimizer optimizer, float? maxGradNorm = 1f)
     {
         float sumSquares = GradNorm.SumSquares(optimizer.Store);
         if (!float.IsFinite(sumSquares))
