@@ -133,7 +133,7 @@ static class Cases
     /// <summary>silu(group_norm(x)) as the models run it: fused into the group norm kernels, or as the two ops it was
     /// before (the norm's output z kept for SiLU's backward). Both give the same outputs; Bytes is the fused op's.</summary>
     public static Case GroupNormSilu(int n, int c, int h, int wd, int groups, bool backward, bool fused) => new(
-        $"group_norm({groups})+silu {(fused ? "fused" : "2 ops")} {(backward ? "fwd+bwd" : "fwd")}", $"[{n},{c},{h},{wd}] affine", 0, be =>
+        $"gn({groups}){(fused ? "+silu fused" : ", silu 2 ops")} {(backward ? "fwd+bwd" : "fwd")}", $"[{n},{c},{h},{wd}] affine", 0, be =>
         {
             var w = new Work(be);
             int hw = h * wd; long len = (long)n * c * hw;

@@ -168,30 +168,36 @@ static unsafe class NormStats
     }
 
     /// <summary>dz = dy·silu'(z) with z = (x − mean)·a + b, written to dz (which may be dy), and (Σ dz, Σ dz·(x − mean))
-    /// as DotSums gives them. The last partial vector is zero padded: dy = 0 there adds nothing to either sum.</summary>
+    /// summed as DotSums sums them. The tail vector is zero padded: dy = 0 there adds nothing to either sum.</summary>
     public static (double Dz, double DzX) SiluGradSums(float* dz, float* dy, float* x, float mean, float a, float b, int n)
     {
         var vm = Vector512.Create(mean);
         var va = Vector512.Create(a);
         var vb = Vector512.Create(b);
         double sd = 0, sdx = 0;
-        for (int i = 0; i < n;)
+        int i = 0, vecEnd = n & ~15;
+        while (i < vecEnd)
         {
-            int end = Math.Min(n, i + Chunk);
+            int end = Math.Min(vecEnd, i + Chunk);
             Vector512<float> d = default, p = default;
             for (; i < end; i += 16)
             {
-                int left = end - i;
-                var xc = (left >= 16 ? Vector512.Load(x + i) : Chunks.LoadTail(x + i, left)) - vm;
-                var g = left >= 16 ? Vector512.Load(dy + i) : Chunks.LoadTail(dy + i, left);
-                g *= SiluActivation.Derivative(Vector512.FusedMultiplyAdd(xc, va, vb));
-                if (left >= 16) g.Store(dz + i);
-                else Chunks.StoreTail(dz + i, g, left);
+                var xc = Vector512.Load(x + i) - vm;
+                var g = Vector512.Load(dy + i) * SiluActivation.Derivative(Vector512.FusedMultiplyAdd(xc, va, vb));
+                g.Store(dz + i);
                 d += g;
                 p = Vector512.FusedMultiplyAdd(g, xc, p);
             }
             sd += Vector512.Sum(d);
             sdx += Vector512.Sum(p);
+        }
+        if (i < n)
+        {
+            var xc = Chunks.LoadTail(x + i, n - i) - vm;
+            var g = Chunks.LoadTail(dy + i, n - i) * SiluActivation.Derivative(Vector512.FusedMultiplyAdd(xc, va, vb));
+            Chunks.StoreTail(dz + i, g, n - i);
+            sd += Vector512.Sum(g);
+            sdx += Vector512.Sum(g * xc);
         }
         return (sd, sdx);
     }
