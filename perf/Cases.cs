@@ -118,14 +118,51 @@ static class Cases
             int hw = h * wd; long len = (long)n * c * hw;
             var x = w.Random(len, 1); var gamma = w.Constant(c, 1f); var beta = w.Constant(c, 0f);
             var y = w.Output(len); var mean = w.Zeros((long)n * groups); var rstd = w.Zeros((long)n * groups);
-            if (!backward) { w.Run = () => be.GroupNorm(y, mean, rstd, x, gamma, beta, n, c, hw, groups, 1e-5f); return w; }
+            if (!backward) { w.Run = () => be.GroupNorm(y, mean, rstd, x, gamma, beta, n, c, hw, groups, 1e-5f, false); return w; }
             var dy = w.Random(len, 4);
             var dx = w.Output(len); var dgamma = w.Output(c); var dbeta = w.Output(c);
             w.Run = () =>
             {
-                be.GroupNorm(y, mean, rstd, x, gamma, beta, n, c, hw, groups, 1e-5f);
+                be.GroupNorm(y, mean, rstd, x, gamma, beta, n, c, hw, groups, 1e-5f, false);
                 be.Fill(dgamma, 0); be.Fill(dbeta, 0);
-                be.GroupNormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, groups);
+                be.GroupNormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups, false);
+            };
+            return w;
+        }, (backward ? 5 : 2) * 4.0 * n * c * h * wd);   // fwd: x in, y out; bwd: x, dy in, dx out
+
+    /// <summary>silu(group_norm(x)) as the models run it: fused into the group norm kernels, or as the two ops it was
+    /// before (the norm's output z kept for SiLU's backward). Both give the same outputs; Bytes is the fused op's.</summary>
+    public static Case GroupNormSilu(int n, int c, int h, int wd, int groups, bool backward, bool fused) => new(
+        $"gn({groups}){(fused ? "+silu fused" : ", silu 2 ops")} {(backward ? "fwd+bwd" : "fwd")}", $"[{n},{c},{h},{wd}] affine", 0, be =>
+        {
+            var w = new Work(be);
+            int hw = h * wd; long len = (long)n * c * hw;
+            var x = w.Random(len, 1); var gamma = w.Random(c, 2); var beta = w.Random(c, 3);
+            var y = w.Output(len); var mean = w.Zeros((long)n * groups); var rstd = w.Zeros((long)n * groups);
+            var z = fused ? null : w.Zeros(len);
+            void Forward()
+            {
+                if (fused) be.GroupNorm(y, mean, rstd, x, gamma, beta, n, c, hw, groups, 1e-5f, true);
+                else
+                {
+                    be.GroupNorm(z!, mean, rstd, x, gamma, beta, n, c, hw, groups, 1e-5f, false);
+                    be.Unary(UnaryOp.Silu, y, z!, len);
+                }
+            }
+            if (!backward) { w.Run = Forward; return w; }
+            var dy = w.Random(len, 4);
+            var dx = w.Output(len); var dgamma = w.Output(c); var dbeta = w.Output(c);
+            var dz = fused ? null : w.Zeros(len);
+            w.Run = () =>
+            {
+                Forward();
+                be.Fill(dgamma, 0); be.Fill(dbeta, 0);
+                if (fused) be.GroupNormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups, true);
+                else
+                {
+                    be.UnaryBackward(UnaryOp.Silu, dz!, dy, z!, len);
+                    be.GroupNormBackward(dx, dgamma, dbeta, dz!, x, mean, rstd, gamma, beta, n, c, hw, groups, false);
+                }
             };
             return w;
         }, (backward ? 5 : 2) * 4.0 * n * c * h * wd);   // fwd: x in, y out; bwd: x, dy in, dx out

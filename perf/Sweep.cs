@@ -20,6 +20,8 @@ static class Sweep
             "attention" => Both(bwd => Cases.Attention(o.At(0, "B"), o.At(1, "H"), o.At(2, "Lq"), o.At(3, "Lk"), o.At(4, "D"),
                 o.At(5, "causal", 0) != 0, bwd)),
             "groupnorm" => Both(bwd => Cases.GroupNorm(o.At(0, "N"), o.At(1, "C"), o.At(2, "H"), o.At(3, "W"), o.At(4, "G"), bwd)),
+            "groupnorm-silu" => [.. from bwd in new[] { false, true } from fused in new[] { false, true }
+                                   select Cases.GroupNormSilu(o.At(0, "N"), o.At(1, "C"), o.At(2, "H"), o.At(3, "W"), o.At(4, "G"), bwd, fused)],
             _ => throw new ArgumentException($"unknown sweep '{command}'"),
         };
         Table(cases, o, peer: null);

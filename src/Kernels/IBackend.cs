@@ -26,9 +26,9 @@ public interface IBackend : IDisposable
 
     // ---- normalisation, softmax, attention ----
     void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
-        int n, int c, int hw, int groups, float eps);                  // y,x (N,C,HW) mean,rstd (N,G) gamma,beta (C)
+        int n, int c, int hw, int groups, float eps, bool silu);       // y,x (N,C,HW) mean,rstd (N,G) gamma,beta (C); silu: y = silu(norm)
     void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
-        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int n, int c, int hw, int groups);
+        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, bool silu);
     void LayerNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
         int rows, int dim, float eps);                                 // y,x (rows,dim) mean,rstd (rows) gamma,beta (dim)
     void LayerNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,

@@ -112,8 +112,10 @@ public class BackendAgreementTests(string backendName)
     [Test] public void Conv2dThreeByThreeStrideOne() => Agree("conv2d 3x3", SumAtol, SumRtol, SumAtol, SumRtol,
         t => F.Conv2d(t[0], t[1], t[2], 1, 1), In(1, 1, 2, 4, 4), In(2, 3, 2, 3, 3), In(3, 3));
 
-    [Test] public void GroupNorm() => Agree("group norm", NormAtol, NormRtol, NormParamAtol, NormRtol,
-        t => F.GroupNorm(t[0], 2, t[1], t[2], 1e-5f), In(1, 2, 4, 5), In(2, 4), In(3, 4));
+    [TestCase(false)]
+    [TestCase(true)]
+    public void GroupNorm(bool silu) => Agree($"group norm silu={silu}", NormAtol, NormRtol, NormParamAtol, NormRtol,
+        t => F.GroupNorm(t[0], 2, t[1], t[2], 1e-5f, silu), In(1, 2, 4, 5), In(2, 4), In(3, 4));
 
     [Test] public void LayerNorm() => Agree("layer norm", NormAtol, NormRtol, NormParamAtol, NormRtol,
         t => F.LayerNorm(t[0], t[1], t[2], 1e-5f), In(1, 3, 9), In(2, 9), In(3, 9));

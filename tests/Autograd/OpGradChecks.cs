@@ -25,6 +25,9 @@ public class OpGradChecks
     [Test] public void GroupNormSeveralGroups() => TensorGradCheck.Check(Reference, t => F.GroupNorm(t[0], 3, t[1], t[2], 1e-5f),
         [In(1, 2, 6, 2, 3), Gamma(2, 6), In(3, 6)], "group norm, 3 groups of 2 channels");
 
+    [Test] public void GroupNormSilu() => TensorGradCheck.Check(Reference, t => F.GroupNorm(t[0], 2, t[1], t[2], 1e-5f, silu: true),
+        [In(1, 2, 4, 3, 2), Gamma(2, 4), In(3, 4)], "group norm fused with silu, 2 groups of 2 channels");
+
     [Test] public void LayerNorm() => TensorGradCheck.Check(Reference, t => F.LayerNorm(t[0], t[1], t[2], 1e-5f),
         [In(1, 2, 3, 7), Gamma(2, 7), In(3, 7)], "layer norm");
 

@@ -1,4 +1,4 @@
-// The CUDA tier's GroupNorm, LayerNorm and Softmax kernels run on ILGPU's CPU emulator against the double reference.
+// The CUDA tier's GroupNorm (alone and with SiLU), LayerNorm and Softmax kernels run on ILGPU's CPU emulator against the double reference.
 using DreamBooth.Kernels.Ilgpu;
 using DreamBooth.Kernels.Reference;
 using DreamBooth.Tests.Support;
@@ -29,13 +29,13 @@ public class NormKernelTests : EmulatorTest
     static readonly int[][] GroupNormShapes = [[2, 6, 5, 3], [1, 4, 1, 4], [2, 3, 70, 1], [1, 8, 150, 2], [3, 1, 1, 1]];
 
     [Test]
-    public void GroupNormForwardAndBackwardMatchTheReference([ValueSource(nameof(GroupNormShapes))] int[] shape)
+    public void GroupNormForwardAndBackwardMatchTheReference([ValueSource(nameof(GroupNormShapes))] int[] shape, [Values] bool silu)
     {
         int n = shape[0], c = shape[1], hw = shape[2], groups = shape[3];
         int size = n * c * hw;
         double[] x = Offset(1, size, 1.5), gamma = TestData.Uniform(2, c), beta = TestData.Uniform(3, c), dy = TestData.Uniform(4, size);
         double[] dgamma = TestData.Uniform(5, c), dbeta = TestData.Uniform(6, c);
-        var args = GroupNormKernels.Args.From(n, c, hw, groups, Eps);
+        var args = GroupNormKernels.Args.From(n, c, hw, groups, Eps, silu);
         using var xb = Upload(x);
         using var gb = Upload(gamma);
         using var bb = Upload(beta);
@@ -47,8 +47,8 @@ public class NormKernelTests : EmulatorTest
         forward(GroupNormKernels.Config(args), yb.View, mb.View, rb.View, xb.View, gb.View, bb.View, args);
 
         double[] y = new double[size], mean = new double[n * groups], rstd = new double[n * groups];
-        GroupNormReference.Forward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, Eps);
-        string what = $"group_norm (N={n}, C={c}, HW={hw}, G={groups})";
+        GroupNormReference.Forward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, Eps, silu);
+        string what = $"group_norm{(silu ? "+silu" : "")} (N={n}, C={c}, HW={hw}, G={groups})";
         Close.Assert(yb.GetAsArray1D(), y, NormAtol, NormRtol, what + " y");
         Close.Assert(mb.GetAsArray1D(), mean, NormAtol, NormRtol, what + " mean");
         Close.Assert(rb.GetAsArray1D(), rstd, NormAtol, NormRtol, what + " rstd");
@@ -60,14 +60,14 @@ public class NormKernelTests : EmulatorTest
         using var dgb = Upload(dgamma);
         using var dbb = Upload(dbeta);
         var backwardDx = Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardDx);
+            ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardDx);
         var backwardParams = Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardParams);
-        backwardDx(GroupNormKernels.Config(args), dxb.View, dyb.View, xb.View, mb.View, rb.View, gb.View, args);
-        backwardParams(GroupNormKernels.ParamConfig(args), dgb.View, dbb.View, dyb.View, xb.View, mb.View, rb.View, args);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardParams);
+        backwardDx(GroupNormKernels.Config(args), dxb.View, dyb.View, xb.View, mb.View, rb.View, gb.View, bb.View, args);
+        backwardParams(GroupNormKernels.ParamConfig(args), dgb.View, dbb.View, dyb.View, xb.View, mb.View, rb.View, gb.View, bb.View, args);
 
         double[] dx = new double[size];
-        GroupNormReference.Backward(dx, dgamma, dbeta, dy, x, savedMean, savedRstd, gamma, n, c, hw, groups);
+        GroupNormReference.Backward(dx, dgamma, dbeta, dy, x, savedMean, savedRstd, gamma, beta, n, c, hw, groups, silu);
         Close.Assert(dxb.GetAsArray1D(), dx, NormAtol, NormRtol, what + " dx");
         Close.Assert(dgb.GetAsArray1D(), dgamma, ParamAtol, ParamRtol, what + " dgamma (accumulated)");
         Close.Assert(dbb.GetAsArray1D(), dbeta, ParamAtol, ParamRtol, what + " dbeta (accumulated)");

@@ -6,12 +6,15 @@ namespace DreamBooth.Autograd;
 public static partial class F
 {
     /// <summary>nn.GroupNorm: the C channels split into <paramref name="groups"/> groups; each (sample, group) is
-    /// normalised over its channels and all spatial positions, then scaled and shifted per channel.</summary>
+    /// normalised over its channels and all spatial positions, then scaled and shifted per channel. With
+    /// <paramref name="silu"/>, SiLU(GroupNorm(x)) in one op: the backward recomputes the pre-activation from x and the
+    /// saved statistics, so neither the normalised tensor nor a separate SiLU output is kept for it.</summary>
     public static Tensor GroupNorm(Tensor x,   // (N, C, ...)
         int groups,
         Tensor gamma,                          // (C)
         Tensor beta,                           // (C)
-        float eps)
+        float eps,
+        bool silu = false)
     {
         if (x.Rank < 2 || groups <= 0 || x.Dim(1) % groups != 0 || !IsVector(gamma, x.Dim(1)) || !IsVector(beta, x.Dim(1)))
             throw new ArgumentException($"group norm: x {x}, {groups} groups, gamma {gamma}, beta {beta} do not fit " +
@@ -23,17 +26,17 @@ public static partial class F
         var y = Tensor.ZerosLike(x);
         var mean = Tensor.Zeros(x.Backend, n, groups);
         var rstd = Tensor.Zeros(x.Backend, n, groups);
-        x.Backend.GroupNorm(y.Storage, mean.Storage, rstd.Storage, x.Storage, gamma.Storage, beta.Storage, n, c, hw, groups, eps);
+        x.Backend.GroupNorm(y.Storage, mean.Storage, rstd.Storage, x.Storage, gamma.Storage, beta.Storage, n, c, hw, groups, eps, silu);
         if (Tape.Needs(x, gamma, beta))
-            Tape.Record("group_norm", y, dy =>
-            {   // x̂ = (x − μ)·rstd; dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = γ·dy, means over the group;
-                // dγ += Σ dy·x̂, dβ += Σ dy over N and the spatial positions
+            Tape.Record(silu ? "group_norm_silu" : "group_norm", y, dy =>
+            {   // x̂ = (x − μ)·rstd, dz = dy (with SiLU: dy·silu'(γx̂ + β)); dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with
+                // g = γ·dz, means over the group; dγ += Σ dz·x̂, dβ += Σ dz over N and the spatial positions
                 var dx = Tensor.ZerosLike(x);
                 using var scratchGamma = gamma.RequiresGrad ? null : Tensor.ZerosLike(gamma);
                 using var scratchBeta = beta.RequiresGrad ? null : Tensor.ZerosLike(beta);
                 x.Backend.GroupNormBackward(dx.Storage, (scratchGamma ?? Gradients.Into(gamma)).Storage,
                     (scratchBeta ?? Gradients.Into(beta)).Storage, dy.Storage, x.Storage, mean.Storage, rstd.Storage,
-                    gamma.Storage, n, c, hw, groups);
+                    gamma.Storage, beta.Storage, n, c, hw, groups, silu);
                 Gradients.Accumulate(x, dx);
             });
         return y;

@@ -1,4 +1,4 @@
-// Group normalisation on the CPU: one-pass SIMD statistics per (n, g), fused affine, fused backward; parallel over (N, G).
+// Group normalisation on the CPU: one-pass SIMD statistics per (n, g), fused affine (+ SiLU), fused backward; parallel over (N, G).
 using System.Buffers;
 using System.Runtime.Intrinsics;
 using DreamBooth.Kernels.Reference;
@@ -8,7 +8,7 @@ namespace DreamBooth.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     public void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma,
-        DeviceBuffer beta, int n, int c, int hw, int groups, float eps)
+        DeviceBuffer beta, int n, int c, int hw, int groups, float eps, bool silu)
     {
         GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
         float* yp = F(y), mp = F(mean), rp = F(rstd), xp = F(x), gp = F(gamma), bp = F(beta);
@@ -24,19 +24,22 @@ public sealed unsafe partial class CpuBackend
             {
                 int ch = g * perGroup + ci;
                 float a = rs * gp[ch];
-                NormStats.Affine(yp + start + ci * hw, xp + start + ci * hw, mu, a, bp[ch], hw);
+                if (silu) NormStats.AffineSilu(yp + start + ci * hw, xp + start + ci * hw, mu, a, bp[ch], hw);
+                else NormStats.Affine(yp + start + ci * hw, xp + start + ci * hw, mu, a, bp[ch], hw);
             }
         }
         NormStats.For(n * groups, (long)n * c * hw, Body);
     }
 
     public void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
-        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int n, int c, int hw, int groups)
+        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, bool silu)
     {
-        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, groups);
-        float* dxp = F(dx), dgp = F(dgamma), dbp = F(dbeta), dyp = F(dy), xp = F(x), mp = F(mean), rp = F(rstd), gp = F(gamma);
+        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
+        float* dxp = F(dx), dgp = F(dgamma), dbp = F(dbeta), dyp = F(dy), xp = F(x), mp = F(mean), rp = F(rstd), gp = F(gamma), bp = F(beta);
         int perGroup = c / groups, count = perGroup * hw;
-        // Per (n, c): Σ dy·xhat and Σ dy, reduced over n after the parallel loop so no two tasks write one dgamma[c].
+        // Per (n, c): Σ dz·xhat and Σ dz, reduced over n after the parallel loop so no two tasks write one dgamma[c].
+        // dz, the gradient at the affine output, is dy; with SiLU it is dy·silu'(z), which the first pass writes into dx
+        // (dx belongs to this task's group, and may be dy itself) for the second pass to read.
         double[] partial = ArrayPool<double>.Shared.Rent(2 * n * c);
         fixed (double* part = partial)
         {
@@ -46,22 +49,26 @@ public sealed unsafe partial class CpuBackend
                 int b = task / groups, g = task % groups;
                 long start = ((long)b * c + g * perGroup) * hw;
                 float mu = mp[task], rs = rp[task];
-                double sumD = 0, sumDX = 0; // Σ dxhat, Σ dxhat·xhat with dxhat = dy·gamma
+                double sumD = 0, sumDX = 0; // Σ dxhat, Σ dxhat·xhat with dxhat = dz·gamma
+                float* dz = silu ? dxp : dyp;
                 for (int ci = 0; ci < perGroup; ci++)
                 {
                     int ch = g * perGroup + ci;
-                    var (sdy, sdyx) = NormStats.DotSums(dyp + start + ci * hw, xp + start + ci * hw, mu, hw);
-                    pp[2 * (b * c + ch)] = rs * sdyx;
-                    pp[2 * (b * c + ch) + 1] = sdy;
-                    sumD += gp[ch] * sdy;
-                    sumDX += gp[ch] * rs * sdyx;
+                    long at = start + ci * hw;
+                    var (sdz, sdzx) = silu
+                        ? NormStats.SiluGradSums(dxp + at, dyp + at, xp + at, mu, rs * gp[ch], bp[ch], hw)
+                        : NormStats.DotSums(dyp + at, xp + at, mu, hw);
+                    pp[2 * (b * c + ch)] = rs * sdzx;
+                    pp[2 * (b * c + ch) + 1] = sdz;
+                    sumD += gp[ch] * sdz;
+                    sumDX += gp[ch] * rs * sdzx;
                 }
-                // dx = rstd·(gamma·dy − Σdxhat/M − xhat·Σ(dxhat·xhat)/M) = dy·k1 + (x − mean)·k2 + k3
+                // dx = rstd·(gamma·dz − Σdxhat/M − xhat·Σ(dxhat·xhat)/M) = dz·k1 + (x − mean)·k2 + k3
                 float k2 = (float)(-rs * rs * sumDX / count), k3 = (float)(-rs * sumD / count);
                 for (int ci = 0; ci < perGroup; ci++)
                 {
                     long at = start + ci * hw;
-                    NormStats.GradInput(dxp + at, dyp + at, xp + at, rs * gp[g * perGroup + ci], mu, k2, k3, hw);
+                    NormStats.GradInput(dxp + at, dz + at, xp + at, rs * gp[g * perGroup + ci], mu, k2, k3, hw);
                 }
             }
             NormStats.For(n * groups, 2L * n * c * hw, Body);
@@ -147,6 +154,52 @@ static unsafe class NormStats
         int i = 0;
         for (; i + 16 <= n; i += 16) Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vm, va, vb).Store(y + i);
         for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(x[i] - mean, a, b);
+    }
+
+    /// <summary>y = silu((x − mean)·a + b): the affine above with SiLU applied before the store.</summary>
+    public static void AffineSilu(float* y, float* x, float mean, float a, float b, int n)
+    {
+        var vm = Vector512.Create(mean);
+        var va = Vector512.Create(a);
+        var vb = Vector512.Create(b);
+        int i = 0;
+        for (; i + 16 <= n; i += 16) SiluActivation.Forward(Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vm, va, vb)).Store(y + i);
+        if (i < n) Chunks.StoreTail(y + i, SiluActivation.Forward(Vector512.FusedMultiplyAdd(Chunks.LoadTail(x + i, n - i) - vm, va, vb)), n - i);
+    }
+
+    /// <summary>dz = dy·silu'(z) with z = (x − mean)·a + b, written to dz (which may be dy), and (Σ dz, Σ dz·(x − mean))
+    /// summed as DotSums sums them. The tail vector is zero padded: dy = 0 there adds nothing to either sum.</summary>
+    public static (double Dz, double DzX) SiluGradSums(float* dz, float* dy, float* x, float mean, float a, float b, int n)
+    {
+        var vm = Vector512.Create(mean);
+        var va = Vector512.Create(a);
+        var vb = Vector512.Create(b);
+        double sd = 0, sdx = 0;
+        int i = 0, vecEnd = n & ~15;
+        while (i < vecEnd)
+        {
+            int end = Math.Min(vecEnd, i + Chunk);
+            Vector512<float> d = default, p = default;
+            for (; i < end; i += 16)
+            {
+                var xc = Vector512.Load(x + i) - vm;
+                var g = Vector512.Load(dy + i) * SiluActivation.Derivative(Vector512.FusedMultiplyAdd(xc, va, vb));
+                g.Store(dz + i);
+                d += g;
+                p = Vector512.FusedMultiplyAdd(g, xc, p);
+            }
+            sd += Vector512.Sum(d);
+            sdx += Vector512.Sum(p);
+        }
+        if (i < n)
+        {
+            var xc = Chunks.LoadTail(x + i, n - i) - vm;
+            var g = Chunks.LoadTail(dy + i, n - i) * SiluActivation.Derivative(Vector512.FusedMultiplyAdd(xc, va, vb));
+            Chunks.StoreTail(dz + i, g, n - i);
+            sd += Vector512.Sum(g);
+            sdx += Vector512.Sum(g * xc);
+        }
+        return (sd, sdx);
     }
 
     /// <summary>(Σ dy, Σ dy·(x − mean)) over n elements: float lanes per chunk, double across chunks.</summary>

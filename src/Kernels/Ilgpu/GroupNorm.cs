@@ -1,4 +1,4 @@
-// CUDA-tier group normalisation over (N, C, HW): one group per (n, g) for statistics and dx, one per channel for dgamma/dbeta.
+// CUDA-tier group normalisation (+ SiLU) over (N, C, HW): one group per (n, g) for statistics and dx, one per channel for dgamma/dbeta.
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
@@ -8,17 +8,19 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// <summary>
 /// Semantics of GroupNormReference. The C/G channels × HW elements of one (n, g) are contiguous, so group (n·G + g)
 /// strides over them with coalesced loads. Statistics take one pass: sums of d and d² with d = x − x[first of the group]
-/// (the shift keeps E[d²] − E[d]² from cancelling), reduced by RowReduce; the affine is fused into the write of y.
-/// Backward: group (n, g) reduces Σ dy·gamma and Σ dy·gamma·xhat and writes dx; a second kernel gives each channel a
-/// group that reduces Σ dy·xhat and Σ dy over (N, HW) and adds them to dgamma/dbeta (no atomics, deterministic).
+/// (the shift keeps E[d²] − E[d]² from cancelling), reduced by RowReduce; the affine, and SiLU when Args.Silu is set,
+/// are fused into the write of y. Backward: dz = dy, or dy·silu'(z) with z = xhat·gamma + beta recomputed where it is
+/// read (an exp per element costs less than storing and re-reading z); group (n, g) reduces Σ dz·gamma and
+/// Σ dz·gamma·xhat and writes dx; a second kernel gives each channel a group that reduces Σ dz·xhat and Σ dz over
+/// (N, HW) and adds them to dgamma/dbeta (no atomics, deterministic). Silu is launch-uniform: no warp diverges on it.
 /// Indices are int: N·C·HW &lt; 2^31 (GroupNormReference.Validate).
 /// </summary>
 public static class GroupNormKernels
 {
-    public readonly record struct Args(int N, int C, int HW, int Groups, int PerGroup, int Count, float Eps)
+    public readonly record struct Args(int N, int C, int HW, int Groups, int PerGroup, int Count, float Eps, int Silu)
     {
-        public static Args From(int n, int c, int hw, int groups, float eps = 0f) =>
-            new(n, c, hw, groups, c / groups, c / groups * hw, eps);
+        public static Args From(int n, int c, int hw, int groups, float eps, bool silu) =>
+            new(n, c, hw, groups, c / groups, c / groups * hw, eps, silu ? 1 : 0);
     }
 
     /// <summary>Forward and dx: one group per (n, g), sized to the group's C/G·HW elements.</summary>
@@ -42,51 +44,59 @@ public static class GroupNormKernels
             mean[ng] = shift + mu;
             rstd[ng] = r;
         }
-        // Each thread writes the elements it read: y = (x − mean)·rstd·gamma[c] + beta[c].
+        // Each thread writes the elements it read: y = z or silu(z), z = (x − mean)·rstd·gamma[c] + beta[c].
         for (int e = Group.IdxX; e < p.Count; e += Group.DimX)
         {
             int ch = g * p.PerGroup + e / p.HW;
-            y[start + e] = (x[start + e] - shift - mu) * r * gamma[ch] + beta[ch];
+            float z = (x[start + e] - shift - mu) * r * gamma[ch] + beta[ch];
+            y[start + e] = p.Silu != 0 ? UnaryKernels.Silu(z) : z;
         }
     }
 
     [GpuKernel("group_norm_backward_dx_f32", explicitlyGrouped: true)]
     public static void BackwardDx(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> x, // (N, C, HW) ×3
-        ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, Args p) // (N, G) (N, G) (C)
+        ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> gamma, ArrayView<float> beta, Args p) // (N, G) (N, G) (C) (C)
     {
         var scratch = SharedMemory.Allocate<float>(2 * RowReduce.MaxWarps);
         int ng = Grid.IdxX, g = ng % p.Groups;
         int start = ng * p.Count;
         float mu = mean[ng], r = rstd[ng];
-        float sumD = 0f, sumDX = 0f; // Σ dxhat, Σ dxhat·xhat with dxhat = dy·gamma
+        float sumD = 0f, sumDX = 0f; // Σ dxhat, Σ dxhat·xhat with dxhat = dz·gamma
         for (int e = Group.IdxX; e < p.Count; e += Group.DimX)
         {
-            float dxhat = dy[start + e] * gamma[g * p.PerGroup + e / p.HW];
+            int ch = g * p.PerGroup + e / p.HW;
+            float xhat = (x[start + e] - mu) * r;
+            float dxhat = GradPreActivation(dy[start + e], xhat, gamma[ch], beta, ch, p.Silu) * gamma[ch];
             sumD += dxhat;
-            sumDX += dxhat * (x[start + e] - mu) * r;
+            sumDX += dxhat * xhat;
         }
         var sums = RowReduce.Sum2(scratch, sumD, sumDX);
         float meanD = sums.A / p.Count, meanDX = sums.B / p.Count;
         for (int e = Group.IdxX; e < p.Count; e += Group.DimX)
         {
-            float dxhat = dy[start + e] * gamma[g * p.PerGroup + e / p.HW];
-            dx[start + e] = r * (dxhat - meanD - (x[start + e] - mu) * r * meanDX);
+            int ch = g * p.PerGroup + e / p.HW;
+            float xhat = (x[start + e] - mu) * r;
+            float dxhat = GradPreActivation(dy[start + e], xhat, gamma[ch], beta, ch, p.Silu) * gamma[ch];
+            dx[start + e] = r * (dxhat - meanD - xhat * meanDX);
         }
     }
 
     [GpuKernel("group_norm_backward_params_f32", explicitlyGrouped: true)]
     public static void BackwardParams(ArrayView<float> dgamma, ArrayView<float> dbeta, // (C) (C), accumulated
-        ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd, Args p) // (N, C, HW) ×2 (N, G) (N, G)
+        ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd, // (N, C, HW) ×2 (N, G) (N, G)
+        ArrayView<float> gamma, ArrayView<float> beta, Args p) // (C) (C)
     {
         var scratch = SharedMemory.Allocate<float>(2 * RowReduce.MaxWarps);
         int ch = Grid.IdxX, g = ch / p.PerGroup;
         int count = p.N * p.HW;
-        float sumDX = 0f, sumD = 0f; // Σ dy·xhat, Σ dy over (N, HW); consecutive threads read consecutive HW positions
+        float gc = gamma[ch];
+        float sumDX = 0f, sumD = 0f; // Σ dz·xhat, Σ dz over (N, HW); consecutive threads read consecutive HW positions
         for (int e = Group.IdxX; e < count; e += Group.DimX)
         {
             int n = e / p.HW, at = (n * p.C + ch) * p.HW + e % p.HW, stat = n * p.Groups + g;
-            float d = dy[at];
-            sumDX += d * (x[at] - mean[stat]) * rstd[stat];
+            float xhat = (x[at] - mean[stat]) * rstd[stat];
+            float d = GradPreActivation(dy[at], xhat, gc, beta, ch, p.Silu);
+            sumDX += d * xhat;
             sumD += d;
         }
         var sums = RowReduce.Sum2(scratch, sumDX, sumD);
@@ -96,4 +106,8 @@ public static class GroupNormKernels
             dbeta[ch] += sums.B;
         }
     }
+
+    /// <summary>dz, the gradient at the affine output z = xhat·gammaC + beta[ch]: dy, or dy·silu'(z) (beta read only then).</summary>
+    static float GradPreActivation(float dy, float xhat, float gammaC, ArrayView<float> beta, int ch, int silu) =>
+        silu != 0 ? dy * UnaryKernels.SiluDerivative(xhat * gammaC + beta[ch]) : dy;
 }

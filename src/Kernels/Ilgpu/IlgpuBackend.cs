@@ -125,8 +125,9 @@ public sealed class IlgpuBackend : IBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _conv;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradInput, _convGradWeight;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradBias;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>? _groupNorm, _groupNormDx;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>? _groupNormParams;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>? _groupNorm;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>? _groupNormDx;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>? _groupNormParams;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormKernels.Args>? _layerNorm, _layerNormDx, _layerNormParams;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>? _softmax;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>? _softmaxBackward;
@@ -241,26 +242,27 @@ public sealed class IlgpuBackend : IBackend
     // ---- normalisation, softmax, attention ----
 
     public void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
-        int n, int c, int hw, int groups, float eps)
+        int n, int c, int hw, int groups, float eps, bool silu)
     {
         GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
         const string op = "group norm";
         _groupNorm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.Forward);
-        var args = GroupNormKernels.Args.From(n, c, hw, groups, eps);
+        var args = GroupNormKernels.Args.From(n, c, hw, groups, eps, silu);
         _groupNorm(GroupNormKernels.Config(args), F(op, y), F(op, mean), F(op, rstd), F(op, x), F(op, gamma), F(op, beta), args);
     }
 
     public void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
-        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int n, int c, int hw, int groups)
+        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, bool silu)
     {
-        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, groups);
+        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
         const string op = "group norm backward";
-        _groupNormParams ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardParams);
-        _groupNormDx ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardDx);
-        var args = GroupNormKernels.Args.From(n, c, hw, groups);
+        _groupNormParams ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardParams);
+        _groupNormDx ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardDx);
+        var args = GroupNormKernels.Args.From(n, c, hw, groups, 0f, silu);
         // Parameter gradients first: they read dy, which dx may overwrite in place.
-        _groupNormParams(GroupNormKernels.ParamConfig(args), F(op, dgamma), F(op, dbeta), F(op, dy), F(op, x), F(op, mean), F(op, rstd), args);
-        _groupNormDx(GroupNormKernels.Config(args), F(op, dx), F(op, dy), F(op, x), F(op, mean), F(op, rstd), F(op, gamma), args);
+        _groupNormParams(GroupNormKernels.ParamConfig(args), F(op, dgamma), F(op, dbeta), F(op, dy), F(op, x), F(op, mean), F(op, rstd),
+            F(op, gamma), F(op, beta), args);
+        _groupNormDx(GroupNormKernels.Config(args), F(op, dx), F(op, dy), F(op, x), F(op, mean), F(op, rstd), F(op, gamma), F(op, beta), args);
     }
 
     public void LayerNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,

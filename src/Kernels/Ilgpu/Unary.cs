@@ -33,9 +33,18 @@ public static class UnaryKernels
     /// <summary>σ(x) = 1/(1 + e^(−x)); e^(−x) = +∞ below −88 gives exactly 0, never NaN.</summary>
     static float Sigmoid(float x) => 1f / (1f + XMath.Exp(-x));
 
+    /// <summary>x·σ(x), and its derivative σ·(1 + x(1 − σ)); group norm fuses them too.</summary>
+    internal static float Silu(float x) => x * Sigmoid(x);
+
+    internal static float SiluDerivative(float x)
+    {
+        float s = Sigmoid(x);
+        return s * (1f + x * (1f - s));
+    }
+
     static float Activation(int op, float x)
     {
-        if (op == (int)UnaryOp.Silu) return x * Sigmoid(x);
+        if (op == (int)UnaryOp.Silu) return Silu(x);
         if (op == (int)UnaryOp.Gelu) return x * NormalCdf(x, out _);
         if (op == (int)UnaryOp.GeluTanh)                                        // ½x(1 + tanh u) = x·σ(2u)
         {
@@ -47,11 +56,7 @@ public static class UnaryKernels
 
     static float Derivative(int op, float x)
     {
-        if (op == (int)UnaryOp.Silu)                                            // σ·(1 + x(1 − σ))
-        {
-            float s = Sigmoid(x);
-            return s * (1f + x * (1f - s));
-        }
+        if (op == (int)UnaryOp.Silu) return SiluDerivative(x);
         if (op == (int)UnaryOp.Gelu)                                            // Φ(x) + x·φ(x)
         {
             float cdf = NormalCdf(x, out float gauss);

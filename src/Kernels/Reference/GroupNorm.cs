@@ -1,13 +1,14 @@
-// Group normalisation over (N, C, HW) with G groups: the double oracle (forward, backward), its validation, and the reference entry points.
+// Group normalisation over (N, C, HW) with G groups, optionally followed by SiLU: the double oracle (forward, backward), its validation, and the reference entry points.
 namespace DreamBooth.Kernels.Reference;
 
 public static class GroupNormReference
 {
     /// <summary>Statistics over the C/G channels × HW elements of each (n, g); rstd = 1/√(var + eps) with the biased
-    /// variance (as PyTorch). y = (x − mean)·rstd·gamma[c] + beta[c].</summary>
+    /// variance (as PyTorch). z = (x − mean)·rstd·gamma[c] + beta[c]; y = z, or y = silu(z) = z·σ(z) when
+    /// <paramref name="silu"/>.</summary>
     public static void Forward(Span<double> y, Span<double> mean, Span<double> rstd, // (N, C, HW) (N, G) (N, G)
         ReadOnlySpan<double> x, ReadOnlySpan<double> gamma, ReadOnlySpan<double> beta, // (N, C, HW) (C) (C)
-        int n, int c, int hw, int groups, double eps)
+        int n, int c, int hw, int groups, double eps, bool silu)
     {
         int perGroup = c / groups, count = perGroup * hw;
         for (int b = 0; b < n; b++)
@@ -28,18 +29,21 @@ public static class GroupNormReference
                     for (int i = 0; i < hw; i++)
                     {
                         int at = start + ci * hw + i;
-                        y[at] = (x[at] - mu) * r * gamma[ch] + beta[ch];
+                        double z = (x[at] - mu) * r * gamma[ch] + beta[ch];
+                        y[at] = silu ? UnaryReference.Activation(UnaryOp.Silu, z) : z;
                     }
                 }
             }
     }
 
-    /// <summary>With xhat = (x − mean)·rstd and dxhat = dy·gamma, over the M elements of a group:
-    /// dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)) (overwritten); dgamma += Σ dy·xhat, dbeta += Σ dy.</summary>
+    /// <summary>With xhat = (x − mean)·rstd, dz = dy (or dy·silu'(z) when <paramref name="silu"/>, z = xhat·gamma + beta
+    /// recomputed from the saved statistics) and dxhat = dz·gamma, over the M elements of a group:
+    /// dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)) (overwritten); dgamma += Σ dz·xhat, dbeta += Σ dz.</summary>
     public static void Backward(Span<double> dx, Span<double> dgamma, Span<double> dbeta, // (N, C, HW) (C) (C)
         ReadOnlySpan<double> dy, ReadOnlySpan<double> x, // (N, C, HW) (N, C, HW)
-        ReadOnlySpan<double> mean, ReadOnlySpan<double> rstd, ReadOnlySpan<double> gamma, // (N, G) (N, G) (C)
-        int n, int c, int hw, int groups)
+        ReadOnlySpan<double> mean, ReadOnlySpan<double> rstd, // (N, G) (N, G)
+        ReadOnlySpan<double> gamma, ReadOnlySpan<double> beta, // (C) (C)
+        int n, int c, int hw, int groups, bool silu)
     {
         int perGroup = c / groups, count = perGroup * hw;
         for (int b = 0; b < n; b++)
@@ -54,11 +58,11 @@ public static class GroupNormReference
                     for (int i = 0; i < hw; i++)
                     {
                         int at = start + ci * hw + i;
-                        double xhat = (x[at] - mu) * r;
-                        sumD += dy[at] * gamma[ch];
-                        sumDX += dy[at] * gamma[ch] * xhat;
-                        dgamma[ch] += dy[at] * xhat;
-                        dbeta[ch] += dy[at];
+                        double xhat = (x[at] - mu) * r, dz = GradPreActivation(dy[at], xhat * gamma[ch] + beta[ch], silu);
+                        sumD += dz * gamma[ch];
+                        sumDX += dz * gamma[ch] * xhat;
+                        dgamma[ch] += dz * xhat;
+                        dbeta[ch] += dz;
                     }
                 }
                 for (int ci = 0; ci < perGroup; ci++)
@@ -67,12 +71,15 @@ public static class GroupNormReference
                     for (int i = 0; i < hw; i++)
                     {
                         int at = start + ci * hw + i;
-                        double xhat = (x[at] - mu) * r;
-                        dx[at] = r * (dy[at] * gamma[ch] - sumD / count - xhat * sumDX / count);
+                        double xhat = (x[at] - mu) * r, dz = GradPreActivation(dy[at], xhat * gamma[ch] + beta[ch], silu);
+                        dx[at] = r * (dz * gamma[ch] - sumD / count - xhat * sumDX / count);
                     }
                 }
             }
     }
+
+    /// <summary>The gradient at the affine output z: dy itself, or dy·silu'(z) when SiLU follows.</summary>
+    static double GradPreActivation(double dy, double z, bool silu) => silu ? dy * UnaryReference.Derivative(UnaryOp.Silu, z) : dy;
 
     internal static void Validate(string op, int n, int c, int hw, int groups)
     {
@@ -97,7 +104,7 @@ public static class GroupNormReference
     }
 
     internal static void ValidateBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy,
-        DeviceBuffer x, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int n, int c, int hw, int groups)
+        DeviceBuffer x, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups)
     {
         const string op = "group_norm_backward";
         Validate(op, n, c, hw, groups);
@@ -108,6 +115,7 @@ public static class GroupNormReference
         Check.Exactly(op, "mean", mean, DType.F32, (long)n * groups, shape);
         Check.Exactly(op, "rstd", rstd, DType.F32, (long)n * groups, shape);
         Check.Exactly(op, "gamma", gamma, DType.F32, c, shape);
+        Check.Exactly(op, "beta", beta, DType.F32, c, shape);
         Check.Exactly(op, "dgamma", dgamma, DType.F32, c, shape);
         Check.Exactly(op, "dbeta", dbeta, DType.F32, c, shape);
     }
@@ -116,25 +124,25 @@ public static class GroupNormReference
 public sealed partial class ReferenceBackend
 {
     public void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma,
-        DeviceBuffer beta, int n, int c, int hw, int groups, float eps)
+        DeviceBuffer beta, int n, int c, int hw, int groups, float eps, bool silu)
     {
         GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
         var yd = new double[y.Length];
         var md = new double[mean.Length];
         var rd = new double[rstd.Length];
-        GroupNormReference.Forward(yd, md, rd, D(x), D(gamma), D(beta), n, c, hw, groups, eps);
+        GroupNormReference.Forward(yd, md, rd, D(x), D(gamma), D(beta), n, c, hw, groups, eps, silu);
         Store(y, yd);
         Store(mean, md);
         Store(rstd, rd);
     }
 
     public void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
-        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int n, int c, int hw, int groups)
+        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, bool silu)
     {
-        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, groups);
+        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
         var dxd = new double[dx.Length];
         double[] dg = D(dgamma), db = D(dbeta);
-        GroupNormReference.Backward(dxd, dg, db, D(dy), D(x), D(mean), D(rstd), D(gamma), n, c, hw, groups);
+        GroupNormReference.Backward(dxd, dg, db, D(dy), D(x), D(mean), D(rstd), D(gamma), D(beta), n, c, hw, groups, silu);
         Store(dx, dxd);
         Store(dgamma, dg);
         Store(dbeta, db);

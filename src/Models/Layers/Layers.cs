@@ -58,7 +58,8 @@ public sealed class GroupNorm : Module
         Bias = AddParameter("bias", Init.Zeros, channels);
     }
 
-    public Tensor Forward(Tensor x) => F.GroupNorm(x, _groups, Weight.Value, Bias.Value, _eps);   // (N, C, ...)
+    /// <summary>GroupNorm(x), or SiLU(GroupNorm(x)) fused into the one op when <paramref name="silu"/>.</summary>
+    public Tensor Forward(Tensor x, bool silu = false) => F.GroupNorm(x, _groups, Weight.Value, Bias.Value, _eps, silu);   // (N, C, ...)
 }
 
 /// <summary>nn.LayerNorm over the last axis: "weight" = 1, "bias" = 0.</summary>

@@ -38,13 +38,13 @@ public sealed class ResnetBlock2D : Module
             throw new ArgumentException(TimeEmbProj == null
                 ? "resnet block: a time embedding was given to a block without time_emb_proj"
                 : "resnet block: the block has time_emb_proj but no time embedding was given");
-        var h = Conv1.Forward(F.Silu(Norm1.Forward(x)));
+        var h = Conv1.Forward(Norm1.Forward(x, silu: true));
         if (TimeEmbProj != null)
         {
             var t = TimeEmbProj.Forward(F.Silu(temb!));
             h = F.Add(h, F.Reshape(t, t.Dim(0), t.Dim(1), 1, 1));
         }
-        h = Conv2.Forward(F.Silu(Norm2.Forward(h)));
+        h = Conv2.Forward(Norm2.Forward(h, silu: true));
         var y = F.Add(ConvShortcut?.Forward(x) ?? x, h);
         return _outputScaleFactor == 1f ? y : F.Scale(y, 1f / _outputScaleFactor);
     }

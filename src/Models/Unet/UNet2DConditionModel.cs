@@ -112,7 +112,7 @@ public sealed class UNet2DConditionModel : Module
         foreach (var block in DownBlocks) h = block.Forward(h, temb, encoderHiddenStates, skips);
         h = MidBlock.Forward(h, temb, encoderHiddenStates);
         foreach (var block in UpBlocks) h = block.Forward(h, temb, encoderHiddenStates, skips);
-        return InferenceScope.Run(() => ConvOut.Forward(F.Silu(ConvNormOut.Forward(h))));
+        return InferenceScope.Run(() => ConvOut.Forward(ConvNormOut.Forward(h, silu: true)));
     }
 
     void Validate(Tensor sample, float[] timesteps, Tensor context, int[]? classLabels)

@@ -37,6 +37,6 @@ public sealed class Decoder : Module
     {
         var h = MidBlock.Forward(ConvIn.Forward(z));
         foreach (var block in UpBlocks) h = block.Forward(h);
-        return ConvOut.Forward(F.Silu(ConvNormOut.Forward(h)));
+        return ConvOut.Forward(ConvNormOut.Forward(h, silu: true));
     }
 }

@@ -39,6 +39,6 @@ public sealed class Encoder : Module
         var h = ConvIn.Forward(x);
         foreach (var block in DownBlocks) h = block.Forward(h);
         h = MidBlock.Forward(h);
-        return ConvOut.Forward(F.Silu(ConvNormOut.Forward(h)));
+        return ConvOut.Forward(ConvNormOut.Forward(h, silu: true));
     }
 }
