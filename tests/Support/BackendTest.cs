@@ -26,10 +26,22 @@ public abstract class BackendTest(string backendName)
     /// and cross the CUDA kernels' tile boundaries.</summary>
     public const string HostScale = "HostScale";
 
+    /// <summary>The cpu tier held to Vector256 (CpuBackend(vector512: false)): the path machines without AVX-512 take, for
+    /// the kernels written over IVec. On such a machine it is the cpu tier itself.</summary>
+    public const string CpuVector256 = "cpu-vector256";
+
     public static IEnumerable<string> BackendNames => [.. Backends.Names, Emulated];
 
-    /// <summary>A new backend of the tier: one of Backends.Names, or Emulated.</summary>
-    public static IBackend NewBackend(string name) => name == Emulated ? Backends.CreateEmulated() : Backends.Create(name);
+    /// <summary>The tiers, and the cpu tier on Vector256: for the ops whose cpu kernels are written over IVec.</summary>
+    public static IEnumerable<string> BackendNamesWithCpuVector256 => [.. BackendNames, CpuVector256];
+
+    /// <summary>A new backend of the tier: one of Backends.Names, Emulated or CpuVector256.</summary>
+    public static IBackend NewBackend(string name) => name switch
+    {
+        Emulated => Backends.CreateEmulated(),
+        CpuVector256 => new DreamBooth.Kernels.Cpu.CpuBackend(vector512: false),
+        _ => Backends.Create(name),
+    };
 
     /// <summary>The case, in category HostScale when host is set.</summary>
     protected static TestCaseData HostScaleIf(bool host, TestCaseData testCase) => host ? testCase.SetCategory(HostScale) : testCase;
@@ -95,11 +107,12 @@ public abstract class BackendTest(string backendName)
 
 /// <summary>Builds one fixture of a BackendTest class per tier, like [TestFixtureSource(BackendNames)], and removes the
 /// test cases of category BackendTest.HostScale from the emulated tier's fixture (so they are neither run nor reported
-/// there; a parameterized test left with no case goes too).</summary>
+/// there; a parameterized test left with no case goes too). The tiers are the static property of BackendTest named by
+/// source.</summary>
 [AttributeUsage(AttributeTargets.Class, Inherited = true)]
-public sealed class TierFixturesAttribute : NUnitAttribute, IFixtureBuilder2
+public sealed class TierFixturesAttribute(string source = nameof(BackendTest.BackendNames)) : NUnitAttribute, IFixtureBuilder2
 {
-    readonly TestFixtureSourceAttribute _tiers = new(typeof(BackendTest), nameof(BackendTest.BackendNames));
+    readonly TestFixtureSourceAttribute _tiers = new(typeof(BackendTest), source);
 
     public IEnumerable<TestSuite> BuildFrom(ITypeInfo typeInfo) => Trim(_tiers.BuildFrom(typeInfo));
 

@@ -97,6 +97,24 @@ static class SoftmaxExp
         return p * bits.AsSingle();
     }
 
+    /// <summary>Exp2 of eight lanes, for machines without AVX-512 (the same steps and constants).</summary>
+    public static Vector256<float> Exp2(Vector256<float> x)
+    {
+        var magic = Vector256.Create(12582912f);
+        x = Vector256.MaxNative(x, Vector256.Create(-127f));
+        var t = x + magic;
+        var f = x - (t - magic);
+        var p = Vector256.Create(1.5403530e-4f);
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(1.3333558e-3f));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(9.6181291e-3f));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(5.5504109e-2f));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(0.24022651f));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(0.69314718f));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(1f));
+        var bits = Vector256.ShiftLeft(t.AsInt32(), 23) + Vector256.Create(127 << 23);
+        return p * bits.AsSingle();
+    }
+
     public static float HorizontalMax(Vector512<float> v)
     {
         var h = Vector256.MaxNative(v.GetLower(), v.GetUpper());
