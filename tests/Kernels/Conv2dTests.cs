@@ -6,6 +6,7 @@ using NUnit.Framework;
 
 namespace DreamBooth.Tests.Kernels;
 
+[TierFixtures(nameof(BackendNamesWithCpuVector256))]
 public class Conv2dTests(string backend) : BackendTest(backend)
 {
     // f32 accumulation of products of inputs in [-1, 1): forward sums InC·KH·KW terms, grad-input at most OutC·KH·KW,
@@ -17,7 +18,8 @@ public class Conv2dTests(string backend) : BackendTest(backend)
 
     // Batch 1, odd and non-square sizes, stride 2, pad 0 and 1, 1×1 and 3×3 (and other) kernels, and SD's shapes scaled
     // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks. The
-    // next two are 3×3 stride-1 rows of more than 16 Winograd tiles (a full and a partial group of 16), padding 1 and 2.
+    // next two are 3×3 stride-1 rows of more than 16 Winograd tiles (full and partial groups of 16, or of 8 on Vector256),
+    // padding 1 and 2.
     // The last has 65 input and 66 output channels: rows past one 64-row tile in all three CUDA kernels (the others
     // cross its 64-column tiles and 16-deep slabs).
     static readonly ConvShape[] Shapes =

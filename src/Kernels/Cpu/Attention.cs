@@ -232,7 +232,7 @@ file static unsafe class FlashAttention<TV> where TV : struct, IVec<TV>
     /// lanes × lanes in registers (TV.TransposeBlock), the edges one element at a time.</summary>
     static void Transpose(float* dst, long dstStride, float* src, long srcStride, int rows, int cols, int valid, float scale)
     {
-        int n = TV.Count, fullRows = TV.HasTranspose ? valid / n * n : 0, fullCols = TV.HasTranspose ? cols / n * n : 0;
+        int n = TV.Count, fullRows = TV.HasShuffles ? valid / n * n : 0, fullCols = TV.HasShuffles ? cols / n * n : 0;
         for (int r = 0; r < fullRows; r += n)
             for (int c = 0; c < fullCols; c += n) TV.TransposeBlock(dst + c * dstStride + r, dstStride, src + r * srcStride + c, srcStride, scale);
         for (int c = 0; c < cols; c++)

@@ -16,7 +16,8 @@ public sealed unsafe partial class CpuBackend
     {
         Conv2dReference.ValidateForward(y, x, w, bias, s);
         float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
-        if (Winograd3x3.Applies(s)) { Winograd3x3.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (UseVector512 && Winograd3x3<V512>.Applies(s)) { Winograd3x3<V512>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (!UseVector512 && Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
         var g = new Im2Col(s);
         int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
         Parallel.For(0, s.N * blocks, t =>
@@ -32,7 +33,8 @@ public sealed unsafe partial class CpuBackend
     {
         Conv2dReference.ValidateGradInput(dx, dy, w, s);
         float* pdx = F(dx), pdy = F(dy), pw = F(w);
-        if (Winograd3x3.Applies(s)) { Winograd3x3.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (UseVector512 && Winograd3x3<V512>.Applies(s)) { Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (!UseVector512 && Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
         var g = new Im2Col(s);
         // Tasks: (image, group of input channels), so the scatter of one task never meets another's.
         int groups = Math.Min(s.InC, GemmKernel.CeilDiv(2 * Environment.ProcessorCount, s.N));
@@ -71,7 +73,8 @@ public sealed unsafe partial class CpuBackend
         if (pdb != null)
             for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
                 for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
-        if (Winograd3x3.Applies(s)) { Winograd3x3.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (UseVector512 && Winograd3x3<V512>.Applies(s)) { Winograd3x3<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (!UseVector512 && Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
         // Image by image and block by block, in order: the columns are built across the cores, then dw (OutC, rows) +=
         // dy[:, p0..p1] · columnsᵀ runs on every core, each core owning its part of dw: the sum order is fixed.
         int block = g.PixelBlock(1, g.Rows);

@@ -1,7 +1,5 @@
 // Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions: 36 GEMMs over transformed tiles, 4× fewer multiplies than direct.
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -10,17 +8,19 @@ namespace DreamBooth.Kernels.Cpu;
 /// output tile Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A. Summed over input channels, the element-wise product becomes, for each of
 /// the 36 tile positions p, a matrix product M[p] (K, T) = U[p] (K, C) · V[p] (C, T) over the T tiles of the batch:
 /// 36·K·C·T multiplies instead of 9·K·C·16·T for the direct form, 4× fewer. The products run on the blocked SGEMM.
-/// The input and output transforms work on 16 neighbouring tiles at once (one Vector512 lane per tile): a row of the
-/// input is first split by x mod 4 ("phases"), so the tile at x = 4t reads phase s at t (s &lt; 4) or phase s−4 at t+1.
+/// The input and output transforms work on as many neighbouring tiles at once as TV has lanes (16 or 8, one tile per
+/// lane): a row of the input is first split by x mod 4 ("phases"), so the tile at x = 4t reads phase s at t (s &lt; 4)
+/// or phase s−4 at t+1.
 /// Used for 3×3, stride 1, padding ≤ 2: the forward, (with turned filters) the gradient of the input, and the gradient of
 /// the weights (the same products run backwards, see GradWeight).
 /// </summary>
 [SkipLocalsInit]
-internal static unsafe class Winograd3x3
+internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
 {
-    const int Tile = 4, Patch = 6, Positions = Patch * Patch, Lanes = 16;
+    const int Tile = 4, Patch = 6, Positions = Patch * Patch;
+    static int Lanes => TV.Count;
 
-    internal static bool Applies(in ConvShape s) => s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad <= 2 && Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+    internal static bool Applies(in ConvShape s) => s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad <= 2 && TV.HasShuffles;
 
     /// <summary>y (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C, 3, 3), pad) + bias (K or null); y is overwritten.</summary>
     internal static void Forward(float* y, float* x, float* w, float* bias, int n, int c, int h, int wd, int k, int pad)
@@ -81,20 +81,20 @@ internal static unsafe class Winograd3x3
         public long First(int image, int ty) => ((long)image * TH + ty) * TW;
     }
 
-    /// <summary>U[p] = G g Gᵀ for the (C, 3, 3) filters g of one output channel, 16 input channels at a time (one per lane):
+    /// <summary>U[p] = G g Gᵀ for the (C, 3, 3) filters g of one output channel, one input channel per lane:
     /// u points at this channel's row of U[0], U[p] is posStride further on.
     /// G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1].</summary>
     static void TransformFilters(float* u, long posStride, float* w, int c)
     {
         float* g = stackalloc float[9 * Lanes];                           // [a·3 + b][lane]
-        var rows = stackalloc Vector512<float>[Patch * 3];               // G g for 16 channels: [i][b]
+        var rows = stackalloc TV[Patch * 3];                               // G g, a channel per lane: [i][b]
         for (int c0 = 0; c0 < c; c0 += Lanes)
         {
             int count = Math.Min(Lanes, c - c0);
             for (int t = 0; t < count; t++)
                 for (int q = 0; q < 9; q++) g[q * Lanes + t] = w[(long)(c0 + t) * 9 + q];
             for (int b = 0; b < 3; b++)                                   // column b: G over its 3 rows
-                FilterTransform(Vector512.Load(g + b * Lanes), Vector512.Load(g + (3 + b) * Lanes), Vector512.Load(g + (6 + b) * Lanes),
+                FilterTransform(TV.Load(g + b * Lanes), TV.Load(g + (3 + b) * Lanes), TV.Load(g + (6 + b) * Lanes),
                     out rows[b], out rows[3 + b], out rows[6 + b], out rows[9 + b], out rows[12 + b], out rows[15 + b]);
             for (int i = 0; i < Patch; i++)                               // row i: Gᵀ over its 3 columns
             {
@@ -109,25 +109,24 @@ internal static unsafe class Winograd3x3
 
     /// <summary>G·g for one 3-vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void FilterTransform(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, out Vector512<float> o0,
-        out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3, out Vector512<float> o4, out Vector512<float> o5)
+    static void FilterTransform(TV g0, TV g1, TV g2, out TV o0, out TV o1, out TV o2, out TV o3, out TV o4, out TV o5)
     {
-        var sixth = Vector512.Create(1f / 6);
-        Vector512<float> even = g0 + g2, e = Vector512.FusedMultiplyAdd(Vector512.Create(1f / 24), g0, sixth * g2);
-        Vector512<float> odd = Vector512.Create(1f / 12) * g1;
-        o0 = Vector512.Create(1f / 4) * g0;
-        o1 = -sixth * (even + g1);
+        var sixth = TV.Create(1f / 6);
+        TV even = g0 + g2, e = TV.Fma(TV.Create(1f / 24), g0, sixth * g2);
+        TV odd = TV.Create(1f / 12) * g1;
+        o0 = TV.Create(1f / 4) * g0;
+        o1 = TV.Create(-1f / 6) * (even + g1);
         o2 = sixth * (g1 - even);
         o3 = e + odd;
         o4 = e - odd;
         o5 = g2;
     }
 
-    /// <summary>dg += Gᵀ dU G for the filters of one output channel, 16 input channels at a time (one per lane): du points at
+    /// <summary>dg += Gᵀ dU G for the filters of one output channel, one input channel per lane: du points at
     /// this channel's row of dU[0], dU[p] is posStride further on; dw at its (C, 3, 3) filters.</summary>
     static void TransformFilterGrad(float* dw, float* du, long posStride, int c)
     {
-        var cols = stackalloc Vector512<float>[3 * Patch];               // Gᵀ dU for 16 channels: [a][j]
+        var cols = stackalloc TV[3 * Patch];                               // Gᵀ dU, a channel per lane: [a][j]
         float* grads = stackalloc float[9 * Lanes];                      // [a·3 + b][lane]
         for (int c0 = 0; c0 < c; c0 += Lanes)
         {
@@ -144,7 +143,7 @@ internal static unsafe class Winograd3x3
             {
                 var r = cols + a * Patch;
                 FilterGradTransform(r[0], r[1], r[2], r[3], r[4], r[5], out var g0, out var g1, out var g2);
-                g0.Store(grads + a * 3 * Lanes); g1.Store(grads + (a * 3 + 1) * Lanes); g2.Store(grads + (a * 3 + 2) * Lanes);
+                TV.Store(g0, grads + a * 3 * Lanes); TV.Store(g1, grads + (a * 3 + 1) * Lanes); TV.Store(g2, grads + (a * 3 + 2) * Lanes);
             }
             for (int t = 0; t < count; t++)
             {
@@ -156,14 +155,13 @@ internal static unsafe class Winograd3x3
 
     /// <summary>Gᵀ·u for one 6-vector, Gᵀ = [¼ −⅙ −⅙ 1/24 1/24 0; 0 −⅙ ⅙ 1/12 −1/12 0; 0 −⅙ −⅙ ⅙ ⅙ 1].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void FilterGradTransform(Vector512<float> u0, Vector512<float> u1, Vector512<float> u2, Vector512<float> u3, Vector512<float> u4,
-        Vector512<float> u5, out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2)
+    static void FilterGradTransform(TV u0, TV u1, TV u2, TV u3, TV u4, TV u5, out TV o0, out TV o1, out TV o2)
     {
-        var sixth = Vector512.Create(1f / 6);
-        Vector512<float> p = u1 + u2, q = u3 + u4;
-        o0 = Vector512.FusedMultiplyAdd(Vector512.Create(1f / 4), u0, Vector512.FusedMultiplyAdd(Vector512.Create(1f / 24), q, -sixth * p));
-        o1 = Vector512.FusedMultiplyAdd(sixth, u2 - u1, Vector512.Create(1f / 12) * (u3 - u4));
-        o2 = Vector512.FusedMultiplyAdd(sixth, q - p, u5);
+        var sixth = TV.Create(1f / 6);
+        TV p = u1 + u2, q = u3 + u4;
+        o0 = TV.Fma(TV.Create(1f / 4), u0, TV.Fma(TV.Create(1f / 24), q, TV.Create(-1f / 6) * p));
+        o1 = TV.Fma(sixth, u2 - u1, TV.Create(1f / 12) * (u3 - u4));
+        o2 = TV.Fma(sixth, q - p, u5);
     }
 
     /// <summary>V for every input plane of x (N, C, H, W), the planes spread over the cores.</summary>
@@ -178,7 +176,7 @@ internal static unsafe class Winograd3x3
         int width = (g.TW + Lanes) / Lanes * Lanes;                        // tiles per phase row, with the spare t+1
         float* phases = stackalloc float[Patch * Tile * width];           // [row r][phase s][tile t]
         float* line = stackalloc float[Tile * width];                     // one input row, padded: line[pad + x] = row[x]
-        var cols = stackalloc Vector512<float>[Positions];                // Bᵀ d for 16 tiles: [i][s]
+        var cols = stackalloc TV[Positions];                               // Bᵀ d, a tile per lane: [i][s]
         new Span<float>(line, pad).Clear();
         new Span<float>(line + pad + wd, Tile * width - pad - wd).Clear();
         for (int ty = 0; ty < g.TH; ty++)
@@ -197,8 +195,8 @@ internal static unsafe class Winograd3x3
                 {
                     float* src = phases + (s & 3) * width + t0 + (s >> 2);
                     int rowStep = Tile * width;
-                    InputTransform(Vector512.Load(src), Vector512.Load(src + rowStep), Vector512.Load(src + 2 * rowStep),
-                        Vector512.Load(src + 3 * rowStep), Vector512.Load(src + 4 * rowStep), Vector512.Load(src + 5 * rowStep),
+                    InputTransform(TV.Load(src), TV.Load(src + rowStep), TV.Load(src + 2 * rowStep),
+                        TV.Load(src + 3 * rowStep), TV.Load(src + 4 * rowStep), TV.Load(src + 5 * rowStep),
                         out cols[s], out cols[Patch + s], out cols[2 * Patch + s], out cols[3 * Patch + s], out cols[4 * Patch + s], out cols[5 * Patch + s]);
                 }
                 int count = Math.Min(Lanes, g.TW - t0);
@@ -215,36 +213,24 @@ internal static unsafe class Winograd3x3
         }
     }
 
-    /// <summary>Splits line (4·width floats) by index mod 4: phases[s·width + t] = line[4t + s], 64 floats at a time.</summary>
+    /// <summary>Splits line (4·width floats) by index mod 4: phases[s·width + t] = line[4t + s], 4 vectors at a time.</summary>
     static void Deinterleave(float* phases, float* line, int width)
     {
-        var halves = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);   // low's lanes 0..7, then high's
-        for (int t = 0; t < width; t += Lanes, line += Tile * Lanes)
-        {
-            Vector512<float> v0 = Vector512.Load(line), v1 = Vector512.Load(line + 16), v2 = Vector512.Load(line + 32), v3 = Vector512.Load(line + 48);
-            for (int s = 0; s < Tile; s++)
-            {
-                var every4 = Vector512.CreateSequence(s, Tile);       // lanes 0..7: s, s+4, .., s+28 of (lower, upper)
-                var low = Avx512F.PermuteVar16x32x2(v0, every4, v1);
-                var high = Avx512F.PermuteVar16x32x2(v2, every4, v3);
-                Avx512F.PermuteVar16x32x2(low, halves, high).Store(phases + s * width + t);
-            }
-        }
+        for (int t = 0; t < width; t += Lanes, line += Tile * Lanes) TV.Deinterleave4(phases + t, width, line);
     }
 
     /// <summary>Bᵀ·d for one 6-vector, Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void InputTransform(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3, Vector512<float> d4,
-        Vector512<float> d5, out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3,
-        out Vector512<float> o4, out Vector512<float> o5)
+    static void InputTransform(TV d0, TV d1, TV d2, TV d3, TV d4, TV d5,
+        out TV o0, out TV o1, out TV o2, out TV o3, out TV o4, out TV o5)
     {
-        var four = Vector512.Create(4f); var five = Vector512.Create(5f); var two = Vector512.Create(2f);
-        o0 = Vector512.FusedMultiplyAdd(four, d0, d4) - five * d2;
+        var four = TV.Create(4f); var five = TV.Create(5f); var two = TV.Create(2f);
+        o0 = TV.Fma(four, d0, d4) - five * d2;
         o1 = d3 + d4 - four * (d1 + d2);
-        o2 = Vector512.FusedMultiplyAdd(four, d1 - d2, d4 - d3);
-        o3 = Vector512.FusedMultiplyAdd(two, d3 - d1, d4 - d2);
-        o4 = Vector512.FusedMultiplyAdd(two, d1 - d3, d4 - d2);
-        o5 = Vector512.FusedMultiplyAdd(four, d1, d5) - five * d3;
+        o2 = TV.Fma(four, d1 - d2, d4 - d3);
+        o3 = TV.Fma(two, d3 - d1, d4 - d2);
+        o4 = TV.Fma(two, d1 - d3, d4 - d2);
+        o5 = TV.Fma(four, d1, d5) - five * d3;
     }
 
     /// <summary>dM[p][t] = (A dY Aᵀ)[p] for every tile t of one plane of dy (OH, OW); dm points at this channel's row of
@@ -254,7 +240,7 @@ internal static unsafe class Winograd3x3
         int width = (g.TW + Lanes - 1) / Lanes * Lanes;
         float* phases = stackalloc float[Tile * Tile * width];            // [row r][phase s][tile t]
         float* line = stackalloc float[Tile * width];                     // one row of dy, zero past the edge
-        var cols = stackalloc Vector512<float>[Patch * Tile];             // A dY for 16 tiles: [i][s]
+        var cols = stackalloc TV[Patch * Tile];                            // A dY, a tile per lane: [i][s]
         new Span<float>(line + ow, Tile * width - ow).Clear();
         for (int ty = 0; ty < g.TH; ty++)
         {
@@ -272,8 +258,8 @@ internal static unsafe class Winograd3x3
                 {
                     float* src = phases + s * width + t0;
                     int rowStep = Tile * width;
-                    GradOutputTransform(Vector512.Load(src), Vector512.Load(src + rowStep), Vector512.Load(src + 2 * rowStep),
-                        Vector512.Load(src + 3 * rowStep), out cols[s], out cols[Tile + s], out cols[2 * Tile + s],
+                    GradOutputTransform(TV.Load(src), TV.Load(src + rowStep), TV.Load(src + 2 * rowStep),
+                        TV.Load(src + 3 * rowStep), out cols[s], out cols[Tile + s], out cols[2 * Tile + s],
                         out cols[3 * Tile + s], out cols[4 * Tile + s], out cols[5 * Tile + s]);
                 }
                 int count = Math.Min(Lanes, g.TW - t0);
@@ -292,13 +278,11 @@ internal static unsafe class Winograd3x3
 
     /// <summary>A·y for one 4-vector, A = Aᵀ's transpose = [1 0 0 0; 1 1 1 1; 1 −1 1 −1; 1 2 4 8; 1 −2 4 −8; 0 0 0 1].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GradOutputTransform(Vector512<float> y0, Vector512<float> y1, Vector512<float> y2, Vector512<float> y3,
-        out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3, out Vector512<float> o4,
-        out Vector512<float> o5)
+    static void GradOutputTransform(TV y0, TV y1, TV y2, TV y3, out TV o0, out TV o1, out TV o2, out TV o3, out TV o4, out TV o5)
     {
-        var four = Vector512.Create(4f);
-        Vector512<float> a = y0 + y2, b = y1 + y3;
-        Vector512<float> e = Vector512.FusedMultiplyAdd(four, y2, y0), f = Vector512.Create(2f) * Vector512.FusedMultiplyAdd(four, y3, y1);
+        var four = TV.Create(4f);
+        TV a = y0 + y2, b = y1 + y3;
+        TV e = TV.Fma(four, y2, y0), f = TV.Create(2f) * TV.Fma(four, y3, y1);
         o0 = y0; o1 = a + b; o2 = a - b; o3 = e + f; o4 = e - f; o5 = y3;
     }
 
@@ -306,9 +290,9 @@ internal static unsafe class Winograd3x3
     /// 0 1 1 4 4 0; 0 1 −1 8 −8 1]; m points at this output channel's row of M[0], M[p] is posStride further on.</summary>
     static void TransformOutput(float* plane, float* m, long posStride, int image, int oh, int ow, in Grid g, float bias)
     {
-        var rows = stackalloc Vector512<float>[Tile * Patch];               // Aᵀ M for 16 tiles: [i][j]
-        float* line = stackalloc float[Tile * Lanes];                     // one output row of 16 tiles, interleaved
-        var b = Vector512.Create(bias);
+        var rows = stackalloc TV[Tile * Patch];                            // Aᵀ M, a tile per lane: [i][j]
+        float* line = stackalloc float[Tile * Lanes];                     // one output row of a vector of tiles, interleaved
+        var b = TV.Create(bias);
         for (int ty = 0; ty < g.TH; ty++)
             for (int t0 = 0; t0 < g.TW; t0 += Lanes)
             {
@@ -328,47 +312,38 @@ internal static unsafe class Winograd3x3
                     if (yy >= oh) break;
                     var r = rows + i * Patch;
                     OutputTransform(r[0], r[1], r[2], r[3], r[4], r[5], out var y0, out var y1, out var y2, out var y3);
-                    Interleave(line, y0 + b, y1 + b, y2 + b, y3 + b);
+                    TV.Interleave4(line, y0 + b, y1 + b, y2 + b, y3 + b);
                     int x0 = t0 * Tile;
                     new Span<float>(line, Math.Min(count * Tile, ow - x0)).CopyTo(new Span<float>(plane + (long)yy * ow + x0, ow - x0));
                 }
             }
     }
 
-    /// <summary>line[4t + j] = y_j[t] (the inverse of Deinterleave for 16 tiles).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Interleave(float* line, Vector512<float> y0, Vector512<float> y1, Vector512<float> y2, Vector512<float> y3)
+    static void OutputTransform(TV m0, TV m1, TV m2, TV m3, TV m4, TV m5, out TV o0, out TV o1, out TV o2, out TV o3)
     {
-        var zipLow = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        var zipHigh = zipLow + Vector512.Create(8);
-        var pairsLow = Vector512.Create(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
-        var pairsHigh = pairsLow + Vector512.Create(8);
-        Vector512<float> a = Avx512F.PermuteVar16x32x2(y0, zipLow, y1), b = Avx512F.PermuteVar16x32x2(y0, zipHigh, y1);   // y0, y1 pairs
-        Vector512<float> c = Avx512F.PermuteVar16x32x2(y2, zipLow, y3), d = Avx512F.PermuteVar16x32x2(y2, zipHigh, y3);   // y2, y3 pairs
-        Avx512F.PermuteVar16x32x2(a, pairsLow, c).Store(line);
-        Avx512F.PermuteVar16x32x2(a, pairsHigh, c).Store(line + 16);
-        Avx512F.PermuteVar16x32x2(b, pairsLow, d).Store(line + 32);
-        Avx512F.PermuteVar16x32x2(b, pairsHigh, d).Store(line + 48);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void OutputTransform(Vector512<float> m0, Vector512<float> m1, Vector512<float> m2, Vector512<float> m3, Vector512<float> m4,
-        Vector512<float> m5, out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3)
-    {
-        Vector512<float> a = m1 + m2, b = m1 - m2, e = m3 + m4, f = m3 - m4;
+        TV a = m1 + m2, b = m1 - m2, e = m3 + m4, f = m3 - m4;
         o0 = m0 + a + e;
-        o1 = Vector512.FusedMultiplyAdd(Vector512.Create(2f), f, b);
-        o2 = Vector512.FusedMultiplyAdd(Vector512.Create(4f), e, a);
-        o3 = Vector512.FusedMultiplyAdd(Vector512.Create(8f), f, b) + m5;
+        o1 = TV.Fma(TV.Create(2f), f, b);
+        o2 = TV.Fma(TV.Create(4f), e, a);
+        o3 = TV.Fma(TV.Create(8f), f, b) + m5;
     }
 
+    /// <summary>The first count floats at p, zeros in the other lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Load(float* p, int count) => count == Lanes ? Vector512.Load(p) : Chunks.LoadTail(p, count);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Store(float* p, Vector512<float> value, int count)
+    static TV Load(float* p, int count)
     {
-        if (count == Lanes) value.Store(p);
-        else Chunks.StoreTail(p, value, count);
+        if (count == Lanes) return TV.Load(p);
+        var v = TV.Zero;
+        new Span<float>(p, count).CopyTo(new Span<float>(&v, Lanes));
+        return v;
+    }
+
+    /// <summary>The first count lanes of value to p.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* p, TV value, int count)
+    {
+        if (count == Lanes) TV.Store(value, p);
+        else new Span<float>(&value, count).CopyTo(new Span<float>(p, count));
     }
 }

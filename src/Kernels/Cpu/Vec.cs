@@ -33,10 +33,14 @@ internal unsafe interface IVec<TV> where TV : struct, IVec<TV>
     /// <summary>Lane i is a[i] where start + i &lt; limit, else b[i].</summary>
     static abstract TV SelectBelow(int start, int limit, TV a, TV b);
     static abstract float Sum(TV v);
-    /// <summary>Whether TransposeBlock runs here (it needs the x86 shuffles).</summary>
-    static abstract bool HasTranspose { get; }
+    /// <summary>Whether the shuffles below run here (they need x86's AVX-512F or AVX).</summary>
+    static abstract bool HasShuffles { get; }
     /// <summary>dst[c·dstStride + r] = src[r·srcStride + c]·scale over a Count×Count block, in registers.</summary>
     static abstract void TransposeBlock(float* dst, long dstStride, float* src, long srcStride, float scale);
+    /// <summary>Splits 4·Count floats by index mod 4: phases[s·stride + t] = line[4t + s] for s &lt; 4, t &lt; Count.</summary>
+    static abstract void Deinterleave4(float* phases, long stride, float* line);
+    /// <summary>The inverse for four vectors: line[4t + j] = y_j[t].</summary>
+    static abstract void Interleave4(float* line, TV y0, TV y1, TV y2, TV y3);
 }
 
 internal readonly unsafe struct V512(Vector512<float> v) : IVec<V512>
@@ -60,7 +64,34 @@ internal readonly unsafe struct V512(Vector512<float> v) : IVec<V512>
         Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(start), Vector512.Create(limit)).AsSingle(), a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 v) => Vector512.Sum(v._v);
 
-    public static bool HasTranspose => Avx512F.IsSupported;
+    public static bool HasShuffles => Avx512F.IsSupported;
+
+    public static void Deinterleave4(float* phases, long stride, float* line)
+    {
+        var halves = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);   // low's lanes 0..7, then high's
+        Vector512<float> v0 = Vector512.Load(line), v1 = Vector512.Load(line + 16), v2 = Vector512.Load(line + 32), v3 = Vector512.Load(line + 48);
+        for (int s = 0; s < 4; s++)
+        {
+            var every4 = Vector512.CreateSequence(s, 4);          // lanes 0..7: s, s+4, .., s+28 of (lower, upper)
+            var low = Avx512F.PermuteVar16x32x2(v0, every4, v1);
+            var high = Avx512F.PermuteVar16x32x2(v2, every4, v3);
+            Avx512F.PermuteVar16x32x2(low, halves, high).Store(phases + s * stride);
+        }
+    }
+
+    public static void Interleave4(float* line, V512 y0, V512 y1, V512 y2, V512 y3)
+    {
+        var zipLow = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        var zipHigh = zipLow + Vector512.Create(8);
+        var pairsLow = Vector512.Create(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+        var pairsHigh = pairsLow + Vector512.Create(8);
+        Vector512<float> a = Avx512F.PermuteVar16x32x2(y0._v, zipLow, y1._v), b = Avx512F.PermuteVar16x32x2(y0._v, zipHigh, y1._v);   // y0, y1 pairs
+        Vector512<float> c = Avx512F.PermuteVar16x32x2(y2._v, zipLow, y3._v), d = Avx512F.PermuteVar16x32x2(y2._v, zipHigh, y3._v);   // y2, y3 pairs
+        Avx512F.PermuteVar16x32x2(a, pairsLow, c).Store(line);
+        Avx512F.PermuteVar16x32x2(a, pairsHigh, c).Store(line + 16);
+        Avx512F.PermuteVar16x32x2(b, pairsLow, d).Store(line + 32);
+        Avx512F.PermuteVar16x32x2(b, pairsHigh, d).Store(line + 48);
+    }
 
     public static void TransposeBlock(float* dst, long dstStride, float* src, long srcStride, float scale)
     {
@@ -170,7 +201,49 @@ internal readonly unsafe struct V256(Vector256<float> v) : IVec<V256>
         Vector256.LessThan(Vector256<int>.Indices + Vector256.Create(start), Vector256.Create(limit)).AsSingle(), a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 v) => Vector256.Sum(v._v);
 
-    public static bool HasTranspose => Avx.IsSupported;
+    public static bool HasShuffles => Avx.IsSupported;
+
+    /// <summary>Each 128-bit group of 4 floats is one tile t: gather tiles (t, t + 4) into the halves of one register,
+    /// then a 4×4 transpose inside both halves at once puts phase s of tiles 0..3 | 4..7 in one register.</summary>
+    public static void Deinterleave4(float* phases, long stride, float* line)
+    {
+        Vector256<float> v0 = Vector256.Load(line), v1 = Vector256.Load(line + 8), v2 = Vector256.Load(line + 16), v3 = Vector256.Load(line + 24);
+        var a = Avx.Permute2x128(v0, v2, 0x20);   // tiles 0 | 4
+        var b = Avx.Permute2x128(v0, v2, 0x31);   // tiles 1 | 5
+        var c = Avx.Permute2x128(v1, v3, 0x20);   // tiles 2 | 6
+        var d = Avx.Permute2x128(v1, v3, 0x31);   // tiles 3 | 7
+        Transpose4(ref a, ref b, ref c, ref d);
+        a.Store(phases);
+        b.Store(phases + stride);
+        c.Store(phases + 2 * stride);
+        d.Store(phases + 3 * stride);
+    }
+
+    /// <summary>The same steps in reverse: a 4×4 transpose in both halves makes tile t | t + 4 of (y0..y3), then the
+    /// halves go back in tile order.</summary>
+    public static void Interleave4(float* line, V256 y0, V256 y1, V256 y2, V256 y3)
+    {
+        Vector256<float> a = y0._v, b = y1._v, c = y2._v, d = y3._v;
+        Transpose4(ref a, ref b, ref c, ref d);
+        Avx.Permute2x128(a, b, 0x20).Store(line);        // tiles 0, 1
+        Avx.Permute2x128(c, d, 0x20).Store(line + 8);    // tiles 2, 3
+        Avx.Permute2x128(a, b, 0x31).Store(line + 16);   // tiles 4, 5
+        Avx.Permute2x128(c, d, 0x31).Store(line + 24);   // tiles 6, 7
+    }
+
+    /// <summary>Transposes the 4×4 block in each 128-bit half of (a, b, c, d) as rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose4(ref Vector256<float> a, ref Vector256<float> b, ref Vector256<float> c, ref Vector256<float> d)
+    {
+        var t0 = Avx.UnpackLow(a, b);    // a0 b0 a1 b1
+        var t1 = Avx.UnpackHigh(a, b);   // a2 b2 a3 b3
+        var t2 = Avx.UnpackLow(c, d);
+        var t3 = Avx.UnpackHigh(c, d);
+        a = Avx.UnpackLow(t0.AsDouble(), t2.AsDouble()).AsSingle();    // a0 b0 c0 d0
+        b = Avx.UnpackHigh(t0.AsDouble(), t2.AsDouble()).AsSingle();
+        c = Avx.UnpackLow(t1.AsDouble(), t3.AsDouble()).AsSingle();
+        d = Avx.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
+    }
 
     public static void TransposeBlock(float* dst, long dstStride, float* src, long srcStride, float scale)
     {
