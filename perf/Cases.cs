@@ -167,6 +167,39 @@ static class Cases
             return w;
         }, (backward ? 5 : 2) * 4.0 * n * c * h * wd);   // fwd: x in, y out; bwd: x, dy in, dx out
 
+    /// <summary>GEGLU as the UNet's feed-forward runs it: x = [h | gate] (rows, 2·dim) → y (rows, dim).</summary>
+    public static Case Geglu(int rows, int dim, bool backward) => new(
+        $"geglu {(backward ? "fwd+bwd" : "fwd")}", $"[{rows}x{2 * dim}]", 0, be =>
+        {
+            var w = new Work(be);
+            long len = (long)rows * dim;
+            var x = w.Random(2 * len, 1, 3f); var y = w.Output(len);
+            if (!backward) { w.Run = () => be.Geglu(y, x, rows, dim); return w; }
+            var dy = w.Random(len, 2); var dx = w.Output(2 * len);
+            w.Run = () =>
+            {
+                be.Geglu(y, x, rows, dim);
+                be.GegluBackward(dx, dy, x, rows, dim);
+            };
+            return w;
+        }, (backward ? 8 : 3) * 4.0 * rows * dim);   // fwd: x in, y out; bwd: x, dy in, dx out
+
+    /// <summary>One activation over n elements, and its backward.</summary>
+    public static Case Activation(UnaryOp op, long n, bool backward) => new(
+        $"{op.ToString().ToLowerInvariant()} {(backward ? "fwd+bwd" : "fwd")}", $"[{n}]", 0, be =>
+        {
+            var w = new Work(be);
+            var x = w.Random(n, 1, 6f); var y = w.Output(n);
+            if (!backward) { w.Run = () => be.Unary(op, y, x, n); return w; }
+            var dy = w.Random(n, 2); var dx = w.Output(n);
+            w.Run = () =>
+            {
+                be.Unary(op, y, x, n);
+                be.UnaryBackward(op, dx, dy, x, n);
+            };
+            return w;
+        }, (backward ? 5 : 2) * 4.0 * n);   // fwd: x in, y out; bwd: x, dy in, dx out
+
     /// <summary>The peer's sdpa rows: q [B,H,Lq,D] there, (B,Lq,H,D) here: the same work in the layout our linear layers write.</summary>
     public static Case Attention(int b, int heads, int lq, int lk, int d, bool causal, bool backward)
     {

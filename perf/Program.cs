@@ -10,6 +10,8 @@ usage: dotnet run -c Release --project perf -- <command> [args]
   attention B H Lq Lk D [causal]    fused attention forward and backward
   groupnorm N C H W G               group norm forward and backward
   groupnorm-silu N C H W G          silu(group norm): the fused op against group norm then silu, fwd and fwd+bwd
+  geglu ROWS DIM                    GEGLU: x [ROWS, 2·DIM] -> y [ROWS, DIM], fwd and fwd+bwd
+  activation N [--op silu]          one activation over N elements (silu, gelu, gelutanh, quickgelu), fwd and fwd+bwd
   peak                              the FMA peak of this machine (1 core and all cores)
   ptx [--dump DIR]                  the CUDA kernels' PTX assembled by ptxas for sm_80 and sm_90: registers, shared
                                     memory, spills (needs .ci/fetch-ptxas); --dump also writes the PTX files
@@ -36,7 +38,7 @@ try
         case "device": DevicePerf.Run(new Options(rest)); return 0;
         case "unet": UNetBench.Run(new Options(rest)); return 0;
         case "ops": Sweep.Ops(new Options(rest)); return 0;
-        case "gemm": case "conv": case "attention": case "groupnorm": case "groupnorm-silu": Sweep.Single(args[0], new Options(rest)); return 0;
+        case "gemm": case "conv": case "attention": case "groupnorm": case "groupnorm-silu": case "geglu": case "activation": Sweep.Single(args[0], new Options(rest)); return 0;
         default: Console.Error.WriteLine($"unknown command '{args[0]}'\n{usage}"); return 2;
     }
 }

@@ -22,6 +22,8 @@ static class Sweep
             "groupnorm" => Both(bwd => Cases.GroupNorm(o.At(0, "N"), o.At(1, "C"), o.At(2, "H"), o.At(3, "W"), o.At(4, "G"), bwd)),
             "groupnorm-silu" => [.. from bwd in new[] { false, true } from fused in new[] { false, true }
                                    select Cases.GroupNormSilu(o.At(0, "N"), o.At(1, "C"), o.At(2, "H"), o.At(3, "W"), o.At(4, "G"), bwd, fused)],
+            "geglu" => Both(bwd => Cases.Geglu(o.At(0, "rows"), o.At(1, "dim"), bwd)),
+            "activation" => Both(bwd => Cases.Activation(Activation(o), o.At(0, "N"), bwd)),
             _ => throw new ArgumentException($"unknown sweep '{command}'"),
         };
         Table(cases, o, peer: null);
@@ -32,6 +34,10 @@ static class Sweep
         string? peerFile = o.Text("peer");
         Table(Cases.PeerOps().ToArray(), o, peerFile == null ? null : PeerTable.Read(peerFile));
     }
+
+    /// <summary>--op silu|gelu|gelutanh|quickgelu (default silu).</summary>
+    static UnaryOp Activation(Options o) => Enum.TryParse<UnaryOp>(o.Text("op") ?? "silu", ignoreCase: true, out var op) && Enum.IsDefined(op)
+        ? op : throw new ArgumentException($"--op '{o.Text("op")}' is not one of {string.Join(", ", Enum.GetNames<UnaryOp>()).ToLowerInvariant()}");
 
     static Case[] Both(Func<bool, Case> make) => [make(false), make(true)];
 

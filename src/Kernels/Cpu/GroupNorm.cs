@@ -13,6 +13,7 @@ public sealed unsafe partial class CpuBackend
         GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
         float* yp = F(y), mp = F(mean), rp = F(rstd), xp = F(x), gp = F(gamma), bp = F(beta);
         int perGroup = c / groups, count = perGroup * hw;
+        bool wide = UseVector512;
         void Body(int task)
         {
             int b = task / groups, g = task % groups;
@@ -24,7 +25,8 @@ public sealed unsafe partial class CpuBackend
             {
                 int ch = g * perGroup + ci;
                 float a = rs * gp[ch];
-                if (silu) NormStats.AffineSilu(yp + start + ci * hw, xp + start + ci * hw, mu, a, bp[ch], hw);
+                if (silu && wide) NormStats.AffineSilu<V512>(yp + start + ci * hw, xp + start + ci * hw, mu, a, bp[ch], hw);
+                else if (silu) NormStats.AffineSilu<V256>(yp + start + ci * hw, xp + start + ci * hw, mu, a, bp[ch], hw);
                 else NormStats.Affine(yp + start + ci * hw, xp + start + ci * hw, mu, a, bp[ch], hw);
             }
         }
@@ -37,6 +39,7 @@ public sealed unsafe partial class CpuBackend
         GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
         float* dxp = F(dx), dgp = F(dgamma), dbp = F(dbeta), dyp = F(dy), xp = F(x), mp = F(mean), rp = F(rstd), gp = F(gamma), bp = F(beta);
         int perGroup = c / groups, count = perGroup * hw;
+        bool wide = UseVector512;
         // Per (n, c): Σ dz·xhat and Σ dz, reduced over n after the parallel loop so no two tasks write one dgamma[c].
         // dz, the gradient at the affine output, is dy; with SiLU it is dy·silu'(z), which the first pass writes into dx
         // (dx belongs to this task's group, and may be dy itself) for the second pass to read.
@@ -55,9 +58,9 @@ public sealed unsafe partial class CpuBackend
                 {
                     int ch = g * perGroup + ci;
                     long at = start + ci * hw;
-                    var (sdz, sdzx) = silu
-                        ? NormStats.SiluGradSums(dxp + at, dyp + at, xp + at, mu, rs * gp[ch], bp[ch], hw)
-                        : NormStats.DotSums(dyp + at, xp + at, mu, hw);
+                    var (sdz, sdzx) = !silu ? NormStats.DotSums(dyp + at, xp + at, mu, hw)
+                        : wide ? NormStats.SiluGradSums<V512>(dxp + at, dyp + at, xp + at, mu, rs * gp[ch], bp[ch], hw)
+                        : NormStats.SiluGradSums<V256>(dxp + at, dyp + at, xp + at, mu, rs * gp[ch], bp[ch], hw);
                     pp[2 * (b * c + ch)] = rs * sdzx;
                     pp[2 * (b * c + ch) + 1] = sdz;
                     sumD += gp[ch] * sdz;
@@ -156,48 +159,50 @@ static unsafe class NormStats
         for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(x[i] - mean, a, b);
     }
 
-    /// <summary>y = silu((x − mean)·a + b): the affine above with SiLU applied before the store.</summary>
-    public static void AffineSilu(float* y, float* x, float mean, float a, float b, int n)
+    /// <summary>y = silu((x − mean)·a + b): the affine above with SiLU applied before the store; on either vector
+    /// width, as SiLU's exp is where the time goes.</summary>
+    public static void AffineSilu<TV>(float* y, float* x, float mean, float a, float b, int n) where TV : struct, IVec<TV>
     {
-        var vm = Vector512.Create(mean);
-        var va = Vector512.Create(a);
-        var vb = Vector512.Create(b);
+        var vm = TV.Create(mean);
+        var va = TV.Create(a);
+        var vb = TV.Create(b);
         int i = 0;
-        for (; i + 16 <= n; i += 16) SiluActivation.Forward(Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vm, va, vb)).Store(y + i);
-        if (i < n) Chunks.StoreTail(y + i, SiluActivation.Forward(Vector512.FusedMultiplyAdd(Chunks.LoadTail(x + i, n - i) - vm, va, vb)), n - i);
+        for (; i + TV.Count <= n; i += TV.Count) TV.Store(SiluActivation.Forward(TV.Fma(TV.Load(x + i) - vm, va, vb)), y + i);
+        if (i < n) TV.StoreTail(SiluActivation.Forward(TV.Fma(TV.LoadTail(x + i, n - i) - vm, va, vb)), y + i, n - i);
     }
 
     /// <summary>dz = dy·silu'(z) with z = (x − mean)·a + b, written to dz (which may be dy), and (Σ dz, Σ dz·(x − mean))
     /// summed as DotSums sums them. The tail vector is zero padded: dy = 0 there adds nothing to either sum.</summary>
-    public static (double Dz, double DzX) SiluGradSums(float* dz, float* dy, float* x, float mean, float a, float b, int n)
+    public static (double Dz, double DzX) SiluGradSums<TV>(float* dz, float* dy, float* x, float mean, float a, float b, int n)
+        where TV : struct, IVec<TV>
     {
-        var vm = Vector512.Create(mean);
-        var va = Vector512.Create(a);
-        var vb = Vector512.Create(b);
+        var vm = TV.Create(mean);
+        var va = TV.Create(a);
+        var vb = TV.Create(b);
         double sd = 0, sdx = 0;
-        int i = 0, vecEnd = n & ~15;
+        int i = 0, vecEnd = n - n % TV.Count;
         while (i < vecEnd)
         {
             int end = Math.Min(vecEnd, i + Chunk);
-            Vector512<float> d = default, p = default;
-            for (; i < end; i += 16)
+            TV d = TV.Zero, p = TV.Zero;
+            for (; i < end; i += TV.Count)
             {
-                var xc = Vector512.Load(x + i) - vm;
-                var g = Vector512.Load(dy + i) * SiluActivation.Derivative(Vector512.FusedMultiplyAdd(xc, va, vb));
-                g.Store(dz + i);
+                var xc = TV.Load(x + i) - vm;
+                var g = TV.Load(dy + i) * SiluActivation.Derivative(TV.Fma(xc, va, vb));
+                TV.Store(g, dz + i);
                 d += g;
-                p = Vector512.FusedMultiplyAdd(g, xc, p);
+                p = TV.Fma(g, xc, p);
             }
-            sd += Vector512.Sum(d);
-            sdx += Vector512.Sum(p);
+            sd += TV.Sum(d);
+            sdx += TV.Sum(p);
         }
         if (i < n)
         {
-            var xc = Chunks.LoadTail(x + i, n - i) - vm;
-            var g = Chunks.LoadTail(dy + i, n - i) * SiluActivation.Derivative(Vector512.FusedMultiplyAdd(xc, va, vb));
-            Chunks.StoreTail(dz + i, g, n - i);
-            sd += Vector512.Sum(g);
-            sdx += Vector512.Sum(g * xc);
+            var xc = TV.LoadTail(x + i, n - i) - vm;
+            var g = TV.LoadTail(dy + i, n - i) * SiluActivation.Derivative(TV.Fma(xc, va, vb));
+            TV.StoreTail(g, dz + i, n - i);
+            sd += TV.Sum(g);
+            sdx += TV.Sum(g * xc);
         }
         return (sd, sdx);
     }

@@ -28,6 +28,21 @@ internal unsafe interface IVec<TV> where TV : struct, IVec<TV>
     /// <summary>a·b + c with one rounding.</summary>
     static abstract TV Fma(TV a, TV b, TV c);
     static abstract TV Max(TV a, TV b);
+    static abstract TV operator -(TV a);
+    static abstract TV Abs(TV v);
+    /// <summary>Nearest integer, ties to even.</summary>
+    static abstract TV Round(TV v);
+    /// <summary>min(max(x, lo), hi), NaN kept (a NaN gradient must reach the loss scaler's finite check).</summary>
+    static abstract TV Clamp(TV x, float lo, float hi);
+    /// <summary>Lane i is x[i] where a[i] &lt; b[i], else y[i].</summary>
+    static abstract TV SelectLess(TV a, TV b, TV x, TV y);
+    /// <summary>p·2ⁿ for integral n: in any range where ScalesAnyExponent (AVX-512's vscalefps), else for n in
+    /// [−126, 127] by building 2ⁿ from its exponent bits.</summary>
+    static abstract TV ScaleByPow2(TV p, TV n);
+    static abstract bool ScalesAnyExponent { get; }
+    /// <summary>The first count (&lt; Count) floats at p, zero padded.</summary>
+    static abstract TV LoadTail(float* p, long count);
+    static abstract void StoreTail(TV v, float* p, long count);
     /// <summary>2^x for x ≤ 0 (SoftmaxExp.Exp2).</summary>
     static abstract TV Exp2(TV x);
     /// <summary>Lane i is a[i] where start + i &lt; limit, else b[i].</summary>
@@ -63,6 +78,30 @@ internal readonly unsafe struct V512(Vector512<float> v) : IVec<V512>
     public static V512 SelectBelow(int start, int limit, V512 a, V512 b) => new(Vector512.ConditionalSelect(
         Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(start), Vector512.Create(limit)).AsSingle(), a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 v) => Vector512.Sum(v._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator -(V512 a) => new(-a._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Abs(V512 v) => new(Vector512.Abs(v._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Round(V512 v) => new(Vector512.Round(v._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Clamp(V512 x, float lo, float hi) => new(Vector512.Min(Vector512.Max(x._v, Vector512.Create(lo)), Vector512.Create(hi)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 SelectLess(V512 a, V512 b, V512 x, V512 y) => new(Vector512.ConditionalSelect(Vector512.LessThan(a._v, b._v), x._v, y._v));
+    public static bool ScalesAnyExponent => Avx512F.IsSupported;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 ScaleByPow2(V512 p, V512 n) => Avx512F.IsSupported ? new(Avx512F.Scale(p._v, n._v))
+        : new(p._v * ((Vector512.ConvertToInt32(n._v) + Vector512.Create(127)) << 23).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 LoadTail(float* p, long count)
+    {
+        Vector512<float> v = default;
+        for (long i = 0; i < count; i++) ((float*)&v)[i] = p[i];
+        return new(v);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreTail(V512 v, float* p, long count)
+    {
+        var x = v._v;
+        for (long i = 0; i < count; i++) p[i] = ((float*)&x)[i];
+    }
 
     public static bool HasShuffles => Avx512F.IsSupported;
 
@@ -200,6 +239,29 @@ internal readonly unsafe struct V256(Vector256<float> v) : IVec<V256>
     public static V256 SelectBelow(int start, int limit, V256 a, V256 b) => new(Vector256.ConditionalSelect(
         Vector256.LessThan(Vector256<int>.Indices + Vector256.Create(start), Vector256.Create(limit)).AsSingle(), a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 v) => Vector256.Sum(v._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator -(V256 a) => new(-a._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Abs(V256 v) => new(Vector256.Abs(v._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Round(V256 v) => new(Vector256.Round(v._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Clamp(V256 x, float lo, float hi) => new(Vector256.Min(Vector256.Max(x._v, Vector256.Create(lo)), Vector256.Create(hi)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 SelectLess(V256 a, V256 b, V256 x, V256 y) => new(Vector256.ConditionalSelect(Vector256.LessThan(a._v, b._v), x._v, y._v));
+    public static bool ScalesAnyExponent => false;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ScaleByPow2(V256 p, V256 n) => new(p._v * ((Vector256.ConvertToInt32(n._v) + Vector256.Create(127)) << 23).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 LoadTail(float* p, long count)
+    {
+        Vector256<float> v = default;
+        for (long i = 0; i < count; i++) ((float*)&v)[i] = p[i];
+        return new(v);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreTail(V256 v, float* p, long count)
+    {
+        var x = v._v;
+        for (long i = 0; i < count; i++) p[i] = ((float*)&x)[i];
+    }
 
     public static bool HasShuffles => Avx.IsSupported;
 
