@@ -130,6 +130,26 @@ static class Cases
             return w;
         }, (backward ? 5 : 2) * 4.0 * n * c * h * wd);   // fwd: x in, y out; bwd: x, dy in, dx out
 
+    /// <summary>Layer norm over the last dim, as the transformer blocks run it on (tokens, channels).</summary>
+    public static Case LayerNorm(int rows, int dim, bool backward) => new(
+        $"layer_norm {(backward ? "fwd+bwd" : "fwd")}", $"[{rows}x{dim}] affine", 0, be =>
+        {
+            var w = new Work(be);
+            long len = (long)rows * dim;
+            var x = w.Random(len, 1); var gamma = w.Random(dim, 2); var beta = w.Random(dim, 3);
+            var y = w.Output(len); var mean = w.Zeros(rows); var rstd = w.Zeros(rows);
+            if (!backward) { w.Run = () => be.LayerNorm(y, mean, rstd, x, gamma, beta, rows, dim, 1e-5f); return w; }
+            var dy = w.Random(len, 4);
+            var dx = w.Output(len); var dgamma = w.Output(dim); var dbeta = w.Output(dim);
+            w.Run = () =>
+            {
+                be.LayerNorm(y, mean, rstd, x, gamma, beta, rows, dim, 1e-5f);
+                be.Fill(dgamma, 0); be.Fill(dbeta, 0);
+                be.LayerNormBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, dim);
+            };
+            return w;
+        }, (backward ? 5 : 2) * 4.0 * rows * dim);   // fwd: x in, y out; bwd: x, dy in, dx out
+
     /// <summary>silu(group_norm(x)) as the models run it: fused into the group norm kernels, or as the two ops it was
     /// before (the norm's output z kept for SiLU's backward). Both give the same outputs; Bytes is the fused op's.</summary>
     public static Case GroupNormSilu(int n, int c, int h, int wd, int groups, bool backward, bool fused) => new(

@@ -10,6 +10,7 @@ usage: dotnet run -c Release --project perf -- <command> [args]
   attention B H Lq Lk D [causal]    fused attention forward and backward
   groupnorm N C H W G               group norm forward and backward
   groupnorm-silu N C H W G          silu(group norm): the fused op against group norm then silu, fwd and fwd+bwd
+  layernorm ROWS DIM                layer norm over the last dim, forward and backward
   geglu ROWS DIM                    GEGLU: x [ROWS, 2·DIM] -> y [ROWS, DIM], fwd and fwd+bwd
   activation N [--op silu]          one activation over N elements (silu, gelu, gelutanh, quickgelu), fwd and fwd+bwd
   peak                              the FMA peak of this machine (1 core and all cores)
@@ -38,7 +39,7 @@ try
         case "device": DevicePerf.Run(new Options(rest)); return 0;
         case "unet": UNetBench.Run(new Options(rest)); return 0;
         case "ops": Sweep.Ops(new Options(rest)); return 0;
-        case "gemm": case "conv": case "attention": case "groupnorm": case "groupnorm-silu": case "geglu": case "activation": Sweep.Single(args[0], new Options(rest)); return 0;
+        case "gemm": case "conv": case "attention": case "groupnorm": case "groupnorm-silu": case "layernorm": case "geglu": case "activation": Sweep.Single(args[0], new Options(rest)); return 0;
         default: Console.Error.WriteLine($"unknown command '{args[0]}'\n{usage}"); return 2;
     }
 }

@@ -22,6 +22,7 @@ static class Sweep
             "groupnorm" => Both(bwd => Cases.GroupNorm(o.At(0, "N"), o.At(1, "C"), o.At(2, "H"), o.At(3, "W"), o.At(4, "G"), bwd)),
             "groupnorm-silu" => [.. from bwd in new[] { false, true } from fused in new[] { false, true }
                                    select Cases.GroupNormSilu(o.At(0, "N"), o.At(1, "C"), o.At(2, "H"), o.At(3, "W"), o.At(4, "G"), bwd, fused)],
+            "layernorm" => Both(bwd => Cases.LayerNorm(o.At(0, "rows"), o.At(1, "dim"), bwd)),
             "geglu" => Both(bwd => Cases.Geglu(o.At(0, "rows"), o.At(1, "dim"), bwd)),
             "activation" => Both(bwd => Cases.Activation(Activation(o), o.At(0, "N"), bwd)),
             _ => throw new ArgumentException($"unknown sweep '{command}'"),
