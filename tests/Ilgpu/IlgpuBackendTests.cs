@@ -86,6 +86,29 @@ public class IlgpuBackendTests
     }
 
     [Test]
+    public void GridsBeyondCudasLimitsAreClearErrorsBeforeAnyLaunch()
+    {
+        // 65536 batches (grid z) of 1×1 GEMMs, and 65536 (batch × heads) attention rows (grid y): CUDA caps both at 65535.
+        const int Over = 65536;
+        using var c = _cuda.Allocate(DType.F32, Over);
+        using var a = _cuda.Allocate(DType.F32, Over);
+        using var b = _cuda.Allocate(DType.F32, Over);
+        var e = Assert.Throws<ArgumentException>(() => _cuda.Gemm(c, a, b, null, new GemmShape(1, 1, 1, Batch: Over)));
+        Assert.That(e!.Message, Does.Contain("gemm").And.Contain("65535"));
+
+        var s = new AttentionShape(Over, 1, 1, 1, 8);
+        using var q = _cuda.Allocate(DType.F32, s.QueryLength);
+        using var k = _cuda.Allocate(DType.F32, s.KeyLength);
+        using var v = _cuda.Allocate(DType.F32, s.KeyLength);
+        using var o = _cuda.Allocate(DType.F32, s.QueryLength);
+        using var lse = _cuda.Allocate(DType.F32, s.LseLength);
+        e = Assert.Throws<ArgumentException>(() => _cuda.Attention(o, lse, q, k, v, s));
+        Assert.That(e!.Message, Does.Contain("attention").And.Contain("65535"));
+        e = Assert.Throws<ArgumentException>(() => _cuda.AttentionBackward(q, k, v, o, q, k, v, o, lse, s));
+        Assert.That(e!.Message, Does.Contain("attention backward").And.Contain("65535"));
+    }
+
+    [Test]
     public void RejectsAnotherBackendsBuffer()
     {
         using var mine = _cuda.Allocate(DType.F32, 4);

@@ -166,6 +166,16 @@ public sealed class IlgpuBackend : IBackend
 
     AcceleratorStream Stream => Acc.DefaultStream;
 
+    /// <summary>CUDA caps a grid at 65535 groups along y and z (x goes to 2³¹ − 1).</summary>
+    const int MaxGridYZ = 65535;
+
+    /// <summary>The config, once its grid is within CUDA's limits: a clear error instead of a failed launch.</summary>
+    static KernelConfig WithinGridLimits(string op, KernelConfig config) =>
+        config.GridDim.Y <= MaxGridYZ && config.GridDim.Z <= MaxGridYZ ? config
+        : throw new ArgumentException($"{op}: a launch grid of {config.GridDim.X}×{config.GridDim.Y}×{config.GridDim.Z} groups " +
+                                      $"exceeds CUDA's limit of {MaxGridYZ} along y and z (for gemm: 64-row tiles of M and the " +
+                                      "batch; for attention: batch × heads)");
+
     /// <summary>The thread count of an implicitly grouped launch over count elements (ILGPU indexes with int).</summary>
     static int Count(string op, long count) =>
         count < int.MaxValue ? (int)count : throw new ArgumentException($"{op}: {count} elements exceed one CUDA launch (2^31)");
@@ -200,14 +210,15 @@ public sealed class IlgpuBackend : IBackend
     {
         if (s.Batch == 1 || s.BatchStrideC >= (long)s.M * s.N)
         {
-            kernel(GemmKernels.Config(s), c, a, b, bias, GemmKernels.Args.From(s, hasBias));
+            kernel(WithinGridLimits("gemm", GemmKernels.Config(s)), c, a, b, bias, GemmKernels.Args.From(s, hasBias));
             return;
         }
         // Batches whose C overlap (StrideC 0: a sum over the batch) would race inside one launch: run them in order,
         // which is exactly the sequential definition C ← α·A[b]B[b] + β·C (+ bias) for b = 0, 1, ...
         var one = s with { Batch = 1 };
+        var config = WithinGridLimits("gemm", GemmKernels.Config(one));
         for (int i = 0; i < s.Batch; i++)
-            kernel(GemmKernels.Config(one), c.SubView(i * s.BatchStrideC), a.SubView(i * s.BatchStrideA),
+            kernel(config, c.SubView(i * s.BatchStrideC), a.SubView(i * s.BatchStrideA),
                 b.SubView(i * s.BatchStrideB), bias, GemmKernels.Args.From(one, hasBias));
     }
 
@@ -311,7 +322,7 @@ public sealed class IlgpuBackend : IBackend
         AttentionReference.ValidateForward(o, lse, q, k, v, s);
         const string op = "attention";
         _attention ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>(AttentionKernels.Forward);
-        _attention(AttentionKernels.ForwardConfig(s), F(op, o), F(op, lse), F(op, q), F(op, k), F(op, v), AttentionKernels.Args.From(s));
+        _attention(WithinGridLimits(op, AttentionKernels.ForwardConfig(s)), F(op, o), F(op, lse), F(op, q), F(op, k), F(op, v), AttentionKernels.Args.From(s));
     }
 
     public void AttentionBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q, DeviceBuffer k,
@@ -325,11 +336,12 @@ public sealed class IlgpuBackend : IBackend
         _attentionQuery ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, AttentionKernels.Args>(AttentionKernels.QueryGrad);
         var args = AttentionKernels.Args.From(s);
+        KernelConfig keyConfig = WithinGridLimits(op, AttentionKernels.KeyGradConfig(s)), queryConfig = WithinGridLimits(op, AttentionKernels.QueryGradConfig(s));
         using var delta = Scratch(s.LseLength);   // Δ = rowsum(dO ∘ O), (B, H, Lq)
         ArrayView<float> vdout = F(op, dout), vq = F(op, q), vk = F(op, k), vv = F(op, v), vlse = F(op, lse);
         _attentionDelta(AttentionKernels.DeltaConfig(s), delta.F32, vdout, F(op, o), args);
-        _attentionKey(AttentionKernels.KeyGradConfig(s), F(op, dk), F(op, dv), vdout, vq, vk, vv, vlse, delta.F32, args);
-        _attentionQuery(AttentionKernels.QueryGradConfig(s), F(op, dq), vdout, vq, vk, vv, vlse, delta.F32, args);
+        _attentionKey(keyConfig, F(op, dk), F(op, dv), vdout, vq, vk, vv, vlse, delta.F32, args);
+        _attentionQuery(queryConfig, F(op, dq), vdout, vq, vk, vv, vlse, delta.F32, args);
     }
 
     // ---- elementwise and broadcasting ----
