@@ -1,6 +1,5 @@
 // Fixed parallel work splits shared by the Cpu ops, and zero-padded loads/stores of vector tails.
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -31,18 +30,19 @@ static unsafe class Chunks
             Parallel.For(0L, count, body);
     }
 
-    /// <summary>The first count (&lt; 16) elements at p, zero padded to a vector.</summary>
+    /// <summary>The first count floats at p, fewer than one vector of type TVec holds, zero padded to that vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LoadTail(float* p, long count)
+    public static TVec LoadTail<TVec>(float* p, long count) where TVec : unmanaged
     {
-        Vector512<float> v = default;
+        TVec v = default;
         float* dst = (float*)&v;
         for (long i = 0; i < count; i++) dst[i] = p[i];
         return v;
     }
 
+    /// <summary>The first count floats of v, stored at p.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreTail(float* p, Vector512<float> v, long count)
+    public static void StoreTail<TVec>(float* p, TVec v, long count) where TVec : unmanaged
     {
         float* src = (float*)&v;
         for (long i = 0; i < count; i++) p[i] = src[i];

@@ -16,13 +16,13 @@ unsafe interface ISumTerm
 unsafe struct PlainTerm : ISumTerm
 {
     public static Vector512<float> At(float* a, float* b) => Vector512.Load(a);
-    public static Vector512<float> Tail(float* a, float* b, long count) => Chunks.LoadTail(a, count);
+    public static Vector512<float> Tail(float* a, float* b, long count) => Chunks.LoadTail<Vector512<float>>(a, count);
 }
 
 unsafe struct SquareTerm : ISumTerm
 {
     public static Vector512<float> At(float* a, float* b) { var v = Vector512.Load(a); return v * v; }
-    public static Vector512<float> Tail(float* a, float* b, long count) { var v = Chunks.LoadTail(a, count); return v * v; }
+    public static Vector512<float> Tail(float* a, float* b, long count) { var v = Chunks.LoadTail<Vector512<float>>(a, count); return v * v; }
 }
 
 unsafe struct SquaredDifferenceTerm : ISumTerm
@@ -30,7 +30,7 @@ unsafe struct SquaredDifferenceTerm : ISumTerm
     public static Vector512<float> At(float* a, float* b) { var d = Vector512.Load(a) - Vector512.Load(b); return d * d; }
     public static Vector512<float> Tail(float* a, float* b, long count)
     {
-        var d = Chunks.LoadTail(a, count) - Chunks.LoadTail(b, count);
+        var d = Chunks.LoadTail<Vector512<float>>(a, count) - Chunks.LoadTail<Vector512<float>>(b, count);
         return d * d;
     }
 }

@@ -1,7 +1,5 @@
 // Activations on the cpu tier: vectorised exp, sigmoid and the erf-based normal CDF, on Vector512 or Vector256.
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;

@@ -90,18 +90,9 @@ internal readonly unsafe struct V512(Vector512<float> v) : IVec<V512>
     public static V512 ScaleByPow2(V512 p, V512 n) => Avx512F.IsSupported ? new(Avx512F.Scale(p._v, n._v))
         : new(p._v * ((Vector512.ConvertToInt32(n._v) + Vector512.Create(127)) << 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V512 LoadTail(float* p, long count)
-    {
-        Vector512<float> v = default;
-        for (long i = 0; i < count; i++) ((float*)&v)[i] = p[i];
-        return new(v);
-    }
+    public static V512 LoadTail(float* p, long count) => new(Chunks.LoadTail<Vector512<float>>(p, count));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreTail(V512 v, float* p, long count)
-    {
-        var x = v._v;
-        for (long i = 0; i < count; i++) p[i] = ((float*)&x)[i];
-    }
+    public static void StoreTail(V512 v, float* p, long count) => Chunks.StoreTail(p, v._v, count);
 
     public static bool HasShuffles => Avx512F.IsSupported;
 
@@ -250,18 +241,9 @@ internal readonly unsafe struct V256(Vector256<float> v) : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 ScaleByPow2(V256 p, V256 n) => new(p._v * ((Vector256.ConvertToInt32(n._v) + Vector256.Create(127)) << 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V256 LoadTail(float* p, long count)
-    {
-        Vector256<float> v = default;
-        for (long i = 0; i < count; i++) ((float*)&v)[i] = p[i];
-        return new(v);
-    }
+    public static V256 LoadTail(float* p, long count) => new(Chunks.LoadTail<Vector256<float>>(p, count));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreTail(V256 v, float* p, long count)
-    {
-        var x = v._v;
-        for (long i = 0; i < count; i++) p[i] = ((float*)&x)[i];
-    }
+    public static void StoreTail(V256 v, float* p, long count) => Chunks.StoreTail(p, v._v, count);
 
     public static bool HasShuffles => Avx.IsSupported;
 
