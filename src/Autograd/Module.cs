@@ -87,6 +87,42 @@ public abstract class Module
 
     public long ParameterCount() => NamedParameters().Sum(p => p.Parameter.Length);
 
+    /// <summary>Whether <see cref="RunBlock"/> recomputes this module's blocks in backward (diffusers'
+    /// enable_gradient_checkpointing). Set for a whole tree with <see cref="EnableGradientCheckpointing"/>.</summary>
+    public bool GradientCheckpointing { get; private set; }
+
+    /// <summary>Switches gradient checkpointing on (or off) for this module and every module below it.</summary>
+    public void EnableGradientCheckpointing(bool enable = true)
+    {
+        GradientCheckpointing = enable;
+        foreach (var (_, child) in _children) child.EnableGradientCheckpointing(enable);
+    }
+
+    /// <summary>
+    /// The one way a model runs a block (a resnet, a transformer, a text encoder layer), in one of three modes:
+    ///   no tape (sampling, frozen models)    the block's temporaries are freed as it returns; only its output stays
+    ///   tape, keep activations               the block records its ops as usual
+    ///   tape, gradient checkpointing         <see cref="Checkpoint.Run"/>: activations dropped, recomputed in backward
+    /// The block must read its tensors from its argument array, never from captured variables: a checkpointed block
+    /// runs again in backward on detached copies of <paramref name="inputs"/>.
+    /// </summary>
+    protected Tensor RunBlock(Func<Tensor[], Tensor> block, params Tensor[] inputs)
+    {
+        if (!Tape.IsRecording) return RunWithoutTape(block, inputs);
+        return GradientCheckpointing ? Checkpoint.Run(block, inputs) : block(inputs);
+    }
+
+    /// <summary>A layer too cheap to recompute (a convolution in or out, a resampler): like <see cref="RunBlock"/>,
+    /// but never checkpointed.</summary>
+    protected static Tensor RunLayer(Func<Tensor[], Tensor> layer, params Tensor[] inputs) =>
+        Tape.IsRecording ? layer(inputs) : RunWithoutTape(layer, inputs);
+
+    static Tensor RunWithoutTape(Func<Tensor[], Tensor> block, Tensor[] inputs)
+    {
+        using var scope = new TensorScope();
+        return scope.Keep(block(inputs));
+    }
+
     /// <summary>Sets requires_grad on every parameter below this module (freeze a text encoder, train a UNet).</summary>
     public void RequiresGrad(bool value)
     {

@@ -99,8 +99,13 @@ public sealed class ParameterStore : IDisposable
         }
     }
 
+    bool _disposed;
+
+    /// <summary>Frees the flat buffers; a second call does nothing.</summary>
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         foreach (var t in _views) t.Dispose();
         Values.Dispose();
         Grads.Dispose();

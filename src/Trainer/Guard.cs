@@ -25,7 +25,7 @@ static class Guard
     /// <summary>The message's first line, without ArgumentException's " (Parameter 'name')" suffix.</summary>
     static string OneLine(Exception e)
     {
-        if (e is OutOfMemoryException) return "out of memory: the request needs more memory than this machine has (fewer or smaller images?)";
+        if (e is OutOfMemoryException and not InsufficientMemoryException) return "out of memory: the request needs more memory than this machine has (fewer or smaller images?)";
         string message = e.Message.Split('\n')[0].TrimEnd();
         return e is ArgumentException { ParamName: { } p } ? message.Replace($" (Parameter '{p}')", "") : message;
     }

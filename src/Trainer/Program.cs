@@ -21,5 +21,7 @@ root.Subcommands.Add(DreamBooth.Trainer.TokenizeCommand.Create());
 root.Subcommands.Add(ModelCommands.Inspect());
 root.Subcommands.Add(ModelCommands.InitModel());
 root.Subcommands.Add(ModelCommands.Sample());
+root.Subcommands.Add(TrainCommands.Train());
+root.Subcommands.Add(TrainCommands.TrainSuperResolution());
 
 return root.Parse(args).Invoke();

@@ -324,7 +324,7 @@ public class UNetTests
     public void SuperResolutionForwardTakesTheLowResImageAndNoiseLevel()
     {
         using var backend = Backends.Create("cpu");
-        var sr = new SuperResolutionUNet(SuperResolution);
+        var sr = new SuperResolutionUNet(new UNet2DConditionModel(SuperResolution));
         using var store = ModelData.Initialized(backend, sr.Unet, seed: 13);
         using var scope = new TensorScope();
         using var noGrad = Tape.NoGrad();
@@ -344,7 +344,7 @@ public class UNetTests
     [Test]
     public void SuperResolutionNeedsLowResChannelsAndNoiseClasses()
     {
-        Assert.That(() => new SuperResolutionUNet(Small with { InChannels = 2 }), Throws.ArgumentException.With.Message.Contains("in_channels"));
-        Assert.That(() => new SuperResolutionUNet(SuperResolution with { NumClassEmbeds = null }), Throws.ArgumentException.With.Message.Contains("num_class_embeds"));
+        Assert.That(() => new SuperResolutionUNet(new UNet2DConditionModel(Small with { InChannels = 2 })), Throws.ArgumentException.With.Message.Contains("in_channels"));
+        Assert.That(() => new SuperResolutionUNet(new UNet2DConditionModel(SuperResolution with { NumClassEmbeds = null })), Throws.ArgumentException.With.Message.Contains("num_class_embeds"));
     }
 }

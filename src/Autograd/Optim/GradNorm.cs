@@ -18,8 +18,11 @@ public static class GradNorm
         return sum[0];
     }
 
-    /// <summary>The L2 norm √(Σ g²) of all trainable gradients together.</summary>
-    public static float Total(ParameterStore store) => (float)Math.Sqrt(SumSquares(store));
+    /// <summary>Σ g² over the trainable gradients of every store: an optimizer's param groups measured together.</summary>
+    public static float SumSquares(IReadOnlyList<ParameterStore> stores) => stores.Sum(SumSquares);
+
+    /// <summary>The L2 norm √(Σ g²) of all trainable gradients of all the stores together.</summary>
+    public static float Total(IReadOnlyList<ParameterStore> stores) => (float)Math.Sqrt(SumSquares(stores));
 
     /// <summary>clip_grad_norm_'s factor: min(1, maxNorm / (norm + 1e-6)).</summary>
     public static float ClipFactor(float norm, float maxNorm)

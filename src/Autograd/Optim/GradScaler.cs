@@ -44,10 +44,10 @@ public sealed class GradScaler
     /// </summary>
     public ScalerStep Step(Optimizer optimizer, float? maxGradNorm = 1f)
     {
-        float sumSquares = GradNorm.SumSquares(optimizer.Store);
+        float sumSquares = GradNorm.SumSquares(optimizer.Stores);
         if (!float.IsFinite(sumSquares))
         {
-            optimizer.Store.ZeroGrad();
+            optimizer.ZeroGrad();
             Scale *= BackoffFactor;
             CleanSteps = 0;
             return new ScalerStep(Skipped: true, float.NaN);

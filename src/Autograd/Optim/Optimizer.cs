@@ -1,12 +1,15 @@
 // Optimizer: the base of every update rule over a ParameterStore's flat buffers: step count, clipping, saved state.
+using DreamBooth.Kernels;
+
 namespace DreamBooth.Autograd;
 
 /// <summary>
-/// An optimizer updates the trainable prefix of a <see cref="ParameterStore"/> from its flat gradient buffer:
+/// An optimizer updates the trainable prefix of one or more <see cref="ParameterStore"/>s (PyTorch's param groups,
+/// e.g. a UNet and the text encoder trained beside it) from their flat gradient buffers:
 /// <code>
 /// loss.Backward();
 /// optimizer.ClipGradNorm(1f);      // one reduction; the factor rides along in the next Step
-/// optimizer.Step();                // one launch over [0, TrainableLength)
+/// optimizer.Step();                // one launch per store over [0, TrainableLength)
 /// store.ZeroGrad();
 /// </code>
 /// Its state (step count and per-parameter buffers such as Adam's moments) is exposed by name so a trainer can write
@@ -16,16 +19,19 @@ public abstract class Optimizer : IDisposable
 {
     float _clipFactor = 1f;
 
-    protected Optimizer(ParameterStore store, float lr)
+    protected Optimizer(IReadOnlyList<ParameterStore> stores, float lr)
     {
-        if (store.TrainableLength == 0)
-            throw new ArgumentException($"{GetType().Name}: the parameter store has no trainable parameters");
+        if (stores.Count == 0 || stores.Any(s => s.TrainableLength == 0))
+            throw new ArgumentException($"{GetType().Name}: every parameter store needs trainable parameters");
         if (!(lr >= 0)) throw new ArgumentOutOfRangeException(nameof(lr), lr, $"{GetType().Name}: learning rate must be ≥ 0");
-        Store = store;
+        Stores = stores;
         Lr = lr;
     }
 
-    public ParameterStore Store { get; }
+    /// <summary>The stores this optimizer updates, each with its own state buffers; clipping measures them together.</summary>
+    public IReadOnlyList<ParameterStore> Stores { get; }
+
+    protected IBackend Backend => Stores[0].Backend;
 
     /// <summary>The learning rate of the next step (a schedule sets it before each step).</summary>
     public float Lr { get; set; }
@@ -33,18 +39,19 @@ public abstract class Optimizer : IDisposable
     /// <summary>Steps taken so far; the next step is number StepCount + 1 (Adam's bias correction counts from 1).</summary>
     public int StepCount { get; private set; }
 
-    /// <summary>The state buffers by name (PyTorch's state keys), each (TrainableLength) f32.</summary>
-    public abstract IReadOnlyList<(string Name, Kernels.DeviceBuffer Buffer)> StateBuffers { get; }
+    /// <summary>The state buffers by name (PyTorch's state keys), each (TrainableLength) f32 of its store; the buffers
+    /// of store g > 0 carry the suffix ".g" ("exp_avg.1").</summary>
+    public abstract IReadOnlyList<(string Name, DeviceBuffer Buffer)> StateBuffers { get; }
 
     /// <summary>
-    /// torch.nn.utils.clip_grad_norm_: the total L2 norm of all trainable gradients (one SumSquares over the flat
+    /// torch.nn.utils.clip_grad_norm_: the total L2 norm of all trainable gradients (one SumSquares over each flat
     /// buffer), and, when it exceeds <paramref name="maxNorm"/>, gradients scaled by maxNorm / (norm + 1e-6). The
     /// gradients are not rewritten: the factor is folded into the next <see cref="Step"/>'s gradient scale, which the
     /// fused update multiplies in anyway, saving a pass over the gradients. Returns the norm before clipping.
     /// </summary>
     public float ClipGradNorm(float maxNorm = 1f)
     {
-        float norm = GradNorm.Total(Store);
+        float norm = GradNorm.Total(Stores);
         _clipFactor = GradNorm.ClipFactor(norm, maxNorm);
         return norm;
     }
@@ -61,7 +68,7 @@ public abstract class Optimizer : IDisposable
         Update(scale);
     }
 
-    /// <summary>Applies step number <see cref="StepCount"/> to the store with gradients multiplied by gradScale.</summary>
+    /// <summary>Applies step number <see cref="StepCount"/> to every store with gradients multiplied by gradScale.</summary>
     protected abstract void Update(float gradScale);
 
     /// <summary>The step count and a host copy of every state buffer.</summary>
@@ -71,7 +78,7 @@ public abstract class Optimizer : IDisposable
         foreach (var (name, buffer) in StateBuffers)
         {
             var values = new float[buffer.Length];
-            Store.Backend.Download<float>(values, buffer);
+            Backend.Download<float>(values, buffer);
             buffers.Add(name, values);
         }
         return new OptimizerState(StepCount, buffers);
@@ -91,9 +98,18 @@ public abstract class Optimizer : IDisposable
             if (state.Buffers[name].Length != buffer.Length)
                 throw new ArgumentException($"{what}: saved '{name}' has {state.Buffers[name].Length} values, " +
                                             $"the store has {buffer.Length} trainable parameters");
-        foreach (var (name, buffer) in StateBuffers) Store.Backend.Upload<float>(buffer, state.Buffers[name]);
+        foreach (var (name, buffer) in StateBuffers) Backend.Upload<float>(buffer, state.Buffers[name]);
         StepCount = state.Step;
         _clipFactor = 1f;
+    }
+
+    /// <summary>A state buffer's name for store <paramref name="group"/>: the plain name for the first store.</summary>
+    protected static string StateName(string name, int group) => group == 0 ? name : $"{name}.{group}";
+
+    /// <summary>Zeroes the gradients of every store.</summary>
+    public void ZeroGrad()
+    {
+        foreach (var store in Stores) store.ZeroGrad();
     }
 
     public void Dispose()

@@ -12,12 +12,14 @@ public sealed class Sgd : Optimizer
 {
     readonly DeviceBuffer? _momentumBuffer;
 
-    public Sgd(ParameterStore store, float lr, float momentum = 0f) : base(store, lr)
+    public Sgd(ParameterStore store, float lr, float momentum = 0f) : base([store], lr)
     {
         if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "SGD: momentum must lie in [0, 1)");
         Momentum = momentum;
         if (momentum > 0) _momentumBuffer = store.Backend.Allocate(DType.F32, store.TrainableLength);
     }
+
+    ParameterStore Store => Stores[0];
 
     public float Momentum { get; }
 

@@ -83,7 +83,7 @@ public sealed class ClipEncoder : Module
 
     public Tensor Forward(Tensor h)   // (B, L, D) → (B, L, D)
     {
-        foreach (var layer in Layers) h = layer.Forward(h);
+        foreach (var layer in Layers) h = RunBlock(a => layer.Forward(a[0]), h);
         return h;
     }
 }

@@ -1,6 +1,7 @@
 // Text-to-image sampling: encode the prompts, denoise with a sampler and classifier-free guidance, decode to pixels.
 using DreamBooth.Autograd;
 using DreamBooth.Models.Schedulers;
+using DreamBooth.Models.Unet;
 
 namespace DreamBooth.Models.Pipeline;
 
@@ -11,6 +12,10 @@ public sealed record GenerationRequest(string Prompt, string NegativePrompt = ""
 /// <summary>Pixels (Count, 3, Height, Width) with values in [0, 1].</summary>
 public sealed record GeneratedImages(float[] Pixels, int Count, int Height, int Width);
 
+/// <summary>A super-resolution stage's input: the low-res images (N, 3, h, w) in [−1, 1], already noised at the level
+/// whose class is <paramref name="NoiseClass"/> (<see cref="LowResAugmentation"/>).</summary>
+public sealed record LowResCondition(Tensor Images, int NoiseClass);
+
 public static class TextToImage
 {
     /// <summary>
@@ -19,9 +24,18 @@ public static class TextToImage
     /// g ≤ 1), then x ← a·x + b·ε + c·z with the sampler's coefficients; finally the VAE decodes x / scaling_factor (or x
     /// is already pixels), mapped from [−1, 1] to [0, 1]. All randomness comes from the Philox stream of Seed: the
     /// same request gives the same images on every backend up to rounding. onStep(i, n) reports progress.
+    /// encode maps a prompt to its embeddings (1, L, D) (default: the pipeline's text encoder; a trainer that freed the
+    /// encoder passes its cache). A super-resolution stage also takes <paramref name="lowRes"/>, the same for both
+    /// halves of the guided batch, as SD's x4 upscaler.
     /// </summary>
-    public static GeneratedImages Generate(StableDiffusionPipeline p, GenerationRequest r, Action<int, int>? onStep = null)
+    public static GeneratedImages Generate(StableDiffusionPipeline p, GenerationRequest r, Action<int, int>? onStep = null,
+        Func<string, Tensor>? encode = null, LowResCondition? lowRes = null)
     {
+        if (p.IsSuperResolution != lowRes is not null)
+            throw new ArgumentException(p.IsSuperResolution ? "text to image: a super-resolution stage needs the low-res images"
+                : "text to image: low-res images were given, but the UNet is not a super-resolution stage's");
+        if (lowRes is not null && lowRes.Images.Dim(0) != r.NumImages)
+            throw new ArgumentException($"text to image: {lowRes.Images.Dim(0)} low-res images for {r.NumImages} outputs");
         if (r.NumImages < 1 || r.Steps < 1)
             throw new ArgumentException($"text to image: need at least one image and one step (got {r.NumImages} images, {r.Steps} steps)");
         var sampler = SchedulerFactory.FromConfig(p.SchedulerConfig, r.Scheduler, r.Eta);
@@ -36,7 +50,8 @@ public static class TextToImage
         using var scope = new TensorScope();
         int n = r.NumImages;
         bool guided = r.GuidanceScale > 1;
-        var context = EncodePrompts(p, r, guided);                                          // (2N or N, 77, D)
+        var context = EncodePrompts(p, r, guided, encode ?? (prompt => EncodePrompt(p, prompt)));   // (2N or N, 77, D)
+        var predict = Predictor(p, lowRes, guided);
         int[] shape = [n, p.UnetConfig.InChannels, height / factor, width / factor];
         long length = Tensor.ShapeLength(shape);
         var x = F.Scale(Tensor.RandomNormal(p.Backend, r.Seed, 0, shape), (float)sampler.InitNoiseSigma);
@@ -47,7 +62,7 @@ public static class TextToImage
             using var step = new TensorScope();
             var input = F.Scale(guided ? F.Concat(x, x, 0) : x, (float)sampler.ScaleModelInput(i));
             var t = Enumerable.Repeat((float)sampler.Timesteps[i], input.Dim(0)).ToArray();
-            var eps = p.Unet.Forward(input, t, context);                                     // (2N or N, C, h, w)
+            var eps = predict(input, t, context);                                            // (2N or N, C, h, w)
             if (guided)
             {
                 var (uncond, cond) = F.Chunk2(eps, 0);
@@ -69,13 +84,26 @@ public static class TextToImage
         return new GeneratedImages(pixels, n, height, width);
     }
 
-    /// <summary>The text encoder's last hidden states: [negative × N; prompt × N] when guided, else prompt × N.</summary>
-    static Tensor EncodePrompts(StableDiffusionPipeline p, GenerationRequest r, bool guided)
+    /// <summary>The UNet call: plain, or a super-resolution UNet's with the low-res images and their class (doubled
+    /// like the batch when guided).</summary>
+    static Func<Tensor, float[], Tensor, Tensor> Predictor(StableDiffusionPipeline p, LowResCondition? lowRes, bool guided)
     {
-        var prompts = Enumerable.Repeat(r.Prompt, r.NumImages);
-        if (guided) prompts = Enumerable.Repeat(r.NegativePrompt, r.NumImages).Concat(prompts);
-        var ids = prompts.SelectMany(p.Tokenizer.Encode).ToArray();
-        int rows = ids.Length / p.Tokenizer.MaxLength;
-        return p.TextEncoder.Forward(Tensor.FromInts(p.Backend, ids, rows, p.Tokenizer.MaxLength));
+        if (lowRes is null) return (x, t, context) => p.Unet.Forward(x, t, context);
+        var sr = new SuperResolutionUNet(p.Unet);
+        var images = guided ? F.Concat(lowRes.Images, lowRes.Images, 0) : lowRes.Images;
+        var labels = Enumerable.Repeat(lowRes.NoiseClass, images.Dim(0)).ToArray();
+        return (x, t, context) => sr.Forward(x, images, t, context, labels);
     }
+
+    /// <summary>The prompts' embeddings: [negative × N; prompt × N] when guided, else prompt × N.</summary>
+    static Tensor EncodePrompts(StableDiffusionPipeline p, GenerationRequest r, bool guided, Func<string, Tensor> encode)
+    {
+        var rows = Enumerable.Repeat(encode(r.Prompt), r.NumImages);
+        if (guided) rows = Enumerable.Repeat(encode(r.NegativePrompt), r.NumImages).Concat(rows);
+        return rows.Aggregate((a, b) => F.Concat(a, b, 0));
+    }
+
+    /// <summary>The text encoder's last hidden states for one prompt: (1, L, D).</summary>
+    public static Tensor EncodePrompt(StableDiffusionPipeline p, string prompt) =>
+        p.TextEncoder.Forward(Tensor.FromInts(p.Backend, p.Tokenizer.Encode(prompt), 1, p.Tokenizer.MaxLength));
 }

@@ -1,11 +1,13 @@
 // The forward diffusion process: betas, ᾱ (alphas_cumprod), and the coefficients training mixes x0 and ε with.
+using DreamBooth.Autograd;
 using DreamBooth.Models.Configs;
 
 namespace DreamBooth.Models.Schedulers;
 
 /// <summary>
 /// x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε for integer t in [0, NumTrainTimesteps), with ᾱ_t = Π_{s≤t} (1 − β_s).
-/// Everything is double on the host; the callers turn the scalars into axpy/scale ops on device tensors.
+/// The coefficients are double on the host; <see cref="AddNoise"/> and <see cref="Target"/> apply them per sample to
+/// device tensors.
 /// </summary>
 public sealed class NoiseSchedule
 {
@@ -89,6 +91,31 @@ public sealed class NoiseSchedule
         PredictionType.VPrediction => VelocityCoefficients(t),
         _ => new MixCoefficients(1, 0),
     };
+
+    /// <summary>diffusers' add_noise on a batch: x_t[i] = √ᾱ_t[i]·x0[i] + √(1−ᾱ_t[i])·ε[i], one timestep per sample.</summary>
+    public Tensor AddNoise(Tensor x0,   // (N, ...)
+        Tensor noise,                   // (N, ...)
+        int[] timesteps) =>             // (N) → (N, ...)
+        Mix(AddNoiseCoefficients, x0, noise, timesteps);
+
+    /// <summary>What the model learns to predict for each sample: ε (epsilon), v (v_prediction) or x0 (sample).</summary>
+    public Tensor Target(Tensor x0,     // (N, ...)
+        Tensor noise,                   // (N, ...)
+        int[] timesteps) =>             // (N) → (N, ...)
+        PredictionType == PredictionType.Epsilon ? noise : Mix(TargetCoefficients, x0, noise, timesteps);
+
+    /// <summary>a[i]·x0[i] + b[i]·ε[i] with (a, b) = coefficients(t[i]): two broadcast multiplies by (N, 1, …, 1).</summary>
+    static Tensor Mix(Func<int, MixCoefficients> coefficients, Tensor x0, Tensor noise, int[] timesteps)
+    {
+        int n = x0.Dim(0);
+        if (!x0.Shape.SequenceEqual(noise.Shape) || timesteps.Length != n)
+            throw new ArgumentException($"noise schedule: x0 {x0}, noise {noise} and {timesteps.Length} timesteps do not match");
+        var c = Array.ConvertAll(timesteps, t => coefficients(t));
+        int[] perSample = [n, .. Enumerable.Repeat(1, x0.Rank - 1)];
+        var a = Tensor.FromArray(x0.Backend, Array.ConvertAll(c, m => (float)m.X0), perSample);
+        var b = Tensor.FromArray(x0.Backend, Array.ConvertAll(c, m => (float)m.Noise), perSample);
+        return F.Add(F.Mul(x0, a), F.Mul(noise, b));
+    }
 
     /// <summary>Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), the quantity min-SNR loss weighting clips.</summary>
     public double Snr(int t)

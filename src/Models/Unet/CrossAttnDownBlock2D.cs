@@ -29,9 +29,9 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
         for (int i = 0; i < Resnets.Count; i++)
         {
             var resnet = Resnets[i];
-            x = InferenceScope.Run(() => resnet.Forward(x, temb));
+            x = RunBlock(a => resnet.Forward(a[0], a[1]), x, temb);
             var attention = Attentions[i];
-            x = InferenceScope.Run(() => attention.Forward(x, context));
+            x = RunBlock(a => attention.Forward(a[0], a[1]), x, context);
             skips.Add(x);
         }
         return Downsample(x, skips);

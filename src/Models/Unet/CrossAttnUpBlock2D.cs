@@ -32,9 +32,9 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
         for (int i = 0; i < Resnets.Count; i++)
         {
             var resnet = Resnets[i];
-            x = InferenceScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
+            x = RunBlock(a => resnet.Forward(F.Concat(a[0], a[1], 1), a[2]), x, Pop(skips), temb);
             var attention = Attentions[i];
-            x = InferenceScope.Run(() => attention.Forward(x, context));
+            x = RunBlock(a => attention.Forward(a[0], a[1]), x, context);
         }
         return Upsample(x);
     }

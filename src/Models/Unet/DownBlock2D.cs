@@ -20,7 +20,7 @@ public sealed class DownBlock2D : UNetDownBlock
     {
         foreach (var resnet in Resnets)
         {
-            x = InferenceScope.Run(() => resnet.Forward(x, temb));
+            x = RunBlock(a => resnet.Forward(a[0], a[1]), x, temb);
             skips.Add(x);
         }
         return Downsample(x, skips);

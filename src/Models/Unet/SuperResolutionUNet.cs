@@ -17,15 +17,20 @@ public sealed class SuperResolutionUNet
     public int ImageChannels => Unet.Config.OutChannels;
     public int LowResChannels => Unet.Config.InChannels - Unet.Config.OutChannels;
 
-    public SuperResolutionUNet(UNet2DConditionConfig config)
+    /// <summary>Wraps a UNet whose config has the extra low-res input channels and num_class_embeds.</summary>
+    public SuperResolutionUNet(UNet2DConditionModel unet)
     {
+        var config = unet.Config;
         if (config.InChannels <= config.OutChannels)
             throw new ArgumentException($"super-resolution unet: in_channels {config.InChannels} must exceed out_channels " +
                                         $"{config.OutChannels} by the low-res image's channels");
         if (config.NumClassEmbeds is null)
             throw new ArgumentException("super-resolution unet: the config needs num_class_embeds (the noise-level classes)");
-        Unet = new UNet2DConditionModel(config);
+        Unet = unet;
     }
+
+    /// <summary>Whether a UNet config describes a super-resolution UNet (extra input channels and noise-level classes).</summary>
+    public static bool Describes(UNet2DConditionConfig config) => config.InChannels > config.OutChannels && config.NumClassEmbeds is not null;
 
     /// <param name="noiseLevels">the low-res image's noise level per sample, in [0, num_class_embeds)</param>
     public Tensor Forward(Tensor noisy,   // (N, C_img, H, W)

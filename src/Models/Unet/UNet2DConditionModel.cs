@@ -94,7 +94,7 @@ public sealed class UNet2DConditionModel : Module
         int[]? classLabels = null)         // (N)
     {                                      // → (N, C_out, H, W)
         Validate(sample, timesteps, encoderHiddenStates, classLabels);
-        return InferenceScope.Run(() => Predict(sample, timesteps, encoderHiddenStates, classLabels));
+        return RunLayer(a => Predict(a[0], timesteps, a[1], classLabels), sample, encoderHiddenStates);
     }
 
     Tensor Predict(Tensor sample, float[] timesteps, Tensor encoderHiddenStates, int[]? classLabels)
@@ -107,12 +107,12 @@ public sealed class UNet2DConditionModel : Module
         if (ClassEmbedding is { } table)
             temb = F.Add(temb, table.Forward(Tensor.FromInts(backend, classLabels!, classLabels!.Length)));
 
-        var h = InferenceScope.Run(() => ConvIn.Forward(sample));
+        var h = RunLayer(a => ConvIn.Forward(a[0]), sample);
         var skips = new List<Tensor> { h };
         foreach (var block in DownBlocks) h = block.Forward(h, temb, encoderHiddenStates, skips);
         h = MidBlock.Forward(h, temb, encoderHiddenStates);
         foreach (var block in UpBlocks) h = block.Forward(h, temb, encoderHiddenStates, skips);
-        return InferenceScope.Run(() => ConvOut.Forward(ConvNormOut.Forward(h, silu: true)));
+        return RunLayer(a => ConvOut.Forward(ConvNormOut.Forward(a[0], silu: true)), h);
     }
 
     void Validate(Tensor sample, float[] timesteps, Tensor context, int[]? classLabels)

@@ -36,7 +36,7 @@ public abstract class UNetDownBlock : Module
     protected Tensor Downsample(Tensor x, List<Tensor> skips)   // (N, C, H, W) → (N, C, H/2, W/2)
     {
         if (Downsamplers is not { } down) return x;
-        x = InferenceScope.Run(() => down[0].Forward(x));
+        x = RunLayer(a => down[0].Forward(a[0]), x);
         skips.Add(x);
         return x;
     }
@@ -61,7 +61,7 @@ public abstract class UNetUpBlock : Module
 
     /// <summary>The upsampler's output; x itself when the block has none.</summary>
     protected Tensor Upsample(Tensor x) =>   // (N, C, H, W) → (N, C, 2H, 2W)
-        Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
+        Upsamplers is { } up ? RunLayer(a => up[0].Forward(a[0]), x) : x;
 
     /// <summary>Removes and returns the top of the stack.</summary>
     protected static Tensor Pop(List<Tensor> skips)

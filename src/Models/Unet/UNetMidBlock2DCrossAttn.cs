@@ -28,13 +28,13 @@ public sealed class UNetMidBlock2DCrossAttn : Module
         Tensor temb,                  // (N, T)
         Tensor context)               // (N, Lk, contextDim)
     {                                 // → (N, C, H, W)
-        x = InferenceScope.Run(() => Resnets[0].Forward(x, temb));
+        x = RunBlock(a => Resnets[0].Forward(a[0], a[1]), x, temb);
         for (int i = 0; i < Attentions.Count; i++)
         {
             var attention = Attentions[i];
             var resnet = Resnets[i + 1];
-            x = InferenceScope.Run(() => attention.Forward(x, context));
-            x = InferenceScope.Run(() => resnet.Forward(x, temb));
+            x = RunBlock(a => attention.Forward(a[0], a[1]), x, context);
+            x = RunBlock(a => resnet.Forward(a[0], a[1]), x, temb);
         }
         return x;
     }

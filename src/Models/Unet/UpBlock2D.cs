@@ -22,7 +22,7 @@ public sealed class UpBlock2D : UNetUpBlock
     public override Tensor Forward(Tensor x, Tensor temb, Tensor context, List<Tensor> skips)
     {
         foreach (var resnet in Resnets)
-            x = InferenceScope.Run(() => resnet.Forward(F.Concat(x, Pop(skips), 1), temb));
+            x = RunBlock(a => resnet.Forward(F.Concat(a[0], a[1], 1), a[2]), x, Pop(skips), temb);
         return Upsample(x);
     }
 }

@@ -24,8 +24,8 @@ public sealed class DownEncoderBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = InferenceScope.Run(() => resnet.Forward(x));
-        return Downsamplers is { } down ? InferenceScope.Run(() => down[0].Forward(x)) : x;
+        foreach (var resnet in Resnets) x = RunBlock(a => resnet.Forward(a[0]), x);
+        return Downsamplers is { } down ? RunLayer(a => down[0].Forward(a[0]), x) : x;
     }
 }
 
@@ -49,8 +49,8 @@ public sealed class UpDecoderBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C_in, H, W) → (N, C_out, H', W')
     {
-        foreach (var resnet in Resnets) x = InferenceScope.Run(() => resnet.Forward(x));
-        return Upsamplers is { } up ? InferenceScope.Run(() => up[0].Forward(x)) : x;
+        foreach (var resnet in Resnets) x = RunBlock(a => resnet.Forward(a[0]), x);
+        return Upsamplers is { } up ? RunLayer(a => up[0].Forward(a[0]), x) : x;
     }
 }
 
@@ -72,8 +72,8 @@ public sealed class UNetMidBlock2D : Module
 
     public Tensor Forward(Tensor x)   // (N, C, H, W)
     {
-        x = InferenceScope.Run(() => Resnets[0].Forward(x));
-        x = InferenceScope.Run(() => Attentions[0].Forward(x));
-        return InferenceScope.Run(() => Resnets[1].Forward(x));
+        x = RunBlock(a => Resnets[0].Forward(a[0]), x);
+        x = RunBlock(a => Attentions[0].Forward(a[0]), x);
+        return RunBlock(a => Resnets[1].Forward(a[0]), x);
     }
 }

@@ -31,7 +31,7 @@ public sealed class Decoder : Module
         ConvOut = AddModule("conv_out", new Conv2d(channels, outChannels, 3, padding: 1));
     }
 
-    public Tensor Forward(Tensor z) => InferenceScope.Run(() => Run(z));   // (N, latent, h, w) → (N, out, h·f, w·f)
+    public Tensor Forward(Tensor z) => RunLayer(a => Run(a[0]), z);   // (N, latent, h, w) → (N, out, h·f, w·f)
 
     Tensor Run(Tensor z)
     {

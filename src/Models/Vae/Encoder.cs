@@ -32,7 +32,7 @@ public sealed class Encoder : Module
         ConvOut = AddModule("conv_out", new Conv2d(channels, 2 * latentChannels, 3, padding: 1));
     }
 
-    public Tensor Forward(Tensor x) => InferenceScope.Run(() => Run(x));   // (N, in, H, W) → (N, 2·latent, H/f, W/f)
+    public Tensor Forward(Tensor x) => RunLayer(a => Run(a[0]), x);   // (N, in, H, W) → (N, 2·latent, H/f, W/f)
 
     Tensor Run(Tensor x)
     {

@@ -1,0 +1,119 @@
+// Training checkpoints: output_dir/checkpoint-STEP written atomically, found again for resume, pruned to a limit.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DreamBooth.Autograd;
+using DreamBooth.Models.Formats;
+
+namespace DreamBooth.Trainer;
+
+/// <summary>A trained model inside a checkpoint or the final folder: its diffusers component folder name (unet,
+/// text_encoder), its weights, and how to write its config.json.</summary>
+public sealed record TrainedComponent(string Name, ParameterStore Store, Action<string> SaveConfig);
+
+/// <summary>
+/// checkpoint-STEP/ holds every trained component in the diffusers layout (unet/, and text_encoder/ when it trains; F32,
+/// so a resumed run continues from the exact weights), optimizer.safetensors (AdamW's moments, one 1-D tensor per state
+/// buffer, and its step count), and trainer_state.json (the <see cref="TrainingState"/>, the loss scaler, and the LR
+/// schedule for reference). It is written into a hidden temporary folder that is renamed into place only when complete;
+/// --checkpoints_total_limit removes the oldest only after that.
+/// </summary>
+public static class Checkpoints
+{
+    const string Prefix = "checkpoint-";
+
+    /// <summary>The checkpoints of a run folder by step, oldest first.</summary>
+    public static IReadOnlyList<(int Step, string Dir)> List(string outputDir) =>
+        !Directory.Exists(outputDir) ? [] : Directory.GetDirectories(outputDir, Prefix + "*")
+            .Select(d => (Step: int.TryParse(Path.GetFileName(d)[Prefix.Length..], NumberStyles.None, CultureInfo.InvariantCulture, out int s) ? s : -1, Dir: d))
+            .Where(c => c.Step >= 0).OrderBy(c => c.Step).ToList();
+
+    /// <summary>--resume_from_checkpoint: "latest" (null when the folder has none: the run starts fresh, as in diffusers), or
+    /// a checkpoint's name or path, which must exist.</summary>
+    public static string? Find(string outputDir, string request)
+    {
+        if (request == "latest") return List(outputDir) is { Count: > 0 } all ? all[^1].Dir : null;
+        string dir = Directory.Exists(request) ? request : Path.Combine(outputDir, Path.GetFileName(Path.TrimEndingDirectorySeparator(request)));
+        if (!File.Exists(Path.Combine(dir, "trainer_state.json")))
+            throw new DirectoryNotFoundException($"--resume_from_checkpoint {request}: {dir} is not a checkpoint (no trainer_state.json)");
+        return dir;
+    }
+
+    public static void Save(string outputDir, IReadOnlyList<TrainedComponent> components, Optimizer optimizer, GradScaler? scaler,
+        TrainingState state, LrSchedule schedule, int? totalLimit)
+    {
+        string final = Path.Combine(outputDir, Prefix + state.Step.ToString(CultureInfo.InvariantCulture));
+        string temp = Path.Combine(outputDir, $".{Prefix}{state.Step}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            foreach (var c in components) SaveComponent(temp, c);
+            var buffers = optimizer.SaveState();
+            SafetensorsWriter.Write(Path.Combine(temp, "optimizer.safetensors"),
+                buffers.Buffers.Select(b => SafetensorsEntry.FromFloats(b.Key, [b.Value.Length], b.Value)),
+                new Dictionary<string, string> { ["step"] = buffers.Step.ToString(CultureInfo.InvariantCulture) });
+            File.WriteAllText(Path.Combine(temp, "trainer_state.json"), StateJson(state, scaler, schedule));
+            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);   // a rerun from an earlier checkpoint
+            Directory.Move(temp, final);
+        }
+        catch
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            throw;
+        }
+        if (totalLimit is { } limit)
+            foreach (var (_, dir) in List(outputDir).SkipLast(limit)) Directory.Delete(dir, recursive: true);
+    }
+
+    /// <summary>A component folder: config.json and its F32 weights under diffusers' file name.</summary>
+    public static void SaveComponent(string dir, TrainedComponent c)
+    {
+        string folder = Path.Combine(dir, c.Name);
+        Directory.CreateDirectory(folder);
+        c.SaveConfig(Path.Combine(folder, "config.json"));
+        StateDict.Save(c.Store, Models.Pipeline.StableDiffusionPipeline.WeightsPath(folder, variant: null, textEncoder: c.Name == "text_encoder"));
+    }
+
+    /// <summary>Restores weights, optimizer and scaler from a checkpoint; returns where the run stood.</summary>
+    public static TrainingState Load(string dir, IReadOnlyList<TrainedComponent> components, Optimizer optimizer, GradScaler? scaler)
+    {
+        foreach (var c in components)
+        {
+            string weights = Models.Pipeline.StableDiffusionPipeline.WeightsPath(Path.Combine(dir, c.Name), variant: null, textEncoder: c.Name == "text_encoder");
+            if (!File.Exists(weights))
+                throw new FileNotFoundException($"{dir}: the checkpoint has no {c.Name}/ weights; was it written by a run with other options " +
+                                                "(--train_text_encoder)?");
+            StateDict.Load(c.Store, weights, ignore: Models.Clip.ClipTextModel.BufferKeys);
+        }
+        using (var file = SafetensorsFile.Open(Path.Combine(dir, "optimizer.safetensors")))
+        {
+            int step = int.Parse(file.Metadata.GetValueOrDefault("step") ?? throw new InvalidDataException($"{file.Path}: no step in the metadata"),
+                CultureInfo.InvariantCulture);
+            optimizer.LoadState(new OptimizerState(step, file.Tensors.ToDictionary(t => t.Name, t => file.ReadFloats(t.Name))));
+        }
+        string statePath = Path.Combine(dir, "trainer_state.json");
+        try
+        {
+            var json = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
+            if (scaler is not null && json["scaler"] is JsonObject s)
+                scaler.LoadState(s["scale"]!.GetValue<float>(), s["clean_steps"]!.GetValue<int>());
+            return new TrainingState(json["step"]!.GetValue<int>(), json["epoch"]!.GetValue<int>(), json["batch"]!.GetValue<int>(),
+                json["micro_step"]!.GetValue<long>(), json["seed"]!.GetValue<ulong>());
+        }
+        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{statePath}: not a trainer state this trainer wrote ({e.Message})");
+        }
+    }
+
+    static string StateJson(TrainingState state, GradScaler? scaler, LrSchedule schedule) => new JsonObject
+    {
+        ["step"] = state.Step, ["epoch"] = state.Epoch, ["batch"] = state.Batch, ["micro_step"] = state.MicroStep, ["seed"] = state.Seed,
+        ["scaler"] = scaler is null ? null : new JsonObject { ["scale"] = scaler.Scale, ["clean_steps"] = scaler.CleanSteps },
+        ["lr_scheduler"] = new JsonObject
+        {
+            ["name"] = schedule.Name, ["base_lr"] = schedule.BaseLr, ["warmup_steps"] = schedule.WarmupSteps,
+            ["total_steps"] = schedule.TotalSteps, ["num_cycles"] = schedule.NumCycles, ["power"] = schedule.Power,
+            ["next_lr"] = schedule.LrAt(state.Step),
+        },
+    }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+}
