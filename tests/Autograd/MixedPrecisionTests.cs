@@ -54,7 +54,7 @@ public class GradScalerTests
         Assert.That(Read(backend, store.Values), Is.EqualTo(before), "weights untouched");
         Assert.That(Read(backend, store.Grads), Is.All.EqualTo(0f), "gradients zeroed");
         Assert.That(adamw.StepCount, Is.EqualTo(0));
-        Assert.That(Read(backend, adamw.M).Concat(Read(backend, adamw.V)), Is.All.EqualTo(0f), "moments untouched");
+        Assert.That(Read(backend, adamw.M[0]).Concat(Read(backend, adamw.V[0])), Is.All.EqualTo(0f), "moments untouched");
     }
 
     [Test]

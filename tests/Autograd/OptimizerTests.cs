@@ -156,7 +156,7 @@ public class OptimizerTests
         Assert.That(resumed.StepCount, Is.EqualTo(3));
         for (int t = 4; t <= 5; t++) { Grads(t); resumed.Step(); }
         Assert.That(Read(backend, store.Values), Is.EqualTo(straight));
-        Assert.That(Read(backend, resumed.V), Is.EqualTo(Read(backend, first.V)));
+        Assert.That(Read(backend, resumed.V[0]), Is.EqualTo(Read(backend, first.V[0])));
     }
 
     [Test]
