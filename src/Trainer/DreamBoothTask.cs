@@ -77,8 +77,9 @@ public sealed class DreamBoothTask : ITrainingTask
         CheckModelFolder(o.Model);
         var index = Models.Configs.ModelIndex.Load(Path.Combine(o.Model, "model_index.json"));
         var unetConfig = Models.Configs.UNet2DConditionConfig.Load(Path.Combine(o.Model, "unet", "config.json"));
-        bool hasVae = index.Component("vae") is { ClassName: not null };
-        int vaeFactor = hasVae ? 1 << (Models.Configs.AutoencoderKLConfig.Load(Path.Combine(o.Model, "vae", "config.json")).BlockOutChannels.Length - 1) : 1;
+        var vaeConfig = index.Component("vae") is { ClassName: not null }
+            ? Models.Configs.AutoencoderKLConfig.Load(Path.Combine(o.Model, "vae", "config.json")) : null;
+        int vaeFactor = vaeConfig is null ? 1 : 1 << (vaeConfig.BlockOutChannels.Length - 1);
         if (superResolution != SuperResolutionUNet.Describes(unetConfig))
             throw new ArgumentException(superResolution
                 ? $"{o.Model}: its UNet is not a super-resolution stage's (in_channels > out_channels and num_class_embeds); use train"
@@ -90,6 +91,12 @@ public sealed class DreamBoothTask : ITrainingTask
         int lowResolution = o.LowResResolution ?? resolution / 4;
         if (superResolution && (lowResolution < 1 || resolution % lowResolution != 0 || resolution / lowResolution * vaeFactor % vaeFactor != 0))
             throw new ArgumentException($"--low_res_resolution {lowResolution} must divide --resolution {resolution}");
+
+        int rows = o.WithPriorPreservation ? 2 * o.TrainBatchSize : o.TrainBatchSize;
+        int imageCount = o.Concepts.Sum(c => Directory.Exists(c.InstanceDataDir) ? ImageFolder.List(c.InstanceDataDir, "").Length : 0)
+                         + (o.WithPriorPreservation ? o.Concepts.Count * o.NumClassImages : 0);
+        MemoryPlan.Check(backend.Name, unetConfig, Models.Configs.ClipTextConfig.Load(Path.Combine(o.Model, "text_encoder", "config.json")),
+            vaeConfig is null ? 0 : new AutoencoderKL(vaeConfig).ParameterCount(), o, rows, resolution / vaeFactor, imageCount, resolution);
 
         var prompts = new List<string>();
         int Prompt(string text) { int i = prompts.IndexOf(text); if (i < 0) { prompts.Add(text); i = prompts.Count - 1; } return i; }
@@ -109,7 +116,6 @@ public sealed class DreamBoothTask : ITrainingTask
         var p = StableDiffusionPipeline.Load(o.Model, backend, o.Variant, trainable: trainable);
         try
         {
-            MemoryPlan.Check(p, o, o.WithPriorPreservation ? 2 * o.TrainBatchSize : o.TrainBatchSize, resolution);
             if (o.WithPriorPreservation)
             {
                 var generation = new ClassGeneration(o.ClassScheduler, o.ClassInferenceSteps, o.ClassGuidanceScale, o.SampleBatchSize,

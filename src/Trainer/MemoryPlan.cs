@@ -1,6 +1,5 @@
 // Before training: the memory a configuration needs (weights, gradients, AdamW moments, activations) against what is free.
 using DreamBooth.Models.Configs;
-using DreamBooth.Models.Pipeline;
 
 namespace DreamBooth.Trainer;
 
@@ -13,24 +12,28 @@ public sealed record MemoryNeeds(long Weights, long Gradients, long Moments, lon
 public static class MemoryPlan
 {
     /// <summary>
-    /// Refuses a run that cannot fit before any long work starts. Weights and gradients are already allocated when this
-    /// runs (the pipeline is loaded); the moments and the activations are what must still fit into the memory that is
-    /// free (MemAvailable of /proc/meminfo on the host tiers; a GPU's allocator reports its own failures).
+    /// Refuses a run that cannot fit, before any image is decoded or weight allocated: the weights (counted from the
+    /// configs), the gradients and AdamW moments of what trains, the decoded training images, and the activations of one
+    /// micro-batch must fit into the memory that is free (MemAvailable of /proc/meminfo on the host tiers; a GPU's
+    /// allocator reports its own failures).
     /// </summary>
-    public static MemoryNeeds Check(StableDiffusionPipeline p, TrainOptions o, int rows, int resolution)
+    public static MemoryNeeds Check(string backendName, UNet2DConditionConfig unet, ClipTextConfig textEncoder, long vaeParameters,
+        TrainOptions o, int rows, int latentSide, long images, int resolution)
     {
-        long trainable = p.UnetWeights.TrainableLength + (o.TrainTextEncoder ? p.TextEncoderWeights.TrainableLength : 0);
-        long weights = 4 * (p.UnetWeights.Length + p.TextEncoderWeights.Length + (p.VaeWeights?.Length ?? 0));
-        var needs = new MemoryNeeds(weights, 4 * trainable, 8 * trainable,
-            UNetActivations(p.UnetConfig, rows, resolution / p.VaeScaleFactor, o.GradientCheckpointing)
-            + (o.TrainTextEncoder ? TextEncoderActivations(p.TextEncoderConfig, rows, p.Tokenizer.MaxLength, o.GradientCheckpointing) : 0));
-        long? free = p.Backend.Name is "cpu" or "reference" ? HostAvailable() : null;
-        Console.Error.WriteLine($"memory: weights {MiB(needs.Weights)}, gradients {MiB(needs.Gradients)}, AdamW moments {MiB(needs.Moments)}, " +
-                                $"activations ≈ {MiB(needs.Activations)} (estimate)" + (free is { } f ? $"; {MiB(f)} free" : ""));
-        if (free is { } available && needs.Moments + needs.Activations > available)
+        long unetParameters = new Models.Unet.UNet2DConditionModel(unet).ParameterCount();
+        long textParameters = new Models.Clip.ClipTextModel(textEncoder).ParameterCount();
+        long trainable = unetParameters + (o.TrainTextEncoder ? textParameters : 0);
+        var needs = new MemoryNeeds(4 * (unetParameters + textParameters + vaeParameters) + images * 3L * resolution * resolution * 4,
+            4 * trainable, 8 * trainable,
+            UNetActivations(unet, rows, latentSide, o.GradientCheckpointing)
+            + (o.TrainTextEncoder ? TextEncoderActivations(textEncoder, rows, 77, o.GradientCheckpointing) : 0));
+        long? free = backendName is "cpu" or "reference" ? HostAvailable() : null;
+        Console.Error.WriteLine($"memory: weights and images {MiB(needs.Weights)}, gradients {MiB(needs.Gradients)}, AdamW moments " +
+                                $"{MiB(needs.Moments)}, activations ≈ {MiB(needs.Activations)} (estimate)" + (free is { } f ? $"; {MiB(f)} free" : ""));
+        if (free is { } available && needs.Total > available)
             throw new InsufficientMemoryException(
-                $"this configuration needs about {MiB(needs.Moments + needs.Activations)} more memory (AdamW moments and the activations of " +
-                $"{rows} rows at {resolution}×{resolution}) but {MiB(available)} is free: lower --train_batch_size or --resolution, or add " +
+                $"this run needs about {MiB(needs.Total)} of memory (weights, gradients, AdamW moments, and the activations of {rows} rows " +
+                $"at {resolution}×{resolution}) but {MiB(available)} is free: lower --train_batch_size or --resolution, or add " +
                 "--gradient_checkpointing");
         return needs;
     }

@@ -64,10 +64,17 @@ public static class ModelCommands
         var width = new Option<int?>("--width") { Description = "Pixels; default: as height" };
         var variant = new Option<string?>("--variant") { Description = "Read *.VARIANT.safetensors weights (e.g. fp16)" };
         var output = new Option<string>("--output") { Description = "Folder for the PNGs and grid.png", Required = true };
+        var unet = new Option<string?>("--unet") { Description = "A unet/ folder that replaces the model's (e.g. OUTPUT/checkpoint-400/unet)" };
+        var textEncoder = new Option<string?>("--text_encoder", "--text-encoder") { Description = "A text_encoder/ folder that replaces the model's" };
+        var srModel = new Option<string?>("--sr_model", "--sr-model") { Description = "A super-resolution stage's folder: upscale the samples with it (a cascade)" };
+        var srNoise = new Option<double>("--sr_noise_level", "--sr-noise-level")
+        { Description = "Noise variance added to the low-res input of the SR stage (see train-sr)", DefaultValueFactory = _ => 1e-5 };
+        var srSteps = new Option<int?>("--sr_steps", "--sr-steps") { Description = "Denoising steps of the SR stage; default: --steps" };
         var device = new DeviceOption();
-        var command = new Command("sample", "Draw images from a pipeline: PNGs, and a grid of them.")
+        var command = new Command("sample", "Draw images from a pipeline (or a cascade of a base model and an SR stage): PNGs, and a grid of them.")
         {
-            model, prompt, negative, count, steps, guidance, scheduler, eta, seed, height, width, variant, output, device,
+            model, prompt, negative, count, steps, guidance, scheduler, eta, seed, height, width, variant, output, unet, textEncoder, srModel,
+            srNoise, srSteps, device,
         };
         command.SetAction(parse => Guard.Run("sample", () =>
         {
@@ -75,8 +82,14 @@ public static class ModelCommands
             Guard.ExpectFolder("--output", dir);
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
-            using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend, parse.GetValue(variant)))
+            using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend, parse.GetValue(variant),
+                       new ComponentOverrides(parse.GetValue(unet), parse.GetValue(textEncoder))))
+            using (var sr = parse.GetValue(srModel) is { } srDir ? StableDiffusionPipeline.Load(srDir, backend) : null)
             {
+                if (pipeline.IsSuperResolution)
+                    throw new ArgumentException($"--model {parse.GetValue(model)}: a super-resolution stage; pass a base model, and this one with --sr_model");
+                if (sr is { IsSuperResolution: false })
+                    throw new ArgumentException($"--sr_model {parse.GetValue(srModel)}: its UNet is not a super-resolution stage's");
                 Directory.CreateDirectory(dir);
                 var request = new GenerationRequest(parse.GetValue(prompt)!, parse.GetValue(negative)!, parse.GetValue(count),
                     parse.GetValue(steps), parse.GetValue(guidance), parse.GetValue(scheduler), parse.GetValue(eta), parse.GetValue(seed),
@@ -84,6 +97,13 @@ public static class ModelCommands
                 GeneratedImages images = null!;
                 ProgressBar.Run($"sampling on {backend.Name}", request.Steps,
                     advance => images = TextToImage.Generate(pipeline, request, (done, _) => advance(done)));
+                if (sr is not null)
+                {
+                    var srRequest = request with { Steps = parse.GetValue(srSteps) ?? request.Steps, Height = null, Width = null };
+                    var low = images;
+                    ProgressBar.Run("super-resolution", srRequest.Steps,
+                        advance => images = Cascade.Upscale(sr, srRequest, low, parse.GetValue(srNoise), (done, _) => advance(done)));
+                }
                 var (pixels, n, h, w) = images;
                 for (int i = 0; i < n; i++) Images.SavePng(Path.Combine(dir, $"{i:D3}.png"), pixels, i, h, w);
                 Images.SaveGrid(Path.Combine(dir, "grid.png"), pixels, n, h, w);

@@ -210,6 +210,30 @@ public class OptimizerTests
             Assert.That(schedule.Factor(s), Is.EqualTo(0.5 * (1 + Math.Cos(Math.PI * (s - Warmup) / (Total - Warmup)))).Within(ScheduleTol), $"step {s}");
     }
 
+    /// <summary>W = 10, T = 110: 2 hard restarts cut the 100 decay steps into two half cosines of 50.</summary>
+    [TestCase(5, 0.5)]
+    [TestCase(Warmup, 1.0)]
+    [TestCase(35, 0.5)]                            // a quarter into the first cycle: ½(1 + cos(π/2))
+    [TestCase(59, 0.0009866)]                      // the last step of the first cycle: ½(1 + cos(π·49/50))
+    [TestCase(60, 1.0)]                            // the restart
+    [TestCase(Total, 0.0)]
+    public void CosineWithRestartsRestartsNumCyclesTimes(int step, double factor) =>
+        Assert.That(LrSchedule.Create("cosine_with_restarts", 1f, Warmup, Total, numCycles: 2).Factor(step), Is.EqualTo(factor).Within(1e-6));
+
+    [TestCase(5, 1.0, 0.5)]
+    [TestCase(Warmup, 1.0, 1.0)]
+    [TestCase(60, 1.0, 0.5)]                       // linear in the remaining fraction, down to lr_end = 1e-7
+    [TestCase(60, 2.0, 0.25)]
+    [TestCase(Total, 2.0, 0.0)]
+    [TestCase(Total + 5, 2.0, 0.0)]
+    public void PolynomialDecaysToLrEnd(int step, double power, double remaining)
+    {
+        const double lr = 1e-3, end = LrSchedule.PolynomialEnd;
+        var schedule = LrSchedule.Create("polynomial", (float)lr, Warmup, Total, power: power);
+        double expected = step < Warmup ? remaining : ((float)lr - end) * remaining / (float)lr + end / (float)lr;
+        Assert.That(schedule.Factor(step), Is.EqualTo(expected).Within(1e-9));
+    }
+
     [Test]
     public void BadSchedulesAreRefusedWithTheReason()
     {
@@ -217,6 +241,8 @@ public class OptimizerTests
             Throws.ArgumentException.With.Message.Contains("unknown scheduler 'cosine_with_restarts_typo'").And.Message.Contains("constant_with_warmup"));
         Assert.That(() => LrSchedule.Create("linear", 1e-4f, 10, 10), Throws.ArgumentException.With.Message.Contains("more total steps"));
         Assert.That(() => LrSchedule.Create("constant", 1e-4f, -1, 10), Throws.ArgumentException);
+        Assert.That(() => LrSchedule.Create("polynomial", 1e-8f, 0, 10), Throws.ArgumentException.With.Message.Contains("lr_end"));
+        Assert.That(() => LrSchedule.Create("cosine_with_restarts", 1e-4f, 0, 10, numCycles: 0), Throws.ArgumentException.With.Message.Contains("lr_num_cycles"));
     }
 
     // ---- training sanity ----

@@ -52,7 +52,8 @@ public static class TextToImage
         bool guided = r.GuidanceScale > 1;
         var context = EncodePrompts(p, r, guided, encode ?? (prompt => EncodePrompt(p, prompt)));   // (2N or N, 77, D)
         var predict = Predictor(p, lowRes, guided);
-        int[] shape = [n, p.UnetConfig.InChannels, height / factor, width / factor];
+        int channels = p.IsSuperResolution ? p.UnetConfig.OutChannels : p.UnetConfig.InChannels;   // an SR UNet's input adds the low-res image
+        int[] shape = [n, channels, height / factor, width / factor];
         long length = Tensor.ShapeLength(shape);
         var x = F.Scale(Tensor.RandomNormal(p.Backend, r.Seed, 0, shape), (float)sampler.InitNoiseSigma);
         var (uncondWeight, condWeight) = ClassifierFreeGuidance.Coefficients(r.GuidanceScale);
