@@ -124,6 +124,46 @@ public class CliTests
         finally { Directory.Delete(dir, true); }
     }
 
+    /// <summary>diffusers' README command for DreamBooth with prior preservation, with `accelerate launch
+    /// train_dreambooth.py` swapped for our binary and the sizes made tiny; the model holds fp16 weights only.</summary>
+    [Test]
+    public void APastedDiffusersCommandTrainsIntoALoadableModel()
+    {
+        string dir = DreamBooth.Tests.Models.ModelData.TempFolder();
+        try
+        {
+            string model = Path.Combine(dir, "model"), output = Path.Combine(dir, "dreambooth"), classes = Path.Combine(dir, "class");
+            var (exit, text, _) = Run("init-model", "--config", DreamBooth.Tests.Models.ModelData.Path("tiny-sd"), "--output", model, "--variant", "fp16");
+            Assert.That(exit, Is.Zero, text);
+            (exit, text, _) = Run("train",
+                $"--pretrained_model_name_or_path={model}", "--variant=fp16",
+                $"--instance_data_dir={DreamBooth.Tests.Models.ModelData.Path("dog")}",
+                $"--class_data_dir={classes}",
+                $"--output_dir={output}",
+                "--with_prior_preservation", "--prior_loss_weight=1.0",
+                "--instance_prompt=a photo of sks dog",
+                "--class_prompt=a photo of dog",
+                "--resolution=32", "--center_crop",
+                "--train_batch_size=1",
+                "--gradient_accumulation_steps=1",
+                "--learning_rate=5e-6",
+                "--lr_scheduler=constant",
+                "--lr_warmup_steps=0",
+                "--num_class_images=2", "--class_inference_steps=2",
+                "--max_train_steps=2",
+                "--push_to_hub");
+            Assert.That(exit, Is.Zero, text);
+            Assert.That(text, Does.Contain("--push_to_hub is ignored").And.Contain("training: 2/2"));
+            (exit, text, _) = Run("inspect", output);
+            Assert.That(exit, Is.Zero, text);
+            Assert.That(text, Does.Contain("diffusion_pytorch_model.safetensors").And.Not.Contain("fp16"), "the output loads without --variant");
+            (exit, text, _) = Run("sample", "--model", output, "--prompt", "a photo of sks dog", "--num-images", "1", "--steps", "2",
+                "--output", Path.Combine(dir, "samples"));
+            Assert.That(exit, Is.Zero, text);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Test]
     public void InspectOfTheRealConfigsPrintsTheParameterCounts()
     {

@@ -115,6 +115,11 @@ public class TrainTests
         Assert.That(CheckpointSteps(resumed), Is.EqualTo(new[] { 2, 4, 6 }), "resume from checkpoint-4 to step 6 gives checkpoint-6");
         Assert.That(Log(resumed).Select(l => (int)l["step"]!), Is.EqualTo(new[] { 1, 2, 3, 4, 5, 6 }));
 
+        string fresh = Dir("fresh");
+        var latest = Dreambooth(Train(fresh, "--max_train_steps", "1", "--resume_from_checkpoint", "latest"));
+        Succeeds(latest);
+        Assert.That(latest.Error, Does.Contain("starting a new run"), "latest with no checkpoint starts fresh, as in diffusers");
+
         string pruned = Dir("pruned");
         Succeeds(Dreambooth(Train(pruned, "--max_train_steps", "4", "--checkpointing_steps", "2", "--checkpoints_total_limit", "2")));
         Succeeds(Dreambooth(Train(pruned, "--max_train_steps", "8", "--checkpointing_steps", "2", "--checkpoints_total_limit", "2",
@@ -152,11 +157,25 @@ public class TrainTests
     public void GradientCheckpointingTrainsTheSameWeights()
     {
         string plain = Dir("plain"), checkpointed = Dir("checkpointed");
-        string[] options = ["--max_train_steps", "2", "--train_text_encoder"];
+        string[] options = ["--max_train_steps", "2", "--train_text_encoder", "--checkpointing_steps", "2"];
         Succeeds(Dreambooth(Train(plain, options)));
         Succeeds(Dreambooth(Train(checkpointed, [.. options, "--gradient_checkpointing"])));
         Assert.That(Weights(checkpointed), Is.EqualTo(Weights(plain)));
         Assert.That(Weights(checkpointed, "text_encoder"), Is.EqualTo(Weights(plain, "text_encoder")));
+        Succeeds(Dreambooth("sample", "--model", _base, "--text_encoder", Path.Combine(plain, "checkpoint-2", "text_encoder"), "--unet",
+            Path.Combine(plain, "checkpoint-2", "unet"), "--prompt", "a photo of sks dog", "--num-images", "1", "--steps", "2",
+            "--output", Path.Combine(plain, "samples"), "--device", "cpu"));
+    }
+
+    /// <summary>The photos are square, so a centre crop and a random crop cut the same pixels: encoding each image once and
+    /// drawing its latent from the cached posterior must then train exactly as encoding every step does.</summary>
+    [Test]
+    public void CachedLatentsTrainAsEncodingEveryStep()
+    {
+        string cached = Dir("cached"), encoded = Dir("encoded");
+        Succeeds(Dreambooth(Train(cached, "--max_train_steps", "2", "--center_crop", "--random_flip")));
+        Succeeds(Dreambooth(Train(encoded, "--max_train_steps", "2", "--random_flip")));
+        Assert.That(Weights(cached), Is.EqualTo(Weights(encoded)));
     }
 
     [Test]
