@@ -57,7 +57,7 @@ public static class TrainingLoop
                     log.Plot();
                 }
                 if (state.Step % o.ValidationSteps == 0 || state.Step == s.MaxSteps) Validate(task, o.OutputDir, state.Step);
-                advance(state.Step, $"loss {losses.Loss:F4}");
+                advance(state.Step, $"step {state.Step}/{s.MaxSteps} loss {losses.Loss:F4}");
             }
         }, start: state.Step);
 
