@@ -129,6 +129,23 @@ public class ClipTextModelTests
         }
     }
 
+    /// <summary>Rows chosen so the two rules part: two 49407s (argmax takes the first maximum, as torch does), a row without
+    /// eos_token_id, and an id above 49407 (an added token). eos_token_id 2 (SD 1.x) pools at the argmax, any other at the
+    /// first eos_token_id (0 when there is none).</summary>
+    [TestCase(2, new[] { 1, 0, 5 })]
+    [TestCase(49407, new[] { 1, 0, 2 })]
+    public void PoolerOutputFollowsTransformersRule(int eosTokenId, int[] expected)
+    {
+        using var backend = Backends.Create("cpu");
+        var model = new ClipTextModel(Tiny with { EosTokenId = eosTokenId });
+        int[] ids = [49406, 49407, 7, 49407, 1, 1, /**/ 49406, 9, 8, 7, 6, 5, /**/ 49406, 5, 49407, 9, 1, 49408];
+        using var scope = new TensorScope();
+        var hidden = Tensor.FromArray(backend, Enumerable.Range(0, 3 * 6 * 2).Select(i => (float)i).ToArray(), 3, 6, 2);
+        var pooled = model.Pool(hidden, ids).ToArray();
+        for (int r = 0; r < 3; r++)
+            Assert.That(pooled.AsSpan(2 * r, 2).ToArray(), Is.EqualTo(new float[] { (r * 6 + expected[r]) * 2, (r * 6 + expected[r]) * 2 + 1 }), $"row {r}");
+    }
+
     [Test]
     public void TheCausalMaskHidesLaterTokens()
     {

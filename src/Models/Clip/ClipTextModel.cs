@@ -16,10 +16,43 @@ public sealed class ClipTextModel : Module
 {
     public ClipTextTransformer TextModel { get; }
 
-    public ClipTextModel(ClipTextConfig config) => TextModel = AddModule("text_model", new ClipTextTransformer(config));
+    public ClipTextModel(ClipTextConfig config)
+    {
+        Config = config;
+        TextModel = AddModule("text_model", new ClipTextTransformer(config));
+    }
+
+    public ClipTextConfig Config { get; }
 
     /// <summary>last_hidden_state: the final layer norm of the last layer's output.</summary>
     public Tensor Forward(Tensor ids) => TextModel.Forward(ids);   // i32 (B, L) → (B, L, D)
+
+    /// <summary>
+    /// pooler_output: each row's hidden state at its end-of-text token, by transformers' rule since 4.31 (PR #24773,
+    /// unchanged through the 4.4x releases): a config with eos_token_id 2 (SD 1.x's, from before that fix) pools at the
+    /// argmax of the ids, where 49407 sits as CLIP's largest id; any other config at the first eos_token_id (0 when the
+    /// row has none, as argmax of all-false). Tokenizer output pools at the same place under both rules.
+    /// </summary>
+    public Tensor Pool(Tensor lastHiddenState,   // (B, L, D)
+        int[] ids)                               // (B·L) the input ids, row-major → (B, D)
+    {
+        int b = lastHiddenState.Dim(0), l = lastHiddenState.Dim(1);
+        if (ids.Length != b * l) throw new ArgumentException($"clip pooling: {ids.Length} ids for a hidden state {lastHiddenState}");
+        var rows = Enumerable.Range(0, b).Select(r =>
+        {
+            var row = ids.AsSpan(r * l, l);
+            int at = Config.EosTokenId == 2 ? row.IndexOf(Max(row)) : Math.Max(0, row.IndexOf(Config.EosTokenId));
+            return F.Reshape(F.Narrow(F.Narrow(lastHiddenState, 0, r, 1), 1, at, 1), 1, lastHiddenState.Dim(2));
+        });
+        return rows.Aggregate((x, y) => F.Concat(x, y, 0));
+    }
+
+    static int Max(ReadOnlySpan<int> values)
+    {
+        int max = int.MinValue;
+        foreach (int v in values) max = Math.Max(max, v);
+        return max;
+    }
 
     /// <summary>Checkpoint keys of transformers' buffers, which are not parameters: StateDict.Load's ignore set.</summary>
     public static readonly IReadOnlySet<string> BufferKeys = new HashSet<string> { "text_model.embeddings.position_ids" };
