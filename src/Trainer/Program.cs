@@ -17,6 +17,7 @@ namespace DreamBooth.Trainer
             ModelCommands.Sample(),
             TrainCommands.Train(),
             TrainCommands.TrainSuperResolution(),
+            PretrainCommand.Create(),
         };
 
         static Command Devices()

@@ -110,9 +110,9 @@ public sealed class StableDiffusionPipeline : IDisposable
     }
 
     /// <summary>The folder's configs with random weights (each model's own init scheme), reproducible from the seed.</summary>
-    public static StableDiffusionPipeline Initialize(string configDir, IBackend backend, ulong seed)
+    public static StableDiffusionPipeline Initialize(string configDir, IBackend backend, ulong seed, Trainable trainable = Trainable.None)
     {
-        var p = FromConfigs(configDir, backend, null, Trainable.None);
+        var p = FromConfigs(configDir, backend, null, trainable);
         p.TextEncoderWeights.Initialize(seed);
         p.UnetWeights.Initialize(seed + 1);
         p.VaeWeights?.Initialize(seed + 2);

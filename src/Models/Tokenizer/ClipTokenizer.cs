@@ -42,6 +42,9 @@ public sealed partial class ClipTokenizer
     readonly string bosToken, eosToken;
 
     static readonly char[] ByteToChar = BuildByteAlphabet();
+
+    /// <summary>The 256 printable stand-ins of the byte-level alphabet, by byte value (what a vocabulary spells words with).</summary>
+    public static IReadOnlyList<char> ByteAlphabet => ByteToChar;
     static readonly Dictionary<char, byte> CharToByte = Enumerable.Range(0, 256).ToDictionary(b => ByteToChar[b], b => (byte)b);
 
     ClipTokenizer(Dictionary<string, int> vocab, Dictionary<(string, string), int> ranks, string bos, string eos, string pad, string unk,

@@ -1,0 +1,68 @@
+// `dreambooth pretrain --world toy`: trains the embedded cascade (base, then super-resolution) from scratch with the one loop.
+using System.CommandLine;
+using DreamBooth.Models.Pipeline;
+using DreamBooth.Trainer.World;
+
+namespace DreamBooth.Trainer;
+
+public static class PretrainCommand
+{
+    public static Command Create()
+    {
+        var world = new Option<string>("--world") { Description = "The procedural world to train on", DefaultValueFactory = _ => "toy" };
+        world.AcceptOnlyFromAmong("toy");
+        var output = new Option<string>("--output", "--output_dir") { Description = "Folder of the stages: OUTPUT/base and OUTPUT/sr", Required = true };
+        var stage = new Option<string>("--stage") { Description = "all (base, then sr), base or sr", DefaultValueFactory = _ => "all" };
+        stage.AcceptOnlyFromAmong("all", "base", "sr");
+        var baseSteps = new Option<int>("--base_steps", "--base-steps") { Description = "Optimizer steps of the base stage", DefaultValueFactory = _ => 6000 };
+        var srSteps = new Option<int>("--sr_steps", "--sr-steps") { Description = "Optimizer steps of the super-resolution stage", DefaultValueFactory = _ => 2000 };
+        var batch = new Option<int>("--train_batch_size", "--train-batch-size") { Description = "Scenes per step", DefaultValueFactory = _ => 16 };
+        var lr = new Option<double>("--learning_rate", "--learning-rate") { Description = "AdamW learning rate (after 200 warm-up steps)", DefaultValueFactory = _ => 6e-4 };
+        var checkpointing = new Option<int>("--checkpointing_steps", "--checkpointing-steps") { Description = "Checkpoint every this many steps", DefaultValueFactory = _ => 250 };
+        var validation = new Option<int>("--validation_steps", "--validation-steps") { Description = "Validation grid every this many steps", DefaultValueFactory = _ => 1000 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the initial weights and of every scene", DefaultValueFactory = _ => 0 };
+        var resume = new Option<string?>("--resume_from_checkpoint", "--resume-from-checkpoint") { Description = "latest: continue each stage exactly" };
+        var device = new DeviceOption();
+        var command = new Command("pretrain", "Train the embedded toy cascade from scratch on its procedural world (the same loop, checkpoints and logs as train).")
+        {
+            world, output, stage, baseSteps, srSteps, batch, lr, checkpointing, validation, seed, resume, device,
+        };
+        command.SetAction(parse => Guard.Run("pretrain", () =>
+        {
+            string dir = parse.GetValue(output)!;
+            Guard.ExpectFolder("--output", dir);
+            if (!device.TryOpen(parse, out var backend)) return 1;
+            using (backend)
+                foreach (bool sr in parse.GetValue(stage) switch { "base" => new[] { false }, "sr" => [true], _ => [false, true] })
+                {
+                    string stageDir = Path.Combine(dir, sr ? "sr" : "base");
+                    if (File.Exists(Path.Combine(stageDir, "model_index.json")))
+                    {
+                        Console.Error.WriteLine($"{stageDir}: this stage is already trained; skipping it");
+                        continue;
+                    }
+                    if (parse.GetValue(resume) is null && Checkpoints.List(stageDir).Count > 0)
+                        throw new IOException($"{stageDir} holds checkpoints of another run: continue it with --resume_from_checkpoint latest");
+                    string init = Path.Combine(stageDir, "initial");
+                    ToyModels.WriteConfigs(init, sr);
+                    ulong stageSeed = parse.GetValue(seed) + (sr ? 1UL : 0UL);
+                    var options = new TrainOptions
+                    {
+                        Model = init, Concepts = [], TrainBatchSize = parse.GetValue(batch), MaxTrainSteps = parse.GetValue(sr ? srSteps : baseSteps),
+                        LearningRate = parse.GetValue(lr), LrScheduler = "constant_with_warmup", LrWarmupSteps = 200,
+                        CheckpointingSteps = parse.GetValue(checkpointing), CheckpointsTotalLimit = 2, ValidationSteps = parse.GetValue(validation),
+                        Seed = stageSeed, OutputDir = stageDir, ResumeFromCheckpoint = parse.GetValue(resume), TrainTextEncoder = true,
+                    };
+                    var pipeline = StableDiffusionPipeline.Initialize(init, backend, stageSeed, Trainable.Unet | Trainable.TextEncoder);
+                    using var task = new ToyPretrainTask(pipeline, sr, options.TrainBatchSize);
+                    var settings = LoopSettings.From(options, task.DatasetLength, stageSeed);
+                    Console.Error.WriteLine($"pretrain {(sr ? "super-resolution 32→64" : "base 32×32")} on {backend.Name}: " +
+                                            $"{pipeline.UnetWeights.Length:N0} UNet and {pipeline.TextEncoderWeights.Length:N0} text encoder parameters, " +
+                                            $"{settings.MaxSteps} steps of {options.TrainBatchSize} scenes");
+                    TrainingLoop.Run(task, settings);
+                }
+            return 0;
+        }));
+        return command;
+    }
+}
