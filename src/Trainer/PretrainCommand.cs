@@ -22,10 +22,12 @@ public static class PretrainCommand
         var validation = new Option<int>("--validation_steps", "--validation-steps") { Description = "Validation grid every this many steps", DefaultValueFactory = _ => 1000 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the initial weights and of every scene", DefaultValueFactory = _ => 0 };
         var resume = new Option<string?>("--resume_from_checkpoint", "--resume-from-checkpoint") { Description = "latest: continue each stage exactly" };
+        var measure = new Option<int>("--quality_prompts", "--quality-prompts")
+        { Description = "Prompts the quality table samples after training (OUTPUT/quality.md); 0 skips it", DefaultValueFactory = _ => 300 };
         var device = new DeviceOption();
         var command = new Command("pretrain", "Train the embedded toy cascade from scratch on its procedural world (the same loop, checkpoints and logs as train).")
         {
-            world, output, stage, baseSteps, srSteps, batch, lr, checkpointing, validation, seed, resume, device,
+            world, output, stage, baseSteps, srSteps, batch, lr, checkpointing, validation, seed, resume, measure, device,
         };
         command.SetAction(parse => Guard.Run("pretrain", () =>
         {
@@ -60,6 +62,14 @@ public static class PretrainCommand
                                             $"{pipeline.UnetWeights.Length:N0} UNet and {pipeline.TextEncoderWeights.Length:N0} text encoder parameters, " +
                                             $"{settings.MaxSteps} steps of {options.TrainBatchSize} scenes");
                     TrainingLoop.Run(task, settings);
+                }
+                if (parse.GetValue(measure) is > 0 and var prompts && File.Exists(Path.Combine(dir, "base", "model_index.json")))
+                {
+                    using var baseModel = StableDiffusionPipeline.Load(Path.Combine(dir, "base"), backend);
+                    using var srModel = File.Exists(Path.Combine(dir, "sr", "model_index.json")) ? StableDiffusionPipeline.Load(Path.Combine(dir, "sr"), backend) : null;
+                    var report = ToyQuality.Measure(baseModel, srModel, prompts, starSamples: Math.Min(64, prompts), srSamples: Math.Min(32, prompts));
+                    ToyQuality.Write(report, dir);
+                    Console.WriteLine(report.ToMarkdown());
                 }
             return 0;
         }));

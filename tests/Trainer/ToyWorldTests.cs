@@ -83,3 +83,53 @@ public class ToyWorldTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+/// <summary>`pretrain` on the toy world with the one training loop: a few steps of each stage, and an exact resume.</summary>
+public class PretrainTests
+{
+    static (int Exit, string Error) Dreambooth(params string[] args)
+    {
+        var (error, output) = (new StringWriter(), new StringWriter());
+        var (oldError, oldOutput) = (Console.Error, Console.Out);
+        Console.SetError(error);
+        Console.SetOut(output);
+        try { return (DreamBooth.Trainer.Cli.Root().Parse(args).Invoke(), error.ToString()); }
+        finally { Console.SetError(oldError); Console.SetOut(oldOutput); }
+    }
+
+    [Test]
+    public void PretrainTrainsBothStagesAndResumesBitIdentically()
+    {
+        string root = ModelData.TempFolder();
+        try
+        {
+            string straight = Path.Combine(root, "straight"), stopped = Path.Combine(root, "stopped");
+            string[] Args(string output, int quality, params string[] more) =>
+                ["pretrain", "--world", "toy", "--output", output, "--base_steps", "4", "--sr_steps", "2", "--checkpointing_steps", "2",
+                 "--validation_steps", "4", "--train_batch_size", "4", "--quality_prompts", quality.ToString(), "--device", "cpu", .. more];
+            var run = Dreambooth(Args(straight, 2));
+            Assert.That(run.Exit, Is.Zero, run.Error);
+            foreach (string file in new[] { "base/model_index.json", "base/unet/diffusion_pytorch_model.safetensors", "base/tokenizer/vocab.json",
+                         "base/logs/loss.png", "base/validation/step-4.png", "sr/low_res_scheduler/scheduler_config.json", "sr/checkpoint-2/unet/config.json",
+                         "quality.md", "quality.json" })
+                Assert.That(File.Exists(Path.Combine(straight, file)), file);
+
+            string from = Path.Combine(straight, "base", "checkpoint-2"), to = Path.Combine(stopped, "base", "checkpoint-2");
+            foreach (string file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            {
+                string target = Path.Combine(to, Path.GetRelativePath(from, file));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(file, target);
+            }
+            run = Dreambooth(Args(stopped, 0, "--stage", "base", "--resume_from_checkpoint", "latest"));
+            Assert.That(run.Exit, Is.Zero, run.Error);
+            foreach (string weights in new[] { "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors" })
+                Assert.That(File.ReadAllBytes(Path.Combine(stopped, "base", weights)), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight, "base", weights))), weights);
+
+            var again = Dreambooth(Args(straight, 0, "--stage", "base"));
+            Assert.That(again.Exit, Is.Zero, again.Error);
+            Assert.That(again.Error, Does.Contain("already trained"));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+}
