@@ -24,10 +24,11 @@ public static class PretrainCommand
         var resume = new Option<string?>("--resume_from_checkpoint", "--resume-from-checkpoint") { Description = "latest: continue each stage exactly" };
         var measure = new Option<int>("--quality_prompts", "--quality-prompts")
         { Description = "Prompts the quality table samples after training (OUTPUT/quality.md); 0 skips it", DefaultValueFactory = _ => 300 };
+        var export = new Option<string?>("--export") { Description = "Also write both trained stages with F16 weights here (EXPORT/base, EXPORT/sr): the committed models/toy" };
         var device = new DeviceOption();
         var command = new Command("pretrain", "Train the embedded toy cascade from scratch on its procedural world (the same loop, checkpoints and logs as train).")
         {
-            world, output, stage, baseSteps, srSteps, batch, lr, checkpointing, validation, seed, resume, measure, device,
+            world, output, stage, baseSteps, srSteps, batch, lr, checkpointing, validation, seed, resume, measure, export, device,
         };
         command.SetAction(parse => Guard.Run("pretrain", () =>
         {
@@ -63,12 +64,22 @@ public static class PretrainCommand
                                             $"{settings.MaxSteps} steps of {options.TrainBatchSize} scenes");
                     TrainingLoop.Run(task, settings);
                 }
-                if (parse.GetValue(measure) is > 0 and var prompts && File.Exists(Path.Combine(dir, "base", "model_index.json")))
+                string trained = dir;
+                if (parse.GetValue(export) is { } exportDir)
                 {
-                    using var baseModel = StableDiffusionPipeline.Load(Path.Combine(dir, "base"), backend);
-                    using var srModel = File.Exists(Path.Combine(dir, "sr", "model_index.json")) ? StableDiffusionPipeline.Load(Path.Combine(dir, "sr"), backend) : null;
+                    foreach (string s in new[] { "base", "sr" }.Where(s => File.Exists(Path.Combine(dir, s, "model_index.json"))))
+                    {
+                        using var model = StableDiffusionPipeline.Load(Path.Combine(dir, s), backend);
+                        model.Save(Path.Combine(exportDir, s), dtype: DreamBooth.Models.Formats.SafetensorsDType.F16);
+                    }
+                    trained = exportDir;   // measure what is shipped
+                }
+                if (parse.GetValue(measure) is > 0 and var prompts && File.Exists(Path.Combine(trained, "base", "model_index.json")))
+                {
+                    using var baseModel = StableDiffusionPipeline.Load(Path.Combine(trained, "base"), backend);
+                    using var srModel = File.Exists(Path.Combine(trained, "sr", "model_index.json")) ? StableDiffusionPipeline.Load(Path.Combine(trained, "sr"), backend) : null;
                     var report = ToyQuality.Measure(baseModel, srModel, prompts, starSamples: Math.Min(64, prompts), srSamples: Math.Min(32, prompts));
-                    ToyQuality.Write(report, dir);
+                    ToyQuality.Write(report, trained);
                     Console.WriteLine(report.ToMarkdown());
                 }
             return 0;

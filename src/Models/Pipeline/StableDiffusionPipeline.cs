@@ -120,10 +120,11 @@ public sealed class StableDiffusionPipeline : IDisposable
     }
 
     /// <summary>Writes the whole pipeline in the diffusers layout; weights as F32, or F16 under the "fp16" variant. Each
-    /// file is written to a temporary name and renamed, so an existing folder is never left half-written file by file.</summary>
-    public void Save(string dir, string? variant = null)
+    /// file is written to a temporary name and renamed, so an existing folder is never left half-written file by file.
+    /// <paramref name="dtype"/> overrides the variant's dtype: F16 weights under the plain file names load without --variant.</summary>
+    public void Save(string dir, string? variant = null, SafetensorsDType? dtype = null)
     {
-        var dtype = variant switch
+        dtype ??= variant switch
         {
             null => SafetensorsDType.F32,
             "fp16" => SafetensorsDType.F16,
@@ -144,9 +145,9 @@ public sealed class StableDiffusionPipeline : IDisposable
             string source = Path.Combine(TokenizerDir, file), target = Path.Combine(dir, "tokenizer", file);
             if (File.Exists(source) && Path.GetFullPath(source) != Path.GetFullPath(target)) AtomicFile.Write(target, temp => File.Copy(source, temp));
         }
-        StateDict.Save(TextEncoderWeights, WeightsPath(dir, "text_encoder", variant), dtype);
-        StateDict.Save(UnetWeights, WeightsPath(dir, "unet", variant), dtype);
-        if (VaeWeights is { } vae) StateDict.Save(vae, WeightsPath(dir, "vae", variant), dtype);
+        StateDict.Save(TextEncoderWeights, WeightsPath(dir, "text_encoder", variant), dtype.Value);
+        StateDict.Save(UnetWeights, WeightsPath(dir, "unet", variant), dtype.Value);
+        if (VaeWeights is { } vae) StateDict.Save(vae, WeightsPath(dir, "vae", variant), dtype.Value);
     }
 
     /// <summary>Where a component's weights live: diffusers names them model (transformers) or diffusion_pytorch_model.</summary>
