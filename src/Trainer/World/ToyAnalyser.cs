@@ -13,8 +13,10 @@ public static class ToyAnalyser
     /// 1. The background colour is the per-channel median of the border pixels, named by the nearest palette colour.
     /// 2. The object colour is the median of the pixels farthest from the background (the upper half by distance among
     ///    those that differ clearly), named likewise.
-    /// 3. Each pixel's coverage is its position on the segment from background to object colour (anti-aliased edges
-    ///    give fractions); the centroid and area of the coverage give the position and, per shape, the radius.
+    /// 3. Each pixel's coverage is its distance from the background colour over the object colour's, both less twice
+    ///    the border's median distance (the noise floor; 0 on a clean render): anti-aliased edges give fractions, and a
+    ///    patterned object's other colours count as covered. The centroid and area of the coverage give the position
+    ///    and, per shape, the radius.
     /// 4. The shape is the template, rendered at that pose over the rotations of its symmetry period, closest to the
     ///    coverage.
     /// </summary>
@@ -31,11 +33,12 @@ public static class ToyAnalyser
         var fg = far.Count == 0 ? bg : Median(far.Take(Math.Max(1, far.Count / 2)).Select(i => rgb[i]).ToList());
 
         var coverage = new float[n];
-        double dr = fg.R - bg.R, dg = fg.G - bg.G, db = fg.B - bg.B, length2 = Math.Max(dr * dr + dg * dg + db * db, 1e-9);
+        double floor = 2 * border.Select(p => Distance(p, bg)).Order().ElementAt(border.Count / 2);   // the noise on the background
+        double length = Math.Max(Distance(fg, bg) - floor, 1e-9);
         double area = 0, cx = 0, cy = 0;
         for (int i = 0; i < n; i++)
         {
-            double a = Math.Clamp(((rgb[i].R - bg.R) * dr + (rgb[i].G - bg.G) * dg + (rgb[i].B - bg.B) * db) / length2, 0, 1);
+            double a = Math.Clamp((distances[i] - floor) / length, 0, 1);   // a patterned object's other colours count as covered too
             coverage[i] = (float)a;
             area += a;
             cx += a * (i % size + 0.5);
