@@ -15,13 +15,14 @@ public static class Images
         Save(image, path);
     }
 
-    /// <summary>All N images of the batch (N, 3, H, W) side by side, ⌈√N⌉ per row, 2 pixels apart on white.</summary>
-    public static void SaveGrid(string path, float[] batch, int count, int height, int width)
+    /// <summary>All N images of the batch (N, 3, H, W) side by side, ⌈√N⌉ (or <paramref name="columns"/>) per row, 2 pixels
+    /// apart on white.</summary>
+    public static void SaveGrid(string path, float[] batch, int count, int height, int width, int? columns = null)
     {
         const int Gap = 2;
-        int columns = (int)Math.Ceiling(Math.Sqrt(count)), rows = (count + columns - 1) / columns;
-        using var grid = new Image<Rgb24>(columns * (width + Gap) - Gap, rows * (height + Gap) - Gap, new Rgb24(255, 255, 255));
-        for (int i = 0; i < count; i++) Paste(grid, batch, i, height, width, i % columns * (width + Gap), i / columns * (height + Gap));
+        int perRow = columns ?? (int)Math.Ceiling(Math.Sqrt(count)), rows = (count + perRow - 1) / perRow;
+        using var grid = new Image<Rgb24>(perRow * (width + Gap) - Gap, rows * (height + Gap) - Gap, new Rgb24(255, 255, 255));
+        for (int i = 0; i < count; i++) Paste(grid, batch, i, height, width, i % perRow * (width + Gap), i / perRow * (height + Gap));
         Save(grid, path);
     }
 

@@ -18,6 +18,7 @@ namespace DreamBooth.Trainer
             TrainCommands.Train(),
             TrainCommands.TrainSuperResolution(),
             PretrainCommand.Create(),
+            DemoCommand.Create(),
         };
 
         static Command Devices()

@@ -15,7 +15,8 @@ public static class TrainCommands
         "Fine-tune a super-resolution stage on (low-res, high-res) pairs of the subject, with low noise augmentation (Imagen's recipe).",
         (o, backend) => Run(o, backend, superResolution: true));
 
-    static int Run(TrainOptions o, IBackend backend, bool superResolution)
+    /// <summary>One training run as the command runs it (the demo calls it too).</summary>
+    public static int Run(TrainOptions o, IBackend backend, bool superResolution)
     {
         ulong seed = Seed(o);
         using var task = DreamBoothTask.Create(o, backend, superResolution, seed);

@@ -1,0 +1,77 @@
+// `dreambooth eval` on the toy world: the paper's Table 1 and 3 rows for one model and one subject, from the analyser.
+using System.Globalization;
+using System.Text;
+using DreamBooth.Models.Pipeline;
+
+namespace DreamBooth.Trainer.World;
+
+/// <summary>One row of the tables: subject fidelity of "a [V] star" samples, prompt fidelity of "a [V] star on a
+/// COLOUR background" samples over backgrounds never shown with the subject, PRES and DIV of "a star" samples. Null where
+/// a row has no such samples (the real images have no prompts).</summary>
+public sealed record EvalRow(string Name, double SubjectFidelity, double? PromptFidelity, double? Pres, double Div);
+
+public static class ToyEval
+{
+    public const int Steps = 25;
+    public const double Guidance = 3;
+
+    /// <summary>The subject's images at any size, as features.</summary>
+    public static List<SubjectFeatures> Subject(string dir)
+    {
+        var files = ImageFolder.List(dir, "--subject");
+        if (files.Length == 0) throw new InvalidDataException($"--subject {dir}: no images");
+        return files.Select(f =>
+        {
+            var image = ImageFolder.Load(f, ImageSize(f));
+            return ToyMetrics.Features(image.Pixels, image.Height);
+        }).ToList();
+    }
+
+    static int ImageSize(string path)
+    {
+        using var image = SixLabors.ImageSharp.Image.Load(path);
+        return Math.Min(image.Width, image.Height);
+    }
+
+    /// <summary>The upper bound: fidelity of each real image to the others, and their diversity.</summary>
+    public static EvalRow Real(IReadOnlyList<SubjectFeatures> subject) =>
+        new("real images", subject.SelectMany((a, i) => subject.Where((_, j) => j != i).Select(b => ToyMetrics.Similarity(a, b))).Average(),
+            null, null, ToyMetrics.Diversity(subject));
+
+    /// <summary>Samples of the model (base stage, 32×32) for the three prompt kinds, analysed.</summary>
+    public static EvalRow Evaluate(string name, StableDiffusionPipeline model, IReadOnlyList<SubjectFeatures> subject, int samples, ulong seed,
+        string identifier = ToySubject.Identifier, string classNoun = ToySubject.ClassNoun, int subjectBackground = ToySubject.Background)
+    {
+        var subjectSamples = Sample(model, $"a {identifier} {classNoun}", samples, seed);
+        var backgrounds = Enumerable.Range(0, ToyWorld.Palette.Length).Where(c => c != subjectBackground).ToList();
+        var prompted = Enumerable.Range(0, samples).Select(i => backgrounds[i % backgrounds.Count]).ToList();
+        var inContext = prompted.Select((c, i) =>
+            Sample(model, $"a {identifier} {classNoun} on a {ToyWorld.Palette[c].Name} background", 1, seed + 1000 + (ulong)i)[0]).ToList();
+        var classSamples = Sample(model, $"a {classNoun}", samples, seed + 2000);
+        return new EvalRow(name, ToyMetrics.Fidelity(subjectSamples, subject), ToyMetrics.PromptFidelity(inContext, prompted),
+            ToyMetrics.Fidelity(classSamples, subject), ToyMetrics.Diversity(classSamples));
+    }
+
+    public static List<SubjectFeatures> Sample(StableDiffusionPipeline model, string prompt, int count, ulong seed)
+    {
+        var images = TextToImage.Generate(model, new GenerationRequest(prompt, "", count, Steps, Guidance, Seed: seed));
+        return Features(images);
+    }
+
+    public static List<SubjectFeatures> Features(GeneratedImages images)
+    {
+        int plane = 3 * images.Height * images.Width;
+        return Enumerable.Range(0, images.Count)
+            .Select(i => ToyMetrics.Features(images.Pixels[(i * plane)..((i + 1) * plane)].Select(v => v * 2 - 1).ToArray(), images.Height)).ToList();
+    }
+
+    public static string Markdown(IEnumerable<EvalRow> rows)
+    {
+        string F(double? v) => v is { } x ? x.ToString("F3", CultureInfo.InvariantCulture) : "–";
+        var s = new StringBuilder();
+        s.AppendLine("| model | subject fidelity ↑ | prompt fidelity ↑ | PRES ↓ | DIV ↑ |");
+        s.AppendLine("|---|---|---|---|---|");
+        foreach (var r in rows) s.AppendLine($"| {r.Name} | {F(r.SubjectFidelity)} | {F(r.PromptFidelity)} | {F(r.Pres)} | {F(r.Div)} |");
+        return s.ToString();
+    }
+}
