@@ -29,7 +29,7 @@ public class TrainTests
     public void Delete() => Directory.Delete(_root, true);
 
     /// <summary>Runs the command line in this process (the same table as the dreambooth binary); exit code and stderr.</summary>
-    static (int Exit, string Error) Dreambooth(params string[] args)
+    internal static (int Exit, string Error) Dreambooth(params string[] args)
     {
         var (error, output) = (new StringWriter(), new StringWriter());
         var (oldError, oldOutput) = (Console.Error, Console.Out);

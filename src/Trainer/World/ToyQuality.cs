@@ -11,7 +11,7 @@ namespace DreamBooth.Trainer.World;
 /// Accuracy (share of samples whose analysed attribute is the prompted one), the entropy in bits of each attribute
 /// over samples of "a star" beside the world's own (uniform) entropy, and for the SR stage the share of upscaled samples
 /// the analyser reads as it read their low-res input, and the edge sharpness of both against a clean render of the
-/// analysed scene (1 = as sharp as the renderer).
+/// analysed scene, summed over the samples (1 = as sharp as the renderer).
 /// </summary>
 public sealed record ToyQualityReport(int Prompts, double Background, double Colour, double Shape, int StarSamples,
     IReadOnlyDictionary<string, (double Observed, double World)> StarEntropy, int SrSamples, double SrAgreement,
@@ -82,7 +82,7 @@ public static class ToyQuality
             ["shape (star is asked)"] = (Entropy(starAnalyses.Select(a => (int)a.Shape)), 0),
         };
 
-        double agreement = 0, srSharp = 0, upSharp = 0;
+        double agreement = 0, srSharp = 0, upSharp = 0, reference = 0;
         int count = sr is null ? 0 : Math.Min(srSamples, generated.Count);
         if (sr is not null && count > 0)
         {
@@ -96,13 +96,13 @@ public static class ToyQuality
                 var before = generated[i].Analysis;
                 agreement += a.Background == before.Background && a.Colour == before.Colour && a.Shape == before.Shape ? 1 : 0;
                 var clean = ToyWorld.Render(new Scene(a.Background, a.Colour, a.Shape, a.X, a.Y, a.Radius, a.Rotation), hs);
-                double reference = Sharpness(clean, hs);
-                srSharp += Sharpness(up, hs) / reference;
-                upSharp += Sharpness(Nearest(generated[i].Pixels.Select(v => v * 2 - 1).ToArray(), size, hs / size), hs) / reference;
+                reference += Sharpness(clean, hs);
+                srSharp += Sharpness(up, hs);
+                upSharp += Sharpness(Nearest(generated[i].Pixels.Select(v => v * 2 - 1).ToArray(), size, hs / size), hs);
             }
         }
         return new ToyQualityReport(prompts, (double)bg / prompts, (double)colour / prompts, (double)shape / prompts, starSamples, entropy,
-            count, count == 0 ? 0 : agreement / count, count == 0 ? 0 : srSharp / count, count == 0 ? 0 : upSharp / count);
+            count, count == 0 ? 0 : agreement / count, reference == 0 ? 0 : srSharp / reference, reference == 0 ? 0 : upSharp / reference);
     }
 
     /// <summary>Writes quality.md and quality.json into <paramref name="dir"/>.</summary>
