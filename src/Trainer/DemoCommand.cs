@@ -142,15 +142,8 @@ public static class DemoCommand
     /// <summary>Each image of a batch as a 64×64 tile in [0, 1] (32×32 samples repeated 2×2, nearest).</summary>
     static IEnumerable<float[]> Tiles(GeneratedImages images)
     {
-        int size = ToyModels.SrSize, factor = size / images.Height, plane = images.Height * images.Width;
+        int plane = 3 * images.Height * images.Width;
         for (int i = 0; i < images.Count; i++)
-        {
-            var tile = new float[3 * size * size];
-            for (int c = 0; c < 3; c++)
-            for (int y = 0; y < size; y++)
-            for (int x = 0; x < size; x++)
-                tile[(c * size + y) * size + x] = images.Pixels[(i * 3 + c) * plane + y / factor * images.Width + x / factor];
-            yield return tile;
-        }
+            yield return ImageFolder.UpsampleNearest(images.Pixels.AsSpan(i * plane, plane), images.Height, ToyModels.SrSize / images.Height);
     }
 }

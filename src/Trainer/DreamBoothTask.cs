@@ -1,7 +1,6 @@
 // What `train` and `train-sr` train: the pipeline, the subject (and class) examples, the prompts, a batch's loss, the outputs.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
-using DreamBooth.Kernels.Reference;
 using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 using DreamBooth.Models.Schedulers;
@@ -49,6 +48,7 @@ public sealed class DreamBoothTask : ITrainingTask
     readonly NoiseSchedule _schedule;
     readonly LossSettings _loss;
     readonly ulong _seed;
+    readonly int _noiseClass;                                              // train-sr: --noise_level's class
 
     DreamBoothTask(StableDiffusionPipeline p, TrainOptions o, bool superResolution, int resolution, int lowResolution,
         List<Example> instances, List<Example> classes, List<string> prompts, ulong seed)
@@ -57,6 +57,7 @@ public sealed class DreamBoothTask : ITrainingTask
         (_instances, _classes, _prompts, _seed) = (instances, classes, prompts, seed);
         _schedule = NoiseSchedule.FromConfig(p.SchedulerConfig);
         _loss = new LossSettings(o.PriorLossWeight, o.SnrGamma, o.OffsetNoise);
+        _noiseClass = superResolution ? LowResAugmentation.For(p).ClassOf(o.NoiseLevel) : 0;
         var components = new List<TrainedComponent> { new("unet", p.UnetWeights, p.UnetConfig.Save) };
         if (o.TrainTextEncoder) components.Add(new TrainedComponent("text_encoder", p.TextEncoderWeights, p.TextEncoderConfig.Save));
         Components = components;
@@ -64,7 +65,6 @@ public sealed class DreamBoothTask : ITrainingTask
 
     public int DatasetLength => Math.Max(_instances.Count, _classes.Count);
     public IReadOnlyList<TrainedComponent> Components { get; }
-    public StableDiffusionPipeline Pipeline => _p;
     public int Resolution => _resolution;
     public int ClassImageCount => _classes.Count;
 
@@ -89,7 +89,7 @@ public sealed class DreamBoothTask : ITrainingTask
         if (resolution % multiple != 0)
             throw new ArgumentException($"--resolution {resolution} must be a multiple of {multiple} (the VAE factor × the UNet's downsampling)");
         int lowResolution = o.LowResResolution ?? resolution / 4;
-        if (superResolution && (lowResolution < 1 || resolution % lowResolution != 0 || resolution / lowResolution * vaeFactor % vaeFactor != 0))
+        if (superResolution && (lowResolution < 1 || resolution % lowResolution != 0))
             throw new ArgumentException($"--low_res_resolution {lowResolution} must divide --resolution {resolution}");
 
         int rows = o.WithPriorPreservation ? 2 * o.TrainBatchSize : o.TrainBatchSize;
@@ -222,7 +222,7 @@ public sealed class DreamBoothTask : ITrainingTask
     }
 
     /// <summary>The compute dtype of the forward under --mixed_precision.</summary>
-    public DType MixedPrecisionType => _o.MixedPrecision switch { "fp16" => DType.F16, "bf16" => DType.BF16, _ => DType.F32 };
+    DType MixedPrecisionType => _o.MixedPrecision switch { "fp16" => DType.F16, "bf16" => DType.BF16, _ => DType.F32 };
 
     /// <summary>Each row cropped (centred or at a random corner) and maybe flipped: (N, 3, R, R) on the host.</summary>
     (float[] Pixels, bool[] Flips) Crops(List<Example> rows, StepNoise noise)
@@ -232,10 +232,9 @@ public sealed class DreamBoothTask : ITrainingTask
         var flips = new bool[rows.Count];
         for (int i = 0; i < rows.Count; i++)
         {
-            var (w0, w1, w2, _) = PhiloxReference.StreamBlock(noise.Seed, noise.Offset(StepNoise.AugmentationDraw), i);
-            flips[i] = _o.RandomFlip && PhiloxReference.ToUniform(w2) < 0.5;
-            ImageFolder.Crop(pixels.AsSpan(i * plane, plane), rows[i].Image, _resolution, _o.CenterCrop,
-                PhiloxReference.ToUniform(w0), PhiloxReference.ToUniform(w1), flips[i]);
+            var (top, left, flip, _) = noise.Uniforms(StepNoise.AugmentationDraw, i);
+            flips[i] = _o.RandomFlip && flip < 0.5;
+            ImageFolder.Crop(pixels.AsSpan(i * plane, plane), rows[i].Image, _resolution, _o.CenterCrop, top, left, flips[i]);
         }
         return (pixels, flips);
     }
@@ -276,8 +275,7 @@ public sealed class DreamBoothTask : ITrainingTask
             ImageFolder.Downsample(lowPixels.AsSpan(i * low, low), pixels.AsSpan(i * plane, plane), _resolution, factor);
         var images = Tensor.FromArray(_p.Backend, lowPixels, count, 3, _lowResolution, _lowResolution);
         var noised = LowResAugmentation.Apply(images, _o.NoiseLevel, noise.Normal(_p.Backend, StepNoise.LowResDraw, images.Shape.ToArray()));
-        int label = LowResAugmentation.For(_p).ClassOf(_o.NoiseLevel);
-        return (noised, Enumerable.Repeat(label, count).ToArray());
+        return (noised, Enumerable.Repeat(_noiseClass, count).ToArray());
     }
 
     public GeneratedImages? Validate()

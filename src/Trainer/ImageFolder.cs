@@ -102,6 +102,19 @@ public static class ImageFolder
             output[(c * size + y) * size + x] = image.Pixels[c * plane + (top + y) * image.Width + left + (flip ? size - 1 - x : x)];
     }
 
+    /// <summary>Nearest-neighbour upsampling by an integer factor: each pixel becomes a factor × factor block.</summary>
+    public static float[] UpsampleNearest(ReadOnlySpan<float> input,   // (3, size, size)
+        int size, int factor)                                          // → (3, size·factor, size·factor)
+    {
+        int high = size * factor;
+        var result = new float[3 * high * high];
+        for (int c = 0; c < 3; c++)
+        for (int y = 0; y < high; y++)
+        for (int x = 0; x < high; x++)
+            result[(c * high + y) * high + x] = input[(c * size + y / factor) * size + x / factor];
+        return result;
+    }
+
     /// <summary>Area (box) downsampling by an integer factor: the antialiased low-res image of an SR training pair.</summary>
     public static void Downsample(Span<float> output,   // (3, size/factor, size/factor)
         ReadOnlySpan<float> input, int size, int factor)  // (3, size, size)

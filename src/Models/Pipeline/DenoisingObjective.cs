@@ -24,15 +24,23 @@ public readonly record struct StepNoise(ulong Seed, ulong Step)
     /// <summary>N(0, 1) of the given shape from draw <paramref name="draw"/>.</summary>
     public Tensor Normal(IBackend backend, int draw, params int[] shape) => Tensor.RandomNormal(backend, Seed, Offset(draw), shape);
 
+    /// <summary>The four 24-bit uniforms in [0, 1) of block <paramref name="block"/> of draw <paramref name="draw"/> (a row's
+    /// crop corner and flip, a caption's form).</summary>
+    public (double U0, double U1, double U2, double U3) Uniforms(int draw, long block)
+    {
+        var (w0, w1, w2, w3) = PhiloxReference.StreamBlock(Seed, Offset(draw), block);
+        return (PhiloxReference.ToUniform(w0), PhiloxReference.ToUniform(w1), PhiloxReference.ToUniform(w2), PhiloxReference.ToUniform(w3));
+    }
+
     /// <summary>n integers uniform in [0, bound): ⌊u·bound⌋ of the stream's 24-bit uniforms u (a bias below 2^-24·bound).</summary>
     public int[] Integers(int draw, int n, int bound)
     {
         var values = new int[n];
         for (int i = 0; i < n; i++)
         {
-            var (w0, w1, w2, w3) = PhiloxReference.StreamBlock(Seed, Offset(draw), i / 4);
-            uint w = (i % 4) switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
-            values[i] = Math.Min((int)(PhiloxReference.ToUniform(w) * bound), bound - 1);
+            var (u0, u1, u2, u3) = Uniforms(draw, i / 4);
+            double u = (i % 4) switch { 0 => u0, 1 => u1, 2 => u2, _ => u3 };
+            values[i] = Math.Min((int)(u * bound), bound - 1);
         }
         return values;
     }

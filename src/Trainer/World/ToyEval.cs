@@ -27,10 +27,10 @@ public static class ToyEval
         }).ToList();
     }
 
-    static int ImageSize(string path)
+    static int ImageSize(string path)   // from the header alone
     {
-        using var image = SixLabors.ImageSharp.Image.Load(path);
-        return Math.Min(image.Width, image.Height);
+        var info = SixLabors.ImageSharp.Image.Identify(path) ?? throw new InvalidDataException($"{path}: not a readable image");
+        return Math.Min(info.Width, info.Height);
     }
 
     /// <summary>The upper bound: fidelity of each real image to the others, and their diversity.</summary>

@@ -1,7 +1,6 @@
 // Pretraining the embedded cascade on the toy world: its configs, and the task the one training loop runs for each stage.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
-using DreamBooth.Kernels.Reference;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Pipeline;
 using DreamBooth.Models.Schedulers;
@@ -105,7 +104,7 @@ public sealed class ToyPretrainTask(StableDiffusionPipeline p, bool superResolut
     {
         int n = examples.Length, size = superResolution ? ToyModels.SrSize : ToyModels.BaseSize;
         var scenes = Enumerable.Range(0, n).Select(r => ToyWorld.Sample(noise.Seed, (long)noise.Step * batchSize + r)).ToList();
-        var captions = scenes.Select((s, r) => ToyWorld.TrainingCaption(s, Uniform(noise, r))).ToList();
+        var captions = scenes.Select((s, r) => ToyWorld.TrainingCaption(s, noise.Uniforms(StepNoise.AugmentationDraw, r).U0)).ToList();
         var pixels = scenes.SelectMany(s => ToyWorld.Render(s, size)).ToArray();
         var x0 = Tensor.FromArray(p.Backend, pixels, n, 3, size, size);
         var ids = captions.SelectMany(p.Tokenizer.Encode).ToArray();
@@ -119,9 +118,6 @@ public sealed class ToyPretrainTask(StableDiffusionPipeline p, bool superResolut
         }
         return DenoisingObjective.Compute(_schedule, predict, x0, n, new LossSettings(), noise);
     }
-
-    static double Uniform(StepNoise noise, int row) =>
-        PhiloxReference.ToUniform(PhiloxReference.StreamBlock(noise.Seed, noise.Offset(StepNoise.AugmentationDraw), row).W0);
 
     (Tensor LowRes, int[] Labels) LowRes(float[] pixels, int n, StepNoise noise)
     {

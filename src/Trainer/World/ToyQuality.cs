@@ -98,7 +98,7 @@ public static class ToyQuality
                 var clean = ToyWorld.Render(new Scene(a.Background, a.Colour, a.Shape, a.X, a.Y, a.Radius, a.Rotation), hs);
                 reference += Sharpness(clean, hs);
                 srSharp += Sharpness(up, hs);
-                upSharp += Sharpness(Nearest(generated[i].Pixels.Select(v => v * 2 - 1).ToArray(), size, hs / size), hs);
+                upSharp += Sharpness(ImageFolder.UpsampleNearest(generated[i].Pixels.Select(v => v * 2 - 1).ToArray(), size, hs / size), hs);
             }
         }
         return new ToyQualityReport(prompts, (double)bg / prompts, (double)colour / prompts, (double)shape / prompts, starSamples, entropy,
@@ -140,16 +140,5 @@ public static class ToyQuality
             total += Math.Sqrt(gx * gx + gy * gy);
         }
         return total / (3.0 * (size - 2) * (size - 2));
-    }
-
-    static float[] Nearest(float[] image, int size, int factor)
-    {
-        int high = size * factor;
-        var result = new float[3 * high * high];
-        for (int c = 0; c < 3; c++)
-        for (int y = 0; y < high; y++)
-        for (int x = 0; x < high; x++)
-            result[(c * high + y) * high + x] = image[(c * size + y / factor) * size + x / factor];
-        return result;
     }
 }
