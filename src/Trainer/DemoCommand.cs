@@ -1,9 +1,7 @@
 // `dreambooth demo`: the whole method on the embedded toy cascade, with train's own code, measured the paper's way.
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text.Json;
 using DreamBooth.Kernels;
-using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 using DreamBooth.Trainer.World;
 
@@ -102,7 +100,7 @@ public static class DemoCommand
         void Row(GeneratedImages images) { foreach (var tile in Tiles(images)) tiles.Add(tile); }
         foreach (string file in ImageFolder.List(subjectDir, "subject")) tiles.Add(ImageFolder.Load(file, ToyModels.SrSize).Pixels.Select(v => v * 0.5f + 0.5f).ToArray());
 
-        var unseen = Enumerable.Range(0, ToyWorld.Palette.Length).Where(c => c != ToySubject.Background).Take(4).ToList();
+        var unseen = ToyEval.UnseenBackgrounds(subject).Take(4).ToList();
         GeneratedImages subjectSamples = null!;
         foreach (var (name, dir) in new[] { ("base, before DreamBooth", baseModel), ("DreamBooth without prior preservation", Path.Combine(runs, "no-prior")),
                      ("DreamBooth with prior preservation", Path.Combine(runs, "prior")) })
@@ -123,20 +121,15 @@ public static class DemoCommand
                      ("SR fine-tuned at 1e-5", Path.Combine(runs, "sr-1e-5"), 1e-5) })
         {
             using var sr = StableDiffusionPipeline.Load(dir, backend);
-            var high = Cascade.Upscale(sr, new GenerationRequest($"a {ToySubject.Identifier} {ToySubject.ClassNoun}", "", 4, ToyEval.Steps, ToyEval.Guidance,
-                Seed: s.Seed + 13), subjectSamples, level);
-            srRows.Add((name, ToyMetrics.Fidelity(ToyEval.Features(high), subject)));
+            var (fidelity, high) = ToyEval.EvaluateSr(sr, subjectSamples, level, subject, s.Seed + 13);
+            srRows.Add((name, fidelity));
             Row(high);
         }
 
         var grid = tiles.SelectMany(t => t).ToArray();
         Images.SaveGrid(Path.Combine(output, "grid.png"), grid, tiles.Count, ToyModels.SrSize, ToyModels.SrSize, columns: 4);
-        string markdown = "# DreamBooth on the toy world\n\n" + ToyEval.Markdown(rows) + "\n| super-resolution stage | subject fidelity at 64×64 ↑ |\n|---|---|\n" +
-                          string.Concat(srRows.Select(r => $"| {r.Name} | {r.Fidelity:F3} |\n"));
-        AtomicFile.Write(Path.Combine(output, "metrics.md"), temp => File.WriteAllText(temp, markdown));
-        AtomicFile.Write(Path.Combine(output, "metrics.json"), temp => File.WriteAllText(temp, JsonSerializer.Serialize(
-            new { rows, sr = srRows.Select(r => new { name = r.Name, subject_fidelity = r.Fidelity }) }, new JsonSerializerOptions { WriteIndented = true })));
-        Console.WriteLine(markdown);
+        ToyEval.Write(output, "DreamBooth on the toy world", rows, srRows);
+        Console.WriteLine(ToyEval.Markdown(rows, srRows));
     }
 
     /// <summary>Each image of a batch as a 64×64 tile in [0, 1] (32×32 samples repeated 2×2, nearest).</summary>

@@ -17,7 +17,10 @@ public static class PretrainCommand
         var baseSteps = new Option<int>("--base_steps", "--base-steps") { Description = "Optimizer steps of the base stage", DefaultValueFactory = _ => 6000 };
         var srSteps = new Option<int>("--sr_steps", "--sr-steps") { Description = "Optimizer steps of the super-resolution stage", DefaultValueFactory = _ => 2000 };
         var batch = new Option<int>("--train_batch_size", "--train-batch-size") { Description = "Scenes per step", DefaultValueFactory = _ => 16 };
-        var lr = new Option<double>("--learning_rate", "--learning-rate") { Description = "AdamW learning rate (after 200 warm-up steps)", DefaultValueFactory = _ => 6e-4 };
+        var lr = new Option<double>("--learning_rate", "--learning-rate") { Description = "AdamW learning rate (after the warm-up)", DefaultValueFactory = _ => 6e-4 };
+        var scheduler = new Option<string>("--lr_scheduler", "--lr-scheduler") { Description = "Learning-rate schedule (diffusers' names)", DefaultValueFactory = _ => "cosine" };
+        scheduler.AcceptOnlyFromAmong([.. DreamBooth.Autograd.LrSchedule.Names]);
+        var warmup = new Option<int>("--lr_warmup_steps", "--lr-warmup-steps") { Description = "Warm-up steps of the schedule", DefaultValueFactory = _ => 200 };
         var checkpointing = new Option<int>("--checkpointing_steps", "--checkpointing-steps") { Description = "Checkpoint every this many steps", DefaultValueFactory = _ => 250 };
         var validation = new Option<int>("--validation_steps", "--validation-steps") { Description = "Validation grid every this many steps", DefaultValueFactory = _ => 1000 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the initial weights and of every scene", DefaultValueFactory = _ => 0 };
@@ -28,7 +31,7 @@ public static class PretrainCommand
         var device = new DeviceOption();
         var command = new Command("pretrain", "Train the embedded toy cascade from scratch on its procedural world (the same loop, checkpoints and logs as train).")
         {
-            world, output, stage, baseSteps, srSteps, batch, lr, checkpointing, validation, seed, resume, measure, export, device,
+            world, output, stage, baseSteps, srSteps, batch, lr, scheduler, warmup, checkpointing, validation, seed, resume, measure, export, device,
         };
         command.SetAction(parse => Guard.Run("pretrain", () =>
         {
@@ -52,7 +55,7 @@ public static class PretrainCommand
                     var options = new TrainOptions
                     {
                         Model = init, Concepts = [], TrainBatchSize = parse.GetValue(batch), MaxTrainSteps = parse.GetValue(sr ? srSteps : baseSteps),
-                        LearningRate = parse.GetValue(lr), LrScheduler = "constant_with_warmup", LrWarmupSteps = 200,
+                        LearningRate = parse.GetValue(lr), LrScheduler = parse.GetValue(scheduler)!, LrWarmupSteps = parse.GetValue(warmup),
                         CheckpointingSteps = parse.GetValue(checkpointing), CheckpointsTotalLimit = 2, ValidationSteps = parse.GetValue(validation),
                         Seed = stageSeed, OutputDir = stageDir, ResumeFromCheckpoint = parse.GetValue(resume), TrainTextEncoder = true,
                     };

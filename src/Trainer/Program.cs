@@ -19,6 +19,7 @@ namespace DreamBooth.Trainer
             TrainCommands.TrainSuperResolution(),
             PretrainCommand.Create(),
             DemoCommand.Create(),
+            EvalCommand.Create(),
         };
 
         static Command Devices()

@@ -214,6 +214,66 @@ public class UNetTests
     }
 
     [Test]
+    public void TextTimeEmbeddingHasTheDiffusersKeysAndRoundTripsItsConfig()
+    {
+        var config = Small with { AdditionEmbedType = "text", AdditionEmbedTypeNumHeads = 2 };
+        var named = new UNet2DConditionModel(config).NamedParameters().ToDictionary(n => n.Name, n => n.Parameter.Shape);
+        Assert.That(named["add_embedding.norm1.weight"], Is.EqualTo(new[] { 6 }));
+        Assert.That(named["add_embedding.pool.positional_embedding"], Is.EqualTo(new[] { 1, 6 }));
+        Assert.That(named["add_embedding.pool.k_proj.weight"], Is.EqualTo(new[] { 6, 6 }));
+        Assert.That(named["add_embedding.pool.q_proj.bias"], Is.EqualTo(new[] { 6 }));
+        Assert.That(named["add_embedding.proj.weight"], Is.EqualTo(new[] { 32, 6 }));   // to the time embedding, 4 × 8
+        Assert.That(named["add_embedding.norm2.bias"], Is.EqualTo(new[] { 32 }));
+        Assert.That(named.Keys.Count(k => k.StartsWith("add_embedding.")), Is.EqualTo(13));   // 2 + (1 + 6) + 2 + 2
+
+        string dir = ModelData.TempFolder();
+        try
+        {
+            string path = Path.Combine(dir, "config.json");
+            config.Save(path);
+            var loaded = UNet2DConditionConfig.Load(path);
+            Assert.That((loaded.AdditionEmbedType, loaded.AdditionEmbedTypeNumHeads), Is.EqualTo(("text", 2)));
+            File.WriteAllText(path, File.ReadAllText(path).Replace("\"text\"", "\"image\""));
+            Assert.That(() => UNet2DConditionConfig.Load(path), Throws.InstanceOf<InvalidDataException>()
+                .With.Message.Contains("addition_embed_type").And.Message.Contains("\"image\""));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>AttentionPooling against its definition computed here in double: the class token mean(x) + pos attends
+    /// over [class token; x] per head with scores scaled by 1/√(D/heads); tolerance: f32 on the reference tier, 1e-5.</summary>
+    [Test]
+    public void AttentionPoolingMatchesItsDefinition()
+    {
+        const int N = 2, L = 3, D = 4, Heads = 2, Dh = D / Heads;
+        var pool = new AttentionPooling(Heads, D);
+        using var store = ModelData.Initialized(Reference, pool, seed: 4);
+        using var scope = new TensorScope();
+        var xs = TestData.ToFloat(TestData.Uniform(8, N * L * D));
+        var y = pool.Forward(Tensor.FromArray(Reference, xs, N, L, D)).ToArray();
+        double[] W(Parameter p) => Array.ConvertAll(p.Value.ToArray(), v => (double)v);
+        double[] Project(Linear lin, double[] v) => Enumerable.Range(0, D)
+            .Select(o => W(lin.Bias!)[o] + Enumerable.Range(0, D).Sum(i => W(lin.Weight)[o * D + i] * v[i])).ToArray();
+        for (int n = 0; n < N; n++)
+        {
+            var rows = Enumerable.Range(0, L).Select(l => Enumerable.Range(0, D).Select(d => (double)xs[(n * L + l) * D + d]).ToArray()).ToList();
+            var cls = Enumerable.Range(0, D).Select(d => rows.Average(r => r[d]) + W(pool.PositionalEmbedding)[d]).ToArray();
+            rows.Insert(0, cls);
+            var q = Project(pool.QProj, cls);
+            var k = rows.Select(r => Project(pool.KProj, r)).ToList();
+            var v = rows.Select(r => Project(pool.VProj, r)).ToList();
+            for (int h = 0; h < Heads; h++)
+            {
+                var scores = k.Select(kr => Enumerable.Range(h * Dh, Dh).Sum(d => q[d] * kr[d]) / Math.Sqrt(Dh)).ToArray();
+                double max = scores.Max(), total = scores.Sum(sc => Math.Exp(sc - max));
+                for (int d = h * Dh; d < (h + 1) * Dh; d++)
+                    Assert.That(y[n * D + d], Is.EqualTo(Enumerable.Range(0, L + 1).Sum(j => Math.Exp(scores[j] - max) / total * v[j][d])).Within(1e-5),
+                        $"sample {n}, channel {d}");
+            }
+        }
+    }
+
+    [Test]
     public void ConfigsOutsideTheSupportedSubsetAreRejected()
     {
         Assert.That(() => new UNet2DConditionModel(Small with { ResnetTimeScaleShift = "scale_shift" }),
@@ -288,6 +348,17 @@ public class UNetTests
             "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_v.weight", "up_blocks.0.resnets.1.time_emb_proj.bias");
         TensorGradCheck.Check(Reference, t => unet.Forward(t[0], [37f, 500f], t[1], [2, 0]),
             [TensorGradCheck.Input(1, 1.0, 2, 3, 4, 4), TensorGradCheck.Input(2, 1.0, 2, 3, 6)], "small unet",
+            samples: 5, parameters: store);
+    }
+
+    [Test]
+    public void WholeUNetGradientsWithPooledTextConditioning()
+    {
+        var unet = new UNet2DConditionModel(Small with { AdditionEmbedType = "text", AdditionEmbedTypeNumHeads = 2 });
+        using var store = Store(unet, 10, "add_embedding.norm1.weight", "add_embedding.pool.positional_embedding", "add_embedding.pool.q_proj.weight",
+            "add_embedding.pool.v_proj.bias", "add_embedding.proj.weight", "add_embedding.norm2.bias");
+        TensorGradCheck.Check(Reference, t => unet.Forward(t[0], [37f, 500f], t[1], [2, 0]),
+            [TensorGradCheck.Input(1, 1.0, 2, 3, 4, 4), TensorGradCheck.Input(2, 1.0, 2, 3, 6)], "small unet with add_embedding",
             samples: 5, parameters: store);
     }
 

@@ -158,3 +158,56 @@ public class CommittedToyModelTests
         Assert.That((high.Height, high.Width), Is.EqualTo((ToyModels.SrSize, ToyModels.SrSize)));
     }
 }
+
+/// <summary>`eval` on the committed cascade and the toy subject: the tables are written, and bad input is refused first.</summary>
+public class EvalCommandTests
+{
+    [Test]
+    public void EvalWritesTheTablesForAModelAndAnSrStage()
+    {
+        string root = ModelData.TempFolder();
+        try
+        {
+            string subject = Path.Combine(root, "subject"), output = Path.Combine(root, "eval");
+            ToySubject.WriteInstances(subject, ToyModels.SrSize);
+            string[] args = ["eval", "--model", ModelData.Path("models", "toy", "base"), "--subject", subject, "--sr_model", ModelData.Path("models", "toy", "sr"),
+                             "--samples", "2", "--output", output, "--device", "cpu"];
+            var run = TrainTests.Dreambooth(args);
+            Assert.That(run.Exit, Is.Zero, run.Error);
+            var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "metrics.json"))).RootElement;
+            Assert.That(json.GetProperty("rows").GetArrayLength(), Is.EqualTo(2));   // the real images and the model
+            Assert.That(json.GetProperty("rows")[0].GetProperty("subject_fidelity").GetDouble(), Is.InRange(0.0, 1.0));
+            Assert.That(json.GetProperty("sr").GetArrayLength(), Is.EqualTo(1));
+            Assert.That(File.ReadAllText(Path.Combine(output, "metrics.md")), Does.Contain("PRES"));
+
+            var again = TrainTests.Dreambooth(args);   // the tables are there now: not overwritten
+            Assert.That((again.Exit, again.Error), Is.EqualTo((1, $"dreambooth eval: --output {output} already holds metrics.md; choose another folder or remove it\n")));
+            var missing = TrainTests.Dreambooth("eval", "--model", root, "--subject", subject, "--device", "cpu");
+            Assert.That((missing.Exit, missing.Error), Is.EqualTo((1, $"dreambooth eval: {root}: no model_index.json; not a pipeline folder\n")));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+}
+
+/// <summary>`demo` end to end at a few steps: every run, the grid, the tables and the logs are written.</summary>
+public class DemoTests
+{
+    [Test]
+    public void TheDemoRunsEveryStageAndWritesItsResults()
+    {
+        string root = ModelData.TempFolder();
+        try
+        {
+            string output = Path.Combine(root, "demo");
+            var run = TrainTests.Dreambooth("demo", "--output", output, "--base", ModelData.Path("models", "toy", "base"), "--sr", ModelData.Path("models", "toy", "sr"),
+                "--steps", "2", "--sr_steps", "2", "--samples", "2", "--device", "cpu");
+            Assert.That(run.Exit, Is.Zero, run.Error);
+            foreach (string file in new[] { "grid.png", "metrics.md", "metrics.json", "subject/00.png", "runs/prior/logs/loss.png", "runs/no-prior/unet/config.json",
+                         "runs/sr-1e-3/logs/train.jsonl", "runs/sr-1e-5/unet/diffusion_pytorch_model.safetensors" })
+                Assert.That(File.Exists(Path.Combine(output, file)), file);
+            var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "metrics.json"))).RootElement;
+            Assert.That((json.GetProperty("rows").GetArrayLength(), json.GetProperty("sr").GetArrayLength()), Is.EqualTo((4, 3)));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+}

@@ -43,6 +43,9 @@ public sealed record UNet2DConditionConfig
     public bool UpcastAttention { get; init; }
     public string ResnetTimeScaleShift { get; init; } = "default";
     public string TimeEmbeddingType { get; init; } = "positional";
+    /// <summary>null, or "text": the prompt's states attention-pooled into the time embedding (Imagen's conditioning).</summary>
+    public string? AdditionEmbedType { get; init; }
+    public int AdditionEmbedTypeNumHeads { get; init; } = 64;
 
     /// <summary>Attention heads of each down block's transformers.</summary>
     public int[] HeadsPerBlock => NumAttentionHeads ?? AttentionHeadDim;
@@ -84,7 +87,13 @@ public sealed record UNet2DConditionConfig
             UpcastAttention = r.Bool("upcast_attention", d.UpcastAttention),
             ResnetTimeScaleShift = r.OneOf("resnet_time_scale_shift", r.String("resnet_time_scale_shift", d.ResnetTimeScaleShift), "default"),
             TimeEmbeddingType = r.OneOf("time_embedding_type", r.String("time_embedding_type", d.TimeEmbeddingType), "positional"),
+            AdditionEmbedType = r.NullableString("addition_embed_type", d.AdditionEmbedType),
+            AdditionEmbedTypeNumHeads = r.PositiveInt("addition_embed_type_num_heads", d.AdditionEmbedTypeNumHeads),
         };
+        if (config.AdditionEmbedType is not (null or "text"))
+            throw r.Error("addition_embed_type", $"is \"{config.AdditionEmbedType}\", which is not supported (only null, or \"text\")");
+        if (config.AdditionEmbedType is "text" && config.CrossAttentionDim % config.AdditionEmbedTypeNumHeads != 0)
+            throw r.Error("addition_embed_type_num_heads", $"({config.AdditionEmbedTypeNumHeads}) does not divide cross_attention_dim {config.CrossAttentionDim}");
         if (config.DualCrossAttention) throw r.Error("dual_cross_attention", "is true, which is not supported");
         if (config.ClassEmbedType is not null)
             throw r.Error("class_embed_type", $"is \"{config.ClassEmbedType}\", which is not supported (only null, with num_class_embeds for a class table)");
@@ -96,6 +105,8 @@ public sealed record UNet2DConditionConfig
     {
         w.WriteString("_class_name", ClassName);
         w.WriteString("act_fn", ActFn);
+        w.NullableString("addition_embed_type", AdditionEmbedType);
+        w.WriteNumber("addition_embed_type_num_heads", AdditionEmbedTypeNumHeads);
         w.Ints("attention_head_dim", AttentionHeadDim);
         w.Ints("block_out_channels", BlockOutChannels);
         w.WriteBoolean("center_input_sample", CenterInputSample);

@@ -8,7 +8,8 @@ namespace DreamBooth.Models.Unet;
 /// <summary>
 /// ε-prediction UNet: conv_in → down blocks (pushing skips) → mid block → up blocks (popping them) → GroupNorm, SiLU,
 /// conv_out. Every resnet receives the time embedding linear_2(silu(linear_1(sinusoid(t)))) plus, when the config has
-/// num_class_embeds, class_embedding(class label). Transformers attend to encoder_hidden_states.
+/// num_class_embeds, class_embedding(class label), and with addition_embed_type "text", add_embedding(encoder_hidden_states).
+/// Transformers attend to encoder_hidden_states.
 /// Without the tape, every layer frees its temporaries as it finishes and the forward returns holding only its output.
 /// </summary>
 public sealed class UNet2DConditionModel : Module
@@ -17,6 +18,7 @@ public sealed class UNet2DConditionModel : Module
     public Conv2d ConvIn { get; }
     public TimestepEmbedding TimeEmbedding { get; }
     public Embedding? ClassEmbedding { get; }
+    public TextTimeEmbedding? AddEmbedding { get; }
     public ModuleList<UNetDownBlock> DownBlocks { get; }
     public ModuleList<UNetUpBlock> UpBlocks { get; }
     public UNetMidBlock2DCrossAttn MidBlock { get; }
@@ -45,6 +47,10 @@ public sealed class UNet2DConditionModel : Module
         ConvIn = AddModule("conv_in", new Conv2d(config.InChannels, channels[0], 3, padding: 1));
         TimeEmbedding = AddModule("time_embedding", new TimestepEmbedding(channels[0], timeEmbedDim));
         if (config.NumClassEmbeds is { } classes) ClassEmbedding = AddModule("class_embedding", new Embedding(classes, timeEmbedDim));
+        if (config.AdditionEmbedType is "text")
+            AddEmbedding = AddModule("add_embedding", new TextTimeEmbedding(config.CrossAttentionDim, timeEmbedDim, config.AdditionEmbedTypeNumHeads));
+        else if (config.AdditionEmbedType is not null)
+            throw new ArgumentException($"unet config: addition_embed_type \"{config.AdditionEmbedType}\" is not supported (only null or \"text\")");
         DownBlocks = AddModule("down_blocks", new ModuleList<UNetDownBlock>());
         UpBlocks = AddModule("up_blocks", new ModuleList<UNetUpBlock>());   // registered before mid_block, as in diffusers
 
@@ -106,6 +112,7 @@ public sealed class UNet2DConditionModel : Module
         var temb = TimeEmbedding.Forward(sinusoid);
         if (ClassEmbedding is { } table)
             temb = F.Add(temb, table.Forward(Tensor.FromInts(backend, classLabels!, classLabels!.Length)));
+        if (AddEmbedding is { } text) temb = F.Add(temb, text.Forward(encoderHiddenStates));
 
         var h = RunLayer(a => ConvIn.Forward(a[0]), sample);
         var skips = new List<Tensor> { h };

@@ -1,6 +1,8 @@
 // `dreambooth eval` on the toy world: the paper's Table 1 and 3 rows for one model and one subject, from the analyser.
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
+using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 
 namespace DreamBooth.Trainer.World;
@@ -14,6 +16,15 @@ public static class ToyEval
 {
     public const int Steps = 25;
     public const double Guidance = 3;
+
+    /// <summary>metrics.md and metrics.json in <paramref name="dir"/>, each written atomically.</summary>
+    public static void Write(string dir, string title, IReadOnlyList<EvalRow> rows, IReadOnlyList<(string Name, double Fidelity)> srRows)
+    {
+        Directory.CreateDirectory(dir);
+        AtomicFile.Write(Path.Combine(dir, "metrics.md"), temp => File.WriteAllText(temp, $"# {title}\n\n" + Markdown(rows, srRows)));
+        AtomicFile.Write(Path.Combine(dir, "metrics.json"), temp => File.WriteAllText(temp, JsonSerializer.Serialize(
+            new { rows, sr = srRows.Select(r => new { name = r.Name, subject_fidelity = r.Fidelity }) }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower })));
+    }
 
     /// <summary>The subject's images at any size, as features.</summary>
     public static List<SubjectFeatures> Subject(string dir)
@@ -38,18 +49,33 @@ public static class ToyEval
         new("real images", subject.SelectMany((a, i) => subject.Where((_, j) => j != i).Select(b => ToyMetrics.Similarity(a, b))).Average(),
             null, null, ToyMetrics.Diversity(subject));
 
-    /// <summary>Samples of the model (base stage, 32×32) for the three prompt kinds, analysed.</summary>
+    /// <summary>Samples of the model (base stage, 32×32) for the three prompt kinds, analysed. The prompted backgrounds
+    /// are the palette colours no real image of the subject stands on, taken in turn.</summary>
     public static EvalRow Evaluate(string name, StableDiffusionPipeline model, IReadOnlyList<SubjectFeatures> subject, int samples, ulong seed,
-        string identifier = ToySubject.Identifier, string classNoun = ToySubject.ClassNoun, int subjectBackground = ToySubject.Background)
+        string identifier = ToySubject.Identifier, string classNoun = ToySubject.ClassNoun)
     {
         var subjectSamples = Sample(model, $"a {identifier} {classNoun}", samples, seed);
-        var backgrounds = Enumerable.Range(0, ToyWorld.Palette.Length).Where(c => c != subjectBackground).ToList();
-        var prompted = Enumerable.Range(0, samples).Select(i => backgrounds[i % backgrounds.Count]).ToList();
+        var unseen = UnseenBackgrounds(subject);
+        if (unseen.Count == 0) throw new InvalidDataException("the subject's images stand on every background colour; none is left to prompt");
+        var prompted = Enumerable.Range(0, samples).Select(i => unseen[i % unseen.Count]).ToList();
         var inContext = prompted.Select((c, i) =>
             Sample(model, $"a {identifier} {classNoun} on a {ToyWorld.Palette[c].Name} background", 1, seed + 1000 + (ulong)i)[0]).ToList();
         var classSamples = Sample(model, $"a {classNoun}", samples, seed + 2000);
         return new EvalRow(name, ToyMetrics.Fidelity(subjectSamples, subject), ToyMetrics.PromptFidelity(inContext, prompted),
             ToyMetrics.Fidelity(classSamples, subject), ToyMetrics.Diversity(classSamples));
+    }
+
+    /// <summary>The palette colours (indices) that no real image of the subject has as its background.</summary>
+    public static List<int> UnseenBackgrounds(IReadOnlyList<SubjectFeatures> subject) =>
+        Enumerable.Range(0, ToyWorld.Palette.Length).Where(c => subject.All(f => f.Background != c)).ToList();
+
+    /// <summary>The SR stage's row: <paramref name="lowRes"/> (base samples of "a [V] class") upscaled at the noise
+    /// level <paramref name="level"/>, and the subject fidelity of the 64×64 results.</summary>
+    public static (double Fidelity, GeneratedImages Upscaled) EvaluateSr(StableDiffusionPipeline sr, GeneratedImages lowRes, double level,
+        IReadOnlyList<SubjectFeatures> subject, ulong seed, string identifier = ToySubject.Identifier, string classNoun = ToySubject.ClassNoun)
+    {
+        var high = Cascade.Upscale(sr, new GenerationRequest($"a {identifier} {classNoun}", "", lowRes.Count, Steps, Guidance, Seed: seed), lowRes, level);
+        return (ToyMetrics.Fidelity(Features(high), subject), high);
     }
 
     public static List<SubjectFeatures> Sample(StableDiffusionPipeline model, string prompt, int count, ulong seed)
@@ -65,13 +91,17 @@ public static class ToyEval
             .Select(i => ToyMetrics.Features(images.Pixels[(i * plane)..((i + 1) * plane)].Select(v => v * 2 - 1).ToArray(), images.Height)).ToList();
     }
 
-    public static string Markdown(IEnumerable<EvalRow> rows)
+    /// <summary>The tables as Markdown: the base rows, then the SR rows when there are any.</summary>
+    public static string Markdown(IEnumerable<EvalRow> rows, IReadOnlyList<(string Name, double Fidelity)> srRows)
     {
         string F(double? v) => v is { } x ? x.ToString("F3", CultureInfo.InvariantCulture) : "–";
         var s = new StringBuilder();
         s.AppendLine("| model | subject fidelity ↑ | prompt fidelity ↑ | PRES ↓ | DIV ↑ |");
         s.AppendLine("|---|---|---|---|---|");
         foreach (var r in rows) s.AppendLine($"| {r.Name} | {F(r.SubjectFidelity)} | {F(r.PromptFidelity)} | {F(r.Pres)} | {F(r.Div)} |");
+        if (srRows.Count == 0) return s.ToString();
+        s.AppendLine().AppendLine("| super-resolution stage | subject fidelity at 64×64 ↑ |").AppendLine("|---|---|");
+        foreach (var (name, fidelity) in srRows) s.AppendLine($"| {name} | {F(fidelity)} |");
         return s.ToString();
     }
 }

@@ -41,6 +41,8 @@ public static class ToyModels
         NormNumGroups = 8,
         CrossAttentionDim = 64,
         NumClassEmbeds = superResolution ? 1000 : null,
+        AdditionEmbedType = superResolution ? null : "text",
+        AdditionEmbedTypeNumHeads = 4,
     };
 
     /// <summary>The cosine schedule (Nichol and Dhariwal 2021), which suits small images, with v-prediction (Salimans and Ho

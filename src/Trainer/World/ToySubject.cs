@@ -25,9 +25,9 @@ public static class ToySubject
     public static Scene Pose(int k) => k switch
     {
         0 => new Scene(Background, 0, Shape.Star, 0.50, 0.50, 0.34, 0.0),
-        1 => new Scene(Background, 0, Shape.Star, 0.42, 0.56, 0.30, 0.35),
-        2 => new Scene(Background, 0, Shape.Star, 0.58, 0.44, 0.36, -0.25),
-        _ => new Scene(Background, 0, Shape.Star, 0.47, 0.45, 0.28, 0.6),
+        1 => new Scene(Background, 0, Shape.Star, 0.42, 0.56, 0.30, 0.2),
+        2 => new Scene(Background, 0, Shape.Star, 0.58, 0.44, 0.36, -0.15),
+        _ => new Scene(Background, 0, Shape.Star, 0.47, 0.45, 0.28, 0.25),
     };
 
     public static float[] Render(Scene pose, int size) => ToyWorld.Render(pose, size, Paint);

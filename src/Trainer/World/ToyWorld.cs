@@ -34,6 +34,9 @@ public static class ToyWorld
 
     public const double MinRadius = 0.22, MaxRadius = 0.36;
 
+    /// <summary>Objects stand nearly upright: rotation is uniform in ±15°.</summary>
+    public const double MaxRotation = Math.PI / 12;
+
     /// <summary>Scene <paramref name="index"/> of the stream <paramref name="seed"/>: every attribute uniform, the object
     /// inside the image, its colour different from the background's.</summary>
     public static Scene Sample(ulong seed, long index)
@@ -47,7 +50,7 @@ public static class ToyWorld
         double radius = MinRadius + U(w3) * (MaxRadius - MinRadius);
         double margin = radius + 0.04;
         return new Scene(background, colour, shape, margin + U(w4) * (1 - 2 * margin), margin + U(w5) * (1 - 2 * margin), radius,
-            U(w4 ^ w5) * 2 * Math.PI);
+            (U(w4 ^ w5) - 0.5) * 2 * MaxRotation);
     }
 
     /// <summary>The caption forms, by kind: 0 full, 1 colour and shape, 2 shape and background, 3 shape, 4 empty.</summary>
