@@ -116,6 +116,12 @@ public sealed class DreamBoothTask : ITrainingTask
         var p = StableDiffusionPipeline.Load(o.Model, backend, o.Variant, trainable: trainable);
         try
         {
+            foreach (var c in o.Concepts)
+            {
+                PromptLength.Warn(p.Tokenizer, "--instance_prompt", c.InstancePrompt);
+                if (o.WithPriorPreservation) PromptLength.Warn(p.Tokenizer, "--class_prompt", c.ClassPrompt!);
+            }
+            if (o.ValidationPrompt is { } validation) PromptLength.Warn(p.Tokenizer, "--validation_prompt", validation);
             if (o.WithPriorPreservation)
             {
                 var generation = new ClassGeneration(o.ClassScheduler, o.ClassInferenceSteps, o.ClassGuidanceScale, o.SampleBatchSize,

@@ -22,6 +22,40 @@ static class Guard
         if (File.Exists(path)) throw new IOException($"{option} {path} is a file, not a folder");
     }
 
+    /// <summary>
+    /// Readies the folder a command writes into, before any work: an existing one must be empty unless
+    /// <paramref name="overwrite"/>; the folder is created and a probe file written and removed, so an unwritable place
+    /// fails now, not after the work. Returns whether it was created here (then <see cref="RemoveIfEmpty"/> undoes it).
+    /// </summary>
+    public static bool PrepareOutput(string option, string path, bool overwrite)
+    {
+        ExpectFolder(option, path);
+        bool existed = Directory.Exists(path);
+        if (existed && !overwrite && Directory.EnumerateFileSystemEntries(path).Any())
+            throw new IOException($"{option} {path} is not empty; choose an empty folder, or pass --overwrite to replace what this command wrote there");
+        string probe = Path.Combine(path, $".write-test-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(path);
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            if (!existed) RemoveIfEmpty(path);
+            throw new IOException($"{option} {path}: cannot write there ({e.Message.TrimEnd('.')})");
+        }
+        return !existed;
+    }
+
+    /// <summary>Removes a folder this command created when a failed run left nothing in it.</summary>
+    public static void RemoveIfEmpty(string path)
+    {
+        try { if (Directory.Exists(path) && !Directory.EnumerateFileSystemEntries(path).Any()) Directory.Delete(path); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
     /// <summary>The message's first line, without ArgumentException's " (Parameter 'name')" suffix.</summary>
     static string OneLine(Exception e)
     {

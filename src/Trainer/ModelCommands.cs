@@ -4,7 +4,7 @@ using DreamBooth.Models.Pipeline;
 
 namespace DreamBooth.Trainer;
 
-public static class ModelCommands
+public static partial class ModelCommands
 {
     public static Command Inspect()
     {
@@ -22,26 +22,39 @@ public static class ModelCommands
 
     public static Command InitModel()
     {
-        var config = new Option<string>("--config") { Description = "Folder of configs in the diffusers layout (e.g. a copy of shared/configs/tiny-sd)", Required = true };
+        var config = new Option<string>("--config") { Description = "Folder of configs in the diffusers layout (e.g. configs/tiny-sd)", Required = true };
         var output = new Option<string>("--output") { Description = "Folder to write the pipeline to", Required = true };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights", DefaultValueFactory = _ => 0 };
         var variant = new Option<string?>("--variant") { Description = "Write weights as fp16 or bf16 (*.VARIANT.safetensors)" };
         variant.AcceptOnlyFromAmong("fp16", "bf16");
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace a non-empty --output folder (its whole content) with the new pipeline" };
         var device = new DeviceOption();
         var command = new Command("init-model", "Write a pipeline with random weights (each model's own init scheme) from a folder of configs.")
         {
-            config, output, seed, variant, device,
+            config, output, seed, variant, overwrite, device,
         };
         command.SetAction(parse => Guard.Run("init-model", () =>
         {
-            Guard.ExpectFolder("--output", parse.GetValue(output)!);
+            string dir = parse.GetValue(output)!;
+            Guard.ExpectFolder("--output", dir);
+            if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any() && !parse.GetValue(overwrite))
+                throw new IOException($"--output {dir} is not empty; choose an empty folder, or pass --overwrite to replace its content");
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
             using (var pipeline = StableDiffusionPipeline.Initialize(parse.GetValue(config)!, backend, parse.GetValue(seed)))
             {
-                pipeline.Save(parse.GetValue(output)!, parse.GetValue(variant));
+                // written beside the target and swapped in whole: a failed or variant run never leaves files of two models mixed
+                string full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(dir));
+                string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+                try
+                {
+                    pipeline.Save(temp, parse.GetValue(variant));
+                    if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
+                    Directory.Move(temp, full);
+                }
+                finally { if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); }
                 long total = pipeline.TextEncoderWeights.Length + pipeline.UnetWeights.Length + (pipeline.VaeWeights?.Length ?? 0);
-                Console.WriteLine($"wrote {parse.GetValue(output)}: {total:N0} parameters, seed {parse.GetValue(seed)}");
+                Console.WriteLine($"wrote {dir}: {total:N0} parameters, seed {parse.GetValue(seed)}");
             }
             return 0;
         }));
@@ -70,16 +83,24 @@ public static class ModelCommands
         var srNoise = new Option<double>("--sr_noise_level", "--sr-noise-level")
         { Description = "Noise variance added to the low-res input of the SR stage (see train-sr)", DefaultValueFactory = _ => 1e-5 };
         var srSteps = new Option<int?>("--sr_steps", "--sr-steps") { Description = "Denoising steps of the SR stage; default: --steps" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Sample into a non-empty --output: an earlier sample's PNGs there are removed first" };
         var device = new DeviceOption();
         var command = new Command("sample", "Draw images from a pipeline (or a cascade of a base model and an SR stage): PNGs, and a grid of them.")
         {
             model, prompt, negative, count, steps, guidance, scheduler, eta, seed, height, width, variant, output, unet, textEncoder, srModel,
-            srNoise, srSteps, device,
+            srNoise, srSteps, overwrite, device,
         };
         command.SetAction(parse => Guard.Run("sample", () =>
         {
             string dir = parse.GetValue(output)!;
-            Guard.ExpectFolder("--output", dir);
+            bool created = Guard.PrepareOutput("--output", dir, parse.GetValue(overwrite));
+            try { return Draw(parse, dir); }
+            catch { if (created) Guard.RemoveIfEmpty(dir); throw; }
+        }));
+        return command;
+
+        int Draw(ParseResult parse, string dir)
+        {
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
             using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend, parse.GetValue(variant),
@@ -90,7 +111,8 @@ public static class ModelCommands
                     throw new ArgumentException($"--model {parse.GetValue(model)}: a super-resolution stage; pass a base model, and this one with --sr_model");
                 if (sr is { IsSuperResolution: false })
                     throw new ArgumentException($"--sr_model {parse.GetValue(srModel)}: its UNet is not a super-resolution stage's");
-                Directory.CreateDirectory(dir);
+                PromptLength.Warn(pipeline.Tokenizer, "--prompt", parse.GetValue(prompt)!);
+                PromptLength.Warn(pipeline.Tokenizer, "--negative-prompt", parse.GetValue(negative)!);
                 var request = new GenerationRequest(parse.GetValue(prompt)!, parse.GetValue(negative)!, parse.GetValue(count),
                     parse.GetValue(steps), parse.GetValue(guidance), parse.GetValue(scheduler), parse.GetValue(eta), parse.GetValue(seed),
                     parse.GetValue(height), parse.GetValue(width) ?? parse.GetValue(height));
@@ -105,13 +127,17 @@ public static class ModelCommands
                         advance => images = Cascade.Upscale(sr, srRequest, low, parse.GetValue(srNoise), (done, _) => advance(done)));
                 }
                 var (pixels, n, h, w) = images;
+                foreach (string stale in Directory.GetFiles(dir, "*.png").Where(f => SampleFile().IsMatch(Path.GetFileName(f)))) File.Delete(stale);
                 for (int i = 0; i < n; i++) Images.SavePng(Path.Combine(dir, $"{i:D3}.png"), pixels, i, h, w);
                 Images.SaveGrid(Path.Combine(dir, "grid.png"), pixels, n, h, w);
-                Console.WriteLine($"wrote {n} images ({w}×{h}) and grid.png to {dir}; peak {backend.Name} memory " +
+                Console.WriteLine($"wrote {n} images ({w}×{h}) and grid.png to {dir}; peak {backend.Name} tensor memory " +
                                   $"{backend.Memory.PeakBytes / (1024.0 * 1024):F0} MiB");
             }
             return 0;
-        }));
-        return command;
+        }
     }
+
+    /// <summary>The files sample writes: NNN.png and grid.png.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(\d{3,}|grid)\.png$")]
+    private static partial System.Text.RegularExpressions.Regex SampleFile();
 }

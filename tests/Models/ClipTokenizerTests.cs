@@ -74,6 +74,17 @@ public class ClipTokenizerTests
         Assert.That(Sd15.Encode(over), Is.EqualTo(Sd15.Encode(full)));
     }
 
+    [Test]
+    public void TruncatedNamesWhatEncodeDrops()
+    {
+        string full = string.Join(" ", Enumerable.Repeat("dog", 75));
+        Assert.That(Sd15.Truncated(full), Is.Null);
+        Assert.That(Sd15.Truncated(full + " on the beach at dusk"), Is.EqualTo("on the beach at dusk"));
+        // 96 tokens of "a photo of sks dog, " (6 each): 75 = 12 phrases and "a photo of"; the 21 dropped are the rest
+        Assert.That(Sd15.Truncated(string.Concat(Enumerable.Repeat("a photo of sks dog, ", 16))),
+            Is.EqualTo("sks dog , a photo of sks dog , a photo of sks dog , a photo of sks dog ,"));
+    }
+
     [TestCase("A photo, of SKS-dog!", "a photo , of sks - dog !")]
     [TestCase("  it's   1234 &amp; more ", "it 's 1 2 3 4 & more")]
     [TestCase("café 東京 🐶", "café 東京 🐶")]

@@ -210,6 +210,10 @@ public class CliTests
                          ([.. sample, "--steps", "2000", "--output", images], "inference steps must be in [1, 1000]"),
                          ([.. sample, "--steps", "2", "--height", "1073741824", "--output", images], "out of memory"),
                          ([.. sample, "--output", file], $"--output {file} is a file, not a folder"),
+                         ([.. sample, "--steps", "2", "--height", "34", "--output", images], "34×34 pixels; this model draws positive multiples of 4 px"),
+                         ([.. sample, "--output", "/proc/dreambooth-samples"], "--output /proc/dreambooth-samples: cannot write there"),
+                         ([.. sample, "--output", configs], $"--output {configs} is not empty; choose an empty folder, or pass --overwrite"),
+                         (["init-model", "--config", configs, "--output", model, "--device", "cpu"], $"--output {model} is not empty"),
                          (["init-model", "--config", configs, "--output", file, "--device", "cpu"], $"--output {file} is a file, not a folder"),
                      })
             {
@@ -218,6 +222,35 @@ public class CliTests
                 Assert.That(error.TrimEnd().Split('\n'), Has.Length.EqualTo(1), error);
                 Assert.That(error, Does.Contain(expected).And.Not.Contain("Exception").And.Not.Contain("(Parameter '"));
             }
+            Assert.That(Directory.Exists(images), Is.False, "a failed sample leaves no output folder");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>--overwrite: init-model swaps the whole folder (no fp16 files of an earlier seed stay beside the new
+    /// weights), and sample replaces an earlier sample's PNGs (no stale 002.png beside a 2-image grid).</summary>
+    [Test]
+    public void OverwriteReplacesEarlierOutputWithoutLeavingAMix()
+    {
+        string dir = DreamBooth.Tests.Models.ModelData.TempFolder();
+        try
+        {
+            string configs = DreamBooth.Tests.Models.PipelineTests.TinyConfigs(dir);
+            string model = Path.Combine(dir, "model"), images = Path.Combine(dir, "images");
+            var (exit, output, _) = Run("init-model", "--config", configs, "--output", model, "--variant", "fp16", "--device", "cpu");
+            Assert.That(exit, Is.Zero, output);
+            (exit, output, _) = Run("init-model", "--config", configs, "--output", model, "--seed", "2", "--overwrite", "--device", "cpu");
+            Assert.That(exit, Is.Zero, output);
+            Assert.That(Directory.GetFiles(model, "*.fp16.safetensors", SearchOption.AllDirectories), Is.Empty);
+            Assert.That(Directory.GetFiles(Path.GetDirectoryName(model)!, ".model.*"), Is.Empty, "no temporary folder is left");
+
+            string[] sample = ["sample", "--model", model, "--prompt", "x", "--steps", "2", "--output", images, "--device", "cpu"];
+            (exit, output, _) = Run([.. sample, "--num-images", "3"]);
+            Assert.That(exit, Is.Zero, output);
+            File.WriteAllText(Path.Combine(images, "notes.txt"), "mine");
+            (exit, output, _) = Run([.. sample, "--num-images", "2", "--overwrite"]);
+            Assert.That(exit, Is.Zero, output);
+            Assert.That(Directory.GetFiles(images).Select(Path.GetFileName), Is.EquivalentTo(new[] { "000.png", "001.png", "grid.png", "notes.txt" }));
         }
         finally { Directory.Delete(dir, true); }
     }

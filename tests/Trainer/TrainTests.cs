@@ -178,6 +178,19 @@ public class TrainTests
         Assert.That(Weights(cached), Is.EqualTo(Weights(encoded)));
     }
 
+    /// <summary>"a photo of sks dog" (5 tokens) and 30 × "on the beach" (90): the encoder reads 75, so the 20 after the
+    /// 23rd "on the beach" and one "on" are dropped, and train says so, as diffusers does.</summary>
+    [Test]
+    public void AnOverlongPromptTrainsWithAWarningNamingWhatIsDropped()
+    {
+        string prompt = "a photo of sks dog " + string.Join(" ", Enumerable.Repeat("on the beach", 30));
+        var run = Dreambooth("train", "--pretrained_model_name_or_path", _base, "--instance_data_dir", _dog, "--instance_prompt", prompt,
+            "--output_dir", Dir("long"), "--seed", "3", "--device", "cpu", "--max_train_steps", "1");
+        Succeeds(run);
+        Assert.That(run.Error, Does.Contain("warning: --instance_prompt is longer than the 77 tokens the text encoder reads; " +
+                                            "this part is dropped: \"the beach on the beach"));
+    }
+
     [Test]
     public void ClassImagesAreToppedUpWithoutRegenerating()
     {

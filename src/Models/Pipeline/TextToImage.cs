@@ -5,7 +5,7 @@ using DreamBooth.Models.Unet;
 
 namespace DreamBooth.Models.Pipeline;
 
-/// <summary>What to generate. Sizes are in pixels (multiples of the VAE factor); null takes the UNet's sample_size.</summary>
+/// <summary>What to generate. Sizes are in pixels (multiples of the VAE factor × the UNet's downsampling); null takes the UNet's sample_size.</summary>
 public sealed record GenerationRequest(string Prompt, string NegativePrompt = "", int NumImages = 1, int Steps = 50,
     double GuidanceScale = 7.5, string? Scheduler = null, double Eta = 0, ulong Seed = 0, int? Height = null, int? Width = null);
 
@@ -40,11 +40,12 @@ public static class TextToImage
             throw new ArgumentException($"text to image: need at least one image and one step (got {r.NumImages} images, {r.Steps} steps)");
         var sampler = SchedulerFactory.FromConfig(p.SchedulerConfig, r.Scheduler, r.Eta);
         sampler.SetTimesteps(r.Steps);
-        int factor = p.VaeScaleFactor;
+        int factor = p.VaeScaleFactor, downsampling = 1 << (p.UnetConfig.BlockOutChannels.Length - 1);
         int defaultSize = (p.UnetConfig.SampleSize ?? 64) * factor;
         int height = r.Height ?? defaultSize, width = r.Width ?? defaultSize;
-        if (height % factor != 0 || width % factor != 0 || height <= 0 || width <= 0)
-            throw new ArgumentException($"text to image: {width}×{height} pixels is not a positive multiple of the VAE factor {factor}");
+        if (height % (factor * downsampling) != 0 || width % (factor * downsampling) != 0 || height <= 0 || width <= 0)
+            throw new ArgumentException($"text to image: {width}×{height} pixels; this model draws positive multiples of {factor * downsampling} px " +
+                                        $"(the VAE's factor {factor} × the UNet's {downsampling}× downsampling)");
 
         using var noGrad = Tape.NoGrad();
         using var scope = new TensorScope();

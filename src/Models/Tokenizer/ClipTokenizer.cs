@@ -121,6 +121,13 @@ public sealed partial class ClipTokenizer
         return encoded;
     }
 
+    /// <summary>What <see cref="Encode"/> drops of text (the tokens past MaxLength − 2), decoded; null when all of it fits.</summary>
+    public string? Truncated(string text)
+    {
+        var ids = Tokenize(text);
+        return ids.Count <= MaxLength - 2 ? null : Decode(ids.Skip(MaxLength - 2).Where(id => id != EosId));
+    }
+
     /// <summary>Text of ids, leaving out BOS, and stopping at the first EOS (the padding follows it): the words joined by
     /// single spaces. A pad id before EOS is text: SD 2.x pads with "!", which a prompt may contain.</summary>
     public string Decode(IEnumerable<int> ids)
