@@ -12,7 +12,7 @@ public static class ConceptsFile
         if (!File.Exists(path)) throw new FileNotFoundException($"--concepts_list {path}: no such file");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({Models.Formats.Wording.Json(e)})"); }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Array || doc.RootElement.GetArrayLength() == 0)

@@ -100,7 +100,38 @@ public class PipelineTests
         Assert.That(problems, Has.Some.Contains("parameter(s) missing"));
 
         Directory.Delete(Path.Combine(saved, "tokenizer"), true);
-        Assert.That(Inspector.Inspect(saved).Problems, Has.Some.Contains(Path.Combine(saved, "tokenizer")));
+        var partial = Inspector.Inspect(saved);
+        Assert.That(partial.Problems, Has.Some.Contains(Path.Combine(saved, "tokenizer")));
+        Assert.That(partial.Lines[^1], Does.StartWith("total ").And.EndWith("(partial: without tokenizer, unreadable)"));
+    }
+
+    /// <summary>What a new user met: a missing path, a config that is not an object, a renamed component folder, and
+    /// messages with .NET's parser positions and "1 bytes".</summary>
+    [Test]
+    public void InspectNamesMissingPathsBadConfigsAndRenamedComponents()
+    {
+        string missing = Path.Combine(_dir, "absent");
+        Assert.That(() => Inspector.Inspect(missing), Throws.InstanceOf<FileNotFoundException>().With.Message.EqualTo($"{missing}: no such file or folder"));
+
+        string saved = Path.Combine(_dir, "model"), renamed = Path.Combine(_dir, "my-unet");
+        using (var made = StableDiffusionPipeline.Initialize(TinyConfigs(_dir), _backend, seed: 7)) made.Save(saved);
+        Directory.Move(Path.Combine(saved, "unet"), renamed);
+        Assert.That(Inspector.Inspect(renamed).Lines, Has.Some.Contains("UNet").And.Some.Contains("match the config"));
+
+        string config = Path.Combine(renamed, "config.json");
+        File.WriteAllText(config, "[]");
+        Assert.That(() => Inspector.Inspect(renamed), Throws.InstanceOf<InvalidDataException>().With.Message.EqualTo($"{config}: a JSON Array, not an object"));
+        File.WriteAllText(config, "{\"_class_name\": x}");
+        Assert.That(() => Inspector.Inspect(renamed), Throws.InstanceOf<InvalidDataException>()
+            .With.Message.StartsWith($"{config}: not valid JSON: ").And.Message.Contains("(line 1, column").And.Message.Not.Contains("LineNumber"));
+
+        string tiny = Path.Combine(_dir, "tiny.safetensors");
+        File.WriteAllBytes(tiny, [1, 0, 0, 0, 0, 0, 0, 0, (byte)'{']);
+        Assert.That(() => Inspector.Inspect(tiny), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("the header is not valid JSON")
+            .And.Message.Not.Contains("LineNumber"));
+        File.WriteAllBytes(tiny, [1]);
+        Assert.That(() => Inspector.Inspect(tiny), Throws.InstanceOf<InvalidDataException>()
+            .With.Message.EqualTo($"{tiny}: 1 byte is too short for a safetensors file (the header length alone is 8 bytes)"));
     }
 
     [TestCase("ddim", 7.5)]
@@ -123,10 +154,12 @@ public class PipelineTests
     }
 
     [Test]
-    public void SizesMustBeMultiplesOfTheVaeFactor()
+    public void SizesMustBeMultiplesOfTheVaeFactorTimesTheUnetDownsampling()
     {
         using var p = StableDiffusionPipeline.Initialize(TinyConfigs(_dir), _backend, seed: 9);
-        Assert.That(() => TextToImage.Generate(p, new GenerationRequest("a dog", Height: 33)),
-            Throws.ArgumentException.With.Message.Contains("multiple of the VAE factor 2"));
+        foreach (int height in new[] { 33, 34 })   // 34 is a multiple of the VAE's 2, but its latent (17) does not halve
+            Assert.That(() => TextToImage.Generate(p, new GenerationRequest("a dog", Height: height)), Throws.ArgumentException.With.Message
+                .EqualTo($"text to image: 32×{height} pixels; this model draws positive multiples of 4 px (the VAE's factor 2 × the UNet's 2× downsampling)"));
+        Assert.That(TextToImage.Generate(p, new GenerationRequest("a dog", NumImages: 1, Steps: 1, Height: 36)).Height, Is.EqualTo(36));
     }
 }

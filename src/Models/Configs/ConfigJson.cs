@@ -25,7 +25,7 @@ sealed class ConfigReader
             using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });
             root = document.RootElement.Clone();
         }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {Formats.Wording.Json(e)}", e); }
         if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: a JSON {root.ValueKind}, not an object");
         return new ConfigReader(path, root);
     }

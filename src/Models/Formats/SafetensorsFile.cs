@@ -136,14 +136,14 @@ public sealed class SafetensorsFile : IDisposable
     {
         long fileLength = RandomAccess.GetLength(handle);
         if (fileLength < 8)
-            throw new InvalidDataException($"{path}: {fileLength} bytes is too short for a safetensors file (the header length alone is 8 bytes)");
+            throw new InvalidDataException($"{path}: {Wording.Count(fileLength, "byte")} is too short for a safetensors file (the header length alone is 8 bytes)");
         Span<byte> prefix = stackalloc byte[8];
         RandomAccess.Read(handle, prefix, 0);
         ulong headerLength = BitConverter.ToUInt64(prefix);
         if (headerLength > MaxHeaderBytes)
-            throw new InvalidDataException($"{path}: the header claims {headerLength} bytes, more than the {MaxHeaderBytes} allowed (not a safetensors file?)");
+            throw new InvalidDataException($"{path}: the header claims {Wording.Count(headerLength, "byte")}, more than the {MaxHeaderBytes} allowed (not a safetensors file?)");
         if ((long)headerLength > fileLength - 8)
-            throw new InvalidDataException($"{path}: the header claims {headerLength} bytes but only {fileLength - 8} follow the length prefix");
+            throw new InvalidDataException($"{path}: the header claims {Wording.Count(headerLength, "byte")} but only {fileLength - 8} follow the length prefix");
 
         var header = new byte[headerLength];
         if (RandomAccess.Read(handle, header, 8) != header.Length)
@@ -152,7 +152,7 @@ public sealed class SafetensorsFile : IDisposable
 
         JsonDocument document;
         try { document = JsonDocument.Parse(header); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: the header is not valid JSON: {e.Message}", e); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: the header is not valid JSON: {Wording.Json(e)}", e); }
         using (document)
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
@@ -222,7 +222,7 @@ public sealed class SafetensorsFile : IDisposable
         catch (OverflowException) { throw new InvalidDataException($"{where}: shape {shapeValue.GetRawText()} is too large"); }
         if (end - begin != expected)
             throw new InvalidDataException(
-                $"{where}: data_offsets [{begin}, {end}] hold {end - begin} bytes, but {dtype} of shape {shapeValue.GetRawText()} needs {expected}");
+                $"{where}: data_offsets [{begin}, {end}] hold {Wording.Count(end - begin, "byte")}, but {dtype} of shape {shapeValue.GetRawText()} needs {expected}");
         return new SafetensorsTensorInfo(name, dtype, shape, begin, end, dataStart + begin);
     }
 
@@ -242,6 +242,6 @@ public sealed class SafetensorsFile : IDisposable
             previous = t;
         }
         if (covered != dataLength)
-            throw new InvalidDataException($"{path}: the tensors cover {covered} bytes of the {dataLength}-byte data buffer; the rest is unused");
+            throw new InvalidDataException($"{path}: the tensors cover {Wording.Count(covered, "byte")} of the {dataLength}-byte data buffer; the rest is unused");
     }
 }

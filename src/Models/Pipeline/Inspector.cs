@@ -26,6 +26,8 @@ public static class Inspector
         else if (File.Exists(Path.Combine(path, "model_index.json"))) InspectPipeline(path, lines, problems);
         else if (File.Exists(Path.Combine(path, "config.json")) || File.Exists(Path.Combine(path, "scheduler_config.json")))
             InspectComponent(path, Path.GetFileName(Path.TrimEndingDirectorySeparator(path)), lines, problems);
+        else if (!Directory.Exists(path))
+            throw new FileNotFoundException($"{path}: no such file or folder");
         else
             throw new FileNotFoundException($"{path}: not a .safetensors file, nor a folder with model_index.json or config.json");
         return new InspectReport(lines, problems);
@@ -36,7 +38,7 @@ public static class Inspector
         using var file = SafetensorsFile.Open(path);   // opening validates the header against the file
         long parameters = file.Tensors.Sum(t => t.ElementCount);
         var dtypes = file.Tensors.GroupBy(t => t.DType).Select(g => $"{g.Key} × {g.Count()}");
-        lines.Add($"{path}: {file.Tensors.Count} tensors, {Count(parameters)} values ({string.Join(", ", dtypes)}); valid");
+        lines.Add($"{path}: {Wording.Count(file.Tensors.Count, "tensor")}, {Count(parameters)} value{(parameters == 1 ? "" : "s")} ({string.Join(", ", dtypes)}); valid");
         foreach (var (key, value) in file.Metadata) lines.Add($"  metadata {key} = {value}");
         foreach (var t in file.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
             lines.Add($"  {t.Name,-90} {t.DType,-5} [{string.Join(", ", t.Shape)}]");
@@ -47,6 +49,7 @@ public static class Inspector
         var index = ModelIndex.Load(Path.Combine(dir, "model_index.json"));
         lines.Add($"{dir}: {index.ClassName}" + (index.DiffusersVersion is { } v ? $" (diffusers {v})" : ""));
         long total = 0;
+        var unreadable = new List<string>();
         foreach (var c in index.Components.Where(c => c.ClassName != null))
         {
             try { total += InspectComponent(Path.Combine(dir, c.Name), c.Name, lines, problems); }
@@ -54,16 +57,17 @@ public static class Inspector
             {   // one broken component does not hide the others
                 lines.Add($"{c.Name,-13} (unreadable, see below)");
                 problems.Add(e.Message);
+                unreadable.Add(c.Name);
             }
         }
-        lines.Add($"total {Count(total)} parameters");
+        lines.Add($"total {Count(total)} parameters" + (unreadable.Count == 0 ? "" : $" (partial: without {string.Join(" and ", unreadable)}, unreadable)"));
     }
 
     /// <summary>One component folder: its config summary and parameter count, and each weights file checked.</summary>
     static long InspectComponent(string dir, string name, List<string> lines, List<string> problems)
     {
         string config = Path.Combine(dir, "config.json");
-        switch (name)
+        switch (name is "text_encoder" or "unet" or "vae" or "tokenizer" or "scheduler" ? name : KindOf(config) ?? name)
         {
             case "text_encoder":
             {
@@ -135,9 +139,23 @@ public static class Inspector
             var missing = expected.Keys.Except(found).ToList();
             if (missing.Count > 0) problems.Add($"{path}: {missing.Count} parameter(s) missing, e.g. {string.Join(", ", missing.Take(3))}");
             var dtypes = string.Join(", ", file.Tensors.Select(t => t.DType).Distinct());
-            lines.Add($"{"",13} weights: {Path.GetFileName(path)}: {file.Tensors.Count} tensors ({dtypes}), " +
+            lines.Add($"{"",13} weights: {Path.GetFileName(path)}: {Wording.Count(file.Tensors.Count, "tensor")} ({dtypes}), " +
                       (problems.Count == before ? "match the config" : $"{problems.Count - before} problem(s)"));
         }
+    }
+
+    /// <summary>A lone component folder under another name (a copy, a checkpoint's renamed unet/): its kind from the
+    /// config's _class_name; the config must be a JSON object.</summary>
+    static string? KindOf(string config)
+    {
+        if (!File.Exists(config)) return null;
+        var r = ConfigReader.Open(config);
+        return r.NullableString("_class_name", null) switch
+        {
+            UNet2DConditionConfig.ClassName => "unet",
+            AutoencoderKLConfig.ClassName => "vae",
+            _ => r.NullableString("model_type", null) == ClipTextConfig.ModelType ? "text_encoder" : null,
+        };
     }
 
     static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);

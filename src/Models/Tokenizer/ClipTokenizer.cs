@@ -198,7 +198,7 @@ public sealed partial class ClipTokenizer
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: the tokenizer's vocabulary is missing", path);
         Dictionary<string, int>? vocab;
         try { vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllBytes(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not a JSON object of token → id: {e.Message}", e); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not a JSON object of token → id: {Formats.Wording.Json(e)}", e); }
         if (vocab is null || vocab.Count == 0) throw new InvalidDataException($"{path}: the vocabulary is empty");
         if (vocab.Values.Any(id => id < 0 || id > 10_000_000))
             throw new InvalidDataException($"{path}: token ids must lie in [0, 10000000]");
@@ -234,7 +234,7 @@ public sealed partial class ClipTokenizer
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: a JSON {root.ValueKind}, not an object");
             return (path, root);
         }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {Formats.Wording.Json(e)}", e); }
     }
 
     /// <summary>A special token is written either as its text or as an AddedToken object {"content": text, ...}.</summary>
