@@ -150,6 +150,8 @@ public sealed class SafetensorsFile : IDisposable
             throw new InvalidDataException($"{path}: could not read the {headerLength}-byte header");
         long dataStart = 8 + (long)headerLength, dataLength = fileLength - dataStart;
 
+        if (!System.Text.Unicode.Utf8.IsValid(header))   // JsonDocument checks escapes lazily, when a name or string is read
+            throw new InvalidDataException($"{path}: the header is not UTF-8 text");
         JsonDocument document;
         try { document = JsonDocument.Parse(header); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: the header is not valid JSON: {Wording.Json(e)}", e); }
