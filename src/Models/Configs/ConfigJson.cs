@@ -87,7 +87,7 @@ sealed class ConfigReader
         foreach (string t in up) OneOf("up_block_types", t, upTypes);
         foreach (int c in channels) Positive("block_out_channels", c);
         if (down.Length != channels.Length || up.Length != channels.Length)
-            throw Error("block_out_channels", $"lists {channels.Length} blocks, but there are {down.Length} down and {up.Length} up block types");
+            throw Error("block_out_channels", $"lists {channels.Length} blocks, but \"down_block_types\" lists {down.Length} and \"up_block_types\" {up.Length}");
         return (down, up, channels);
     }
 
@@ -108,6 +108,9 @@ sealed class ConfigReader
     /// <summary>Checks that value is one of the supported choices.</summary>
     public string OneOf(string key, string value, params string[] supported) =>
         supported.Contains(value) ? value : throw Error(key, $"is \"{value}\", which is not supported (supported: {string.Join(", ", supported)})");
+
+    public int OneOf(string key, int value, params int[] supported) =>
+        supported.Contains(value) ? value : throw Error(key, $"is {value}, which is not supported (supported: {string.Join(", ", supported)})");
 
     int Positive(string key, int value) => value > 0 ? value : throw Error(key, $"is {value}, not a positive integer");
 

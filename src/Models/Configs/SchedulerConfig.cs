@@ -54,6 +54,9 @@ public sealed record SchedulerConfig
         };
         if (config.TrainedBetas is { } betas && betas.Length != config.NumTrainTimesteps)
             throw r.Error("trained_betas", $"lists {betas.Length} betas for {config.NumTrainTimesteps} timesteps");
+        if (config.TrainedBetas is null && config.BetaSchedule is "linear" or "scaled_linear" &&
+            !(config.BetaStart > 0 && config.BetaStart <= config.BetaEnd && config.BetaEnd < 1))
+            throw r.Error("beta_start", $"({config.BetaStart}) and \"beta_end\" ({config.BetaEnd}) must satisfy 0 < beta_start ≤ beta_end < 1");
         return config;
     }
 

@@ -71,7 +71,7 @@ public sealed record UNet2DConditionConfig
             OnlyCrossAttention = r.BoolPerBlock("only_cross_attention", false, blocks),
             BlockOutChannels = channels,
             LayersPerBlock = r.PositiveInt("layers_per_block", d.LayersPerBlock),
-            DownsamplePadding = r.Int("downsample_padding", d.DownsamplePadding),
+            DownsamplePadding = r.OneOf("downsample_padding", r.Int("downsample_padding", d.DownsamplePadding), 0, 1),
             MidBlockScaleFactor = r.Double("mid_block_scale_factor", d.MidBlockScaleFactor),
             ActFn = r.OneOf("act_fn", r.String("act_fn", d.ActFn), "silu"),
             NormNumGroups = r.PositiveInt("norm_num_groups", d.NormNumGroups),
