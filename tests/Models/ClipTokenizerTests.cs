@@ -214,4 +214,28 @@ public class ClipTokenizerTests
         Assert.That(() => Toy("a b\n", """{"bos_token": 5}"""),
             Throws.TypeOf<InvalidDataException>().With.Message.Contains("tokenizer_config.json").And.Message.Contains("bos_token"));
     }
+
+    /// <summary>Fuzzing (issue 15): seeded random text (any UTF-16 code unit, lone surrogates and control characters
+    /// included, CLIP's special-token strings, up to 5,000 characters): Encode never throws and always gives BOS, then
+    /// ids of the vocabulary, an EOS, and MaxLength ids in all; Decode of them never throws.</summary>
+    [Test]
+    public void RandomTextAlwaysEncodesToMaxLengthIds([Values(1, 2)] int seed)
+    {
+        var rng = new Random(seed);
+        string[] pieces = ["<|startoftext|>", "<|endoftext|>", "&amp;", "&#xD800;", "\u0000", "\t\r\n", "🐶", "e\u0301", "\uFEFF", " ", "a"];
+        for (int c = 0; c < 300; c++)
+        {
+            int length = c % 50 == 0 ? 5000 : rng.Next(0, 120);
+            var text = new System.Text.StringBuilder();
+            while (text.Length < length)
+                text.Append(rng.Next(4) == 0 ? pieces[rng.Next(pieces.Length)] : ((char)rng.Next(0, 0x10000)).ToString());
+            string prompt = text.ToString();
+            int[] ids = Sd15.Encode(prompt);
+            Assert.That(ids, Has.Length.EqualTo(77), $"case {c}");
+            Assert.That(ids[0], Is.EqualTo(Bos), $"case {c}");
+            Assert.That(ids, Has.Some.EqualTo(Eos).And.All.InRange(0, Eos), $"case {c}");
+            Assert.That(() => Sd15.Decode(ids), Throws.Nothing, $"case {c}");
+            Assert.That(() => Sd15.Truncated(prompt), Throws.Nothing, $"case {c}");
+        }
+    }
 }
