@@ -216,7 +216,8 @@ public sealed class TrainCommandLine
         return $"unknown option {bare}; did you mean {nearest}?";
     }
 
-    static int EditDistance(string a, string b)
+    /// <summary>Levenshtein distance: the fewest single-character edits that turn a into b.</summary>
+    internal static int EditDistance(string a, string b)
     {
         var row = Enumerable.Range(0, b.Length + 1).ToArray();
         for (int i = 1; i <= a.Length; i++)

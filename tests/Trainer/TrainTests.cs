@@ -35,7 +35,7 @@ public class TrainTests
         var (oldError, oldOutput) = (Console.Error, Console.Out);
         Console.SetError(error);
         Console.SetOut(output);
-        try { return (Cli.Root().Parse(args).Invoke(), error.ToString()); }
+        try { return (Cli.Run(args), error.ToString()); }
         finally { Console.SetError(oldError); Console.SetOut(oldOutput); }
     }
 
