@@ -106,7 +106,7 @@ public sealed class DreamBoothTask : ITrainingTask
             var files = ImageFolder.List(c.InstanceDataDir, "--instance_data_dir");
             if (files.Length == 0)
                 throw new InvalidDataException($"--instance_data_dir {c.InstanceDataDir}: no images (JPEG, PNG, WebP or BMP) in the folder");
-            instances.AddRange(files.Select(f => new Example(ImageFolder.Load(f, resolution), Prompt(c.InstancePrompt))));
+            instances.AddRange(files.Select(f => new Example(ImageFolder.Load(f, resolution, o.MaxImagePixels), Prompt(c.InstancePrompt))));
         }
         var classes = o.WithPriorPreservation   // the images already there, checked before any generation
             ? o.Concepts.SelectMany(c => LoadClassImages(c, o.NumClassImages, resolution, Prompt(c.ClassPrompt!))).ToList() : [];

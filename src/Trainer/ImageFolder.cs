@@ -13,6 +13,9 @@ public static class ImageFolder
 {
     public static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".webp", ".bmp"];
 
+    /// <summary>The largest image decoded, in pixels (PIL's MAX_IMAGE_PIXELS is 89.5 M): 128 M, an 11,585² photo.</summary>
+    public const long DefaultMaxPixels = 128L << 20;
+
     /// <summary>The image files of a folder in name order (hidden files and other extensions are left out), with a clear
     /// error for a missing or empty folder.</summary>
     public static string[] List(string dir, string option)
@@ -27,19 +30,23 @@ public static class ImageFolder
     /// <summary>
     /// Decodes an image as diffusers' dataset does before its transforms: EXIF orientation applied (exif_transpose),
     /// converted to RGB (grey, palette, CMYK; alpha dropped), then resized with a bilinear, antialiased filter so the
-    /// shorter side is <paramref name="size"/> (torchvision's Resize(size)). A file that is not a complete image is an
-    /// error naming it.
+    /// shorter side is <paramref name="size"/> (torchvision's Resize(size)). A file that is not a complete image, or whose
+    /// header declares more than <paramref name="maxPixels"/> pixels (read before anything is decoded), is an error naming it.
     /// </summary>
-    public static TrainingImage Load(string path, int size)
+    public static TrainingImage Load(string path, int size, long maxPixels = DefaultMaxPixels)
     {
         Image<Rgb24> image;
         try
         {
             CheckComplete(path);
+            var info = Image.Identify(path) ?? throw new UnknownImageFormatException("unknown format");   // the header alone
+            if ((long)info.Width * info.Height > maxPixels)
+                throw new InvalidDataException($"{path}: {info.Width}×{info.Height} pixels is more than the {maxPixels:N0} allowed " +
+                                               "(a decompression bomb? raise --max_image_pixels if the image is real)");
             image = Image.Load<Rgb24>(path);
         }
-        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or ImageFormatException or NotSupportedException)
-        {
+        catch (Exception e) when (e is not (InvalidDataException or IOException or UnauthorizedAccessException or OutOfMemoryException))
+        {   // ImageSharp's own errors, and anything a crafted file provokes inside a decoder, stay one error naming the file
             throw new InvalidDataException($"{path}: not a readable image ({e.Message.Split('\n')[0].TrimEnd('.')})");
         }
         using (image)
@@ -71,8 +78,8 @@ public static class ImageFolder
     static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
     static readonly byte[] PngEnd = [0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82];   // "IEND" and its CRC
 
-    /// <summary>A JPEG must end with its EOI marker and a PNG with its IEND chunk: decoders fill a truncated file with grey
-    /// instead of failing, which would train on a half-grey image.</summary>
+    /// <summary>A JPEG must end with its EOI marker, a PNG with its IEND chunk, and a WebP or BMP must be as long as its
+    /// header says: decoders fill a truncated file with grey instead of failing, which would train on a half-grey image.</summary>
     static void CheckComplete(string path)
     {
         var bytes = File.ReadAllBytes(path);
@@ -84,6 +91,12 @@ public static class ImageFolder
             throw new InvalidDataException($"{path}: truncated JPEG (no end-of-image marker)");
         if (png && !end.EndsWith(PngEnd))
             throw new InvalidDataException($"{path}: truncated PNG (no IEND chunk)");
+        bool webp = bytes.Length >= 12 && bytes.AsSpan(0, 4).SequenceEqual("RIFF"u8) && bytes.AsSpan(8, 4).SequenceEqual("WEBP"u8);
+        if (webp && 8L + BitConverter.ToUInt32(bytes, 4) > bytes.Length)
+            throw new InvalidDataException($"{path}: truncated WebP (the RIFF header declares {8L + BitConverter.ToUInt32(bytes, 4)} bytes, the file has {bytes.Length})");
+        bool bmp = bytes.Length >= 6 && bytes[0] == (byte)'B' && bytes[1] == (byte)'M';
+        if (bmp && BitConverter.ToUInt32(bytes, 2) > bytes.Length)
+            throw new InvalidDataException($"{path}: truncated BMP (the header declares {BitConverter.ToUInt32(bytes, 2)} bytes, the file has {bytes.Length})");
     }
 
     /// <summary>

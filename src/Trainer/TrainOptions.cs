@@ -56,6 +56,8 @@ public sealed record TrainOptions
     /// <summary>train-sr only: the low-res input's noise variance (see LowResAugmentation) and its size in pixels.</summary>
     public double NoiseLevel { get; init; } = 1e-5;
     public int? LowResResolution { get; init; }
+    /// <summary>Images whose header declares more pixels are refused before decoding.</summary>
+    public long MaxImagePixels { get; init; } = ImageFolder.DefaultMaxPixels;
 }
 
 /// <summary>
@@ -119,6 +121,7 @@ public sealed class TrainCommandLine
     public Option<string> OutputDir { get; }
     public Option<double> NoiseLevel { get; }
     public Option<int?> LowResResolution { get; }
+    public Option<long> MaxImagePixels { get; }
     public DeviceOption Device { get; } = new();
 
     public TrainCommandLine(bool superResolution)
@@ -177,6 +180,7 @@ public sealed class TrainCommandLine
         OutputDir = Add("output_dir", "Folder of the checkpoints, logs and the final model", "dreambooth-model");
         NoiseLevel = Add("noise_level", "train-sr: noise variance added to the low-res input (Imagen's augmentation; 1e-5 keeps detail)", 1e-5);
         LowResResolution = Add<int?>("low_res_resolution", "train-sr: the low-res input's side in pixels; default: resolution / 4");
+        MaxImagePixels = Add("max_image_pixels", "Refuse an image whose header declares more pixels than this (decompression bombs)", ImageFolder.DefaultMaxPixels);
         _all.Add(Device);
         if (!superResolution) _all.RemoveAll(x => x == NoiseLevel || x == LowResResolution);
 
@@ -283,6 +287,7 @@ public sealed class TrainCommandLine
             OutputDir = p.GetValue(OutputDir)!,
             NoiseLevel = p.GetValue(NoiseLevel),
             LowResResolution = p.GetValue(LowResResolution),
+            MaxImagePixels = p.GetValue(MaxImagePixels),
         };
         Validate(o);
         return o;
