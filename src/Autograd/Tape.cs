@@ -69,9 +69,18 @@ public static class Tape
         return false;
     }
 
+    /// <summary>
+    /// torch.autograd.set_detect_anomaly's check (train --detect_anomaly): every recorded op's output, and every gradient
+    /// backward hands an op, is read back and must be finite; the first that is not stops the run with the op's name and
+    /// shape. It downloads every tensor, so it is for finding a NaN, not for training.
+    /// </summary>
+    public static bool DetectAnomaly { get; set; }
+
     /// <summary>Appends an op: <paramref name="backward"/> receives dLoss/d<paramref name="output"/> (contiguous).</summary>
     public static void Record(string op, Tensor output, Action<Tensor> backward)
     {
+        if (DetectAnomaly && !AllFinite(output))
+            throw new ArithmeticException($"anomaly: {op} produced a non-finite value in its output {output}");
         output.RequiresGrad = true;
         output.IsLeaf = false;
         Entries.Add(new Entry(_recorded++, op, output, backward));
@@ -98,16 +107,27 @@ public static class Tape
     {
         var entries = Entries;
         using var noGrad = NoGrad();
+        string? previous = null;
         while (entries.Count > 0 && entries[^1].Id >= mark)
         {
             var (_, op, output, backward) = entries[^1];
             entries.RemoveAt(entries.Count - 1);
             if (output.Grad is not { } grad) continue;   // this op does not lead to the loss
             if (output.IsDisposed) throw new InvalidOperationException($"backward: the output of {op} was disposed before backward");
+            if (DetectAnomaly && !AllFinite(grad))
+                throw new ArithmeticException($"anomaly: the gradient of {op}'s output {output} is non-finite" +
+                                              (previous is null ? " (the loss scale or the seed gradient)" : $" after the backward of {previous}"));
+            previous = op;
             backward(grad);
             output.Grad = null;                             // op outputs do not keep gradients
             grad.Dispose();
         }
+    }
+
+    static bool AllFinite(Tensor t)
+    {
+        using var noGrad = NoGrad();
+        return t.ToArray().All(float.IsFinite);
     }
 
     /// <summary>Drops the entries recorded since <paramref name="mark"/> (their tensors are being freed).</summary>

@@ -9,7 +9,7 @@ static class Guard
     {
         try { return action(); }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException
-                                      or KeyNotFoundException or InvalidOperationException or OutOfMemoryException)
+                                      or KeyNotFoundException or InvalidOperationException or ArithmeticException or OutOfMemoryException)
         {
             Console.Error.WriteLine($"dreambooth {name}: {OneLine(e)}");
             return 1;

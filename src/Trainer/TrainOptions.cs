@@ -58,6 +58,8 @@ public sealed record TrainOptions
     public int? LowResResolution { get; init; }
     /// <summary>Images whose header declares more pixels are refused before decoding.</summary>
     public long MaxImagePixels { get; init; } = ImageFolder.DefaultMaxPixels;
+    /// <summary>Check every op's output and gradient for NaN/Inf and stop at the first (slow; for debugging).</summary>
+    public bool DetectAnomaly { get; init; }
 }
 
 /// <summary>
@@ -122,6 +124,7 @@ public sealed class TrainCommandLine
     public Option<double> NoiseLevel { get; }
     public Option<int?> LowResResolution { get; }
     public Option<long> MaxImagePixels { get; }
+    public Option<bool> DetectAnomaly { get; }
     public DeviceOption Device { get; } = new();
 
     public TrainCommandLine(bool superResolution)
@@ -180,6 +183,7 @@ public sealed class TrainCommandLine
         OutputDir = Add("output_dir", "Folder of the checkpoints, logs and the final model", "dreambooth-model");
         NoiseLevel = Add("noise_level", "train-sr: noise variance added to the low-res input (Imagen's augmentation; 1e-5 keeps detail)", 1e-5);
         LowResResolution = Add<int?>("low_res_resolution", "train-sr: the low-res input's side in pixels; default: resolution / 4");
+        DetectAnomaly = Add<bool>("detect_anomaly", "Stop at the first op whose output or gradient is NaN or Inf, naming it and its shape (slow)");
         MaxImagePixels = Add("max_image_pixels", "Refuse an image whose header declares more pixels than this (decompression bombs)", ImageFolder.DefaultMaxPixels);
         _all.Add(Device);
         if (!superResolution) _all.RemoveAll(x => x == NoiseLevel || x == LowResResolution);
@@ -288,6 +292,7 @@ public sealed class TrainCommandLine
             NoiseLevel = p.GetValue(NoiseLevel),
             LowResResolution = p.GetValue(LowResResolution),
             MaxImagePixels = p.GetValue(MaxImagePixels),
+            DetectAnomaly = p.GetValue(DetectAnomaly),
         };
         Validate(o);
         return o;

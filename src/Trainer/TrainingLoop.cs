@@ -38,28 +38,33 @@ public static class TrainingLoop
         var backend = task.Components[0].Store.Backend;
         var clock = Stopwatch.StartNew();
         int firstStep = state.Step;
+        Tape.DetectAnomaly = o.DetectAnomaly;
 
-        ProgressBar.Run("training", s.MaxSteps, advance =>
+        try
         {
-            while (state.Step < s.MaxSteps)
+            ProgressBar.Run("training", s.MaxSteps, advance =>
             {
-                optimizer.Lr = s.Schedule.LrAt(state.Step);
-                int epoch = state.Epoch;
-                (var losses, state) = AccumulateGradients(task, state, s, scaler);
-                var update = OptimizerStep(optimizer, scaler, (float)o.MaxGradNorm, losses, state.Step + 1);
-                state = state with { Step = state.Step + 1 };
-                log.Write(new StepRecord(state.Step, epoch, losses.Loss, losses.Instance, losses.Prior, optimizer.Lr, update.GradNorm,
-                    scaler?.Scale, update.Skipped, (state.Step - firstStep) / clock.Elapsed.TotalSeconds, backend.Memory.PeakBytes / 1048576.0));
-                if (update.Skipped) Console.Error.WriteLine($"step {state.Step}: gradients overflowed in fp16; step skipped, loss scale now {scaler!.Scale}");
-                if (state.Step % o.CheckpointingSteps == 0)
+                while (state.Step < s.MaxSteps)
                 {
-                    Checkpoints.Save(o.OutputDir, task.Components, optimizer, scaler, state, s.Schedule, o.CheckpointsTotalLimit);
-                    log.Plot();
+                    optimizer.Lr = s.Schedule.LrAt(state.Step);
+                    int epoch = state.Epoch;
+                    (var losses, state) = AccumulateGradients(task, state, s, scaler);
+                    var update = OptimizerStep(optimizer, scaler, (float)o.MaxGradNorm, losses, state.Step + 1);
+                    state = state with { Step = state.Step + 1 };
+                    log.Write(new StepRecord(state.Step, epoch, losses.Loss, losses.Instance, losses.Prior, optimizer.Lr, update.GradNorm,
+                        scaler?.Scale, update.Skipped, (state.Step - firstStep) / clock.Elapsed.TotalSeconds, backend.Memory.PeakBytes / 1048576.0));
+                    if (update.Skipped) Console.Error.WriteLine($"step {state.Step}: gradients overflowed in fp16; step skipped, loss scale now {scaler!.Scale}");
+                    if (state.Step % o.CheckpointingSteps == 0)
+                    {
+                        Checkpoints.Save(o.OutputDir, task.Components, optimizer, scaler, state, s.Schedule, o.CheckpointsTotalLimit);
+                        log.Plot();
+                    }
+                    if (state.Step % o.ValidationSteps == 0 || state.Step == s.MaxSteps) Validate(task, o.OutputDir, state.Step);
+                    advance(state.Step, $"step {state.Step}/{s.MaxSteps} loss {losses.Loss:F4}");
                 }
-                if (state.Step % o.ValidationSteps == 0 || state.Step == s.MaxSteps) Validate(task, o.OutputDir, state.Step);
-                advance(state.Step, $"step {state.Step}/{s.MaxSteps} loss {losses.Loss:F4}");
-            }
-        }, start: state.Step);
+            }, start: state.Step);
+        }
+        finally { Tape.DetectAnomaly = false; }
 
         task.SaveModel(o.OutputDir);
         log.Plot();

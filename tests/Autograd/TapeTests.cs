@@ -235,3 +235,37 @@ public class ParameterStoreTests
         Assert.That(grads, Is.All.EqualTo(0f));
     }
 }
+
+/// <summary>Tape.DetectAnomaly (train --detect_anomaly): the first op whose output, or whose incoming gradient, is not
+/// finite stops the computation, named with its shape; off, the same computation runs through.</summary>
+public class AnomalyDetectionTests
+{
+    static readonly IBackend Reference = Backends.Create("reference");
+
+    [TearDown] public void Off() => Tape.DetectAnomaly = false;
+
+    [Test]
+    public void AForwardOverflowNamesTheOpAndItsShape()
+    {
+        using var scope = new TensorScope();
+        var x = Tensor.FromArray(Reference, [1e30f, 2f], 2);
+        x.RequiresGrad = true;
+        var y = F.Mul(x, x);   // 1e60 overflows f32
+        Assert.That(y.ToArray()[0], Is.EqualTo(float.PositiveInfinity), "without the check the overflow passes silently");
+        Tape.DetectAnomaly = true;
+        Assert.That(() => F.Mul(x, x), Throws.InstanceOf<ArithmeticException>().With.Message.EqualTo("anomaly: mul produced a non-finite value in its output f32[2]"));
+    }
+
+    [Test]
+    public void ANonFiniteGradientNamesWhereItAppeared()
+    {
+        using var scope = new TensorScope();
+        var x = Tensor.FromArray(Reference, [1f, 2f], 2);
+        x.RequiresGrad = true;
+        Tape.DetectAnomaly = true;
+        var c = F.Scale(x, 1f);
+        var loss = F.Sum(F.Scale(c, 1e20f));   // a finite forward; backward from a seed of 1e30 gives c a gradient of 1e50
+        Assert.That(() => loss.Backward(1e30f), Throws.InstanceOf<ArithmeticException>()
+            .With.Message.EqualTo("anomaly: the gradient of scale's output f32[2] is non-finite after the backward of scale"));
+    }
+}

@@ -191,6 +191,16 @@ public class TrainTests
                                             "this part is dropped: \"the beach on the beach"));
     }
 
+    /// <summary>--detect_anomaly checks every op of a healthy run and changes nothing: the same weights as without it.</summary>
+    [Test]
+    public void DetectAnomalyTrainsTheSameWeightsOnAHealthyRun()
+    {
+        string checkedRun = Dir("anomaly"), plain = Dir("plain");
+        Succeeds(Dreambooth(Train(checkedRun, "--max_train_steps", "1", "--detect_anomaly")));
+        Succeeds(Dreambooth(Train(plain, "--max_train_steps", "1")));
+        Assert.That(Weights(checkedRun), Is.EqualTo(Weights(plain)));
+    }
+
     [Test]
     public void ClassImagesAreToppedUpWithoutRegenerating()
     {
