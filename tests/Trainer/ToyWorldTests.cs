@@ -98,7 +98,7 @@ public class PretrainTests
             string straight = Path.Combine(root, "straight"), stopped = Path.Combine(root, "stopped");
             string[] Args(string output, int quality, params string[] more) =>
                 ["pretrain", "--world", "toy", "--output", output, "--base_steps", "4", "--sr_steps", "2", "--checkpointing_steps", "2",
-                 "--validation_steps", "4", "--train_batch_size", "4", "--quality_prompts", quality.ToString(), "--device", "cpu", .. more];
+                 "--validation_steps", "4", "--train_batch_size", "4", "--lr_warmup_steps", "1", "--quality_prompts", quality.ToString(), "--device", "cpu", .. more];
             var run = Dreambooth(Args(straight, 2));
             Assert.That(run.Exit, Is.Zero, run.Error);
             foreach (string file in new[] { "base/model_index.json", "base/unet/diffusion_pytorch_model.safetensors", "base/tokenizer/vocab.json",
