@@ -150,10 +150,10 @@ public class CommittedToyModelTests
             shape += a.Shape == scene.Shape ? 1 : 0;
         }
         TestContext.Out.WriteLine($"{Prompts} prompts: background {background}, colour {colour}, shape {shape} right");
-        // models/toy/README.md gives the rates over 300 prompts (background 100 %, colour 96 %); over 8, allow the misses
-        // those rates make likely. Shapes (23 % over 300, the bar is 80 %) are not yet drawn as asked: issue 13 is open.
+        // models/toy/README.md gives the rates over 300 prompts (background 100 %, colour 100 %); over 8, allow one miss.
+        // Shapes (32 % over 300, the bar is 80 %) are not yet drawn as asked: issue 13 is open.
         Assert.That(background, Is.GreaterThanOrEqualTo(7), "background");
-        Assert.That(colour, Is.GreaterThanOrEqualTo(6), "object colour");
+        Assert.That(colour, Is.GreaterThanOrEqualTo(7), "object colour");
         var high = DreamBooth.Models.Pipeline.Cascade.Upscale(sr, new DreamBooth.Models.Pipeline.GenerationRequest("", "", 1, 25, 3, Seed: 1), first!, 1e-5);
         Assert.That((high.Height, high.Width), Is.EqualTo((ToyModels.SrSize, ToyModels.SrSize)));
     }
