@@ -85,7 +85,7 @@ public sealed class DreamBoothTask : ITrainingTask
                 ? $"{o.Model}: its UNet is not a super-resolution stage's (in_channels > out_channels and num_class_embeds); use train"
                 : $"{o.Model}: its UNet is a super-resolution stage's; fine-tune it with train-sr");
         int resolution = o.Resolution ?? (unetConfig.SampleSize ?? 64) * vaeFactor;
-        int multiple = vaeFactor << (unetConfig.BlockOutChannels.Length - 1);
+        int multiple = vaeFactor * unetConfig.Downsampling;
         if (resolution % multiple != 0)
             throw new ArgumentException($"--resolution {resolution} must be a multiple of {multiple} (the VAE factor × the UNet's downsampling)");
         int lowResolution = o.LowResResolution ?? resolution / 4;

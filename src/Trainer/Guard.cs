@@ -22,6 +22,15 @@ static class Guard
         if (File.Exists(path)) throw new IOException($"{option} {path} is a file, not a folder");
     }
 
+    /// <summary>Fails before any work when the output folder is a file, or holds anything and --overwrite was not given;
+    /// <paramref name="replaced"/> says what --overwrite would replace.</summary>
+    public static void ExpectEmpty(string option, string path, bool overwrite, string replaced)
+    {
+        ExpectFolder(option, path);
+        if (!overwrite && Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any())
+            throw new IOException($"{option} {path} is not empty; choose an empty folder, or pass --overwrite to replace {replaced}");
+    }
+
     /// <summary>
     /// Readies the folder a command writes into, before any work: an existing one must be empty unless
     /// <paramref name="overwrite"/>; the folder is created and a probe file written and removed, so an unwritable place
@@ -29,10 +38,8 @@ static class Guard
     /// </summary>
     public static bool PrepareOutput(string option, string path, bool overwrite)
     {
-        ExpectFolder(option, path);
+        ExpectEmpty(option, path, overwrite, "what this command wrote there");
         bool existed = Directory.Exists(path);
-        if (existed && !overwrite && Directory.EnumerateFileSystemEntries(path).Any())
-            throw new IOException($"{option} {path} is not empty; choose an empty folder, or pass --overwrite to replace what this command wrote there");
         string probe = Path.Combine(path, $".write-test-{Guid.NewGuid():N}");
         try
         {

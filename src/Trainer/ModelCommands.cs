@@ -36,9 +36,7 @@ public static partial class ModelCommands
         command.SetAction(parse => Guard.Run("init-model", () =>
         {
             string dir = parse.GetValue(output)!;
-            Guard.ExpectFolder("--output", dir);
-            if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any() && !parse.GetValue(overwrite))
-                throw new IOException($"--output {dir} is not empty; choose an empty folder, or pass --overwrite to replace its content");
+            Guard.ExpectEmpty("--output", dir, parse.GetValue(overwrite), "its content");
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
             using (var pipeline = StableDiffusionPipeline.Initialize(parse.GetValue(config)!, backend, parse.GetValue(seed)))

@@ -47,6 +47,9 @@ public sealed record UNet2DConditionConfig
     public string? AdditionEmbedType { get; init; }
     public int AdditionEmbedTypeNumHeads { get; init; } = 64;
 
+    /// <summary>How much the UNet shrinks its sample (2 per down block but the last): its sides must be multiples of it.</summary>
+    public int Downsampling => 1 << (BlockOutChannels.Length - 1);
+
     /// <summary>Attention heads of each down block's transformers.</summary>
     public int[] HeadsPerBlock => NumAttentionHeads ?? AttentionHeadDim;
 

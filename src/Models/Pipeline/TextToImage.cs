@@ -40,7 +40,7 @@ public static class TextToImage
             throw new ArgumentException($"text to image: need at least one image and one step (got {r.NumImages} images, {r.Steps} steps)");
         var sampler = SchedulerFactory.FromConfig(p.SchedulerConfig, r.Scheduler, r.Eta);
         sampler.SetTimesteps(r.Steps);
-        int factor = p.VaeScaleFactor, downsampling = 1 << (p.UnetConfig.BlockOutChannels.Length - 1);
+        int factor = p.VaeScaleFactor, downsampling = p.UnetConfig.Downsampling;
         int defaultSize = (p.UnetConfig.SampleSize ?? 64) * factor;
         int height = r.Height ?? defaultSize, width = r.Width ?? defaultSize;
         if (height % (factor * downsampling) != 0 || width % (factor * downsampling) != 0 || height <= 0 || width <= 0)

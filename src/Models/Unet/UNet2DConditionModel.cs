@@ -125,7 +125,7 @@ public sealed class UNet2DConditionModel : Module
     void Validate(Tensor sample, float[] timesteps, Tensor context, int[]? classLabels)
     {
         var c = Config;
-        int factor = 1 << (c.BlockOutChannels.Length - 1);
+        int factor = c.Downsampling;
         if (sample.Rank != 4 || sample.Dim(1) != c.InChannels || sample.Dim(2) % factor != 0 || sample.Dim(3) % factor != 0)
             throw new ArgumentException($"unet: sample {sample} is not (N, {c.InChannels}, H, W) with H and W multiples of {factor}");
         int n = sample.Dim(0);
