@@ -39,11 +39,13 @@ public static class Checkpoints
         return dir;
     }
 
+    /// <summary>Writes checkpoint-STEP. A failure (a full disk, a folder made read-only) removes the partial copy and says so;
+    /// the checkpoints already written stay as they were.</summary>
     public static void Save(string outputDir, IReadOnlyList<TrainedComponent> components, Optimizer optimizer, GradScaler? scaler,
         TrainingState state, LrSchedule schedule, int? totalLimit)
     {
         string final = Path.Combine(outputDir, Prefix + state.Step.ToString(CultureInfo.InvariantCulture));
-        string temp = Path.Combine(outputDir, $".{Prefix}{state.Step}.{Guid.NewGuid():N}.tmp");
+        string temp = Hidden(outputDir, Prefix + state.Step, "tmp");
         try
         {
             foreach (var c in components) SaveComponent(temp, c);
@@ -52,16 +54,41 @@ public static class Checkpoints
                 buffers.Buffers.Select(b => SafetensorsEntry.FromFloats(b.Key, [b.Value.Length], b.Value)),
                 new Dictionary<string, string> { ["step"] = buffers.Step.ToString(CultureInfo.InvariantCulture) });
             File.WriteAllText(Path.Combine(temp, "trainer_state.json"), StateJson(state, scaler, schedule));
-            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);   // a rerun from an earlier checkpoint
+            if (Directory.Exists(final)) Remove(outputDir, final);   // a rerun from an earlier checkpoint
             Directory.Move(temp, final);
         }
-        catch
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-            throw;
+            try { if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); }
+            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            string earlier = List(outputDir) is { Count: > 0 } all ? $"{Path.GetFileName(all[^1].Dir)} and those before it are" : "nothing else was";
+            throw new IOException($"{final}: the checkpoint could not be written ({Guard.Reason(e)}); {earlier} left as they were");
         }
         if (totalLimit is { } limit)
-            foreach (var (_, dir) in List(outputDir).SkipLast(limit)) Directory.Delete(dir, recursive: true);
+            foreach (var (_, dir) in List(outputDir).SkipLast(limit)) Remove(outputDir, dir);
+    }
+
+    /// <summary>A hidden sibling name that <see cref="List"/> never returns: .NAME.GUID.KIND.</summary>
+    static string Hidden(string outputDir, string name, string kind) => Path.Combine(outputDir, $".{name}.{Guid.NewGuid():N}.{kind}");
+
+    /// <summary>Deletes a checkpoint by first renaming it out of <see cref="List"/>'s sight (one atomic step), so a run killed
+    /// mid-delete never leaves a checkpoint-N with files missing.</summary>
+    static void Remove(string outputDir, string dir)
+    {
+        string doomed = Hidden(outputDir, Path.GetFileName(dir), "old");
+        Directory.Move(dir, doomed);
+        Directory.Delete(doomed, recursive: true);
+    }
+
+    /// <summary>What a killed run left in its output folder: partial checkpoints (.checkpoint-N.*.tmp), half-deleted ones
+    /// (.checkpoint-N.*.old) and the temporary files of interrupted writes. The run starts by removing them.</summary>
+    public static void RemoveLeftovers(string outputDir)
+    {
+        if (!Directory.Exists(outputDir)) return;
+        foreach (string dir in Directory.GetDirectories(outputDir, "." + Prefix + "*"))
+            if (dir.EndsWith(".tmp", StringComparison.Ordinal) || dir.EndsWith(".old", StringComparison.Ordinal))
+                Directory.Delete(dir, recursive: true);
+        AtomicFile.RemoveLeftovers(outputDir);
     }
 
     /// <summary>A component folder: config.json and its F32 weights under diffusers' file name.</summary>

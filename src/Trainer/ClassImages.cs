@@ -2,6 +2,7 @@
 using System.Security.Cryptography;
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
+using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 
 namespace DreamBooth.Trainer;
@@ -22,6 +23,7 @@ public static class ClassImages
         Func<string, Tensor>? encode = null)
     {
         Directory.CreateDirectory(dir);
+        AtomicFile.RemoveLeftovers(dir);   // a killed run's half-written image
         int have = ImageFolder.List(dir, "--class_data_dir").Length;
         if (have >= wanted) return 0;
         int missing = wanted - have;

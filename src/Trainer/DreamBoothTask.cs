@@ -157,24 +157,19 @@ public sealed class DreamBoothTask : ITrainingTask
         throw new DirectoryNotFoundException($"--pretrained_model_name_or_path {model}: not a diffusers model folder (no model_index.json)");
     }
 
-    /// <summary>The output folder must be writable, and must not hold another run unless it is being resumed.</summary>
+    /// <summary>The output folder must be writable, and must not hold another run unless it is being resumed; a class-image
+    /// folder that still lacks images must be writable too.</summary>
     static void CheckOutputFolder(TrainOptions o)
     {
         Guard.ExpectFolder("--output_dir", o.OutputDir);
         if (o.ResumeFromCheckpoint is null && (Checkpoints.List(o.OutputDir).Count > 0 || File.Exists(Path.Combine(o.OutputDir, "model_index.json"))))
             throw new IOException($"--output_dir {o.OutputDir} already holds a training run; continue it with --resume_from_checkpoint latest, " +
                                   "or choose another folder (nothing was overwritten)");
-        try
-        {
-            Directory.CreateDirectory(o.OutputDir);
-            string probe = Path.Combine(o.OutputDir, $".write-test-{Guid.NewGuid():N}");
-            File.WriteAllText(probe, "");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
-        {
-            throw new IOException($"--output_dir {o.OutputDir}: cannot write there ({e.Message})");
-        }
+        Guard.Writable("--output_dir", o.OutputDir);
+        if (o.WithPriorPreservation)
+            foreach (var c in o.Concepts)
+                if (!Directory.Exists(c.ClassDataDir) || ImageFolder.List(c.ClassDataDir, "--class_data_dir").Length < o.NumClassImages)
+                    Guard.Writable("--class_data_dir", c.ClassDataDir!);
     }
 
     /// <summary>Gradient checkpointing, the frozen encoder's embeddings (then the encoder is freed), the cached posteriors.</summary>

@@ -33,26 +33,35 @@ static class Guard
 
     /// <summary>
     /// Readies the folder a command writes into, before any work: an existing one must be empty unless
-    /// <paramref name="overwrite"/>; the folder is created and a probe file written and removed, so an unwritable place
+    /// <paramref name="overwrite"/>; the folder is created and probed (<see cref="Writable"/>), so an unwritable place
     /// fails now, not after the work. Returns whether it was created here (then <see cref="RemoveIfEmpty"/> undoes it).
     /// </summary>
     public static bool PrepareOutput(string option, string path, bool overwrite)
     {
         ExpectEmpty(option, path, overwrite, "what this command wrote there");
         bool existed = Directory.Exists(path);
+        try { Writable(option, path); }
+        catch (IOException) { if (!existed) RemoveIfEmpty(path); throw; }
+        return !existed;
+    }
+
+    /// <summary>Creates the folder if needed and writes and removes a probe file in it: a read-only, full or forbidden place
+    /// fails before any work with "OPTION PATH: cannot write there (why)".</summary>
+    public static void Writable(string option, string path)
+    {
         string probe = Path.Combine(path, $".write-test-{Guid.NewGuid():N}");
         try
         {
             Directory.CreateDirectory(path);
-            File.WriteAllBytes(probe, []);
+            File.WriteAllBytes(probe, [0]);
             File.Delete(probe);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (!existed) RemoveIfEmpty(path);
+            try { File.Delete(probe); }   // a full disk may have created it empty
+            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
             throw new IOException($"{option} {path}: cannot write there ({e.Message.TrimEnd('.')})");
         }
-        return !existed;
     }
 
     /// <summary>Removes a folder this command created when a failed run left nothing in it.</summary>
@@ -62,6 +71,10 @@ static class Guard
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
     }
+
+    /// <summary>An I/O failure's reason without the (often temporary) path .NET appends: "No space left on device".</summary>
+    public static string Reason(Exception e) =>
+        System.Text.RegularExpressions.Regex.Replace(e.Message.Split('\n')[0], @"\s*:?\s*'[^']*'", "").TrimEnd('.', ' ', ':');
 
     /// <summary>The message's first line, without ArgumentException's " (Parameter 'name')" suffix.</summary>
     static string OneLine(Exception e)

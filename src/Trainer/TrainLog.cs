@@ -39,13 +39,16 @@ public sealed class TrainLog : IDisposable
     {
         var line = new JsonObject
         {
-            ["step"] = r.Step, ["epoch"] = r.Epoch, ["loss"] = r.Loss, ["instance_loss"] = r.InstanceLoss,
-            ["prior_loss"] = r.PriorLoss, ["lr"] = r.Lr, ["grad_norm"] = double.IsFinite(r.GradNorm) ? r.GradNorm : null,
+            ["step"] = r.Step, ["epoch"] = r.Epoch, ["loss"] = Finite(r.Loss), ["instance_loss"] = Finite(r.InstanceLoss),
+            ["prior_loss"] = r.PriorLoss is { } p ? Finite(p) : null, ["lr"] = r.Lr, ["grad_norm"] = Finite(r.GradNorm),
             ["loss_scale"] = r.LossScale, ["skipped"] = r.Skipped, ["it_per_s"] = Math.Round(r.ItPerSecond, 4),
             ["memory_mib"] = Math.Round(r.MemoryMiB, 1),
         };
         _writer.WriteLine(line.ToJsonString());
     }
+
+    /// <summary>JSON has no NaN or Inf: a non-finite value (the loss of a step skipped under fp16) is logged as null.</summary>
+    static JsonNode? Finite(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
 
     /// <summary>Redraws logs/loss.png: the total, instance and prior losses against the step, from the whole log.</summary>
     public void Plot()

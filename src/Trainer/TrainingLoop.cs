@@ -33,6 +33,7 @@ public static class TrainingLoop
         using var optimizer = new AdamW(task.Components.Select(c => c.Store).ToList(), s.Schedule.BaseLr,
             (float)o.AdamBeta1, (float)o.AdamBeta2, (float)o.AdamWeightDecay, (float)o.AdamEpsilon);
         var scaler = o.MixedPrecision == "fp16" ? new GradScaler() : null;
+        Checkpoints.RemoveLeftovers(o.OutputDir);
         var state = Resume(task, optimizer, scaler, s) ?? new TrainingState(0, 0, 0, 0, s.Seed);
         using var log = TrainLog.Open(o.OutputDir, state.Step);
         var backend = task.Components[0].Store.Backend;
@@ -53,7 +54,7 @@ public static class TrainingLoop
                     state = state with { Step = state.Step + 1 };
                     log.Write(new StepRecord(state.Step, epoch, losses.Loss, losses.Instance, losses.Prior, optimizer.Lr, update.GradNorm,
                         scaler?.Scale, update.Skipped, (state.Step - firstStep) / clock.Elapsed.TotalSeconds, backend.Memory.PeakBytes / 1048576.0));
-                    if (update.Skipped) Console.Error.WriteLine($"step {state.Step}: gradients overflowed in fp16; step skipped, loss scale now {scaler!.Scale}");
+                    if (update.Skipped) Console.Error.WriteLine($"step {state.Step}: the fp16 gradients hold Inf or NaN (an overflow, or a NaN in the loss); step skipped, loss scale now {scaler!.Scale}");
                     if (state.Step % o.CheckpointingSteps == 0)
                     {
                         Checkpoints.Save(o.OutputDir, task.Components, optimizer, scaler, state, s.Schedule, o.CheckpointsTotalLimit);
@@ -66,10 +67,11 @@ public static class TrainingLoop
         }
         finally { Tape.DetectAnomaly = false; }
 
-        task.SaveModel(o.OutputDir);
+        SaveModel(task, o.OutputDir);
         log.Plot();
-        Console.Error.WriteLine($"trained {state.Step - firstStep} steps in {clock.Elapsed:hh\\:mm\\:ss}; peak {backend.Name} memory " +
-                                $"{backend.Memory.PeakBytes / 1048576.0:F0} MiB; wrote {o.OutputDir}");
+        Console.Error.WriteLine($"trained {state.Step - firstStep} steps in {clock.Elapsed:hh\\:mm\\:ss}; peak {backend.Name} tensor memory " +
+                                $"{backend.Memory.PeakBytes / 1048576.0:F0} MiB (the process peaked at " +
+                                $"{Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB resident); wrote {o.OutputDir}");
     }
 
     /// <summary>The micro-batches of one optimizer step: --gradient_accumulation_steps of them, or fewer at an epoch's end
@@ -120,6 +122,19 @@ public static class TrainingLoop
         }
         optimizer.ZeroGrad();
         return result;
+    }
+
+    /// <summary>The final model; when it cannot be written (a full disk), the error says how to finish from the checkpoints.</summary>
+    static void SaveModel(ITrainingTask task, string outputDir)
+    {
+        try { task.SaveModel(outputDir); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string then = Checkpoints.List(outputDir) is { Count: > 0 } all
+                ? $"the last checkpoint is {Path.GetFileName(all[^1].Dir)}: make room and rerun with --resume_from_checkpoint latest, which ends with the same weights"
+                : "no checkpoint was written (see --checkpointing_steps): make room and run again";
+            throw new IOException($"{outputDir}: the final model could not be written ({Guard.Reason(e)}); {then}");
+        }
     }
 
     static TrainingState? Resume(ITrainingTask task, AdamW optimizer, GradScaler? scaler, LoopSettings s)

@@ -1,6 +1,6 @@
 // The `dreambooth` command line as a user runs it: help, devices, tokenize, inspect, init-model, sample, and clear errors for bad input.
-using System.Diagnostics;
 using DreamBooth.Kernels.Ilgpu;
+using DreamBooth.Tests.Support;
 using NUnit.Framework;
 
 namespace DreamBooth.Tests.Trainer;
@@ -8,18 +8,7 @@ namespace DreamBooth.Tests.Trainer;
 [TestFixture]
 public class CliTests
 {
-    /// <summary>Runs the built dreambooth.dll (copied beside the tests) with the arguments; exit code, all output, and
-    /// stderr alone.</summary>
-    static (int Exit, string Output, string Error) Run(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "dreambooth.dll"), .. args])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string output = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output + stderr.Result, stderr.Result);
-    }
+    static (int Exit, string Output, string Error) Run(params string[] args) => DreamboothProcess.Run(args);
 
     [Test]
     public void HelpListsTheCommands()

@@ -40,7 +40,9 @@ public sealed unsafe partial class CpuBackend
         int groups = Math.Min(s.InC, GemmKernel.CeilDiv(2 * Environment.ProcessorCount, s.N));
         int perGroup = GemmKernel.CeilDiv(s.InC, groups);
         groups = GemmKernel.CeilDiv(s.InC, perGroup);
-        int block = g.PixelBlock(1, perGroup * s.KH * s.KW);   // blocks run in turn inside a task
+        // Blocks run in turn inside a task. Sized for all channels' rows, not the group's, so that where the block bounds
+        // fall (and so the order in which the scatter adds onto dx) never depends on the core count.
+        int block = g.PixelBlock(1, g.Rows);
         Parallel.For(0, s.N * groups, t =>
         {
             int n = t / groups, c0 = t % groups * perGroup, c1 = Math.Min(g.S.InC, c0 + perGroup);

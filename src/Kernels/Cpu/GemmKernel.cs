@@ -1,5 +1,6 @@
 // The blocked SGEMM every Cpu matrix op runs on (GotoBLAS/BLIS structure): packed panels, a register-tiled micro-kernel.
 // f16/bf16 operands are widened to f32 while packing, so the micro-kernel and its f32 accumulation are the same.
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -33,18 +34,20 @@ internal static unsafe class GemmKernel
     /// <summary>C (m, n) = alpha·op(A)·op(B) + beta·C + colBias[j] + rowBias[i]. op(A) is (m, k): A is stored (m, k), or
     /// (k, m) when transA; op(B) is (k, n): B is stored (k, n), or (n, k) when transB. ld* are elements between rows.
     /// C is not read when beta is 0; either bias may be null. Runs on every core unless parallel is false (callers
-    /// that already run one GEMM per core).</summary>
+    /// that already run one GEMM per core). Every element's sum order depends on the shape only, never on the core
+    /// count or on parallel, so results are bit-identical on any machine of the same vector width.</summary>
     internal static void Sgemm(int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
         float beta, float* c, long ldc, float* colBias = null, float* rowBias = null, bool parallel = true)
     {
         var job = new Job(k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
-        int threads = parallel ? Environment.ProcessorCount : 1;
-        if (threads == 1 || 2.0 * m * n * k < ParallelMinFlops) { job.Run(0, m, 0, n); return; }
+        if (2.0 * m * n * k < ParallelMinFlops) { job.Run(0, m, 0, n); return; }
         if (k >= DepthSplitRatio * Math.Max(m, n))
         {
-            SplitDepth(threads, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
+            SplitDepth(parallel, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
             return;
         }
+        int threads = parallel ? Environment.ProcessorCount : 1;
+        if (threads == 1) { job.Run(0, m, 0, n); return; }
         // About two tasks per thread, whole micro-tiles each, so one slow (shared) core does not hold the rest up.
         if (m >= n)
         {
@@ -58,24 +61,28 @@ internal static unsafe class GemmKernel
         }
     }
 
-    /// <summary>A deep product of a small C (a weight gradient summed over many rows) splits its depth instead: one part
-    /// per thread, so each operand is packed once in all, not once per block of C. Part 0 lands on C (with beta and the
-    /// biases), the others in scratch, added onto C in part order (the same sum every run).</summary>
-    static void SplitDepth(int parts, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
+    /// <summary>A deep product of a small C (a weight gradient summed over many rows) splits its depth instead, so each
+    /// operand is packed once in all, not once per block of C. The parts follow the shape only, never the core count (they
+    /// run in turn when not parallel): one per DepthSplitRatio·max(m, n) of depth, rounded down to 2, 4 or 8 (so that
+    /// even core counts share them evenly), as each part costs an (m, n) partial sum. Part 0 lands on C (with beta and the biases), the others in scratch, added onto C in part
+    /// order: the same sum every run, on any number of cores.</summary>
+    static void SplitDepth(bool parallel, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
         float beta, float* c, long ldc, float* colBias, float* rowBias)
     {
-        int depth = RoundUp(CeilDiv(k, parts), KC);
-        parts = CeilDiv(k, depth);
+        int depth = RoundUp(CeilDiv(k, 1 << BitOperations.Log2((uint)Math.Clamp(k / (DepthSplitRatio * Math.Max(m, n)), 2, 8))), KC);
+        int parts = CeilDiv(k, depth);
         long size = (long)m * n;
         float* partial = Scratch.Current.Get(Scratch.DepthParts, (parts - 1) * size);   // parts 1.. as (m, n)
-        Parallel.For(0, parts, q =>
+        void Part(int q)
         {
             int k0 = q * depth, kq = Math.Min(k, k0 + depth) - k0;
             Operand aq = a.At(transA ? k0 * lda : k0), bq = b.At(transB ? k0 : k0 * ldb);
             var job = q == 0 ? new Job(kq, alpha, aq, lda, transA, bq, ldb, transB, beta, c, ldc, colBias, rowBias)
                 : new Job(kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
             job.Run(0, m, 0, n);
-        });
+        }
+        if (parallel && Environment.ProcessorCount > 1) Parallel.For(0, parts, Part);
+        else for (int q = 0; q < parts; q++) Part(q);
         for (int q = 1; q < parts; q++)
             for (int i = 0; i < m; i++)
             {

@@ -20,4 +20,15 @@ public static class AtomicFile
             throw;
         }
     }
+
+    /// <summary>Deletes the temporary files a killed process left in <paramref name="dir"/> and below (the .NAME.GUID.tmp
+    /// of <see cref="Write"/>); the files they were to replace are whole, as before the write.</summary>
+    public static void RemoveLeftovers(string dir)
+    {
+        if (!Directory.Exists(dir)) return;
+        foreach (string file in Directory.EnumerateFiles(dir, ".*.tmp", SearchOption.AllDirectories).ToList())
+            if (Leftover.IsMatch(Path.GetFileName(file))) File.Delete(file);
+    }
+
+    static readonly System.Text.RegularExpressions.Regex Leftover = new(@"^\..+\.[0-9a-f]{32}\.tmp$");
 }
