@@ -2,7 +2,6 @@
 // f16/bf16 operands are widened to f32 while packing, so the micro-kernel and its f32 accumulation are the same.
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -418,36 +417,5 @@ internal static unsafe class GemmKernel
             x0 += r; x1 += r;
         }
         x0.Store(c); x1.Store(c + 8);
-    }
-}
-
-/// <summary>Per-thread scratch buffers (64-byte aligned native memory), grown on demand and kept for the thread's life,
-/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands and depth-split partial sums, then the callers' (conv columns, Winograd's transforms, broadcast terms).</summary>
-internal sealed unsafe class Scratch
-{
-    internal const int PackedA = 0, PackedB = 1, DepthParts = 2, Columns = 3, WinogradU = 4, WinogradV = 5, WinogradM = 6,
-        BroadcastTerm = 7, Slots = 8;
-
-    [ThreadStatic] static Scratch? t_current;
-    internal static Scratch Current => t_current ??= new Scratch();
-
-    readonly float*[] _buffers = new float*[Slots];
-    readonly long[] _sizes = new long[Slots];
-
-    /// <summary>At least `floats` elements in this slot; the contents are not kept when it grows.</summary>
-    internal float* Get(int slot, long floats)
-    {
-        if (_sizes[slot] < floats)
-        {
-            NativeMemory.AlignedFree(_buffers[slot]);
-            _buffers[slot] = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-            _sizes[slot] = floats;
-        }
-        return _buffers[slot];
-    }
-
-    ~Scratch()
-    {
-        foreach (var p in _buffers) NativeMemory.AlignedFree(p);
     }
 }

@@ -1,9 +1,45 @@
 // CUDA-tier fused attention: flash-style forward (online softmax, log-sum-exp) and backward (Δ, dK/dV, dQ), never the score matrix.
-using ILGPU;
+using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
+using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>? _attention;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>? _attentionDelta;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>? _attentionKey;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>? _attentionQuery;
+
+    public void Attention(DeviceBuffer o, DeviceBuffer lse, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, in AttentionShape s)
+    {
+        AttentionReference.ValidateForward(o, lse, q, k, v, s);
+        const string op = "attention";
+        _attention ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>(AttentionKernels.Forward);
+        _attention(WithinGridLimits(op, AttentionKernels.ForwardConfig(s)), F(op, o), F(op, lse), F(op, q), F(op, k), F(op, v), AttentionKernels.Args.From(s));
+    }
+
+    public void AttentionBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q, DeviceBuffer k,
+        DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, in AttentionShape s)
+    {
+        AttentionReference.ValidateBackward(dq, dk, dv, dout, q, k, v, o, lse, s);
+        const string op = "attention backward";
+        _attentionDelta ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>(AttentionKernels.Delta);
+        _attentionKey ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>(AttentionKernels.KeyGrad);
+        _attentionQuery ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, AttentionKernels.Args>(AttentionKernels.QueryGrad);
+        var args = AttentionKernels.Args.From(s);
+        KernelConfig keyConfig = WithinGridLimits(op, AttentionKernels.KeyGradConfig(s)), queryConfig = WithinGridLimits(op, AttentionKernels.QueryGradConfig(s));
+        using var delta = Scratch(s.LseLength);   // Δ = rowsum(dO ∘ O), (B, H, Lq)
+        ArrayView<float> vdout = F(op, dout), vq = F(op, q), vk = F(op, k), vv = F(op, v), vlse = F(op, lse);
+        _attentionDelta(AttentionKernels.DeltaConfig(s), delta.F32, vdout, F(op, o), args);
+        _attentionKey(keyConfig, F(op, dk), F(op, dv), vdout, vq, vk, vv, vlse, delta.F32, args);
+        _attentionQuery(queryConfig, F(op, dq), vdout, vq, vk, vv, vlse, delta.F32, args);
+    }
+}
 
 /// <summary>
 /// Attention with AttentionShape's layout: q, o, dq, dO (B, Lq, H, D); k, v, dk, dv (B, Lk, H, D); lse, Δ (B, H, Lq).

@@ -1,8 +1,56 @@
 // CUDA-tier broadcasting add/sub/mul/div: forward one thread per output element, backward as per-element terms then ReduceKernels.Sum.
 using DreamBooth.Kernels.Reference;
+using ILGPU.Runtime;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, BinaryKernels.Args>? _binary;
+    Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BinaryKernels.Args>? _binaryTerms;
+
+    public void Binary(BinaryOp op, DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
+    {
+        const string name = "binary";
+        BinaryReference.Validate(name, op, y, a, b, aShape, bShape);
+        _binary ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, BinaryKernels.Args>(BinaryKernels.Forward);
+        var args = BinaryKernels.Args.From(op, aShape, bShape);
+        _binary(args.Count, F(name, y), F(name, a), F(name, b), args);
+    }
+
+    /// <summary>The terms kernel writes ∂y/∂a·dy and ∂y/∂b·dy at output coordinates, straight into da or db when that
+    /// operand has the full broadcast shape, else into pooled scratch that ReduceKernels.Sum folds into the gradient.</summary>
+    public void BinaryBackward(BinaryOp op, DeviceBuffer? da, DeviceBuffer? db, DeviceBuffer dy, DeviceBuffer a, DeviceBuffer b,
+        ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
+    {
+        const string name = "binary backward";
+        BinaryReference.ValidateBackward(op, da, db, dy, a, b, aShape, bShape);
+        if (da == null && db == null) return;
+        int[] shape = BinaryReference.BroadcastShape(name, aShape, bShape);
+        long total = dy.Length;
+        _binaryTerms ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, BinaryKernels.Args>(BinaryKernels.BackwardTerms);
+        using var scratchA = da != null && da.Length != total ? Scratch(total) : null;
+        using var scratchB = db != null && db.Length != total ? Scratch(total) : null;
+        ArrayView<float> ta = da == null ? Placeholder : scratchA?.F32 ?? F(name, da);
+        ArrayView<float> tb = db == null ? Placeholder : scratchB?.F32 ?? F(name, db);
+        var args = BinaryKernels.Args.From(op, aShape, bShape, da != null, db != null);
+        _binaryTerms(args.Count, ta, tb, F(name, dy), F(name, a), F(name, b), args);
+        if (scratchA != null) Fold(F(name, da!), scratchA.F32, shape, aShape);
+        if (scratchB != null) Fold(F(name, db!), scratchB.F32, shape, bShape);
+    }
+
+    /// <summary>dst (operand shape) = term (broadcast shape) summed over the dims the operand was broadcast along.</summary>
+    void Fold(ArrayView<float> dst, ArrayView<float> term, int[] shape, ReadOnlySpan<int> operandShape)
+    {
+        var padded = new int[shape.Length];
+        for (int d = 0; d < shape.Length; d++) padded[d] = BinaryReference.Dim(operandShape, d, shape.Length);
+        _reduce ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ReduceKernels.Args>(ReduceKernels.Sum);
+        var args = ReduceKernels.Args.From(shape, padded, 1f);
+        _reduce(args.Count, dst, term, args);
+    }
+}
 
 /// <summary>
 /// NumPy broadcasting over up to 6 dims (BinaryReference). Thread i owns output element i (row-major in the broadcast

@@ -1,7 +1,46 @@
 // CUDA-tier dtype casts between f32, f16 and bf16 by bit manipulation: round to nearest even, NaN stays a quiet NaN.
+using DreamBooth.Kernels.Reference;
+using ILGPU.Runtime;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<ushort>, ArrayView<float>>? _castF32F16, _castF32Bf16;
+    Action<Index1D, ArrayView<float>, ArrayView<ushort>>? _castF16F32, _castBf16F32;
+    Action<Index1D, ArrayView<ushort>, ArrayView<ushort>>? _castF16Bf16, _castBf16F16;
+
+    public void Cast(DeviceBuffer dst, DeviceBuffer src)
+    {
+        CastReference.Validate(dst, src);
+        IlgpuBuffer d = Buf("cast", dst), s = Buf("cast", src);
+        if (src.Length == 0) return;
+        if (dst.DType == src.DType) { CopyBytes(d.View, s.View); return; }
+        int n = Count("cast", src.Length);
+        switch (src.DType, dst.DType)
+        {
+            case (DType.F32, DType.F16):
+                (_castF32F16 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>>(CastKernels.F32ToF16))(n, d.U16, s.F32);
+                break;
+            case (DType.F32, DType.BF16):
+                (_castF32Bf16 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>>(CastKernels.F32ToBf16))(n, d.U16, s.F32);
+                break;
+            case (DType.F16, DType.F32):
+                (_castF16F32 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(CastKernels.F16ToF32))(n, d.F32, s.U16);
+                break;
+            case (DType.BF16, DType.F32):
+                (_castBf16F32 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(CastKernels.Bf16ToF32))(n, d.F32, s.U16);
+                break;
+            case (DType.F16, DType.BF16):
+                (_castF16Bf16 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>>(CastKernels.F16ToBf16))(n, d.U16, s.U16);
+                break;
+            default: // (BF16, F16), the only pair left after validation
+                (_castBf16F16 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>>(CastKernels.Bf16ToF16))(n, d.U16, s.U16);
+                break;
+        }
+    }
+}
 
 /// <summary>
 /// One thread per element, bit-identical to CastReference (which defines the layouts and rounding): narrowing rounds to

@@ -1,8 +1,44 @@
 // CUDA-tier conv2d as implicit GEMM (no im2col buffer): forward, grad-input, grad-weight in 64×64 tiles, and grad-bias.
-using ILGPU;
+using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
+using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _conv;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradInput, _convGradWeight;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradBias;
+
+    public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
+    {
+        Conv2dReference.ValidateForward(y, x, w, bias, s);
+        const string op = "conv2d";
+        _conv ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.Forward);
+        _conv(Conv2dKernels.ForwardConfig(s), F(op, y), F(op, x), F(op, w), FOrPlaceholder(op, bias), Conv2dKernels.Args.From(s, bias != null));
+    }
+
+    public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
+    {
+        Conv2dReference.ValidateGradInput(dx, dy, w, s);
+        const string op = "conv2d grad input";
+        _convGradInput ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradInput);
+        _convGradInput(Conv2dKernels.GradInputConfig(s), F(op, dx), F(op, dy), F(op, w), Conv2dKernels.Args.From(s, false));
+    }
+
+    public void Conv2dGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x, in ConvShape s)
+    {
+        Conv2dReference.ValidateGradWeight(dw, dbias, dy, x, s);
+        const string op = "conv2d grad weight";
+        _convGradWeight ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradWeight);
+        var args = Conv2dKernels.Args.From(s, dbias != null);
+        _convGradWeight(Conv2dKernels.GradWeightConfig(s), F(op, dw), F(op, dy), F(op, x), args);
+        if (dbias == null) return;
+        _convGradBias ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradBias);
+        _convGradBias(Conv2dKernels.GradBiasConfig(s), F(op, dbias), F(op, dy), args);
+    }
+}
 
 /// <summary>
 /// Each convolution is a GEMM whose operand built from an image is never materialised: the 16×64 slab a group needs is

@@ -1,7 +1,107 @@
 // CUDA-tier data movement: strided copy (up to 6 dims), concat, slice and slice backward, for 4- and 2-byte elements.
+using DreamBooth.Kernels.Reference;
+using ILGPU.Runtime;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<int>, ArrayView<int>, CopyKernels.StridedArgs>? _strided32;
+    Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, CopyKernels.StridedArgs>? _strided16;
+    Action<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<int>, CopyKernels.AxisArgs>? _concat32;
+    Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, CopyKernels.AxisArgs>? _concat16;
+    Action<Index1D, ArrayView<int>, ArrayView<int>, CopyKernels.AxisArgs>? _slice32;
+    Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, CopyKernels.AxisArgs>? _slice16;
+    Action<Index1D, ArrayView<float>, ArrayView<float>, CopyKernels.AxisArgs>? _sliceBackward;
+
+    public void Copy(DeviceBuffer dst, DeviceBuffer src)
+    {
+        CopyReference.ValidateCopy(dst, src);
+        CopyBytes(Buf("copy", dst).View, Buf("copy", src).View);
+    }
+
+    void CopyBytes(ArrayView<byte> dst, ArrayView<byte> src)
+    {
+        if (src.Length > 0) src.CopyTo(Stream, dst);
+    }
+
+    public void StridedCopy(DeviceBuffer dst, DeviceBuffer src, ReadOnlySpan<int> shape, ReadOnlySpan<long> srcStrides, long srcOffset)
+    {
+        const string name = "strided copy";
+        CopyReference.ValidateStridedCopy(dst, src, shape, srcStrides, srcOffset);
+        IlgpuBuffer d = Buf(name, dst), s = Buf(name, src);
+        var args = CopyKernels.StridedArgs.From(shape, srcStrides, srcOffset);
+        if (args.Count == 0) return;
+        if (dst.DType.Size() == 4)
+        {
+            _strided32 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, CopyKernels.StridedArgs>(CopyKernels.StridedCopy32);
+            _strided32(args.Count, d.I32, s.I32, args);
+        }
+        else
+        {
+            _strided16 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, CopyKernels.StridedArgs>(CopyKernels.StridedCopy16);
+            _strided16(args.Count, d.U16, s.U16, args);
+        }
+    }
+
+    public void Concat(DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, int outer, int aAxis, int bAxis, int inner)
+    {
+        const string name = "concat";
+        ConcatSliceReference.ValidateConcat(y, a, b, outer, aAxis, bAxis, inner);
+        IlgpuBuffer vy = Buf(name, y), va = Buf(name, a), vb = Buf(name, b);
+        var args = CopyKernels.AxisArgs.Concat(aAxis, bAxis, inner);
+        int n = Count(name, y.Length);
+        if (y.DType.Size() == 4)
+        {
+            _concat32 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<int>, CopyKernels.AxisArgs>(CopyKernels.Concat32);
+            _concat32(n, vy.I32, va.I32, vb.I32, args);
+        }
+        else
+        {
+            _concat16 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, CopyKernels.AxisArgs>(CopyKernels.Concat16);
+            _concat16(n, vy.U16, va.U16, vb.U16, args);
+        }
+    }
+
+    public void Slice(DeviceBuffer y, DeviceBuffer x, int outer, int xAxis, int start, int yAxis, int inner)
+    {
+        const string name = "slice";
+        ConcatSliceReference.ValidateSlice(name, y, x, outer, xAxis, start, yAxis, inner);
+        IlgpuBuffer vy = Buf(name, y), vx = Buf(name, x);
+        var args = CopyKernels.AxisArgs.Slice(xAxis, start, yAxis, inner);
+        int n = Count(name, y.Length);
+        if (y.DType.Size() == 4)
+        {
+            _slice32 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, CopyKernels.AxisArgs>(CopyKernels.Slice32);
+            _slice32(n, vy.I32, vx.I32, args);
+        }
+        else
+        {
+            _slice16 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, CopyKernels.AxisArgs>(CopyKernels.Slice16);
+            _slice16(n, vy.U16, vx.U16, args);
+        }
+    }
+
+    /// <summary>4-byte dtypes: the slice backward kernel moves the bits (as f32, a plain load and store). 2-byte dtypes
+    /// (no gradient flows through them in training): dx zeroed, then one device copy per outer row.</summary>
+    public void SliceBackward(DeviceBuffer dx, DeviceBuffer dy, int outer, int xAxis, int start, int yAxis, int inner)
+    {
+        const string name = "slice backward";
+        ConcatSliceReference.ValidateSlice(name, dy, dx, outer, xAxis, start, yAxis, inner, "dy", "dx");
+        IlgpuBuffer vdx = Buf(name, dx), vdy = Buf(name, dy);
+        if (dx.DType.Size() == 4)
+        {
+            _sliceBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, CopyKernels.AxisArgs>(CopyKernels.SliceBackward);
+            _sliceBackward(Count(name, dx.Length), vdx.F32, vdy.F32, CopyKernels.AxisArgs.Slice(xAxis, start, yAxis, inner));
+            return;
+        }
+        long size = dx.DType.Size(), xRow = (long)xAxis * inner * size, yRow = (long)yAxis * inner * size, before = (long)start * inner * size;
+        vdx.View.MemSetToZero(Stream);
+        for (long o = 0; o < outer; o++)
+            CopyBytes(vdx.View.SubView(o * xRow + before, yRow), vdy.View.SubView(o * yRow, yRow));
+    }
+}
 
 /// <summary>
 /// Every kernel runs one thread per destination element, so writes are coalesced and each element is written exactly

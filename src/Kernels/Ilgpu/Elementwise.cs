@@ -1,7 +1,49 @@
 // CUDA-tier kernels for flat buffers: fill (f32, and raw 32/16-bit patterns for any dtype), scale, axpy — one thread per element.
+using DreamBooth.Kernels.Reference;
+using ILGPU.Runtime;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<float>, ArrayView<float>, float>? _scale, _axpy;
+    Action<Index1D, ArrayView<uint>, uint>? _fill32;
+    Action<Index1D, ArrayView<ushort>, ushort>? _fill16;
+
+    public void Scale(DeviceBuffer y, DeviceBuffer x, float alpha, long n)
+    {
+        BinaryReference.ValidateScaled("scale", y, x, n);
+        _scale ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float>(ElementwiseKernels.Scale);
+        _scale(Count("scale", n), F("scale", y), F("scale", x), alpha);
+    }
+
+    public void Axpy(DeviceBuffer y, DeviceBuffer x, float alpha, long n)
+    {
+        BinaryReference.ValidateScaled("axpy", y, x, n);
+        _axpy ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float>(ElementwiseKernels.Axpy);
+        _axpy(Count("axpy", n), F("axpy", y), F("axpy", x), alpha);
+    }
+
+    public void Fill(DeviceBuffer y, float value)
+    {
+        CopyReference.ValidateFill(y);
+        var buffer = Buf("fill", y);
+        if (y.Length == 0) return;
+        uint bits = CopyReference.FillBits(y.DType, value);
+        int n = Count("fill", y.Length);
+        if (y.DType.Size() == 4)
+        {
+            _fill32 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, uint>(ElementwiseKernels.Fill32);
+            _fill32(n, buffer.View.Cast<uint>(), bits);
+        }
+        else
+        {
+            _fill16 ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ushort>(ElementwiseKernels.Fill16);
+            _fill16(n, buffer.U16, (ushort)bits);
+        }
+    }
+}
 
 public static class ElementwiseKernels
 {

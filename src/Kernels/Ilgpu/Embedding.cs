@@ -1,7 +1,41 @@
 // CUDA-tier embedding: row gather by token id, and a deterministic scatter-add backward (one thread per table column).
+using DreamBooth.Kernels.Reference;
+using ILGPU.Runtime;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, EmbeddingKernels.Args>? _embedding, _embeddingBackward;
+
+    /// <summary>The ids are checked on the host first (a small download), like the host tiers do.</summary>
+    int[] HostIds(string op, DeviceBuffer ids, int vocab)
+    {
+        var host = new int[ids.Length];
+        Download<int>(host, ids);
+        EmbeddingReference.CheckIds(op, host, vocab);
+        return host;
+    }
+
+    public void Embedding(DeviceBuffer y, DeviceBuffer table, DeviceBuffer ids, int count, int dim)
+    {
+        const string name = "embedding";
+        int vocab = EmbeddingReference.Validate(name, "y", y, "table", table, ids, count, dim);
+        HostIds(name, ids, vocab);
+        _embedding ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, EmbeddingKernels.Args>(EmbeddingKernels.Forward);
+        _embedding(count * dim, F(name, y), F(name, table), Buf(name, ids).I32, EmbeddingKernels.Args.From(count, dim, vocab));
+    }
+
+    public void EmbeddingBackward(DeviceBuffer dtable, DeviceBuffer dy, DeviceBuffer ids, int count, int dim)
+    {
+        const string name = "embedding backward";
+        int vocab = EmbeddingReference.Validate(name, "dy", dy, "dtable", dtable, ids, count, dim);
+        HostIds(name, ids, vocab);
+        _embeddingBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, EmbeddingKernels.Args>(EmbeddingKernels.Backward);
+        _embeddingBackward(dim, F(name, dtable), F(name, dy), Buf(name, ids).I32, EmbeddingKernels.Args.From(count, dim, vocab));
+    }
+}
 
 /// <summary>
 /// Forward: thread i owns y[i] of (count, dim) and reads table[ids[i / dim], i % dim] (a warp reads 32 consecutive

@@ -1,7 +1,32 @@
 // CUDA-tier GEGLU: y = h·gelu(gate) for x = [h | gate] per row, and its backward; one thread per output column of a row.
+using DreamBooth.Kernels.Reference;
+using ILGPU.Runtime;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<float>, ArrayView<float>, GegluKernels.Args>? _geglu;
+    Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GegluKernels.Args>? _gegluBackward;
+
+    public void Geglu(DeviceBuffer y, DeviceBuffer x, int rows, int dim)
+    {
+        GegluReference.Validate("geglu", rows, dim, ("y", y, 1), ("x", x, 2));
+        _geglu ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, GegluKernels.Args>(GegluKernels.Forward);
+        var args = GegluKernels.Args.From(rows, dim);
+        _geglu(rows * dim, F("geglu", y), F("geglu", x), args);
+    }
+
+    public void GegluBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer x, int rows, int dim)
+    {
+        const string name = "geglu backward";
+        GegluReference.Validate(name, rows, dim, ("dx", dx, 2), ("dy", dy, 1), ("x", x, 2));
+        _gegluBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GegluKernels.Args>(GegluKernels.Backward);
+        var args = GegluKernels.Args.From(rows, dim);
+        _gegluBackward(rows * dim, F(name, dx), F(name, dy), F(name, x), args);
+    }
+}
 
 /// <summary>
 /// Thread i owns element (r, j) of y (rows, dim): it reads h = x[r, j] and gate = x[r, dim + j] (both coalesced across

@@ -1,10 +1,58 @@
 // CUDA-tier GEMM: 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory, 4×4 per thread;
 // A and B f32, f16 or bf16 (widened to f32 as the slabs are loaded), C f32.
-using ILGPU;
+using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
+using ILGPU;
 using Half = ILGPU.Half;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>? _gemm;
+    Action<KernelConfig, ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<ILGPU.Half>, ArrayView<float>, GemmKernels.Args>? _gemmF16;
+    Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>? _gemmBf16;
+
+    public void Gemm(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias, in GemmShape s)
+    {
+        s.Validate(c, a, b, bias);
+        const string op = "gemm";
+        ArrayView<float> vc = F(op, c), vbias = FOrPlaceholder(op, bias);
+        switch (a.DType)
+        {
+            case DType.F32:
+                _gemm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>(GemmKernels.Tiled);
+                Gemm(_gemm, vc, F(op, a), F(op, b), vbias, s, bias != null);
+                break;
+            case DType.F16:
+                _gemmF16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<ILGPU.Half>, ArrayView<float>, GemmKernels.Args>(GemmKernels.TiledF16);
+                Gemm(_gemmF16, vc, Buf(op, a).View.Cast<ILGPU.Half>(), Buf(op, b).View.Cast<ILGPU.Half>(), vbias, s, bias != null);
+                break;
+            default:
+                _gemmBf16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(GemmKernels.TiledBf16);
+                Gemm(_gemmBf16, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
+                break;
+        }
+    }
+
+    /// <summary>Launches one GEMM kernel (of A and B's element type T) over the batch.</summary>
+    static void Gemm<T>(Action<KernelConfig, ArrayView<float>, ArrayView<T>, ArrayView<T>, ArrayView<float>, GemmKernels.Args> kernel,
+        ArrayView<float> c, ArrayView<T> a, ArrayView<T> b, ArrayView<float> bias, in GemmShape s, bool hasBias) where T : unmanaged
+    {
+        if (s.Batch == 1 || s.BatchStrideC >= (long)s.M * s.N)
+        {
+            kernel(WithinGridLimits("gemm", GemmKernels.Config(s)), c, a, b, bias, GemmKernels.Args.From(s, hasBias));
+            return;
+        }
+        // Batches whose C overlap (StrideC 0: a sum over the batch) would race inside one launch: run them in order,
+        // which is exactly the sequential definition C ← α·A[b]B[b] + β·C (+ bias) for b = 0, 1, ...
+        var one = s with { Batch = 1 };
+        var config = WithinGridLimits("gemm", GemmKernels.Config(one));
+        for (int i = 0; i < s.Batch; i++)
+            kernel(config, c.SubView(i * s.BatchStrideC), a.SubView(i * s.BatchStrideA),
+                b.SubView(i * s.BatchStrideB), bias, GemmKernels.Args.From(one, hasBias));
+    }
+}
 
 /// <summary>
 /// C[b] = α·op(A[b])·op(B[b]) + β·C[b] (+ bias[n]) with GemmShape's layout. Group (x, y) computes the 64×64 tile of C at

@@ -1,9 +1,41 @@
 // CUDA-tier group normalisation (+ SiLU) over (N, C, HW): one group per (n, g) for statistics and dx, one per channel for dgamma/dbeta.
-using ILGPU;
+using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
+using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>? _groupNorm;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>? _groupNormDx;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>? _groupNormParams;
+
+    public void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
+        int n, int c, int hw, int groups, float eps, bool silu)
+    {
+        GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
+        const string op = "group norm";
+        _groupNorm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.Forward);
+        var args = GroupNormKernels.Args.From(n, c, hw, groups, eps, silu);
+        _groupNorm(GroupNormKernels.Config(args), F(op, y), F(op, mean), F(op, rstd), F(op, x), F(op, gamma), F(op, beta), args);
+    }
+
+    public void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
+        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, bool silu)
+    {
+        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
+        const string op = "group norm backward";
+        _groupNormParams ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardParams);
+        _groupNormDx ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardDx);
+        var args = GroupNormKernels.Args.From(n, c, hw, groups, 0f, silu);
+        // Parameter gradients first: they read dy, which dx may overwrite in place.
+        _groupNormParams(GroupNormKernels.ParamConfig(args), F(op, dgamma), F(op, dbeta), F(op, dy), F(op, x), F(op, mean), F(op, rstd),
+            F(op, gamma), F(op, beta), args);
+        _groupNormDx(GroupNormKernels.Config(args), F(op, dx), F(op, dy), F(op, x), F(op, mean), F(op, rstd), F(op, gamma), F(op, beta), args);
+    }
+}
 
 /// <summary>
 /// Semantics of GroupNormReference. The C/G channels × HW elements of one (n, g) are contiguous, so group (n·G + g)

@@ -1,9 +1,38 @@
 // CUDA-tier layer normalisation over the last dim of (rows, dim): one group per row, and 32-column tiles for dgamma/dbeta.
-using ILGPU;
+using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
+using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormKernels.Args>? _layerNorm, _layerNormDx, _layerNormParams;
+
+    public void LayerNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
+        int rows, int dim, float eps)
+    {
+        LayerNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, rows, dim, eps);
+        const string op = "layer norm";
+        _layerNorm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormKernels.Args>(LayerNormKernels.Forward);
+        var args = LayerNormKernels.Args.From(rows, dim, eps);
+        _layerNorm(LayerNormKernels.Config(args), F(op, y), F(op, mean), F(op, rstd), F(op, x), F(op, gamma), F(op, beta), args);
+    }
+
+    public void LayerNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
+        DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int rows, int dim)
+    {
+        LayerNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, dim);
+        const string op = "layer norm backward";
+        _layerNormParams ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormKernels.Args>(LayerNormKernels.BackwardParams);
+        _layerNormDx ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormKernels.Args>(LayerNormKernels.BackwardDx);
+        var args = LayerNormKernels.Args.From(rows, dim);
+        // Parameter gradients first: they read dy, which dx may overwrite in place.
+        _layerNormParams(LayerNormKernels.ParamConfig(args), F(op, dgamma), F(op, dbeta), F(op, dy), F(op, x), F(op, mean), F(op, rstd), args);
+        _layerNormDx(LayerNormKernels.Config(args), F(op, dx), F(op, dy), F(op, x), F(op, mean), F(op, rstd), F(op, gamma), args);
+    }
+}
 
 /// <summary>
 /// Semantics of LayerNormReference. Group r strides over row r with coalesced loads; statistics take one pass (sums of

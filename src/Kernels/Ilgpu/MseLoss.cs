@@ -1,8 +1,47 @@
 // CUDA-tier MSE loss and SumSquares as a deterministic two-level block reduction, and the MSE backward.
-using ILGPU;
+using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
+using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, MseLossKernels.Args>? _mseFinish;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MseLossKernels.Args>? _msePartial;
+    Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MseLossKernels.BackwardArgs>? _mseBackward;
+
+    public void SumSquares(DeviceBuffer result, DeviceBuffer x, long n)
+    {
+        ReduceReference.ValidateSumSquares(result, x, n);
+        var vx = F("sum squares", x);
+        TwoLevelSum(F("sum squares", result), vx, vx, MseLossKernels.Args.SumSquares(n), n);   // b is not read
+    }
+
+    public void MseLoss(DeviceBuffer loss, DeviceBuffer a, DeviceBuffer b, long n)
+    {
+        MseLossReference.Validate("mse loss", loss, "loss", 1, a, b, n);
+        TwoLevelSum(F("mse loss", loss), F("mse loss", a), F("mse loss", b), MseLossKernels.Args.Mse(n), n);
+    }
+
+    /// <summary>Partials per group into pooled scratch, then one group folds them: deterministic, no atomics.</summary>
+    void TwoLevelSum(ArrayView<float> result, ArrayView<float> a, ArrayView<float> b, MseLossKernels.Args args, long n)
+    {
+        _msePartial ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, MseLossKernels.Args>(MseLossKernels.Partial);
+        _mseFinish ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, MseLossKernels.Args>(MseLossKernels.Finish);
+        using var partials = Scratch(MseLossKernels.Groups(n));
+        _msePartial(MseLossKernels.PartialConfig(n), partials.F32, a, b, args);
+        _mseFinish(MseLossKernels.FinishConfig, result, partials.F32, args);
+    }
+
+    public void MseLossBackward(DeviceBuffer da, DeviceBuffer a, DeviceBuffer b, float gradLoss, long n)
+    {
+        const string name = "mse loss backward";
+        MseLossReference.Validate(name, da, "da", n, a, b, n);
+        _mseBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MseLossKernels.BackwardArgs>(MseLossKernels.Backward);
+        _mseBackward(Count(name, n), F(name, da), F(name, a), F(name, b), MseLossKernels.BackwardArgs.From(gradLoss, n));
+    }
+}
 
 /// <summary>
 /// Level 1 (Partial): G groups of 256 threads; thread t of the grid sums (a[k] − b[k])² (or a[k]² for SumSquares) over

@@ -1,8 +1,33 @@
 // CUDA-tier Philox4x32-10 random fill: uniform [0, 1) and Box-Muller normals, the exact stream of PhiloxReference.
-using ILGPU;
+using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<float>, PhiloxKernels.Args>? _uniform, _normal;
+
+    public void RandomUniform(DeviceBuffer y, ulong seed, ulong offset)
+    {
+        PhiloxReference.Validate("random uniform", y);
+        if (y.Length == 0) return;
+        _uniform ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, PhiloxKernels.Args>(PhiloxKernels.Uniform);
+        var args = PhiloxKernels.Args.From(seed, offset, y.Length);
+        _uniform(args.Blocks, F("random uniform", y), args);
+    }
+
+    public void RandomNormal(DeviceBuffer y, ulong seed, ulong offset)
+    {
+        PhiloxReference.Validate("random normal", y);
+        if (y.Length == 0) return;
+        _normal ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, PhiloxKernels.Args>(PhiloxKernels.Normal);
+        var args = PhiloxKernels.Args.From(seed, offset, y.Length);
+        _normal(args.Blocks, F("random normal", y), args);
+    }
+}
 
 /// <summary>
 /// Thread j computes block j of the stream (seed, offset) — counter offset + j, key = seed — and writes elements

@@ -1,7 +1,22 @@
 // CUDA-tier ReduceSum: y = scale·Σ x over the dims where yShape is 1, one thread per output element, deterministic.
+using DreamBooth.Kernels.Reference;
+using ILGPU.Runtime;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<float>, ArrayView<float>, ReduceKernels.Args>? _reduce;
+
+    public void ReduceSum(DeviceBuffer y, DeviceBuffer x, ReadOnlySpan<int> xShape, ReadOnlySpan<int> yShape, float scale)
+    {
+        ReduceReference.Validate(y, x, xShape, yShape);
+        _reduce ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ReduceKernels.Args>(ReduceKernels.Sum);
+        var args = ReduceKernels.Args.From(xShape, yShape, scale);
+        _reduce(args.Count, F("reduce sum", y), F("reduce sum", x), args);
+    }
+}
 
 /// <summary>
 /// Thread i owns y element i: it maps i to the x offset of its first input through the kept dims (Y, XKept: x strides

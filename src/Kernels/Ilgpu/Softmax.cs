@@ -1,9 +1,34 @@
 // CUDA-tier softmax over the last axis of (rows, cols): one group per row, online max/sum in one pass, then the write.
-using ILGPU;
+using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
+using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>? _softmax;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>? _softmaxBackward;
+
+    public void Softmax(DeviceBuffer y, DeviceBuffer x, int rows, int cols)
+    {
+        SoftmaxReference.Validate("softmax", y, "y", x, "x", x, "x", rows, cols);
+        const string op = "softmax";
+        _softmax ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>(SoftmaxKernels.Forward);
+        var args = SoftmaxKernels.Args.From(rows, cols);
+        _softmax(SoftmaxKernels.Config(args), F(op, y), F(op, x), args);
+    }
+
+    public void SoftmaxBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer y, int rows, int cols)
+    {
+        SoftmaxReference.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
+        const string op = "softmax_backward";
+        _softmaxBackward ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>(SoftmaxKernels.Backward);
+        var args = SoftmaxKernels.Args.From(rows, cols);
+        _softmaxBackward(SoftmaxKernels.Config(args), F(op, dx), F(op, dy), F(op, y), args);
+    }
+}
 
 /// <summary>
 /// Semantics of SoftmaxReference. Group r strides over row r with coalesced loads. Forward: each thread keeps a running

@@ -1,7 +1,32 @@
 // CUDA-tier nearest-neighbour 2× upsampling of (planes, H, W) and its backward (each 2×2 block of dy summed).
+using DreamBooth.Kernels.Reference;
+using ILGPU.Runtime;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
+
+public sealed partial class IlgpuBackend
+{
+    Action<Index1D, ArrayView<float>, ArrayView<float>, UpsampleKernels.Args>? _upsample, _upsampleBackward;
+
+    public void UpsampleNearest2x(DeviceBuffer y, DeviceBuffer x, int planes, int h, int w)
+    {
+        const string name = "upsample nearest 2x";
+        UpsampleReference.Validate(name, y, "y", x, "x", planes, h, w);
+        _upsample ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, UpsampleKernels.Args>(UpsampleKernels.Forward);
+        var args = UpsampleKernels.Args.From(planes, h, w);
+        _upsample(4 * planes * h * w, F(name, y), F(name, x), args);
+    }
+
+    public void UpsampleNearest2xBackward(DeviceBuffer dx, DeviceBuffer dy, int planes, int h, int w)
+    {
+        const string name = "upsample nearest 2x backward";
+        UpsampleReference.Validate(name, dy, "dy", dx, "dx", planes, h, w);
+        _upsampleBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, UpsampleKernels.Args>(UpsampleKernels.Backward);
+        var args = UpsampleKernels.Args.From(planes, h, w);
+        _upsampleBackward(planes * h * w, F(name, dx), F(name, dy), args);
+    }
+}
 
 /// <summary>
 /// Forward: thread i owns y[i] of (planes, 2H, 2W) and reads x at (row/2, col/2); a warp writes 32 consecutive floats
