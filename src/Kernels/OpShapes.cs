@@ -1,4 +1,5 @@
-// The small records that describe one op call: GEMM, conv2d and attention shapes, AdamW hyper-parameters, op kinds.
+// The small records that describe one op call (GEMM, conv2d and attention shapes, AdamW hyper-parameters, op kinds),
+// each with the buffer checks every backend runs first.
 namespace DreamBooth.Kernels;
 
 /// <summary>C[b] = Alpha · op(A[b]) · op(B[b]) + Beta · C[b] (+ bias[n] on every row), for b in [0, Batch).
@@ -46,6 +47,35 @@ public readonly record struct ConvShape(int N, int InC, int H, int W, int OutC, 
         if (Pad < 0) throw new ArgumentException($"{op}: padding {Pad} is negative");
         if (OutH <= 0 || OutW <= 0) throw new ArgumentException($"{op}: kernel larger than padded input for {this}");
     }
+
+    public void ValidateForward(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias)
+    {
+        const string op = "conv2d";
+        Validate(op);
+        Check.Exactly(op, "x", x, DType.F32, InputLength, ToString());
+        Check.Exactly(op, "w", w, DType.F32, WeightLength, ToString());
+        Check.Exactly(op, "y", y, DType.F32, OutputLength, ToString());
+        if (bias != null) Check.Exactly(op, "bias", bias, DType.F32, OutC, ToString());
+    }
+
+    public void ValidateGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w)
+    {
+        const string op = "conv2d grad input";
+        Validate(op);
+        Check.Exactly(op, "dx", dx, DType.F32, InputLength, ToString());
+        Check.Exactly(op, "dy", dy, DType.F32, OutputLength, ToString());
+        Check.Exactly(op, "w", w, DType.F32, WeightLength, ToString());
+    }
+
+    public void ValidateGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x)
+    {
+        const string op = "conv2d grad weight";
+        Validate(op);
+        Check.Exactly(op, "dw", dw, DType.F32, WeightLength, ToString());
+        Check.Exactly(op, "dy", dy, DType.F32, OutputLength, ToString());
+        Check.Exactly(op, "x", x, DType.F32, InputLength, ToString());
+        if (dbias != null) Check.Exactly(op, "dbias", dbias, DType.F32, OutC, ToString());
+    }
 }
 
 /// <summary>Multi-head scaled-dot-product attention. Q is (B, Lq, H, D) and K, V are (B, Lk, H, D): the layout a linear
@@ -64,13 +94,61 @@ public readonly record struct AttentionShape(int Batch, int Heads, int QueryLen,
     {
         Check.Positive(op, ("batch", Batch), ("heads", Heads), ("query length", QueryLen), ("key length", KeyLen), ("head dim", HeadDim));
         if (HeadDim > 256) throw new ArgumentException($"{op}: head dim {HeadDim} is above the supported 256");
+        if (QueryLength > int.MaxValue || KeyLength > int.MaxValue)
+            throw new ArgumentException($"{op}: tensors of {this} exceed 2^31 − 1 elements");
+        if (!float.IsFinite(Scale)) throw new ArgumentException($"{op}: scale {Scale} is not finite");
+    }
+
+    public void ValidateForward(DeviceBuffer o, DeviceBuffer lse, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v)
+    {
+        const string op = "attention";
+        Validate(op);
+        string shape = ToString();
+        Check.Exactly(op, "o", o, DType.F32, QueryLength, shape);
+        Check.Exactly(op, "lse", lse, DType.F32, LseLength, shape);
+        Check.Exactly(op, "q", q, DType.F32, QueryLength, shape);
+        Check.Exactly(op, "k", k, DType.F32, KeyLength, shape);
+        Check.Exactly(op, "v", v, DType.F32, KeyLength, shape);
+    }
+
+    public void ValidateBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q,
+        DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse)
+    {
+        const string op = "attention_backward";
+        Validate(op);
+        string shape = ToString();
+        Check.Exactly(op, "dq", dq, DType.F32, QueryLength, shape);
+        Check.Exactly(op, "dk", dk, DType.F32, KeyLength, shape);
+        Check.Exactly(op, "dv", dv, DType.F32, KeyLength, shape);
+        Check.Exactly(op, "dout", dout, DType.F32, QueryLength, shape);
+        Check.Exactly(op, "q", q, DType.F32, QueryLength, shape);
+        Check.Exactly(op, "k", k, DType.F32, KeyLength, shape);
+        Check.Exactly(op, "v", v, DType.F32, KeyLength, shape);
+        Check.Exactly(op, "o", o, DType.F32, QueryLength, shape);
+        Check.Exactly(op, "lse", lse, DType.F32, LseLength, shape);
     }
 }
 
 /// <summary>One AdamW step (decoupled weight decay, bias correction). Step counts from 1. The gradient is first
 /// multiplied by GradScale (1/loss-scale for mixed precision, or a clipping factor).</summary>
 public readonly record struct AdamWStep(float Lr, int Step, float Beta1 = 0.9f, float Beta2 = 0.999f, float Eps = 1e-8f,
-    float WeightDecay = 1e-2f, float GradScale = 1f);
+    float WeightDecay = 1e-2f, float GradScale = 1f)
+{
+    public void Validate(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n)
+    {
+        const string op = "adamw";
+        Check.Positive(op, ("n", n), ("step", Step));
+        if (!(Beta1 >= 0 && Beta1 < 1 && Beta2 >= 0 && Beta2 < 1))
+            throw new ArgumentException($"{op}: betas ({Beta1}, {Beta2}) must lie in [0, 1)");
+        if (!(Lr >= 0) || !(Eps > 0) || !(WeightDecay >= 0) || !float.IsFinite(GradScale))
+            throw new ArgumentException($"{op}: need lr ≥ 0, eps > 0, weight decay ≥ 0 and a finite grad scale, got {this}");
+        string shape = $"(n={n})";
+        Check.Exactly(op, "param", param, DType.F32, n, shape);
+        Check.Exactly(op, "grad", grad, DType.F32, n, shape);
+        Check.Exactly(op, "m", m, DType.F32, n, shape);
+        Check.Exactly(op, "v", v, DType.F32, n, shape);
+    }
+}
 
 /// <summary>Pointwise activations. Gelu is the exact erf form, GeluTanh the tanh approximation, QuickGelu x·σ(1.702x).</summary>
 public enum UnaryOp { Silu, Gelu, GeluTanh, QuickGelu }

@@ -1,6 +1,6 @@
 // Where a run is: optimizer steps done, the place in the data order, the micro-batch count that keys the noise, the seed.
-using DreamBooth.Kernels.Reference;
 
+using DreamBooth.Kernels;
 namespace DreamBooth.Trainer;
 
 /// <summary>
@@ -28,8 +28,8 @@ public static class DataOrder
         var order = Enumerable.Range(0, length).ToArray();
         for (int i = length - 1; i > 0; i--)
         {
-            var (w, _, _, _) = PhiloxReference.StreamBlock(seed ^ OrderStream, (ulong)epoch << 32, length - 1 - i);
-            int j = (int)(PhiloxReference.ToUniform(w) * (i + 1));
+            var (w, _, _, _) = Philox.StreamBlock(seed ^ OrderStream, (ulong)epoch << 32, length - 1 - i);
+            int j = (int)(Philox.ToUniform(w) * (i + 1));
             (order[i], order[j]) = (order[j], order[i]);
         }
         int start = batch * batchSize;

@@ -29,7 +29,7 @@ public class BinaryKernelTests : EmulatorTest
     [TestCaseSource(nameof(Cases))]
     public void ForwardAndBackwardMatchTheReference(BinaryOp op, int[] aShape, int[] bShape)
     {
-        int[] yShape = BinaryReference.BroadcastShape("test", aShape, bShape);
+        int[] yShape = Broadcasting.Shape("test", aShape, bShape);
         long na = aShape.Aggregate(1L, (p, d) => p * d), nb = bShape.Aggregate(1L, (p, d) => p * d);
         long ny = yShape.Aggregate(1L, (p, d) => p * d);
         double[] a = TestData.Uniform(1, na), dy = TestData.Uniform(3, ny);

@@ -1,6 +1,7 @@
 // The CUDA tier's f32/f16/bf16 casts on the CPU emulator, bit for bit against CastReference.
 using DreamBooth.Kernels.Ilgpu;
 using DreamBooth.Kernels.Reference;
+using DreamBooth.Kernels;
 using ILGPU;
 using ILGPU.Runtime;
 using DreamBooth.Tests.Support;
@@ -38,10 +39,10 @@ public class CastKernelTests : EmulatorTest
         using var dst = Acc.Allocate1D<ushort>(x.Length);
         var toHalf = Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>>(CastKernels.F32ToF16);
         toHalf(x.Length, dst.View, src.View);
-        Assert.That(dst.GetAsArray1D(), Is.EqualTo(x.Select(CastReference.FloatToHalf).ToArray()), "f32 -> f16");
+        Assert.That(dst.GetAsArray1D(), Is.EqualTo(x.Select(HalfPrecision.FloatToHalf).ToArray()), "f32 -> f16");
         var toBf16 = Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>>(CastKernels.F32ToBf16);
         toBf16(x.Length, dst.View, src.View);
-        Assert.That(dst.GetAsArray1D(), Is.EqualTo(x.Select(CastReference.FloatToBFloat16).ToArray()), "f32 -> bf16");
+        Assert.That(dst.GetAsArray1D(), Is.EqualTo(x.Select(HalfPrecision.FloatToBFloat16).ToArray()), "f32 -> bf16");
     }
 
     [Test]
@@ -53,18 +54,18 @@ public class CastKernelTests : EmulatorTest
         using var narrow = Acc.Allocate1D<ushort>(x.Length);
         var fromHalf = Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(CastKernels.F16ToF32);
         fromHalf(x.Length, wide.View, src.View);
-        Assert.That(Bits(wide.GetAsArray1D()), Is.EqualTo(Bits(x.Select(CastReference.HalfToFloat).ToArray())), "f16 -> f32");
+        Assert.That(Bits(wide.GetAsArray1D()), Is.EqualTo(Bits(x.Select(HalfPrecision.HalfToFloat).ToArray())), "f16 -> f32");
         var fromBf16 = Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(CastKernels.Bf16ToF32);
         fromBf16(x.Length, wide.View, src.View);
-        Assert.That(Bits(wide.GetAsArray1D()), Is.EqualTo(Bits(x.Select(CastReference.BFloat16ToFloat).ToArray())), "bf16 -> f32");
+        Assert.That(Bits(wide.GetAsArray1D()), Is.EqualTo(Bits(x.Select(HalfPrecision.BFloat16ToFloat).ToArray())), "bf16 -> f32");
 
         var halfToBf16 = Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>>(CastKernels.F16ToBf16);
         halfToBf16(x.Length, narrow.View, src.View);
-        Assert.That(narrow.GetAsArray1D(), Is.EqualTo(x.Select(h => (ushort)CastReference.Convert(h, DreamBooth.Kernels.DType.F16,
+        Assert.That(narrow.GetAsArray1D(), Is.EqualTo(x.Select(h => (ushort)HalfPrecision.Convert(h, DreamBooth.Kernels.DType.F16,
             DreamBooth.Kernels.DType.BF16)).ToArray()), "f16 -> bf16");
         var bf16ToHalf = Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>>(CastKernels.Bf16ToF16);
         bf16ToHalf(x.Length, narrow.View, src.View);
-        Assert.That(narrow.GetAsArray1D(), Is.EqualTo(x.Select(h => (ushort)CastReference.Convert(h, DreamBooth.Kernels.DType.BF16,
+        Assert.That(narrow.GetAsArray1D(), Is.EqualTo(x.Select(h => (ushort)HalfPrecision.Convert(h, DreamBooth.Kernels.DType.BF16,
             DreamBooth.Kernels.DType.F16)).ToArray()), "bf16 -> f16");
     }
 }

@@ -54,7 +54,7 @@ public class BinaryTests(string backend) : BackendTest(backend)
         foreach (BinaryOp op in Enum.GetValues<BinaryOp>())
         {
             var (a, b) = Operands(aShape, bShape, op);
-            int[] shape = BinaryReference.BroadcastShape("test", aShape, bShape);
+            int[] shape = Broadcasting.Shape("test", aShape, bShape);
             var expected = new double[Count(shape)];
             BinaryReference.Forward(op, expected, a, b, aShape, bShape);
             var y = Zeros(expected.Length);
@@ -69,7 +69,7 @@ public class BinaryTests(string backend) : BackendTest(backend)
         foreach (BinaryOp op in Enum.GetValues<BinaryOp>())
         {
             var (a, b) = Operands(aShape, bShape, op);
-            int[] shape = BinaryReference.BroadcastShape("test", aShape, bShape);
+            int[] shape = Broadcasting.Shape("test", aShape, bShape);
             var dy = TestData.Uniform(3, Count(shape));
             var expectedA = new double[a.Length];
             var expectedB = new double[b.Length];

@@ -1,6 +1,5 @@
 // Cast between f32, f16 and bf16 on every backend: exhaustive 16-bit sweeps, rounding ties, NaN/Inf, subnormals.
 using DreamBooth.Kernels;
-using DreamBooth.Kernels.Reference;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
 
@@ -48,8 +47,8 @@ public class CastTests(string backend) : BackendTest(backend)
         for (uint h = 0; h < 0x7C00; h += 7)
         {
             // The f32 exactly between f16 h and h + 1, and its neighbours.
-            uint mid = BitConverter.SingleToUInt32Bits((float)(((double)CastReference.HalfToFloat((ushort)h)
-                                                              + CastReference.HalfToFloat((ushort)(h + 1))) / 2));
+            uint mid = BitConverter.SingleToUInt32Bits((float)(((double)HalfPrecision.HalfToFloat((ushort)h)
+                                                              + HalfPrecision.HalfToFloat((ushort)(h + 1))) / 2));
             list.AddRange([mid - 1, mid, mid + 1, mid | 0x80000000]);
         }
         for (uint b = 0; b < 0x7F80; b += 5) list.AddRange([b << 16 | 0x7FFF, b << 16 | 0x8000, b << 16 | 0x8001]);
@@ -58,7 +57,7 @@ public class CastTests(string backend) : BackendTest(backend)
         return list.ToArray();
     }
 
-    static uint ReferenceBits(uint bits, DType from, DType to) => CastReference.Convert(bits, from, to);
+    static uint ReferenceBits(uint bits, DType from, DType to) => HalfPrecision.Convert(bits, from, to);
 
     [TestCase(DType.F16, DType.F32)]
     [TestCase(DType.BF16, DType.F32)]
@@ -176,7 +175,7 @@ public class CastReferenceOracle
         for (int h = 0; h < 65536; h++)
         {
             uint expected = BitConverter.SingleToUInt32Bits((float)BitConverter.UInt16BitsToHalf((ushort)h));
-            uint actual = BitConverter.SingleToUInt32Bits(CastReference.HalfToFloat((ushort)h));
+            uint actual = BitConverter.SingleToUInt32Bits(HalfPrecision.HalfToFloat((ushort)h));
             if (actual != expected) Assert.Fail($"f16 0x{h:X4}: 0x{actual:X8}, System.Half 0x{expected:X8}");
         }
     }
@@ -192,7 +191,7 @@ public class CastReferenceOracle
                                    : (uint)rng.Next(0, 2) << 31 | (uint)rng.Next(96, 145) << 23 | (uint)rng.Next(0, 1 << 23);
             float f = BitConverter.UInt32BitsToSingle(bits);
             ushort expected = BitConverter.HalfToUInt16Bits((Half)f);
-            ushort actual = CastReference.FloatToHalf(f);
+            ushort actual = HalfPrecision.FloatToHalf(f);
             if (actual != expected) Assert.Fail($"f32 0x{bits:X8}: 0x{actual:X4}, System.Half 0x{expected:X4}");
         }
     }
@@ -211,7 +210,7 @@ public class CastReferenceOracle
             double dUp = up == 0x7F80 ? double.PositiveInfinity : BitConverter.UInt32BitsToSingle(up << 16) - x;
             if (up == 0x7F80 && x >= BitConverter.UInt32BitsToSingle(0x7F7F8000)) dUp = 0;   // at or past the midpoint to 2^128: Inf
             uint expected = dDown < dUp || (dDown == dUp && (down & 1) == 0) ? down : up;
-            Assert.That((uint)CastReference.FloatToBFloat16((float)x), Is.EqualTo(expected), $"0x{bits:X8}");
+            Assert.That((uint)HalfPrecision.FloatToBFloat16((float)x), Is.EqualTo(expected), $"0x{bits:X8}");
         }
     }
 }

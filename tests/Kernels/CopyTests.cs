@@ -40,7 +40,7 @@ public class CopyTests(string backend) : BackendTest(backend)
     [TestCase(DType.I32, -3.7f, 0xFFFFFFFDu)]       // -3
     public void FillWritesTheDTypeBits(DType dtype, float value, uint expected)
     {
-        Assert.That(CopyReference.FillBits(dtype, value), Is.EqualTo(expected));
+        Assert.That(HalfPrecision.FillBits(dtype, value), Is.EqualTo(expected));
         foreach (int n in new[] { 1, 17, 3001 })
         {
             var y = Zeros(n, dtype);

@@ -39,14 +39,14 @@ public class GemmTests(string backend) : BackendTest(backend)
     /// <summary>The values rounded to the dtype (nearest even), as exact doubles.</summary>
     internal static double[] Rounded(double[] values, DType dtype) => dtype switch
     {
-        DType.F16 => values.Select(v => (double)CastReference.HalfToFloat(CastReference.FloatToHalf((float)v))).ToArray(),
-        DType.BF16 => values.Select(v => (double)CastReference.BFloat16ToFloat(CastReference.FloatToBFloat16((float)v))).ToArray(),
+        DType.F16 => values.Select(v => (double)HalfPrecision.HalfToFloat(HalfPrecision.FloatToHalf((float)v))).ToArray(),
+        DType.BF16 => values.Select(v => (double)HalfPrecision.BFloat16ToFloat(HalfPrecision.FloatToBFloat16((float)v))).ToArray(),
         _ => values,
     };
 
     /// <summary>The f16 or bf16 bits of values (exact when they come from Rounded).</summary>
     internal static ushort[] HalfBits(double[] values, DType dtype) =>
-        values.Select(v => dtype == DType.F16 ? CastReference.FloatToHalf((float)v) : CastReference.FloatToBFloat16((float)v)).ToArray();
+        values.Select(v => dtype == DType.F16 ? HalfPrecision.FloatToHalf((float)v) : HalfPrecision.FloatToBFloat16((float)v)).ToArray();
 
     /// <summary>A buffer of the dtype holding values that it represents exactly.</summary>
     DeviceBuffer Input(double[] values, DType dtype)
@@ -161,7 +161,7 @@ public class GemmTests(string backend) : BackendTest(backend)
         var bits = new ushort[n * n];
         for (int i = 0; i < bits.Length; i++)
             do bits[i] = (ushort)rng.Next(0x10000); while ((bits[i] & maxExponent) == maxExponent);   // no Inf/NaN
-        double[] b = bits.Select(h => (double)(inputs == DType.F16 ? CastReference.HalfToFloat(h) : CastReference.BFloat16ToFloat(h))).ToArray();
+        double[] b = bits.Select(h => (double)(inputs == DType.F16 ? HalfPrecision.HalfToFloat(h) : HalfPrecision.BFloat16ToFloat(h))).ToArray();
         double[] identity = new double[n * n];
         for (int i = 0; i < n; i++) identity[i * n + i] = 1;
         var c = Zeros(n * n);

@@ -1,6 +1,5 @@
 // Broadcasting add/sub/mul/div and scaling by a constant, with their backward.
 using DreamBooth.Kernels;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Autograd;
 
@@ -17,7 +16,7 @@ public static partial class F
     {
         a = Contiguous(a);
         b = Contiguous(b);
-        var y = Tensor.Zeros(a.Backend, BinaryReference.BroadcastShape(op.ToString().ToLowerInvariant(), a.Shape, b.Shape));
+        var y = Tensor.Zeros(a.Backend, Broadcasting.Shape(op.ToString().ToLowerInvariant(), a.Shape, b.Shape));
         a.Backend.Binary(op, y.Storage, a.Storage, b.Storage, a.Shape, b.Shape);
         if (Tape.Needs(a, b))
             Tape.Record(op.ToString().ToLowerInvariant(), y, dy =>

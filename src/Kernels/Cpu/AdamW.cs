@@ -1,6 +1,5 @@
 // AdamW as one fused Vector512 pass over param, grad, m and v, parallel over chunks; f32 arithmetic.
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -13,7 +12,7 @@ public sealed unsafe partial class CpuBackend
 
     public void AdamW(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, in AdamWStep s, long n)
     {
-        AdamWReference.Validate(param, grad, m, v, s, n);
+        s.Validate(param, grad, m, v, n);
         double bc1 = 1 - Math.Pow(s.Beta1, s.Step), bc2 = 1 - Math.Pow(s.Beta2, s.Step);
         var f = new AdamWFactors(s.GradScale, s.Beta1, (float)(1 - (double)s.Beta1), s.Beta2, (float)(1 - (double)s.Beta2),
             (float)(1 - (double)s.Lr * s.WeightDecay), (float)(s.Lr / bc1), (float)(1 / Math.Sqrt(bc2)), s.Eps);

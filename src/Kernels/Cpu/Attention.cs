@@ -3,7 +3,6 @@
 using System.Buffers;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -11,7 +10,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void Attention(DeviceBuffer o, DeviceBuffer lse, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, in AttentionShape s)
     {
-        AttentionReference.ValidateForward(o, lse, q, k, v, s);
+        s.ValidateForward(o, lse, q, k, v);
         if (UseVector512) FlashAttention<V512>.Forward(F(o), F(lse), F(q), F(k), F(v), s);
         else FlashAttention<V256>.Forward(F(o), F(lse), F(q), F(k), F(v), s);
     }
@@ -19,7 +18,7 @@ public sealed unsafe partial class CpuBackend
     public void AttentionBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q,
         DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, in AttentionShape s)
     {
-        AttentionReference.ValidateBackward(dq, dk, dv, dout, q, k, v, o, lse, s);
+        s.ValidateBackward(dq, dk, dv, dout, q, k, v, o, lse);
         if (UseVector512) FlashAttention<V512>.Backward(F(dq), F(dk), F(dv), F(dout), F(q), F(k), F(v), F(o), F(lse), s);
         else FlashAttention<V256>.Backward(F(dq), F(dk), F(dv), F(dout), F(q), F(k), F(v), F(o), F(lse), s);
     }

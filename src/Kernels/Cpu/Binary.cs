@@ -1,7 +1,6 @@
 // Broadcasting binary ops (add, sub, mul, div) and their backward on Vector512, plus Scale (y = αx) and Axpy (y += αx).
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -53,7 +52,7 @@ sealed class BroadcastPlan
         long strideA = 1, strideB = 1;
         for (int d = rank - 1; d >= 0; d--)
         {
-            int da = BinaryReference.Dim(aShape, d, rank), db = BinaryReference.Dim(bShape, d, rank);
+            int da = Broadcasting.Dim(aShape, d, rank), db = Broadcasting.Dim(bShape, d, rank);
             long size = Math.Max(da, db);
             if (size == 1) continue;
             long sa = da == 1 ? 0 : strideA, sb = db == 1 ? 0 : strideB;
@@ -93,7 +92,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void Binary(BinaryOp op, DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
     {
-        BinaryReference.Validate("binary", op, y, a, b, aShape, bShape);
+        BinaryChecks.Validate("binary", op, y, a, b, aShape, bShape);
         Broadcast(op, F(y), F(a), F(b), BroadcastPlan.Create(aShape, bShape));
     }
 
@@ -193,8 +192,8 @@ public sealed unsafe partial class CpuBackend
     public void BinaryBackward(BinaryOp op, DeviceBuffer? da, DeviceBuffer? db, DeviceBuffer dy, DeviceBuffer a, DeviceBuffer b,
         ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
     {
-        BinaryReference.ValidateBackward(op, da, db, dy, a, b, aShape, bShape);
-        int[] shape = BinaryReference.BroadcastShape("binary backward", aShape, bShape);
+        BinaryChecks.ValidateBackward(op, da, db, dy, a, b, aShape, bShape);
+        int[] shape = Broadcasting.Shape("binary backward", aShape, bShape);
         long total = dy.Length;
         float* pdy = F(dy), pa = F(a), pb = F(b);
         if (db != null)
@@ -230,21 +229,21 @@ public sealed unsafe partial class CpuBackend
     static void FoldInto(float* dst, float* term, int[] shape, ReadOnlySpan<int> operandShape, float sign)
     {
         Span<int> padded = stackalloc int[shape.Length];
-        for (int d = 0; d < shape.Length; d++) padded[d] = BinaryReference.Dim(operandShape, d, shape.Length);
+        for (int d = 0; d < shape.Length; d++) padded[d] = Broadcasting.Dim(operandShape, d, shape.Length);
         if (dst == term && sign == 1) return;
         Reduce(dst, term, shape, padded, sign);
     }
 
     public void Scale(DeviceBuffer y, DeviceBuffer x, float alpha, long n)
     {
-        BinaryReference.ValidateScaled("scale", y, x, n);
+        BinaryChecks.ValidateScaled("scale", y, x, n);
         float* py = F(y), px = F(x);
         Chunks.For(n, (start, end) => ScaleRun(py + start, px + start, alpha, end - start));
     }
 
     public void Axpy(DeviceBuffer y, DeviceBuffer x, float alpha, long n)
     {
-        BinaryReference.ValidateScaled("axpy", y, x, n);
+        BinaryChecks.ValidateScaled("axpy", y, x, n);
         float* py = F(y), px = F(x);
         Chunks.For(n, (start, end) =>
         {

@@ -1,7 +1,6 @@
 // f32 <-> f16 <-> bf16 conversion with AVX-512 integer bit tricks, bit-identical to the reference, parallel over chunks.
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -12,7 +11,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void Cast(DeviceBuffer dst, DeviceBuffer src)
     {
-        CastReference.Validate(dst, src);
+        CastChecks.Validate(dst, src);
         byte* s = (byte*)Host(src).Pointer, d = (byte*)Host(dst).Pointer;
         if (src.DType == dst.DType) { MoveBytes(d, s, src.Bytes); return; }
         DType from = src.DType, to = dst.DType;
@@ -37,7 +36,7 @@ public sealed unsafe partial class CpuBackend
         for (; i < end; i++)
         {
             uint bits = from == DType.F32 ? ((uint*)src)[i] : ((ushort*)src)[i];
-            uint result = CastReference.Convert(bits, from, to);
+            uint result = HalfPrecision.Convert(bits, from, to);
             if (to == DType.F32) ((uint*)dst)[i] = result;
             else ((ushort*)dst)[i] = (ushort)result;
         }

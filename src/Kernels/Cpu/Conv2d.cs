@@ -1,6 +1,5 @@
 // Conv2d forward and gradients as GEMMs over im2col column blocks (3×3 stride-1 convs: Winograd, Conv2dWinograd.cs).
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -14,7 +13,7 @@ public sealed unsafe partial class CpuBackend
 
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
     {
-        Conv2dReference.ValidateForward(y, x, w, bias, s);
+        s.ValidateForward(y, x, w, bias);
         float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
         if (UseVector512 && Winograd3x3<V512>.Applies(s)) { Winograd3x3<V512>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
         if (!UseVector512 && Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
@@ -31,7 +30,7 @@ public sealed unsafe partial class CpuBackend
 
     public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
     {
-        Conv2dReference.ValidateGradInput(dx, dy, w, s);
+        s.ValidateGradInput(dx, dy, w);
         float* pdx = F(dx), pdy = F(dy), pw = F(w);
         if (UseVector512 && Winograd3x3<V512>.Applies(s)) { Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
         if (!UseVector512 && Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
@@ -69,7 +68,7 @@ public sealed unsafe partial class CpuBackend
 
     public void Conv2dGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x, in ConvShape s)
     {
-        Conv2dReference.ValidateGradWeight(dw, dbias, dy, x, s);
+        s.ValidateGradWeight(dw, dbias, dy, x);
         var g = new Im2Col(s);
         float* pdw = F(dw), pdb = FOrNull(dbias), pdy = F(dy), px = F(x);
         if (pdb != null)

@@ -1,5 +1,4 @@
 // Fill, Copy and StridedCopy for any dtype: parallel block moves, and strided gathers over a collapsed layout.
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -27,8 +26,8 @@ public sealed unsafe partial class CpuBackend
 
     public void Fill(DeviceBuffer y, float value)
     {
-        CopyReference.ValidateFill(y);
-        uint bits = CopyReference.FillBits(y.DType, value);
+        CopyChecks.ValidateFill(y);
+        uint bits = HalfPrecision.FillBits(y.DType, value);
         byte* p = (byte*)Host(y).Pointer;
         int size = y.DType.Size();
         Chunks.For(y.Length, MoveGrainBytes / size, (s, e) =>
@@ -40,13 +39,13 @@ public sealed unsafe partial class CpuBackend
 
     public void Copy(DeviceBuffer dst, DeviceBuffer src)
     {
-        CopyReference.ValidateCopy(dst, src);
+        CopyChecks.ValidateCopy(dst, src);
         MoveBytes((byte*)Host(dst).Pointer, (byte*)Host(src).Pointer, src.Bytes);
     }
 
     public void StridedCopy(DeviceBuffer dst, DeviceBuffer src, ReadOnlySpan<int> shape, ReadOnlySpan<long> srcStrides, long srcOffset)
     {
-        CopyReference.ValidateStridedCopy(dst, src, shape, srcStrides, srcOffset);
+        CopyChecks.ValidateStridedCopy(dst, src, shape, srcStrides, srcOffset);
         // Collapse the layout: drop length-1 axes and merge an axis into the one before it when the two are
         // contiguous in the source (outer stride = inner stride · inner size), so only real jumps remain.
         var axes = new List<(long Size, long Stride)>();

@@ -1,6 +1,5 @@
 // Embedding as parallel row copies; its backward a scatter-add split over columns, so it is race-free and deterministic.
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -8,8 +7,8 @@ public sealed unsafe partial class CpuBackend
 {
     public void Embedding(DeviceBuffer y, DeviceBuffer table, DeviceBuffer ids, int count, int dim)
     {
-        int vocab = EmbeddingReference.Validate("embedding", "y", y, "table", table, ids, count, dim);
-        EmbeddingReference.CheckIds("embedding", Host(ids).AsSpan<int>(), vocab);
+        int vocab = EmbeddingChecks.Validate("embedding", "y", y, "table", table, ids, count, dim);
+        EmbeddingChecks.CheckIds("embedding", Host(ids).AsSpan<int>(), vocab);
         float* py = F(y), pt = F(table);
         int* pid = (int*)Host(ids).Pointer;
         long rowBytes = dim * sizeof(float);
@@ -23,8 +22,8 @@ public sealed unsafe partial class CpuBackend
     /// race and each element sums in the same order as the reference (f32 instead of double accumulation).</summary>
     public void EmbeddingBackward(DeviceBuffer dtable, DeviceBuffer dy, DeviceBuffer ids, int count, int dim)
     {
-        int vocab = EmbeddingReference.Validate("embedding backward", "dy", dy, "dtable", dtable, ids, count, dim);
-        EmbeddingReference.CheckIds("embedding backward", Host(ids).AsSpan<int>(), vocab);
+        int vocab = EmbeddingChecks.Validate("embedding backward", "dy", dy, "dtable", dtable, ids, count, dim);
+        EmbeddingChecks.CheckIds("embedding backward", Host(ids).AsSpan<int>(), vocab);
         float* pt = F(dtable), pdy = F(dy);
         int* pid = (int*)Host(ids).Pointer;
         long columnsPerChunk = Math.Max(64, (1L << 16) / count);   // about 64K additions per chunk

@@ -1,5 +1,4 @@
 // GEGLU on the cpu tier: y = h·gelu(gate) for x = [h | gate] per row, and its backward, with the exact erf GELU.
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -7,7 +6,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void Geglu(DeviceBuffer y, DeviceBuffer x, int rows, int dim)
     {
-        GegluReference.Validate("geglu", rows, dim, ("y", y, 1), ("x", x, 2));
+        GegluChecks.Validate("geglu", rows, dim, ("y", y, 1), ("x", x, 2));
         float* py = F(y), px = F(x);
         bool wide = UseVector512;
         long rowsPerItem = Math.Max(1, Chunks.Grain / (2L * dim));
@@ -21,7 +20,7 @@ public sealed unsafe partial class CpuBackend
 
     public void GegluBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer x, int rows, int dim)
     {
-        GegluReference.Validate("geglu backward", rows, dim, ("dx", dx, 2), ("dy", dy, 1), ("x", x, 2));
+        GegluChecks.Validate("geglu backward", rows, dim, ("dx", dx, 2), ("dy", dy, 1), ("x", x, 2));
         float* pdx = F(dx), pdy = F(dy), px = F(x);
         bool wide = UseVector512;
         long rowsPerItem = Math.Max(1, Chunks.Grain / (2L * dim));

@@ -1,7 +1,6 @@
 // Group normalisation on the CPU: one-pass SIMD statistics per (n, g), fused affine (+ SiLU), fused backward; parallel over (N, G).
 using System.Buffers;
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -10,7 +9,7 @@ public sealed unsafe partial class CpuBackend
     public void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma,
         DeviceBuffer beta, int n, int c, int hw, int groups, float eps, bool silu)
     {
-        GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
+        GroupNormChecks.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
         float* yp = F(y), mp = F(mean), rp = F(rstd), xp = F(x), gp = F(gamma), bp = F(beta);
         int perGroup = c / groups, count = perGroup * hw;
         bool wide = UseVector512;
@@ -36,7 +35,7 @@ public sealed unsafe partial class CpuBackend
     public void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
         DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, bool silu)
     {
-        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
+        GroupNormChecks.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
         float* dxp = F(dx), dgp = F(dgamma), dbp = F(dbeta), dyp = F(dy), xp = F(x), mp = F(mean), rp = F(rstd), gp = F(gamma), bp = F(beta);
         int perGroup = c / groups, count = perGroup * hw;
         bool wide = UseVector512;

@@ -1,7 +1,6 @@
 // Layer normalisation on the CPU: one-pass SIMD row statistics, fused affine, fused backward with per-chunk dgamma/dbeta.
 using System.Buffers;
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -13,7 +12,7 @@ public sealed unsafe partial class CpuBackend
     public void LayerNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma,
         DeviceBuffer beta, int rows, int dim, float eps)
     {
-        LayerNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, rows, dim, eps);
+        LayerNormChecks.ValidateForward(y, mean, rstd, x, gamma, beta, rows, dim, eps);
         float* yp = F(y), mp = F(mean), rp = F(rstd), xp = F(x), gp = F(gamma), bp = F(beta);
         int tasks = (rows + LayerNormRowsPerTask - 1) / LayerNormRowsPerTask;
         void Body(int task)
@@ -42,7 +41,7 @@ public sealed unsafe partial class CpuBackend
     public void LayerNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
         DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int rows, int dim)
     {
-        LayerNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, dim);
+        LayerNormChecks.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, dim);
         float* dxp = F(dx), dgp = F(dgamma), dbp = F(dbeta), dyp = F(dy), xp = F(x), mp = F(mean), rp = F(rstd), gp = F(gamma);
         int tasks = (rows + LayerNormRowsPerTask - 1) / LayerNormRowsPerTask;
         // Task t sums Σ dy·xhat and Σ dy over its ≤ 32 rows in float (rows [2t·dim, (2t+1)·dim) of partial); the

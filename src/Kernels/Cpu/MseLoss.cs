@@ -1,6 +1,5 @@
 // Mean squared error on Vector512: mean (a−b)² summed in double with a fixed split, and its gradient 2(a−b)/n.
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -8,13 +7,13 @@ public sealed unsafe partial class CpuBackend
 {
     public void MseLoss(DeviceBuffer loss, DeviceBuffer a, DeviceBuffer b, long n)
     {
-        MseLossReference.Validate("mse loss", loss, "loss", 1, a, b, n);
+        MseLossChecks.Validate("mse loss", loss, "loss", 1, a, b, n);
         *F(loss) = (float)(Total<SquaredDifferenceTerm>(F(a), F(b), n) / n);
     }
 
     public void MseLossBackward(DeviceBuffer da, DeviceBuffer a, DeviceBuffer b, float gradLoss, long n)
     {
-        MseLossReference.Validate("mse loss backward", da, "da", n, a, b, n);
+        MseLossChecks.Validate("mse loss backward", da, "da", n, a, b, n);
         float* pda = F(da), pa = F(a), pb = F(b);
         float k = (float)(2.0 * gradLoss / n);
         Chunks.For(n, (start, end) =>

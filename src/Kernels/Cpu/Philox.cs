@@ -1,7 +1,6 @@
 // Philox4x32-10 uniform and normal draws: eight blocks per AVX-512 pass, parallel over blocks; same stream as the reference.
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -15,13 +14,13 @@ public sealed unsafe partial class CpuBackend
 {
     public void RandomUniform(DeviceBuffer y, ulong seed, ulong offset)
     {
-        PhiloxReference.Validate("random uniform", y);
+        PhiloxChecks.Validate("random uniform", y);
         Draw(F(y), y.Length, seed, offset, normal: false);
     }
 
     public void RandomNormal(DeviceBuffer y, ulong seed, ulong offset)
     {
-        PhiloxReference.Validate("random normal", y);
+        PhiloxChecks.Validate("random normal", y);
         Draw(F(y), y.Length, seed, offset, normal: true);
     }
 
@@ -71,16 +70,16 @@ public sealed unsafe partial class CpuBackend
         Span<double> block = stackalloc double[4];
         for (; j < b1; j++)
         {
-            var (w0, w1, w2, w3) = PhiloxReference.StreamBlock(seed, offset, j);
+            var (w0, w1, w2, w3) = Philox.StreamBlock(seed, offset, j);
             if (normal)
             {
-                (block[0], block[1]) = PhiloxReference.ToNormal(w0, w1);
-                (block[2], block[3]) = PhiloxReference.ToNormal(w2, w3);
+                (block[0], block[1]) = Philox.ToNormal(w0, w1);
+                (block[2], block[3]) = Philox.ToNormal(w2, w3);
             }
             else
             {
-                block[0] = PhiloxReference.ToUniform(w0); block[1] = PhiloxReference.ToUniform(w1);
-                block[2] = PhiloxReference.ToUniform(w2); block[3] = PhiloxReference.ToUniform(w3);
+                block[0] = Philox.ToUniform(w0); block[1] = Philox.ToUniform(w1);
+                block[2] = Philox.ToUniform(w2); block[3] = Philox.ToUniform(w3);
             }
             for (long k = 0; k < 4 && 4 * j + k < n; k++) y[4 * j + k] = (float)block[(int)k];
         }
@@ -90,15 +89,15 @@ public sealed unsafe partial class CpuBackend
     static void Philox8(Vector512<ulong> counter, uint k0, uint k1,
         out Vector512<ulong> w0, out Vector512<ulong> w1, out Vector512<ulong> w2, out Vector512<ulong> w3)
     {
-        var m0 = Vector512.Create((ulong)PhiloxReference.M0).AsUInt32();
-        var m1 = Vector512.Create((ulong)PhiloxReference.M1).AsUInt32();
+        var m0 = Vector512.Create((ulong)Philox.M0).AsUInt32();
+        var m1 = Vector512.Create((ulong)Philox.M1).AsUInt32();
         Vector512<ulong> c0 = counter, c1 = counter >>> 32, c2 = Vector512<ulong>.Zero, c3 = Vector512<ulong>.Zero;
         for (int round = 0; round < 10; round++)
         {
             var p0 = Avx512F.Multiply(c0.AsUInt32(), m0);
             var p1 = Avx512F.Multiply(c2.AsUInt32(), m1);
-            var key0 = Vector512.Create((ulong)unchecked(k0 + (uint)round * PhiloxReference.W0));
-            var key1 = Vector512.Create((ulong)unchecked(k1 + (uint)round * PhiloxReference.W1));
+            var key0 = Vector512.Create((ulong)unchecked(k0 + (uint)round * Philox.W0));
+            var key1 = Vector512.Create((ulong)unchecked(k1 + (uint)round * Philox.W1));
             (c0, c1, c2, c3) = ((p1 >>> 32) ^ c1 ^ key0, p1, (p0 >>> 32) ^ c3 ^ key1, p0);
         }
         (w0, w1, w2, w3) = (c0, c1, c2, c3);
@@ -107,7 +106,7 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Box-Muller in double on eight word pairs (words already masked to 32 bits).</summary>
     static (Vector512<double>, Vector512<double>) BoxMuller8(Vector512<ulong> wa, Vector512<ulong> wb)
     {
-        var unit = Vector512.Create(1.0 / PhiloxReference.TwoPow24);
+        var unit = Vector512.Create(1.0 / Philox.TwoPow24);
         var u1 = Vector512.ConvertToDouble((wa >>> 8) + Vector512.Create(1ul)) * unit;
         var u2 = Vector512.ConvertToDouble(wb >>> 8) * unit;
         var r = Vector512.Sqrt(Vector512.Create(-2.0) * Vector512.Log(u1));

@@ -2,7 +2,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -39,13 +38,13 @@ public sealed unsafe partial class CpuBackend
 {
     public void ReduceSum(DeviceBuffer y, DeviceBuffer x, ReadOnlySpan<int> xShape, ReadOnlySpan<int> yShape, float scale)
     {
-        ReduceReference.Validate(y, x, xShape, yShape);
+        ReduceChecks.Validate(y, x, xShape, yShape);
         Reduce(F(y), F(x), xShape, yShape, scale);
     }
 
     public void SumSquares(DeviceBuffer result, DeviceBuffer x, long n)
     {
-        ReduceReference.ValidateSumSquares(result, x, n);
+        ReduceChecks.ValidateSumSquares(result, x, n);
         *F(result) = (float)Total<SquareTerm>(F(x), null, n);
     }
 

@@ -1,6 +1,5 @@
 // Softmax over the last axis on the CPU: row max, then exp and sum in one vector pass, then the scaling pass; parallel over rows.
 using System.Runtime.Intrinsics;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -8,7 +7,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void Softmax(DeviceBuffer y, DeviceBuffer x, int rows, int cols)
     {
-        SoftmaxReference.Validate("softmax", y, "y", x, "x", x, "x", rows, cols);
+        SoftmaxChecks.Validate("softmax", y, "y", x, "x", x, "x", rows, cols);
         float* yp = F(y), xp = F(x);
         int perTask = Math.Max(1, 8192 / cols);
         NormStats.For((rows + perTask - 1) / perTask, (long)rows * cols * 4, task =>
@@ -20,7 +19,7 @@ public sealed unsafe partial class CpuBackend
 
     public void SoftmaxBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer y, int rows, int cols)
     {
-        SoftmaxReference.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
+        SoftmaxChecks.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
         float* dxp = F(dx), dyp = F(dy), yp = F(y);
         int perTask = Math.Max(1, 8192 / cols);
         NormStats.For((rows + perTask - 1) / perTask, (long)rows * cols * 2, task =>

@@ -1,6 +1,5 @@
 // Activations on the cpu tier: vectorised exp, sigmoid and the erf-based normal CDF, on Vector512 or Vector256.
 using System.Runtime.CompilerServices;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -150,7 +149,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void Unary(UnaryOp op, DeviceBuffer y, DeviceBuffer x, long n)
     {
-        UnaryReference.Validate("unary", op, n, ("y", y), ("x", x));
+        UnaryChecks.Validate("unary", op, n, ("y", y), ("x", x));
         float* py = F(y), px = F(x);
         bool wide = UseVector512;
         Chunks.For(n, (start, end) =>
@@ -162,7 +161,7 @@ public sealed unsafe partial class CpuBackend
 
     public void UnaryBackward(UnaryOp op, DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer x, long n)
     {
-        UnaryReference.Validate("unary backward", op, n, ("dx", dx), ("dy", dy), ("x", x));
+        UnaryChecks.Validate("unary backward", op, n, ("dx", dx), ("dy", dy), ("x", x));
         float* pdx = F(dx), pdy = F(dy), px = F(x);
         bool wide = UseVector512;
         Chunks.For(n, (start, end) =>

@@ -1,7 +1,6 @@
 // Nearest 2× upsampling on Vector512 (lane shuffles double each row into two output rows) and its 2×2-sum backward.
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -9,7 +8,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void UpsampleNearest2x(DeviceBuffer y, DeviceBuffer x, int planes, int h, int w)
     {
-        UpsampleReference.Validate("upsample nearest 2x", y, "y", x, "x", planes, h, w);
+        UpsampleChecks.Validate("upsample nearest 2x", y, "y", x, "x", planes, h, w);
         float* py = F(y), px = F(x);
         long rows = (long)planes * h, rowsPerItem = Math.Max(1, Chunks.Grain / (5L * w));
         Chunks.Items((rows + rowsPerItem - 1) / rowsPerItem, 5 * rows * w, item =>
@@ -38,7 +37,7 @@ public sealed unsafe partial class CpuBackend
 
     public void UpsampleNearest2xBackward(DeviceBuffer dx, DeviceBuffer dy, int planes, int h, int w)
     {
-        UpsampleReference.Validate("upsample nearest 2x backward", dy, "dy", dx, "dx", planes, h, w);
+        UpsampleChecks.Validate("upsample nearest 2x backward", dy, "dy", dx, "dx", planes, h, w);
         float* pdx = F(dx), pdy = F(dy);
         long rows = (long)planes * h, rowsPerItem = Math.Max(1, Chunks.Grain / (5L * w));
         Chunks.Items((rows + rowsPerItem - 1) / rowsPerItem, 5 * rows * w, item =>

@@ -1,5 +1,4 @@
 // CUDA-tier AdamW: one thread per parameter of the flat buffer, PyTorch's order of operations (see AdamWReference).
-using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU;
@@ -13,7 +12,7 @@ public sealed partial class IlgpuBackend
     public void AdamW(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, in AdamWStep s, long n)
     {
         const string name = "adamw";
-        AdamWReference.Validate(param, grad, m, v, s, n);
+        s.Validate(param, grad, m, v, n);
         _adamw ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernels.Constants>(AdamWKernels.Step);
         _adamw(Count(name, n), F(name, param), F(name, grad), F(name, m), F(name, v), AdamWKernels.Constants.From(s));
     }

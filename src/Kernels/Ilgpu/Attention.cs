@@ -1,5 +1,4 @@
 // CUDA-tier fused attention: flash-style forward (online softmax, log-sum-exp) and backward (Δ, dK/dV, dQ), never the score matrix.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU;
@@ -15,7 +14,7 @@ public sealed partial class IlgpuBackend
 
     public void Attention(DeviceBuffer o, DeviceBuffer lse, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, in AttentionShape s)
     {
-        AttentionReference.ValidateForward(o, lse, q, k, v, s);
+        s.ValidateForward(o, lse, q, k, v);
         const string op = "attention";
         _attention ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>(AttentionKernels.Forward);
         _attention(WithinGridLimits(op, AttentionKernels.ForwardConfig(s)), F(op, o), F(op, lse), F(op, q), F(op, k), F(op, v), AttentionKernels.Args.From(s));
@@ -24,7 +23,7 @@ public sealed partial class IlgpuBackend
     public void AttentionBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q, DeviceBuffer k,
         DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, in AttentionShape s)
     {
-        AttentionReference.ValidateBackward(dq, dk, dv, dout, q, k, v, o, lse, s);
+        s.ValidateBackward(dq, dk, dv, dout, q, k, v, o, lse);
         const string op = "attention backward";
         _attentionDelta ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionKernels.Args>(AttentionKernels.Delta);
         _attentionKey ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,

@@ -1,5 +1,4 @@
 // CUDA-tier broadcasting add/sub/mul/div: forward one thread per output element, backward as per-element terms then ReduceKernels.Sum.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -13,7 +12,7 @@ public sealed partial class IlgpuBackend
     public void Binary(BinaryOp op, DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
     {
         const string name = "binary";
-        BinaryReference.Validate(name, op, y, a, b, aShape, bShape);
+        BinaryChecks.Validate(name, op, y, a, b, aShape, bShape);
         _binary ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, BinaryKernels.Args>(BinaryKernels.Forward);
         var args = BinaryKernels.Args.From(op, aShape, bShape);
         _binary(args.Count, F(name, y), F(name, a), F(name, b), args);
@@ -25,9 +24,9 @@ public sealed partial class IlgpuBackend
         ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
     {
         const string name = "binary backward";
-        BinaryReference.ValidateBackward(op, da, db, dy, a, b, aShape, bShape);
+        BinaryChecks.ValidateBackward(op, da, db, dy, a, b, aShape, bShape);
         if (da == null && db == null) return;
-        int[] shape = BinaryReference.BroadcastShape(name, aShape, bShape);
+        int[] shape = Broadcasting.Shape(name, aShape, bShape);
         long total = dy.Length;
         _binaryTerms ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, BinaryKernels.Args>(BinaryKernels.BackwardTerms);
@@ -45,7 +44,7 @@ public sealed partial class IlgpuBackend
     void Fold(ArrayView<float> dst, ArrayView<float> term, int[] shape, ReadOnlySpan<int> operandShape)
     {
         var padded = new int[shape.Length];
-        for (int d = 0; d < shape.Length; d++) padded[d] = BinaryReference.Dim(operandShape, d, shape.Length);
+        for (int d = 0; d < shape.Length; d++) padded[d] = Broadcasting.Dim(operandShape, d, shape.Length);
         _reduce ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ReduceKernels.Args>(ReduceKernels.Sum);
         var args = ReduceKernels.Args.From(shape, padded, 1f);
         _reduce(args.Count, dst, term, args);
@@ -68,7 +67,7 @@ public static class BinaryKernels
         public static Args From(BinaryOp op, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape, bool wantA = true, bool wantB = true)
         {
             Dims6 a = Dims6.From(aShape), b = Dims6.From(bShape);
-            var y = Dims6.From(BinaryReference.BroadcastShape("binary", aShape, bShape));
+            var y = Dims6.From(Broadcasting.Shape("binary", aShape, bShape));
             return new((int)op, y, Strides6.Broadcast(a), Strides6.Broadcast(b), wantA ? 1 : 0, wantB ? 1 : 0);
         }
 

@@ -1,5 +1,4 @@
 // CUDA-tier dtype casts between f32, f16 and bf16 by bit manipulation: round to nearest even, NaN stays a quiet NaN.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -13,7 +12,7 @@ public sealed partial class IlgpuBackend
 
     public void Cast(DeviceBuffer dst, DeviceBuffer src)
     {
-        CastReference.Validate(dst, src);
+        CastChecks.Validate(dst, src);
         IlgpuBuffer d = Buf("cast", dst), s = Buf("cast", src);
         if (src.Length == 0) return;
         if (dst.DType == src.DType) { CopyBytes(d.View, s.View); return; }

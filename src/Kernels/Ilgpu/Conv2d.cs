@@ -1,5 +1,4 @@
 // CUDA-tier conv2d as implicit GEMM (no im2col buffer): forward, grad-input, grad-weight in 64×64 tiles, and grad-bias.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -13,7 +12,7 @@ public sealed partial class IlgpuBackend
 
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
     {
-        Conv2dReference.ValidateForward(y, x, w, bias, s);
+        s.ValidateForward(y, x, w, bias);
         const string op = "conv2d";
         _conv ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.Forward);
         _conv(Conv2dKernels.ForwardConfig(s), F(op, y), F(op, x), F(op, w), FOrPlaceholder(op, bias), Conv2dKernels.Args.From(s, bias != null));
@@ -21,7 +20,7 @@ public sealed partial class IlgpuBackend
 
     public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
     {
-        Conv2dReference.ValidateGradInput(dx, dy, w, s);
+        s.ValidateGradInput(dx, dy, w);
         const string op = "conv2d grad input";
         _convGradInput ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradInput);
         _convGradInput(Conv2dKernels.GradInputConfig(s), F(op, dx), F(op, dy), F(op, w), Conv2dKernels.Args.From(s, false));
@@ -29,7 +28,7 @@ public sealed partial class IlgpuBackend
 
     public void Conv2dGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x, in ConvShape s)
     {
-        Conv2dReference.ValidateGradWeight(dw, dbias, dy, x, s);
+        s.ValidateGradWeight(dw, dbias, dy, x);
         const string op = "conv2d grad weight";
         _convGradWeight ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradWeight);
         var args = Conv2dKernels.Args.From(s, dbias != null);

@@ -1,5 +1,4 @@
 // CUDA-tier data movement: strided copy (up to 6 dims), concat, slice and slice backward, for 4- and 2-byte elements.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -17,7 +16,7 @@ public sealed partial class IlgpuBackend
 
     public void Copy(DeviceBuffer dst, DeviceBuffer src)
     {
-        CopyReference.ValidateCopy(dst, src);
+        CopyChecks.ValidateCopy(dst, src);
         CopyBytes(Buf("copy", dst).View, Buf("copy", src).View);
     }
 
@@ -29,7 +28,7 @@ public sealed partial class IlgpuBackend
     public void StridedCopy(DeviceBuffer dst, DeviceBuffer src, ReadOnlySpan<int> shape, ReadOnlySpan<long> srcStrides, long srcOffset)
     {
         const string name = "strided copy";
-        CopyReference.ValidateStridedCopy(dst, src, shape, srcStrides, srcOffset);
+        CopyChecks.ValidateStridedCopy(dst, src, shape, srcStrides, srcOffset);
         IlgpuBuffer d = Buf(name, dst), s = Buf(name, src);
         var args = CopyKernels.StridedArgs.From(shape, srcStrides, srcOffset);
         if (args.Count == 0) return;
@@ -48,7 +47,7 @@ public sealed partial class IlgpuBackend
     public void Concat(DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, int outer, int aAxis, int bAxis, int inner)
     {
         const string name = "concat";
-        ConcatSliceReference.ValidateConcat(y, a, b, outer, aAxis, bAxis, inner);
+        ConcatSliceChecks.ValidateConcat(y, a, b, outer, aAxis, bAxis, inner);
         IlgpuBuffer vy = Buf(name, y), va = Buf(name, a), vb = Buf(name, b);
         var args = CopyKernels.AxisArgs.Concat(aAxis, bAxis, inner);
         int n = Count(name, y.Length);
@@ -67,7 +66,7 @@ public sealed partial class IlgpuBackend
     public void Slice(DeviceBuffer y, DeviceBuffer x, int outer, int xAxis, int start, int yAxis, int inner)
     {
         const string name = "slice";
-        ConcatSliceReference.ValidateSlice(name, y, x, outer, xAxis, start, yAxis, inner);
+        ConcatSliceChecks.ValidateSlice(name, y, x, outer, xAxis, start, yAxis, inner);
         IlgpuBuffer vy = Buf(name, y), vx = Buf(name, x);
         var args = CopyKernels.AxisArgs.Slice(xAxis, start, yAxis, inner);
         int n = Count(name, y.Length);
@@ -88,7 +87,7 @@ public sealed partial class IlgpuBackend
     public void SliceBackward(DeviceBuffer dx, DeviceBuffer dy, int outer, int xAxis, int start, int yAxis, int inner)
     {
         const string name = "slice backward";
-        ConcatSliceReference.ValidateSlice(name, dy, dx, outer, xAxis, start, yAxis, inner, "dy", "dx");
+        ConcatSliceChecks.ValidateSlice(name, dy, dx, outer, xAxis, start, yAxis, inner, "dy", "dx");
         IlgpuBuffer vdx = Buf(name, dx), vdy = Buf(name, dy);
         if (dx.DType.Size() == 4)
         {

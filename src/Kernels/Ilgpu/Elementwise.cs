@@ -1,5 +1,4 @@
 // CUDA-tier kernels for flat buffers: fill (f32, and raw 32/16-bit patterns for any dtype), scale, axpy — one thread per element.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -13,24 +12,24 @@ public sealed partial class IlgpuBackend
 
     public void Scale(DeviceBuffer y, DeviceBuffer x, float alpha, long n)
     {
-        BinaryReference.ValidateScaled("scale", y, x, n);
+        BinaryChecks.ValidateScaled("scale", y, x, n);
         _scale ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float>(ElementwiseKernels.Scale);
         _scale(Count("scale", n), F("scale", y), F("scale", x), alpha);
     }
 
     public void Axpy(DeviceBuffer y, DeviceBuffer x, float alpha, long n)
     {
-        BinaryReference.ValidateScaled("axpy", y, x, n);
+        BinaryChecks.ValidateScaled("axpy", y, x, n);
         _axpy ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float>(ElementwiseKernels.Axpy);
         _axpy(Count("axpy", n), F("axpy", y), F("axpy", x), alpha);
     }
 
     public void Fill(DeviceBuffer y, float value)
     {
-        CopyReference.ValidateFill(y);
+        CopyChecks.ValidateFill(y);
         var buffer = Buf("fill", y);
         if (y.Length == 0) return;
-        uint bits = CopyReference.FillBits(y.DType, value);
+        uint bits = HalfPrecision.FillBits(y.DType, value);
         int n = Count("fill", y.Length);
         if (y.DType.Size() == 4)
         {
@@ -50,7 +49,7 @@ public static class ElementwiseKernels
     [GpuKernel("fill_f32")]
     public static void Fill(Index1D i, ArrayView<float> y, float value) => y[i] = value;                 // y (n)
 
-    /// <summary>Fill of a 4-byte dtype (i32, or f32 as bits) with a pattern computed on the host (CopyReference.FillBits).</summary>
+    /// <summary>Fill of a 4-byte dtype (i32, or f32 as bits) with a pattern computed on the host (HalfPrecision.FillBits).</summary>
     [GpuKernel("fill_b32")]
     public static void Fill32(Index1D i, ArrayView<uint> y, uint bits) => y[i] = bits;                  // y (n)
 

@@ -1,5 +1,4 @@
 // CUDA-tier embedding: row gather by token id, and a deterministic scatter-add backward (one thread per table column).
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -14,14 +13,14 @@ public sealed partial class IlgpuBackend
     {
         var host = new int[ids.Length];
         Download<int>(host, ids);
-        EmbeddingReference.CheckIds(op, host, vocab);
+        EmbeddingChecks.CheckIds(op, host, vocab);
         return host;
     }
 
     public void Embedding(DeviceBuffer y, DeviceBuffer table, DeviceBuffer ids, int count, int dim)
     {
         const string name = "embedding";
-        int vocab = EmbeddingReference.Validate(name, "y", y, "table", table, ids, count, dim);
+        int vocab = EmbeddingChecks.Validate(name, "y", y, "table", table, ids, count, dim);
         HostIds(name, ids, vocab);
         _embedding ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, EmbeddingKernels.Args>(EmbeddingKernels.Forward);
         _embedding(count * dim, F(name, y), F(name, table), Buf(name, ids).I32, EmbeddingKernels.Args.From(count, dim, vocab));
@@ -30,7 +29,7 @@ public sealed partial class IlgpuBackend
     public void EmbeddingBackward(DeviceBuffer dtable, DeviceBuffer dy, DeviceBuffer ids, int count, int dim)
     {
         const string name = "embedding backward";
-        int vocab = EmbeddingReference.Validate(name, "dy", dy, "dtable", dtable, ids, count, dim);
+        int vocab = EmbeddingChecks.Validate(name, "dy", dy, "dtable", dtable, ids, count, dim);
         HostIds(name, ids, vocab);
         _embeddingBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, EmbeddingKernels.Args>(EmbeddingKernels.Backward);
         _embeddingBackward(dim, F(name, dtable), F(name, dy), Buf(name, ids).I32, EmbeddingKernels.Args.From(count, dim, vocab));
@@ -42,7 +41,7 @@ public sealed partial class IlgpuBackend
 /// floats of one row). Backward: thread k owns column k and walks the ids in order, adding dy[t, k] into
 /// dtable[ids[t], k]; a repeated id is summed in token order by one thread, so there are no float atomics and the result
 /// is the same every run, with coalesced accesses across k (count·dim work, dim-way parallel: count is small, 77 per
-/// prompt). Ids are checked on the host (EmbeddingReference.CheckIds); in the kernel an id outside [0, vocab) is
+/// prompt). Ids are checked on the host (EmbeddingChecks.CheckIds); in the kernel an id outside [0, vocab) is
 /// skipped (forward writes 0) so it can never touch memory outside the table. Element counts below 2^31 per launch.
 /// </summary>
 public static class EmbeddingKernels

@@ -1,5 +1,4 @@
 // CUDA-tier GEGLU: y = h·gelu(gate) for x = [h | gate] per row, and its backward; one thread per output column of a row.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -12,7 +11,7 @@ public sealed partial class IlgpuBackend
 
     public void Geglu(DeviceBuffer y, DeviceBuffer x, int rows, int dim)
     {
-        GegluReference.Validate("geglu", rows, dim, ("y", y, 1), ("x", x, 2));
+        GegluChecks.Validate("geglu", rows, dim, ("y", y, 1), ("x", x, 2));
         _geglu ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, GegluKernels.Args>(GegluKernels.Forward);
         var args = GegluKernels.Args.From(rows, dim);
         _geglu(rows * dim, F("geglu", y), F("geglu", x), args);
@@ -21,7 +20,7 @@ public sealed partial class IlgpuBackend
     public void GegluBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer x, int rows, int dim)
     {
         const string name = "geglu backward";
-        GegluReference.Validate(name, rows, dim, ("dx", dx, 2), ("dy", dy, 1), ("x", x, 2));
+        GegluChecks.Validate(name, rows, dim, ("dx", dx, 2), ("dy", dy, 1), ("x", x, 2));
         _gegluBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, GegluKernels.Args>(GegluKernels.Backward);
         var args = GegluKernels.Args.From(rows, dim);
         _gegluBackward(rows * dim, F(name, dx), F(name, dy), F(name, x), args);

@@ -1,6 +1,5 @@
 // CUDA-tier GEMM: 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory, 4×4 per thread;
 // A and B f32, f16 or bf16 (widened to f32 as the slabs are loaded), C f32.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 using Half = ILGPU.Half;

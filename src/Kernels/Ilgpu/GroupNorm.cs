@@ -1,5 +1,4 @@
 // CUDA-tier group normalisation (+ SiLU) over (N, C, HW): one group per (n, g) for statistics and dx, one per channel for dgamma/dbeta.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU;
@@ -15,7 +14,7 @@ public sealed partial class IlgpuBackend
     public void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
         int n, int c, int hw, int groups, float eps, bool silu)
     {
-        GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
+        GroupNormChecks.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
         const string op = "group norm";
         _groupNorm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.Forward);
         var args = GroupNormKernels.Args.From(n, c, hw, groups, eps, silu);
@@ -25,7 +24,7 @@ public sealed partial class IlgpuBackend
     public void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
         DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, bool silu)
     {
-        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
+        GroupNormChecks.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
         const string op = "group norm backward";
         _groupNormParams ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardParams);
         _groupNormDx ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GroupNormKernels.Args>(GroupNormKernels.BackwardDx);
@@ -45,7 +44,7 @@ public sealed partial class IlgpuBackend
 /// read (an exp per element costs less than storing and re-reading z); group (n, g) reduces Σ dz·gamma and
 /// Σ dz·gamma·xhat and writes dx; a second kernel gives each channel a group that reduces Σ dz·xhat and Σ dz over
 /// (N, HW) and adds them to dgamma/dbeta (no atomics, deterministic). Silu is launch-uniform: no warp diverges on it.
-/// Indices are int: N·C·HW &lt; 2^31 (GroupNormReference.Validate).
+/// Indices are int: N·C·HW &lt; 2^31 (GroupNormChecks.Validate).
 /// </summary>
 public static class GroupNormKernels
 {

@@ -1,5 +1,4 @@
 // CUDA-tier layer normalisation over the last dim of (rows, dim): one group per row, and 32-column tiles for dgamma/dbeta.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU;
@@ -13,7 +12,7 @@ public sealed partial class IlgpuBackend
     public void LayerNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
         int rows, int dim, float eps)
     {
-        LayerNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, rows, dim, eps);
+        LayerNormChecks.ValidateForward(y, mean, rstd, x, gamma, beta, rows, dim, eps);
         const string op = "layer norm";
         _layerNorm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormKernels.Args>(LayerNormKernels.Forward);
         var args = LayerNormKernels.Args.From(rows, dim, eps);
@@ -23,7 +22,7 @@ public sealed partial class IlgpuBackend
     public void LayerNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
         DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int rows, int dim)
     {
-        LayerNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, dim);
+        LayerNormChecks.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, dim);
         const string op = "layer norm backward";
         _layerNormParams ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormKernels.Args>(LayerNormKernels.BackwardParams);
         _layerNormDx ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LayerNormKernels.Args>(LayerNormKernels.BackwardDx);
@@ -40,7 +39,7 @@ public sealed partial class IlgpuBackend
 /// reduces Σ dy·gamma and Σ dy·gamma·xhat and writes dx; dgamma/dbeta come from a second kernel whose 32×8 groups own
 /// 32 columns: a warp reads 32 consecutive columns of one row (coalesced), the 8 warps take every 8th row, and the 8
 /// partials per column are added in a fixed order and then added to dgamma/dbeta (no atomics, deterministic).
-/// Indices are int: rows·dim &lt; 2^31 (LayerNormReference.Validate).
+/// Indices are int: rows·dim &lt; 2^31 (LayerNormChecks.Validate).
 /// </summary>
 public static class LayerNormKernels
 {

@@ -1,5 +1,4 @@
 // CUDA-tier MSE loss and SumSquares as a deterministic two-level block reduction, and the MSE backward.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -13,14 +12,14 @@ public sealed partial class IlgpuBackend
 
     public void SumSquares(DeviceBuffer result, DeviceBuffer x, long n)
     {
-        ReduceReference.ValidateSumSquares(result, x, n);
+        ReduceChecks.ValidateSumSquares(result, x, n);
         var vx = F("sum squares", x);
         TwoLevelSum(F("sum squares", result), vx, vx, MseLossKernels.Args.SumSquares(n), n);   // b is not read
     }
 
     public void MseLoss(DeviceBuffer loss, DeviceBuffer a, DeviceBuffer b, long n)
     {
-        MseLossReference.Validate("mse loss", loss, "loss", 1, a, b, n);
+        MseLossChecks.Validate("mse loss", loss, "loss", 1, a, b, n);
         TwoLevelSum(F("mse loss", loss), F("mse loss", a), F("mse loss", b), MseLossKernels.Args.Mse(n), n);
     }
 
@@ -37,7 +36,7 @@ public sealed partial class IlgpuBackend
     public void MseLossBackward(DeviceBuffer da, DeviceBuffer a, DeviceBuffer b, float gradLoss, long n)
     {
         const string name = "mse loss backward";
-        MseLossReference.Validate(name, da, "da", n, a, b, n);
+        MseLossChecks.Validate(name, da, "da", n, a, b, n);
         _mseBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MseLossKernels.BackwardArgs>(MseLossKernels.Backward);
         _mseBackward(Count(name, n), F(name, da), F(name, a), F(name, b), MseLossKernels.BackwardArgs.From(gradLoss, n));
     }

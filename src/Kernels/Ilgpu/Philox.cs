@@ -1,5 +1,4 @@
-// CUDA-tier Philox4x32-10 random fill: uniform [0, 1) and Box-Muller normals, the exact stream of PhiloxReference.
-using DreamBooth.Kernels.Reference;
+// CUDA-tier Philox4x32-10 random fill: uniform [0, 1) and Box-Muller normals, the exact stream of Philox (src/Kernels/Philox.cs).
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU;
@@ -12,7 +11,7 @@ public sealed partial class IlgpuBackend
 
     public void RandomUniform(DeviceBuffer y, ulong seed, ulong offset)
     {
-        PhiloxReference.Validate("random uniform", y);
+        PhiloxChecks.Validate("random uniform", y);
         if (y.Length == 0) return;
         _uniform ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, PhiloxKernels.Args>(PhiloxKernels.Uniform);
         var args = PhiloxKernels.Args.From(seed, offset, y.Length);
@@ -21,7 +20,7 @@ public sealed partial class IlgpuBackend
 
     public void RandomNormal(DeviceBuffer y, ulong seed, ulong offset)
     {
-        PhiloxReference.Validate("random normal", y);
+        PhiloxChecks.Validate("random normal", y);
         if (y.Length == 0) return;
         _normal ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, PhiloxKernels.Args>(PhiloxKernels.Normal);
         var args = PhiloxKernels.Args.From(seed, offset, y.Length);
@@ -32,7 +31,7 @@ public sealed partial class IlgpuBackend
 /// <summary>
 /// Thread j computes block j of the stream (seed, offset) — counter offset + j, key = seed — and writes elements
 /// 4j .. 4j+3 (fewer at the end), so the numbers do not depend on the launch shape. Uniform draws are bit-identical to
-/// PhiloxReference (integer rounds and an exact 24-bit scaling). Normals are computed in f32 (the reference rounds a
+/// Philox (integer rounds and an exact 24-bit scaling). Normals are computed in f32 (the reference rounds a
 /// double result once): −ln u1 uses its series near u1 = 1 so small radii keep their relative accuracy even with
 /// lg2.approx on PTX, and the angle is reduced to [−π, π) exactly (2π(u2 − ½)) for sin/cos, whose PTX forms are
 /// approximate (about 2^-21 absolute there). CPU emulator: within about 1e-6 of the reference; GPU: about 1e-5.

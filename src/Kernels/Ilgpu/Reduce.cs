@@ -1,5 +1,4 @@
 // CUDA-tier ReduceSum: y = scale·Σ x over the dims where yShape is 1, one thread per output element, deterministic.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -11,7 +10,7 @@ public sealed partial class IlgpuBackend
 
     public void ReduceSum(DeviceBuffer y, DeviceBuffer x, ReadOnlySpan<int> xShape, ReadOnlySpan<int> yShape, float scale)
     {
-        ReduceReference.Validate(y, x, xShape, yShape);
+        ReduceChecks.Validate(y, x, xShape, yShape);
         _reduce ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ReduceKernels.Args>(ReduceKernels.Sum);
         var args = ReduceKernels.Args.From(xShape, yShape, scale);
         _reduce(args.Count, F("reduce sum", y), F("reduce sum", x), args);

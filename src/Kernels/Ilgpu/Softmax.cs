@@ -1,5 +1,4 @@
 // CUDA-tier softmax over the last axis of (rows, cols): one group per row, online max/sum in one pass, then the write.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU;
@@ -13,7 +12,7 @@ public sealed partial class IlgpuBackend
 
     public void Softmax(DeviceBuffer y, DeviceBuffer x, int rows, int cols)
     {
-        SoftmaxReference.Validate("softmax", y, "y", x, "x", x, "x", rows, cols);
+        SoftmaxChecks.Validate("softmax", y, "y", x, "x", x, "x", rows, cols);
         const string op = "softmax";
         _softmax ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>(SoftmaxKernels.Forward);
         var args = SoftmaxKernels.Args.From(rows, cols);
@@ -22,7 +21,7 @@ public sealed partial class IlgpuBackend
 
     public void SoftmaxBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer y, int rows, int cols)
     {
-        SoftmaxReference.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
+        SoftmaxChecks.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
         const string op = "softmax_backward";
         _softmaxBackward ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>(SoftmaxKernels.Backward);
         var args = SoftmaxKernels.Args.From(rows, cols);
@@ -35,7 +34,7 @@ public sealed partial class IlgpuBackend
 /// max m and Σ exp(x − m) (rescaled when m grows), RowReduce.MaxSum merges the partials, and the second pass writes
 /// exp(x − max)/sum, so x is read twice and nothing else is stored. Backward: the group reduces Σ dy·y, then writes
 /// dx = y·(dy − Σ dy·y). On PTX XMath.Exp is ex2.approx of x·log2(e) (a few ulp), so GPU results differ from the CPU
-/// emulator's in the last bits. Indices are int: rows·cols &lt; 2^31 (SoftmaxReference.Validate).
+/// emulator's in the last bits. Indices are int: rows·cols &lt; 2^31 (SoftmaxChecks.Validate).
 /// </summary>
 public static class SoftmaxKernels
 {

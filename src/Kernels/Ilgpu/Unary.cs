@@ -1,5 +1,4 @@
 // CUDA-tier activations (SiLU, GELU erf and tanh forms, QuickGELU) and their backward: one thread per element.
-using DreamBooth.Kernels.Reference;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU;
@@ -13,7 +12,7 @@ public sealed partial class IlgpuBackend
 
     public void Unary(UnaryOp op, DeviceBuffer y, DeviceBuffer x, long n)
     {
-        UnaryReference.Validate("unary", op, n, ("y", y), ("x", x));
+        UnaryChecks.Validate("unary", op, n, ("y", y), ("x", x));
         _unary ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, UnaryKernels.Args>(UnaryKernels.Forward);
         _unary(Count("unary", n), F("unary", y), F("unary", x), UnaryKernels.Args.From(op));
     }
@@ -21,7 +20,7 @@ public sealed partial class IlgpuBackend
     public void UnaryBackward(UnaryOp op, DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer x, long n)
     {
         const string name = "unary backward";
-        UnaryReference.Validate(name, op, n, ("dx", dx), ("dy", dy), ("x", x));
+        UnaryChecks.Validate(name, op, n, ("dx", dx), ("dy", dy), ("x", x));
         _unaryBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, UnaryKernels.Args>(UnaryKernels.Backward);
         _unaryBackward(Count(name, n), F(name, dx), F(name, dy), F(name, x), UnaryKernels.Args.From(op));
     }

@@ -1,5 +1,4 @@
 // CUDA-tier nearest-neighbour 2× upsampling of (planes, H, W) and its backward (each 2×2 block of dy summed).
-using DreamBooth.Kernels.Reference;
 using ILGPU.Runtime;
 using ILGPU;
 
@@ -12,7 +11,7 @@ public sealed partial class IlgpuBackend
     public void UpsampleNearest2x(DeviceBuffer y, DeviceBuffer x, int planes, int h, int w)
     {
         const string name = "upsample nearest 2x";
-        UpsampleReference.Validate(name, y, "y", x, "x", planes, h, w);
+        UpsampleChecks.Validate(name, y, "y", x, "x", planes, h, w);
         _upsample ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, UpsampleKernels.Args>(UpsampleKernels.Forward);
         var args = UpsampleKernels.Args.From(planes, h, w);
         _upsample(4 * planes * h * w, F(name, y), F(name, x), args);
@@ -21,7 +20,7 @@ public sealed partial class IlgpuBackend
     public void UpsampleNearest2xBackward(DeviceBuffer dx, DeviceBuffer dy, int planes, int h, int w)
     {
         const string name = "upsample nearest 2x backward";
-        UpsampleReference.Validate(name, dy, "dy", dx, "dx", planes, h, w);
+        UpsampleChecks.Validate(name, dy, "dy", dx, "dx", planes, h, w);
         _upsampleBackward ??= Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, UpsampleKernels.Args>(UpsampleKernels.Backward);
         var args = UpsampleKernels.Args.From(planes, h, w);
         _upsampleBackward(planes * h * w, F(name, dx), F(name, dy), args);

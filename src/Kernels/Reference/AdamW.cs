@@ -33,28 +33,13 @@ public static class AdamWReference
             param[i] -= stepSize * m[i] / denom;
         }
     }
-
-    public static void Validate(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, in AdamWStep s, long n)
-    {
-        const string op = "adamw";
-        Check.Positive(op, ("n", n), ("step", s.Step));
-        if (!(s.Beta1 >= 0 && s.Beta1 < 1 && s.Beta2 >= 0 && s.Beta2 < 1))
-            throw new ArgumentException($"{op}: betas ({s.Beta1}, {s.Beta2}) must lie in [0, 1)");
-        if (!(s.Lr >= 0) || !(s.Eps > 0) || !(s.WeightDecay >= 0) || !float.IsFinite(s.GradScale))
-            throw new ArgumentException($"{op}: need lr ≥ 0, eps > 0, weight decay ≥ 0 and a finite grad scale, got {s}");
-        string shape = $"(n={n})";
-        Check.Exactly(op, "param", param, DType.F32, n, shape);
-        Check.Exactly(op, "grad", grad, DType.F32, n, shape);
-        Check.Exactly(op, "m", m, DType.F32, n, shape);
-        Check.Exactly(op, "v", v, DType.F32, n, shape);
-    }
 }
 
 public sealed partial class ReferenceBackend
 {
     public void AdamW(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, in AdamWStep s, long n)
     {
-        AdamWReference.Validate(param, grad, m, v, s, n);
+        s.Validate(param, grad, m, v, n);
         double[] p = D(param), mm = D(m), vv = D(v);
         AdamWReference.Step(p, D(grad), mm, vv, s, checked((int)n));
         Store(param, p);

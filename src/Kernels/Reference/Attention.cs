@@ -83,51 +83,13 @@ public static class AttentionReference
 
     /// <summary>Keys visible to query i: all of them, or j ≤ i when causal.</summary>
     static int Visible(in AttentionShape s, int i) => s.Causal ? Math.Min(s.KeyLen, i + 1) : s.KeyLen;
-
-    internal static void ValidateForward(DeviceBuffer o, DeviceBuffer lse, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v,
-        in AttentionShape s)
-    {
-        const string op = "attention";
-        Validate(op, s);
-        string shape = s.ToString();
-        Check.Exactly(op, "o", o, DType.F32, s.QueryLength, shape);
-        Check.Exactly(op, "lse", lse, DType.F32, s.LseLength, shape);
-        Check.Exactly(op, "q", q, DType.F32, s.QueryLength, shape);
-        Check.Exactly(op, "k", k, DType.F32, s.KeyLength, shape);
-        Check.Exactly(op, "v", v, DType.F32, s.KeyLength, shape);
-    }
-
-    internal static void ValidateBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q,
-        DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, in AttentionShape s)
-    {
-        const string op = "attention_backward";
-        Validate(op, s);
-        string shape = s.ToString();
-        Check.Exactly(op, "dq", dq, DType.F32, s.QueryLength, shape);
-        Check.Exactly(op, "dk", dk, DType.F32, s.KeyLength, shape);
-        Check.Exactly(op, "dv", dv, DType.F32, s.KeyLength, shape);
-        Check.Exactly(op, "dout", dout, DType.F32, s.QueryLength, shape);
-        Check.Exactly(op, "q", q, DType.F32, s.QueryLength, shape);
-        Check.Exactly(op, "k", k, DType.F32, s.KeyLength, shape);
-        Check.Exactly(op, "v", v, DType.F32, s.KeyLength, shape);
-        Check.Exactly(op, "o", o, DType.F32, s.QueryLength, shape);
-        Check.Exactly(op, "lse", lse, DType.F32, s.LseLength, shape);
-    }
-
-    static void Validate(string op, in AttentionShape s)
-    {
-        s.Validate(op);
-        if (s.QueryLength > int.MaxValue || s.KeyLength > int.MaxValue)
-            throw new ArgumentException($"{op}: tensors of {s} exceed 2^31 − 1 elements");
-        if (!float.IsFinite(s.Scale)) throw new ArgumentException($"{op}: scale {s.Scale} is not finite");
-    }
 }
 
 public sealed partial class ReferenceBackend
 {
     public void Attention(DeviceBuffer o, DeviceBuffer lse, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, in AttentionShape s)
     {
-        AttentionReference.ValidateForward(o, lse, q, k, v, s);
+        s.ValidateForward(o, lse, q, k, v);
         var od = new double[o.Length];
         var ld = new double[lse.Length];
         AttentionReference.Forward(od, ld, D(q), D(k), D(v), s);
@@ -138,7 +100,7 @@ public sealed partial class ReferenceBackend
     public void AttentionBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q,
         DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, in AttentionShape s)
     {
-        AttentionReference.ValidateBackward(dq, dk, dv, dout, q, k, v, o, lse, s);
+        s.ValidateBackward(dq, dk, dv, dout, q, k, v, o, lse);
         var dqd = new double[dq.Length];
         var dkd = new double[dk.Length];
         var dvd = new double[dv.Length];

@@ -3,55 +3,6 @@ namespace DreamBooth.Kernels.Reference;
 
 public static class BinaryReference
 {
-    /// <summary>The NumPy broadcast of two shapes: right-aligned, each pair of dims equal or one of them 1.</summary>
-    public static int[] BroadcastShape(string op, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
-    {
-        Check.Count(op, "a", aShape);
-        Check.Count(op, "b", bShape);
-        int rank = Math.Max(aShape.Length, bShape.Length);
-        var shape = new int[rank];
-        for (int d = 0; d < rank; d++)
-        {
-            int da = Dim(aShape, d, rank), db = Dim(bShape, d, rank);
-            if (da != db && da != 1 && db != 1)
-                throw new ArgumentException($"{op}: shapes {Check.Shape(aShape)} and {Check.Shape(bShape)} do not broadcast " +
-                                            $"(dim {d} of the result: {da} vs {db})");
-            shape[d] = Math.Max(da, db);
-        }
-        return shape;
-    }
-
-    /// <summary>Dim d of a shape right-aligned to the given rank (missing leading dims are 1).</summary>
-    public static int Dim(ReadOnlySpan<int> shape, int d, int rank) => d - (rank - shape.Length) is var i && i >= 0 ? shape[i] : 1;
-
-    /// <summary>Checks shared by every tier; returns the broadcast (output) shape.</summary>
-    public static int[] Validate(string op, BinaryOp kind, DeviceBuffer? y, DeviceBuffer a, DeviceBuffer b,
-        ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape, string yName = "y")
-    {
-        if (!Enum.IsDefined(kind)) throw new ArgumentException($"{op}: unknown binary op {(int)kind}");
-        int[] shape = BroadcastShape(op, aShape, bShape);
-        Check.Exactly(op, "a", a, DType.F32, Check.Count(op, "a", aShape), Check.Shape(aShape));
-        Check.Exactly(op, "b", b, DType.F32, Check.Count(op, "b", bShape), Check.Shape(bShape));
-        if (y != null) Check.Exactly(op, yName, y, DType.F32, Check.Count(op, yName, shape), Check.Shape(shape));
-        return shape;
-    }
-
-    public static void ValidateBackward(BinaryOp kind, DeviceBuffer? da, DeviceBuffer? db, DeviceBuffer dy, DeviceBuffer a,
-        DeviceBuffer b, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
-    {
-        const string op = "binary backward";
-        Validate(op, kind, dy, a, b, aShape, bShape, "dy");
-        if (da != null) Check.Exactly(op, "da", da, DType.F32, a.Length, Check.Shape(aShape));
-        if (db != null) Check.Exactly(op, "db", db, DType.F32, b.Length, Check.Shape(bShape));
-    }
-
-    public static void ValidateScaled(string op, DeviceBuffer y, DeviceBuffer x, long n)
-    {
-        Check.Positive(op, ("n", n));
-        Check.Exactly(op, "y", y, DType.F32, n, $"(n={n})");
-        Check.Exactly(op, "x", x, DType.F32, n, $"(n={n})");
-    }
-
     /// <summary>Element strides of a shape as seen from the output's coordinates: 0 along broadcast dims.</summary>
     static long[] BroadcastStrides(ReadOnlySpan<int> shape, int[] outShape)
     {
@@ -60,7 +11,7 @@ public static class BinaryReference
         long stride = 1;
         for (int d = rank - 1; d >= 0; d--)
         {
-            int size = Dim(shape, d, rank);
+            int size = Broadcasting.Dim(shape, d, rank);
             strides[d] = size == 1 ? 0 : stride;
             stride *= size;
         }
@@ -93,7 +44,7 @@ public static class BinaryReference
     public static void Forward(BinaryOp op, Span<double> y, ReadOnlySpan<double> a, ReadOnlySpan<double> b, // y (broadcast shape)
         ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)                                                   // a (aShape) b (bShape)
     {
-        int[] shape = BroadcastShape("binary", aShape, bShape);
+        int[] shape = Broadcasting.Shape("binary", aShape, bShape);
         long[] sa = BroadcastStrides(aShape, shape), sb = BroadcastStrides(bShape, shape);
         for (int i = 0; i < y.Length; i++)
         {
@@ -107,7 +58,7 @@ public static class BinaryReference
     public static void Backward(BinaryOp op, Span<double> da, Span<double> db, ReadOnlySpan<double> dy, // da (aShape) db (bShape) dy (broadcast)
         ReadOnlySpan<double> a, ReadOnlySpan<double> b, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
     {
-        int[] shape = BroadcastShape("binary backward", aShape, bShape);
+        int[] shape = Broadcasting.Shape("binary backward", aShape, bShape);
         long[] sa = BroadcastStrides(aShape, shape), sb = BroadcastStrides(bShape, shape);
         da.Clear();
         db.Clear();
@@ -143,7 +94,7 @@ public sealed partial class ReferenceBackend
 {
     public void Binary(BinaryOp op, DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
     {
-        BinaryReference.Validate("binary", op, y, a, b, aShape, bShape);
+        BinaryChecks.Validate("binary", op, y, a, b, aShape, bShape);
         var result = new double[y.Length];
         BinaryReference.Forward(op, result, D(a), D(b), aShape, bShape);
         Store(y, result);
@@ -152,7 +103,7 @@ public sealed partial class ReferenceBackend
     public void BinaryBackward(BinaryOp op, DeviceBuffer? da, DeviceBuffer? db, DeviceBuffer dy, DeviceBuffer a, DeviceBuffer b,
         ReadOnlySpan<int> aShape, ReadOnlySpan<int> bShape)
     {
-        BinaryReference.ValidateBackward(op, da, db, dy, a, b, aShape, bShape);
+        BinaryChecks.ValidateBackward(op, da, db, dy, a, b, aShape, bShape);
         var ga = new double[da?.Length ?? 0];
         var gb = new double[db?.Length ?? 0];
         BinaryReference.Backward(op, ga, gb, D(dy), D(a), D(b), aShape, bShape);
@@ -162,7 +113,7 @@ public sealed partial class ReferenceBackend
 
     public void Scale(DeviceBuffer y, DeviceBuffer x, float alpha, long n)
     {
-        BinaryReference.ValidateScaled("scale", y, x, n);
+        BinaryChecks.ValidateScaled("scale", y, x, n);
         var result = new double[n];
         BinaryReference.Scale(result, D(x), alpha);
         Store(y, result);
@@ -170,7 +121,7 @@ public sealed partial class ReferenceBackend
 
     public void Axpy(DeviceBuffer y, DeviceBuffer x, float alpha, long n)
     {
-        BinaryReference.ValidateScaled("axpy", y, x, n);
+        BinaryChecks.ValidateScaled("axpy", y, x, n);
         var result = D(y);
         BinaryReference.Axpy(result, D(x), alpha);
         Store(y, result);

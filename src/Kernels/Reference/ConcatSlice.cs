@@ -38,51 +38,27 @@ public static class ConcatSliceReference
         for (int o = 0; o < outer; o++)
             dy.Slice(o * yAxis * inner, yAxis * inner).CopyTo(dx.Slice((o * xAxis + start) * inner, yAxis * inner));
     }
-
-    public static void ValidateConcat(DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, int outer, int aAxis, int bAxis, int inner)
-    {
-        const string op = "concat";
-        Check.Positive(op, ("outer", outer), ("a axis", aAxis), ("b axis", bAxis), ("inner", inner));
-        ArgumentNullException.ThrowIfNull(a, $"{op}: a");
-        string shape = $"outer={outer} a axis={aAxis} b axis={bAxis} inner={inner}";
-        Check.Exactly(op, "a", a, a.DType, (long)outer * aAxis * inner, shape);
-        Check.Exactly(op, "b", b, a.DType, (long)outer * bAxis * inner, shape);
-        Check.Exactly(op, "y", y, a.DType, (long)outer * (aAxis + bAxis) * inner, shape);
-    }
-
-    /// <summary>Slice checks (y, x); its backward checks (dy, dx) under its own names.</summary>
-    public static void ValidateSlice(string op, DeviceBuffer y, DeviceBuffer x, int outer, int xAxis, int start, int yAxis, int inner,
-        string yName = "y", string xName = "x")
-    {
-        Check.Positive(op, ("outer", outer), ("x axis", xAxis), ("y axis", yAxis), ("inner", inner));
-        if (start < 0 || start > xAxis - yAxis)
-            throw new ArgumentException($"{op}: slice [{start}, {(long)start + yAxis}) is outside the axis of length {xAxis}");
-        ArgumentNullException.ThrowIfNull(x, $"{op}: {xName}");
-        string shape = $"outer={outer} x axis={xAxis} start={start} y axis={yAxis} inner={inner}";
-        Check.Exactly(op, xName, x, x.DType, (long)outer * xAxis * inner, shape);
-        Check.Exactly(op, yName, y, x.DType, (long)outer * yAxis * inner, shape);
-    }
 }
 
 public sealed partial class ReferenceBackend
 {
     public void Concat(DeviceBuffer y, DeviceBuffer a, DeviceBuffer b, int outer, int aAxis, int bAxis, int inner)
     {
-        ConcatSliceReference.ValidateConcat(y, a, b, outer, aAxis, bAxis, inner);
+        ConcatSliceChecks.ValidateConcat(y, a, b, outer, aAxis, bAxis, inner);
         int size = a.DType.Size();
         ConcatSliceReference.Concat(Host(y).AsSpan<byte>(), Host(a).AsSpan<byte>(), Host(b).AsSpan<byte>(), outer, aAxis, bAxis, inner * size);
     }
 
     public void Slice(DeviceBuffer y, DeviceBuffer x, int outer, int xAxis, int start, int yAxis, int inner)
     {
-        ConcatSliceReference.ValidateSlice("slice", y, x, outer, xAxis, start, yAxis, inner);
+        ConcatSliceChecks.ValidateSlice("slice", y, x, outer, xAxis, start, yAxis, inner);
         int size = x.DType.Size();
         ConcatSliceReference.Slice(Host(y).AsSpan<byte>(), Host(x).AsSpan<byte>(), outer, xAxis, start, yAxis, inner * size);
     }
 
     public void SliceBackward(DeviceBuffer dx, DeviceBuffer dy, int outer, int xAxis, int start, int yAxis, int inner)
     {
-        ConcatSliceReference.ValidateSlice("slice backward", dy, dx, outer, xAxis, start, yAxis, inner, "dy", "dx");
+        ConcatSliceChecks.ValidateSlice("slice backward", dy, dx, outer, xAxis, start, yAxis, inner, "dy", "dx");
         int size = dx.DType.Size();
         ConcatSliceReference.SliceBackward(Host(dx).AsSpan<byte>(), Host(dy).AsSpan<byte>(), outer, xAxis, start, yAxis, inner * size);
     }

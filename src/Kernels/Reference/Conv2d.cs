@@ -70,44 +70,13 @@ public static class Conv2dReference
                                 }
                     }
     }
-
-    // ---- argument checks shared by every backend ----
-
-    public static void ValidateForward(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
-    {
-        const string op = "conv2d";
-        s.Validate(op);
-        Check.Exactly(op, "x", x, DType.F32, s.InputLength, s.ToString());
-        Check.Exactly(op, "w", w, DType.F32, s.WeightLength, s.ToString());
-        Check.Exactly(op, "y", y, DType.F32, s.OutputLength, s.ToString());
-        if (bias != null) Check.Exactly(op, "bias", bias, DType.F32, s.OutC, s.ToString());
-    }
-
-    public static void ValidateGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
-    {
-        const string op = "conv2d grad input";
-        s.Validate(op);
-        Check.Exactly(op, "dx", dx, DType.F32, s.InputLength, s.ToString());
-        Check.Exactly(op, "dy", dy, DType.F32, s.OutputLength, s.ToString());
-        Check.Exactly(op, "w", w, DType.F32, s.WeightLength, s.ToString());
-    }
-
-    public static void ValidateGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x, in ConvShape s)
-    {
-        const string op = "conv2d grad weight";
-        s.Validate(op);
-        Check.Exactly(op, "dw", dw, DType.F32, s.WeightLength, s.ToString());
-        Check.Exactly(op, "dy", dy, DType.F32, s.OutputLength, s.ToString());
-        Check.Exactly(op, "x", x, DType.F32, s.InputLength, s.ToString());
-        if (dbias != null) Check.Exactly(op, "dbias", dbias, DType.F32, s.OutC, s.ToString());
-    }
 }
 
 public sealed partial class ReferenceBackend
 {
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
     {
-        Conv2dReference.ValidateForward(y, x, w, bias, s);
+        s.ValidateForward(y, x, w, bias);
         var yv = new double[y.Length];
         Conv2dReference.Forward(yv, D(x), D(w), DOrEmpty(bias), s);
         Store(y, yv);
@@ -115,7 +84,7 @@ public sealed partial class ReferenceBackend
 
     public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
     {
-        Conv2dReference.ValidateGradInput(dx, dy, w, s);
+        s.ValidateGradInput(dx, dy, w);
         var dxv = new double[dx.Length];
         Conv2dReference.GradInput(dxv, D(dy), D(w), s);
         Store(dx, dxv);
@@ -123,7 +92,7 @@ public sealed partial class ReferenceBackend
 
     public void Conv2dGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x, in ConvShape s)
     {
-        Conv2dReference.ValidateGradWeight(dw, dbias, dy, x, s);
+        s.ValidateGradWeight(dw, dbias, dy, x);
         var dwv = D(dw);
         var dbv = DOrEmpty(dbias);
         Conv2dReference.GradWeight(dwv, dbv, D(dy), D(x), s);

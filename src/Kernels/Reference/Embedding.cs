@@ -23,35 +23,14 @@ public static class EmbeddingReference
             for (int k = 0; k < dim; k++)
                 dtable[ids[i] * dim + k] += dy[i * dim + k];
     }
-
-    /// <summary>Shapes and dtypes; returns the vocabulary size (table rows).</summary>
-    public static int Validate(string op, string yName, DeviceBuffer y, string tableName, DeviceBuffer table, DeviceBuffer ids, int count, int dim)
-    {
-        Check.Positive(op, ("count", count), ("dim", dim));
-        ArgumentNullException.ThrowIfNull(table, $"{op}: {tableName}");
-        if (table.DType != DType.F32 || table.Length == 0 || table.Length % dim != 0)
-            throw new ArgumentException($"{op}: {tableName} is {table}, expected f32 (vocab, dim={dim})");
-        string shape = $"count={count} dim={dim}";
-        Check.Exactly(op, "ids", ids, DType.I32, count, shape);
-        Check.Exactly(op, yName, y, DType.F32, (long)count * dim, shape);
-        return checked((int)(table.Length / dim));
-    }
-
-    /// <summary>Every id must name a table row; checked before anything is written.</summary>
-    public static void CheckIds(string op, ReadOnlySpan<int> ids, int vocab)
-    {
-        for (int i = 0; i < ids.Length; i++)
-            if ((uint)ids[i] >= (uint)vocab)
-                throw new ArgumentException($"{op}: ids[{i}] = {ids[i]} is outside the vocabulary [0, {vocab})");
-    }
 }
 
 public sealed partial class ReferenceBackend
 {
     public void Embedding(DeviceBuffer y, DeviceBuffer table, DeviceBuffer ids, int count, int dim)
     {
-        int vocab = EmbeddingReference.Validate("embedding", "y", y, "table", table, ids, count, dim);
-        EmbeddingReference.CheckIds("embedding", Host(ids).AsSpan<int>(), vocab);
+        int vocab = EmbeddingChecks.Validate("embedding", "y", y, "table", table, ids, count, dim);
+        EmbeddingChecks.CheckIds("embedding", Host(ids).AsSpan<int>(), vocab);
         var result = new double[y.Length];
         EmbeddingReference.Forward(result, D(table), Host(ids).AsSpan<int>(), count, dim);
         Store(y, result);
@@ -59,8 +38,8 @@ public sealed partial class ReferenceBackend
 
     public void EmbeddingBackward(DeviceBuffer dtable, DeviceBuffer dy, DeviceBuffer ids, int count, int dim)
     {
-        int vocab = EmbeddingReference.Validate("embedding backward", "dy", dy, "dtable", dtable, ids, count, dim);
-        EmbeddingReference.CheckIds("embedding backward", Host(ids).AsSpan<int>(), vocab);
+        int vocab = EmbeddingChecks.Validate("embedding backward", "dy", dy, "dtable", dtable, ids, count, dim);
+        EmbeddingChecks.CheckIds("embedding backward", Host(ids).AsSpan<int>(), vocab);
         double[] result = D(dtable);
         EmbeddingReference.Backward(result, D(dy), Host(ids).AsSpan<int>(), count, dim);
         Store(dtable, result);

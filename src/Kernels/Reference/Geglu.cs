@@ -3,13 +3,6 @@ namespace DreamBooth.Kernels.Reference;
 
 public static class GegluReference
 {
-    /// <summary>Checks shared by every tier; each buffer is (rows, width·dim): width 2 for x and dx, 1 for y and dy.</summary>
-    public static void Validate(string op, int rows, int dim, params (string Name, DeviceBuffer Buffer, int Width)[] buffers)
-    {
-        Check.Positive(op, ("rows", rows), ("dim", dim));
-        foreach (var (name, buffer, width) in buffers)
-            Check.Exactly(op, name, buffer, DType.F32, (long)rows * dim * width, $"(rows={rows}, dim={dim})");
-    }
 
     public static void Forward(Span<double> y, ReadOnlySpan<double> x, int rows, int dim) // y (rows, dim) x (rows, 2·dim)
     {
@@ -37,7 +30,7 @@ public sealed partial class ReferenceBackend
 {
     public void Geglu(DeviceBuffer y, DeviceBuffer x, int rows, int dim)
     {
-        GegluReference.Validate("geglu", rows, dim, ("y", y, 1), ("x", x, 2));
+        GegluChecks.Validate("geglu", rows, dim, ("y", y, 1), ("x", x, 2));
         var result = new double[y.Length];
         GegluReference.Forward(result, D(x), rows, dim);
         Store(y, result);
@@ -45,7 +38,7 @@ public sealed partial class ReferenceBackend
 
     public void GegluBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer x, int rows, int dim)
     {
-        GegluReference.Validate("geglu backward", rows, dim, ("dx", dx, 2), ("dy", dy, 1), ("x", x, 2));
+        GegluChecks.Validate("geglu backward", rows, dim, ("dx", dx, 2), ("dy", dy, 1), ("x", x, 2));
         var result = new double[dx.Length];
         GegluReference.Backward(result, D(dy), D(x), rows, dim);
         Store(dx, result);

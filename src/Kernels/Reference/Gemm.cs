@@ -72,7 +72,7 @@ public sealed partial class ReferenceBackend
         var bits = Host(buffer).AsSpan<ushort>();
         var result = new double[bits.Length];
         for (int i = 0; i < bits.Length; i++)
-            result[i] = buffer.DType == DType.F16 ? CastReference.HalfToFloat(bits[i]) : CastReference.BFloat16ToFloat(bits[i]);
+            result[i] = buffer.DType == DType.F16 ? HalfPrecision.HalfToFloat(bits[i]) : HalfPrecision.BFloat16ToFloat(bits[i]);
         return result;
     }
 }

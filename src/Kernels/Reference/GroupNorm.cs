@@ -80,45 +80,6 @@ public static class GroupNormReference
 
     /// <summary>The gradient at the affine output z: dy itself, or dy·silu'(z) when SiLU follows.</summary>
     static double GradPreActivation(double dy, double z, bool silu) => silu ? dy * UnaryReference.Derivative(UnaryOp.Silu, z) : dy;
-
-    internal static void Validate(string op, int n, int c, int hw, int groups)
-    {
-        Check.Positive(op, ("N", n), ("C", c), ("HW", hw), ("groups", groups));
-        if (c % groups != 0) throw new ArgumentException($"{op}: channels C={c} are not divisible by groups G={groups}");
-        if ((long)n * c * hw > int.MaxValue) throw new ArgumentException($"{op}: N·C·HW = {(long)n * c * hw} is above 2^31 − 1");
-    }
-
-    internal static void ValidateForward(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x,
-        DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, float eps)
-    {
-        const string op = "group_norm";
-        Validate(op, n, c, hw, groups);
-        if (!(eps >= 0)) throw new ArgumentException($"{op}: eps {eps} must be non-negative");
-        string shape = $"(N={n}, C={c}, HW={hw}, G={groups})";
-        Check.Exactly(op, "y", y, DType.F32, (long)n * c * hw, shape);
-        Check.Exactly(op, "x", x, DType.F32, (long)n * c * hw, shape);
-        Check.Exactly(op, "mean", mean, DType.F32, (long)n * groups, shape);
-        Check.Exactly(op, "rstd", rstd, DType.F32, (long)n * groups, shape);
-        Check.Exactly(op, "gamma", gamma, DType.F32, c, shape);
-        Check.Exactly(op, "beta", beta, DType.F32, c, shape);
-    }
-
-    internal static void ValidateBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy,
-        DeviceBuffer x, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups)
-    {
-        const string op = "group_norm_backward";
-        Validate(op, n, c, hw, groups);
-        string shape = $"(N={n}, C={c}, HW={hw}, G={groups})";
-        Check.Exactly(op, "dx", dx, DType.F32, (long)n * c * hw, shape);
-        Check.Exactly(op, "dy", dy, DType.F32, (long)n * c * hw, shape);
-        Check.Exactly(op, "x", x, DType.F32, (long)n * c * hw, shape);
-        Check.Exactly(op, "mean", mean, DType.F32, (long)n * groups, shape);
-        Check.Exactly(op, "rstd", rstd, DType.F32, (long)n * groups, shape);
-        Check.Exactly(op, "gamma", gamma, DType.F32, c, shape);
-        Check.Exactly(op, "beta", beta, DType.F32, c, shape);
-        Check.Exactly(op, "dgamma", dgamma, DType.F32, c, shape);
-        Check.Exactly(op, "dbeta", dbeta, DType.F32, c, shape);
-    }
 }
 
 public sealed partial class ReferenceBackend
@@ -126,7 +87,7 @@ public sealed partial class ReferenceBackend
     public void GroupNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma,
         DeviceBuffer beta, int n, int c, int hw, int groups, float eps, bool silu)
     {
-        GroupNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
+        GroupNormChecks.ValidateForward(y, mean, rstd, x, gamma, beta, n, c, hw, groups, eps);
         var yd = new double[y.Length];
         var md = new double[mean.Length];
         var rd = new double[rstd.Length];
@@ -139,7 +100,7 @@ public sealed partial class ReferenceBackend
     public void GroupNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
         DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, bool silu)
     {
-        GroupNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
+        GroupNormChecks.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
         var dxd = new double[dx.Length];
         double[] dg = D(dgamma), db = D(dbeta);
         GroupNormReference.Backward(dxd, dg, db, D(dy), D(x), D(mean), D(rstd), D(gamma), D(beta), n, c, hw, groups, silu);

@@ -50,43 +50,6 @@ public static class LayerNormReference
             }
         }
     }
-
-    internal static void Validate(string op, int rows, int dim)
-    {
-        Check.Positive(op, ("rows", rows), ("dim", dim));
-        if ((long)rows * dim > int.MaxValue) throw new ArgumentException($"{op}: rows·dim = {(long)rows * dim} is above 2^31 − 1");
-    }
-
-    internal static void ValidateForward(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x,
-        DeviceBuffer gamma, DeviceBuffer beta, int rows, int dim, float eps)
-    {
-        const string op = "layer_norm";
-        Validate(op, rows, dim);
-        if (!(eps >= 0)) throw new ArgumentException($"{op}: eps {eps} must be non-negative");
-        string shape = $"(rows={rows}, dim={dim})";
-        Check.Exactly(op, "y", y, DType.F32, (long)rows * dim, shape);
-        Check.Exactly(op, "x", x, DType.F32, (long)rows * dim, shape);
-        Check.Exactly(op, "mean", mean, DType.F32, rows, shape);
-        Check.Exactly(op, "rstd", rstd, DType.F32, rows, shape);
-        Check.Exactly(op, "gamma", gamma, DType.F32, dim, shape);
-        Check.Exactly(op, "beta", beta, DType.F32, dim, shape);
-    }
-
-    internal static void ValidateBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy,
-        DeviceBuffer x, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int rows, int dim)
-    {
-        const string op = "layer_norm_backward";
-        Validate(op, rows, dim);
-        string shape = $"(rows={rows}, dim={dim})";
-        Check.Exactly(op, "dx", dx, DType.F32, (long)rows * dim, shape);
-        Check.Exactly(op, "dy", dy, DType.F32, (long)rows * dim, shape);
-        Check.Exactly(op, "x", x, DType.F32, (long)rows * dim, shape);
-        Check.Exactly(op, "mean", mean, DType.F32, rows, shape);
-        Check.Exactly(op, "rstd", rstd, DType.F32, rows, shape);
-        Check.Exactly(op, "gamma", gamma, DType.F32, dim, shape);
-        Check.Exactly(op, "dgamma", dgamma, DType.F32, dim, shape);
-        Check.Exactly(op, "dbeta", dbeta, DType.F32, dim, shape);
-    }
 }
 
 public sealed partial class ReferenceBackend
@@ -94,7 +57,7 @@ public sealed partial class ReferenceBackend
     public void LayerNorm(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x, DeviceBuffer gamma,
         DeviceBuffer beta, int rows, int dim, float eps)
     {
-        LayerNormReference.ValidateForward(y, mean, rstd, x, gamma, beta, rows, dim, eps);
+        LayerNormChecks.ValidateForward(y, mean, rstd, x, gamma, beta, rows, dim, eps);
         var yd = new double[y.Length];
         var md = new double[rows];
         var rd = new double[rows];
@@ -107,7 +70,7 @@ public sealed partial class ReferenceBackend
     public void LayerNormBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy, DeviceBuffer x,
         DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int rows, int dim)
     {
-        LayerNormReference.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, dim);
+        LayerNormChecks.ValidateBackward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, dim);
         var dxd = new double[dx.Length];
         double[] dg = D(dgamma), db = D(dbeta);
         LayerNormReference.Backward(dxd, dg, db, D(dy), D(x), D(mean), D(rstd), D(gamma), rows, dim);

@@ -3,13 +3,6 @@ namespace DreamBooth.Kernels.Reference;
 
 public static class MseLossReference
 {
-    public static void Validate(string op, DeviceBuffer output, string outputName, long outputLength, DeviceBuffer a, DeviceBuffer b, long n)
-    {
-        Check.Positive(op, ("n", n));
-        Check.Exactly(op, outputName, output, DType.F32, outputLength, $"(n={n})");
-        Check.Exactly(op, "a", a, DType.F32, n, $"(n={n})");
-        Check.Exactly(op, "b", b, DType.F32, n, $"(n={n})");
-    }
 
     public static double Forward(ReadOnlySpan<double> a, ReadOnlySpan<double> b) // a, b (n)
     {
@@ -28,13 +21,13 @@ public sealed partial class ReferenceBackend
 {
     public void MseLoss(DeviceBuffer loss, DeviceBuffer a, DeviceBuffer b, long n)
     {
-        MseLossReference.Validate("mse loss", loss, "loss", 1, a, b, n);
+        MseLossChecks.Validate("mse loss", loss, "loss", 1, a, b, n);
         Store(loss, [MseLossReference.Forward(D(a), D(b))]);
     }
 
     public void MseLossBackward(DeviceBuffer da, DeviceBuffer a, DeviceBuffer b, float gradLoss, long n)
     {
-        MseLossReference.Validate("mse loss backward", da, "da", n, a, b, n);
+        MseLossChecks.Validate("mse loss backward", da, "da", n, a, b, n);
         var result = new double[n];
         MseLossReference.Backward(result, D(a), D(b), gradLoss);
         Store(da, result);

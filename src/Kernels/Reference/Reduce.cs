@@ -3,27 +3,6 @@ namespace DreamBooth.Kernels.Reference;
 
 public static class ReduceReference
 {
-    /// <summary>Checks shared by every tier: same rank, each y dim equal to x's or 1, buffers of the shapes' sizes.</summary>
-    public static void Validate(DeviceBuffer y, DeviceBuffer x, ReadOnlySpan<int> xShape, ReadOnlySpan<int> yShape)
-    {
-        const string op = "reduce sum";
-        long nx = Check.Count(op, "x", xShape), ny = Check.Count(op, "y", yShape);
-        if (xShape.Length != yShape.Length)
-            throw new ArgumentException($"{op}: y shape {Check.Shape(yShape)} must have the rank of x shape {Check.Shape(xShape)}");
-        for (int d = 0; d < xShape.Length; d++)
-            if (yShape[d] != xShape[d] && yShape[d] != 1)
-                throw new ArgumentException($"{op}: y shape {Check.Shape(yShape)} dim {d} must be {xShape[d]} or 1 for x shape {Check.Shape(xShape)}");
-        Check.Exactly(op, "x", x, DType.F32, nx, Check.Shape(xShape));
-        Check.Exactly(op, "y", y, DType.F32, ny, Check.Shape(yShape));
-    }
-
-    public static void ValidateSumSquares(DeviceBuffer result, DeviceBuffer x, long n)
-    {
-        const string op = "sum squares";
-        Check.Positive(op, ("n", n));
-        Check.Exactly(op, "result", result, DType.F32, 1, "(1)");
-        Check.Exactly(op, "x", x, DType.F32, n, $"(n={n})");
-    }
 
     /// <summary>y = scale · Σ x over the dims where yShape is 1 (x's other dims kept in place).</summary>
     public static void Sum(Span<double> y, ReadOnlySpan<double> x, ReadOnlySpan<int> xShape, ReadOnlySpan<int> yShape, double scale) // y (yShape) x (xShape)
@@ -65,7 +44,7 @@ public sealed partial class ReferenceBackend
 {
     public void ReduceSum(DeviceBuffer y, DeviceBuffer x, ReadOnlySpan<int> xShape, ReadOnlySpan<int> yShape, float scale)
     {
-        ReduceReference.Validate(y, x, xShape, yShape);
+        ReduceChecks.Validate(y, x, xShape, yShape);
         var result = new double[y.Length];
         ReduceReference.Sum(result, D(x), xShape, yShape, scale);
         Store(y, result);
@@ -73,7 +52,7 @@ public sealed partial class ReferenceBackend
 
     public void SumSquares(DeviceBuffer result, DeviceBuffer x, long n)
     {
-        ReduceReference.ValidateSumSquares(result, x, n);
+        ReduceChecks.ValidateSumSquares(result, x, n);
         Store(result, [ReduceReference.SumSquares(D(x))]);
     }
 }

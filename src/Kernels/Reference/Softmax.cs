@@ -27,24 +27,13 @@ public static class SoftmaxReference
             for (int j = 0; j < cols; j++) dx[r * cols + j] = y[r * cols + j] * (dy[r * cols + j] - dot);
         }
     }
-
-    internal static void Validate(string op, DeviceBuffer a, string aName, DeviceBuffer b, string bName, DeviceBuffer c,
-        string cName, int rows, int cols)
-    {
-        Check.Positive(op, ("rows", rows), ("cols", cols));
-        if ((long)rows * cols > int.MaxValue) throw new ArgumentException($"{op}: rows·cols = {(long)rows * cols} is above 2^31 − 1");
-        string shape = $"(rows={rows}, cols={cols})";
-        Check.Exactly(op, aName, a, DType.F32, (long)rows * cols, shape);
-        Check.Exactly(op, bName, b, DType.F32, (long)rows * cols, shape);
-        Check.Exactly(op, cName, c, DType.F32, (long)rows * cols, shape);
-    }
 }
 
 public sealed partial class ReferenceBackend
 {
     public void Softmax(DeviceBuffer y, DeviceBuffer x, int rows, int cols)
     {
-        SoftmaxReference.Validate("softmax", y, "y", x, "x", x, "x", rows, cols);
+        SoftmaxChecks.Validate("softmax", y, "y", x, "x", x, "x", rows, cols);
         var yd = new double[y.Length];
         SoftmaxReference.Forward(yd, D(x), rows, cols);
         Store(y, yd);
@@ -52,7 +41,7 @@ public sealed partial class ReferenceBackend
 
     public void SoftmaxBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer y, int rows, int cols)
     {
-        SoftmaxReference.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
+        SoftmaxChecks.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
         var dxd = new double[dx.Length];
         SoftmaxReference.Backward(dxd, D(dy), D(y), rows, cols);
         Store(dx, dxd);

@@ -10,14 +10,6 @@ public static class UnaryReference
     const double TanhC = 0.044715;
     const double QuickK = 1.702;
 
-    /// <summary>Argument checks shared by every tier: n positive, buffers f32[n], a defined op.</summary>
-    public static void Validate(string op, UnaryOp kind, long n, params (string Name, DeviceBuffer Buffer)[] buffers)
-    {
-        if (!Enum.IsDefined(kind)) throw new ArgumentException($"{op}: unknown unary op {(int)kind}");
-        Check.Positive(op, ("n", n));
-        foreach (var (name, buffer) in buffers) Check.Exactly(op, name, buffer, DType.F32, n, $"(n={n})");
-    }
-
     /// <summary>erf(x) = 2/√π ∫₀ˣ e^(−t²) dt, to about 1e-16 relative.</summary>
     public static double Erf(double x)
     {
@@ -104,7 +96,7 @@ public sealed partial class ReferenceBackend
 {
     public void Unary(UnaryOp op, DeviceBuffer y, DeviceBuffer x, long n)
     {
-        UnaryReference.Validate("unary", op, n, ("y", y), ("x", x));
+        UnaryChecks.Validate("unary", op, n, ("y", y), ("x", x));
         var result = new double[n];
         UnaryReference.Forward(op, result, D(x));
         Store(y, result);
@@ -112,7 +104,7 @@ public sealed partial class ReferenceBackend
 
     public void UnaryBackward(UnaryOp op, DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer x, long n)
     {
-        UnaryReference.Validate("unary backward", op, n, ("dx", dx), ("dy", dy), ("x", x));
+        UnaryChecks.Validate("unary backward", op, n, ("dx", dx), ("dy", dy), ("x", x));
         var result = new double[n];
         UnaryReference.Backward(op, result, D(dy), D(x));
         Store(dx, result);

@@ -3,13 +3,6 @@ namespace DreamBooth.Kernels.Reference;
 
 public static class UpsampleReference
 {
-    public static void Validate(string op, DeviceBuffer big, string bigName, DeviceBuffer small, string smallName, int planes, int h, int w)
-    {
-        Check.Positive(op, ("planes", planes), ("H", h), ("W", w));
-        string shape = $"(planes={planes}, H={h}, W={w})";
-        Check.Exactly(op, bigName, big, DType.F32, 4L * planes * h * w, shape);
-        Check.Exactly(op, smallName, small, DType.F32, (long)planes * h * w, shape);
-    }
 
     public static void Forward(Span<double> y, ReadOnlySpan<double> x, int planes, int h, int w) // y (planes, 2H, 2W) x (planes, H, W)
     {
@@ -33,7 +26,7 @@ public sealed partial class ReferenceBackend
 {
     public void UpsampleNearest2x(DeviceBuffer y, DeviceBuffer x, int planes, int h, int w)
     {
-        UpsampleReference.Validate("upsample nearest 2x", y, "y", x, "x", planes, h, w);
+        UpsampleChecks.Validate("upsample nearest 2x", y, "y", x, "x", planes, h, w);
         var result = new double[y.Length];
         UpsampleReference.Forward(result, D(x), planes, h, w);
         Store(y, result);
@@ -41,7 +34,7 @@ public sealed partial class ReferenceBackend
 
     public void UpsampleNearest2xBackward(DeviceBuffer dx, DeviceBuffer dy, int planes, int h, int w)
     {
-        UpsampleReference.Validate("upsample nearest 2x backward", dy, "dy", dx, "dx", planes, h, w);
+        UpsampleChecks.Validate("upsample nearest 2x backward", dy, "dy", dx, "dx", planes, h, w);
         var result = new double[dx.Length];
         UpsampleReference.Backward(result, D(dy), planes, h, w);
         Store(dx, result);

@@ -1,9 +1,9 @@
 // Reads a .safetensors file: parses and validates the header, then reads one tensor at a time straight from disk.
+using DreamBooth.Kernels;
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Models.Formats;
 
@@ -99,7 +99,7 @@ public sealed class SafetensorsFile : IDisposable
                         ReadExactly(info, info.FileOffset + 2L * start, MemoryMarshal.AsBytes(bits));
                         Span<float> dst = destination.Slice(start, count);
                         for (int i = 0; i < count; i++)
-                            dst[i] = half ? CastReference.HalfToFloat(bits[i]) : CastReference.BFloat16ToFloat(bits[i]);
+                            dst[i] = half ? HalfPrecision.HalfToFloat(bits[i]) : HalfPrecision.BFloat16ToFloat(bits[i]);
                     }
                 }
                 finally { ArrayPool<ushort>.Shared.Return(buffer); }

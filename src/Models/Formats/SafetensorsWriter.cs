@@ -1,10 +1,10 @@
 // Writes a .safetensors file: a space-padded header, then each tensor streamed in turn, into a temp file renamed at the end.
+using DreamBooth.Kernels;
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using DreamBooth.Kernels.Reference;
 
 namespace DreamBooth.Models.Formats;
 
@@ -34,7 +34,7 @@ public sealed record SafetensorsEntry(string Name, SafetensorsDType DType, long[
                     int count = Math.Min(Chunk, values.Length - start);
                     ReadOnlySpan<float> src = values.Span.Slice(start, count);
                     for (int i = 0; i < count; i++)
-                        buffer[i] = dtype == SafetensorsDType.F16 ? CastReference.FloatToHalf(src[i]) : CastReference.FloatToBFloat16(src[i]);
+                        buffer[i] = dtype == SafetensorsDType.F16 ? HalfPrecision.FloatToHalf(src[i]) : HalfPrecision.FloatToBFloat16(src[i]);
                     stream.Write(MemoryMarshal.AsBytes(buffer.AsSpan(0, count)));
                 }
             }

@@ -1,7 +1,6 @@
 // The DreamBooth training objective as pure tensor math: noise → noisy sample → prediction → target → instance + λ·prior.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
-using DreamBooth.Kernels.Reference;
 using DreamBooth.Models.Schedulers;
 
 namespace DreamBooth.Models.Pipeline;
@@ -28,8 +27,8 @@ public readonly record struct StepNoise(ulong Seed, ulong Step)
     /// crop corner and flip, a caption's form).</summary>
     public (double U0, double U1, double U2, double U3) Uniforms(int draw, long block)
     {
-        var (w0, w1, w2, w3) = PhiloxReference.StreamBlock(Seed, Offset(draw), block);
-        return (PhiloxReference.ToUniform(w0), PhiloxReference.ToUniform(w1), PhiloxReference.ToUniform(w2), PhiloxReference.ToUniform(w3));
+        var (w0, w1, w2, w3) = Philox.StreamBlock(Seed, Offset(draw), block);
+        return (Philox.ToUniform(w0), Philox.ToUniform(w1), Philox.ToUniform(w2), Philox.ToUniform(w3));
     }
 
     /// <summary>n integers uniform in [0, bound): ⌊u·bound⌋ of the stream's 24-bit uniforms u (a bias below 2^-24·bound).</summary>

@@ -1,6 +1,6 @@
 // The toy world of the embedded model: one anti-aliased object on a plain background, its attributes and its captions.
-using DreamBooth.Kernels.Reference;
 
+using DreamBooth.Kernels;
 namespace DreamBooth.Trainer.World;
 
 public enum Shape { Circle, Square, Triangle, Star, Cross, Ring }
@@ -41,9 +41,9 @@ public static class ToyWorld
     /// inside the image, its colour different from the background's.</summary>
     public static Scene Sample(ulong seed, long index)
     {
-        var (w0, w1, w2, w3) = PhiloxReference.StreamBlock(seed, (ulong)index << 1, 0);
-        var (w4, w5, _, _) = PhiloxReference.StreamBlock(seed, (ulong)index << 1, 1);
-        double U(uint w) => PhiloxReference.ToUniform(w);
+        var (w0, w1, w2, w3) = Philox.StreamBlock(seed, (ulong)index << 1, 0);
+        var (w4, w5, _, _) = Philox.StreamBlock(seed, (ulong)index << 1, 1);
+        double U(uint w) => Philox.ToUniform(w);
         int background = (int)(U(w0) * Palette.Length);
         int colour = (background + 1 + (int)(U(w1) * (Palette.Length - 1))) % Palette.Length;
         var shape = Shapes[(int)(U(w2) * Shapes.Length)];
