@@ -14,7 +14,7 @@ static class DevicePerf
     public static void Run(Options o)
     {
         bool emulate = o.Flag("emulate");
-        if (!emulate && !IlgpuDevice.CudaPresent())
+        if (!emulate && !Backends.CudaPresent())
         {
             Console.WriteLine("no CUDA device here: the kernels' ptxas resources instead (run on a GPU for TFLOP/s and GB/s, " +
                               "or add --emulate to run small cases on ILGPU's CPU emulator)");

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
-using DreamBooth.Models.Unet;
+using DreamBooth.Models.UNet;
 
 namespace DreamBooth.Perf;
 

@@ -1,4 +1,5 @@
-// Creates a backend by name: "reference" (scalar oracle), "cpu" (fast SIMD) or "cuda" (ILGPU kernels on the first CUDA GPU).
+// Creates a backend by name: "reference" (scalar oracle, Reference/), "cpu" (fast SIMD, Cpu/) or "cuda" (the ILGPU kernels
+// of Ilgpu/ on the first CUDA GPU): the one place where a device name meets its folder.
 using DreamBooth.Kernels.Ilgpu;
 
 namespace DreamBooth.Kernels;
@@ -17,15 +18,18 @@ public static class Backends
         _ => throw new ArgumentException($"unknown backend '{name}'; expected one of: {string.Join(", ", Names)}, cuda"),
     };
 
+    /// <summary>Whether a CUDA GPU (and its driver) is present, so that "cuda" can be created.</summary>
+    public static bool CudaPresent() => IlgpuDevice.CudaPresent();
+
     /// <summary>"cuda" when a CUDA GPU is present, else "cpu".</summary>
-    public static IBackend Auto() => Create(IlgpuDevice.CudaPresent() ? "cuda" : "cpu");
+    public static IBackend Auto() => Create(CudaPresent() ? "cuda" : "cpu");
 
     /// <summary>The CUDA tier on ILGPU's CPU emulator: the same kernels, slowly, on any machine (tests only).</summary>
     public static IlgpuBackend CreateEmulated() => new(IlgpuDevice.Create(emulate: true));
 
     static IlgpuBackend CreateCuda()
     {
-        if (!IlgpuDevice.CudaPresent()) throw new ArgumentException("no CUDA device found; use --device cpu");
+        if (!CudaPresent()) throw new ArgumentException("no CUDA device found; use --device cpu");
         var device = IlgpuDevice.Create();
         if (device.IsCuda) return new IlgpuBackend(device);
         device.Dispose();

@@ -67,7 +67,7 @@ public static class GroupNormChecks
     public static void ValidateForward(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x,
         DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups, float eps)
     {
-        const string op = "group_norm";
+        const string op = "group norm";
         Validate(op, n, c, hw, groups);
         if (!(eps >= 0)) throw new ArgumentException($"{op}: eps {eps} must be non-negative");
         string shape = $"(N={n}, C={c}, HW={hw}, G={groups})";
@@ -82,7 +82,7 @@ public static class GroupNormChecks
     public static void ValidateBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy,
         DeviceBuffer x, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, DeviceBuffer beta, int n, int c, int hw, int groups)
     {
-        const string op = "group_norm_backward";
+        const string op = "group norm backward";
         Validate(op, n, c, hw, groups);
         string shape = $"(N={n}, C={c}, HW={hw}, G={groups})";
         Check.Exactly(op, "dx", dx, DType.F32, (long)n * c * hw, shape);
@@ -108,7 +108,7 @@ public static class LayerNormChecks
     public static void ValidateForward(DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer x,
         DeviceBuffer gamma, DeviceBuffer beta, int rows, int dim, float eps)
     {
-        const string op = "layer_norm";
+        const string op = "layer norm";
         Validate(op, rows, dim);
         if (!(eps >= 0)) throw new ArgumentException($"{op}: eps {eps} must be non-negative");
         string shape = $"(rows={rows}, dim={dim})";
@@ -123,7 +123,7 @@ public static class LayerNormChecks
     public static void ValidateBackward(DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, DeviceBuffer dy,
         DeviceBuffer x, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer gamma, int rows, int dim)
     {
-        const string op = "layer_norm_backward";
+        const string op = "layer norm backward";
         Validate(op, rows, dim);
         string shape = $"(rows={rows}, dim={dim})";
         Check.Exactly(op, "dx", dx, DType.F32, (long)rows * dim, shape);

@@ -114,7 +114,7 @@ public readonly record struct AttentionShape(int Batch, int Heads, int QueryLen,
     public void ValidateBackward(DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, DeviceBuffer dout, DeviceBuffer q,
         DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse)
     {
-        const string op = "attention_backward";
+        const string op = "attention backward";
         Validate(op);
         string shape = ToString();
         Check.Exactly(op, "dq", dq, DType.F32, QueryLength, shape);

@@ -4,7 +4,7 @@ using DreamBooth.Kernels;
 using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 using DreamBooth.Models.Schedulers;
-using DreamBooth.Models.Unet;
+using DreamBooth.Models.UNet;
 using DreamBooth.Models.Vae;
 
 namespace DreamBooth.Trainer;

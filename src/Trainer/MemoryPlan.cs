@@ -20,7 +20,7 @@ public static class MemoryPlan
     public static MemoryNeeds Check(string backendName, UNet2DConditionConfig unet, ClipTextConfig textEncoder, long vaeParameters,
         TrainOptions o, int rows, int latentSide, long images, int resolution)
     {
-        long unetParameters = new Models.Unet.UNet2DConditionModel(unet).ParameterCount();
+        long unetParameters = new Models.UNet.UNet2DConditionModel(unet).ParameterCount();
         long textParameters = new Models.Clip.ClipTextModel(textEncoder).ParameterCount();
         long trainable = unetParameters + (o.TrainTextEncoder ? textParameters : 0);
         var needs = new MemoryNeeds(4 * (unetParameters + textParameters + vaeParameters) + images * 3L * resolution * resolution * 4,

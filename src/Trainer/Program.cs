@@ -68,7 +68,7 @@ namespace DreamBooth.Trainer
             devices.SetAction(parse =>
             {
                 foreach (var name in Backends.Names) Console.WriteLine(name);
-                Console.WriteLine(Kernels.Ilgpu.IlgpuDevice.CudaPresent() ? "cuda" : "cuda (no CUDA device found)");
+                Console.WriteLine(Backends.CudaPresent() ? "cuda" : "cuda (no CUDA device found)");
                 if (!device.TryOpen(parse, out var backend)) return 1;
                 using (backend) Console.WriteLine($"--device {parse.GetValue(device)} uses: {backend.Name}");
                 return 0;

@@ -83,7 +83,7 @@ public class AttentionTests(string backend) : BackendTest(backend)
         Throws("attention", () => Backend.Attention(o, Zeros(5), q, k, v, s));
         Throws("attention", () => Backend.Attention(o, lse, Zeros(30, DType.I32), k, v, s));
         Throws("attention", () => Backend.Attention(o, lse, q, k, v, s with { Scale = float.NaN }));
-        Throws("attention_backward", () => Backend.AttentionBackward(q, k, Zeros(41), o, q, k, v, o, lse, s));
+        Throws("attention backward", () => Backend.AttentionBackward(q, k, Zeros(41), o, q, k, v, o, lse, s));
     }
 
     static void Throws(string op, TestDelegate call) =>

@@ -67,14 +67,14 @@ public class GroupNormTests(string backend) : BackendTest(backend)
     public void RejectsBadArguments()
     {
         DeviceBuffer x = Zeros(24), y = Zeros(24), m = Zeros(2), r = Zeros(2), g = Zeros(6), b = Zeros(6);
-        Throws("group_norm", () => Backend.GroupNorm(y, m, r, x, g, b, 1, 6, 4, 4, 1e-5f, false)); // 6 % 4 != 0
-        Throws("group_norm", () => Backend.GroupNorm(y, m, r, x, g, b, 1, 6, 4, 0, 1e-5f, false));
-        Throws("group_norm", () => Backend.GroupNorm(y, m, r, x, g, b, 1, 6, 4, 2, -1f, true));
-        Throws("group_norm", () => Backend.GroupNorm(y, m, r, x, Zeros(5), b, 1, 6, 4, 2, 1e-5f, false));
-        Throws("group_norm", () => Backend.GroupNorm(y, m, r, Zeros(24, DType.I32), g, b, 1, 6, 4, 2, 1e-5f, true));
-        Throws("group_norm_backward", () => Backend.GroupNormBackward(Zeros(23), g, b, y, x, m, r, g, b, 1, 6, 4, 2, false));
-        Throws("group_norm_backward", () => Backend.GroupNormBackward(y, g, b, y, x, Zeros(3), r, g, b, 1, 6, 4, 2, false));
-        Throws("group_norm_backward", () => Backend.GroupNormBackward(y, g, b, y, x, m, r, g, Zeros(5), 1, 6, 4, 2, true));
+        Throws("group norm", () => Backend.GroupNorm(y, m, r, x, g, b, 1, 6, 4, 4, 1e-5f, false)); // 6 % 4 != 0
+        Throws("group norm", () => Backend.GroupNorm(y, m, r, x, g, b, 1, 6, 4, 0, 1e-5f, false));
+        Throws("group norm", () => Backend.GroupNorm(y, m, r, x, g, b, 1, 6, 4, 2, -1f, true));
+        Throws("group norm", () => Backend.GroupNorm(y, m, r, x, Zeros(5), b, 1, 6, 4, 2, 1e-5f, false));
+        Throws("group norm", () => Backend.GroupNorm(y, m, r, Zeros(24, DType.I32), g, b, 1, 6, 4, 2, 1e-5f, true));
+        Throws("group norm backward", () => Backend.GroupNormBackward(Zeros(23), g, b, y, x, m, r, g, b, 1, 6, 4, 2, false));
+        Throws("group norm backward", () => Backend.GroupNormBackward(y, g, b, y, x, Zeros(3), r, g, b, 1, 6, 4, 2, false));
+        Throws("group norm backward", () => Backend.GroupNormBackward(y, g, b, y, x, m, r, g, Zeros(5), 1, 6, 4, 2, true));
     }
 
     static void Throws(string op, TestDelegate call) =>

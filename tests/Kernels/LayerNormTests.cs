@@ -49,11 +49,11 @@ public class LayerNormTests(string backend) : BackendTest(backend)
     public void RejectsBadArguments()
     {
         DeviceBuffer x = Zeros(12), y = Zeros(12), m = Zeros(3), r = Zeros(3), g = Zeros(4), b = Zeros(4);
-        Throws("layer_norm", () => Backend.LayerNorm(y, m, r, x, g, b, 3, 0, 1e-5f));
-        Throws("layer_norm", () => Backend.LayerNorm(y, m, r, x, Zeros(3), b, 3, 4, 1e-5f));
-        Throws("layer_norm", () => Backend.LayerNorm(y, Zeros(4), r, x, g, b, 3, 4, 1e-5f));
-        Throws("layer_norm", () => Backend.LayerNorm(y, m, r, x, g, b, 3, 4, float.NaN));
-        Throws("layer_norm_backward", () => Backend.LayerNormBackward(y, g, Zeros(4, DType.I32), y, x, m, r, g, 3, 4));
+        Throws("layer norm", () => Backend.LayerNorm(y, m, r, x, g, b, 3, 0, 1e-5f));
+        Throws("layer norm", () => Backend.LayerNorm(y, m, r, x, Zeros(3), b, 3, 4, 1e-5f));
+        Throws("layer norm", () => Backend.LayerNorm(y, Zeros(4), r, x, g, b, 3, 4, 1e-5f));
+        Throws("layer norm", () => Backend.LayerNorm(y, m, r, x, g, b, 3, 4, float.NaN));
+        Throws("layer norm backward", () => Backend.LayerNormBackward(y, g, Zeros(4, DType.I32), y, x, m, r, g, 3, 4));
     }
 
     static void Throws(string op, TestDelegate call) =>

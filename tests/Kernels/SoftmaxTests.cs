@@ -41,7 +41,7 @@ public class SoftmaxTests(string backend) : BackendTest(backend)
         DeviceBuffer a = Zeros(12), b = Zeros(12);
         Throws("softmax", () => Backend.Softmax(a, b, 0, 12));
         Throws("softmax", () => Backend.Softmax(a, Zeros(11), 3, 4));
-        Throws("softmax_backward", () => Backend.SoftmaxBackward(a, b, Zeros(12, DType.I32), 3, 4));
+        Throws("softmax backward", () => Backend.SoftmaxBackward(a, b, Zeros(12, DType.I32), 3, 4));
     }
 
     static void Throws(string op, TestDelegate call) =>

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using DreamBooth.Models.Clip;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Schedulers;
-using DreamBooth.Models.Unet;
+using DreamBooth.Models.UNet;
 using DreamBooth.Models.Vae;
 using NUnit.Framework;
 

@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Layers;
-using DreamBooth.Models.Unet;
+using DreamBooth.Models.UNet;
 using NUnit.Framework;
 
 namespace DreamBooth.Tests.Models;

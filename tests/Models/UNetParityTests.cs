@@ -4,7 +4,7 @@ using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Formats;
-using DreamBooth.Models.Unet;
+using DreamBooth.Models.UNet;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
 

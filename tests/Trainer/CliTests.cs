@@ -1,5 +1,5 @@
 // The `dreambooth` command line as a user runs it: help, devices, tokenize, inspect, init-model, sample, and clear errors for bad input.
-using DreamBooth.Kernels.Ilgpu;
+using DreamBooth.Kernels;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
 
@@ -39,7 +39,7 @@ public class CliTests
     {
         var (exit, output, _) = Run("devices");
         Assert.That(exit, Is.Zero);
-        Assert.That(output, Does.Contain($"--device auto uses: {(IlgpuDevice.CudaPresent() ? "cuda" : "cpu")}"));
+        Assert.That(output, Does.Contain($"--device auto uses: {(Backends.CudaPresent() ? "cuda" : "cpu")}"));
     }
 
     [TestCase("cpu")]
@@ -55,7 +55,7 @@ public class CliTests
     public void DeviceCudaWithoutAGpuIsAOneLineError()
     {
         var (exit, output, error) = Run("devices", "--device", "cuda");
-        if (IlgpuDevice.CudaPresent())
+        if (Backends.CudaPresent())
         {
             Assert.That(exit, Is.Zero);
             Assert.That(output, Does.Contain("--device cuda uses: cuda"));

@@ -14,7 +14,7 @@ public static partial class F
         var loss = Tensor.Zeros(a.Backend, 1);
         a.Backend.MseLoss(loss.Storage, a.Storage, b.Storage, a.Length);
         if (Tape.Needs(a, b))
-            Tape.Record("mse_loss", loss, dLoss =>
+            Tape.Record("mse loss", loss, dLoss =>
             {   // d/da = g·2(a − b)/n, d/db = −d/da, where g = dLoss stays on the device (reading it would wait for
                 // the whole forward): the kernel gives 2(a − b)/n, then one broadcast multiply by the (1) tensor g
                 var da = Tensor.ZerosLike(a);

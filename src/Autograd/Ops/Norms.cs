@@ -28,7 +28,7 @@ public static partial class F
         var rstd = Tensor.Zeros(x.Backend, n, groups);
         x.Backend.GroupNorm(y.Storage, mean.Storage, rstd.Storage, x.Storage, gamma.Storage, beta.Storage, n, c, hw, groups, eps, silu);
         if (Tape.Needs(x, gamma, beta))
-            Tape.Record(silu ? "group_norm_silu" : "group_norm", y, dy =>
+            Tape.Record(silu ? "group norm silu" : "group norm", y, dy =>
             {   // x̂ = (x − μ)·rstd, dz = dy (with SiLU: dy·silu'(γx̂ + β)); dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with
                 // g = γ·dz, means over the group; dγ += Σ dz·x̂, dβ += Σ dz over N and the spatial positions
                 var dx = Tensor.ZerosLike(x);
@@ -59,7 +59,7 @@ public static partial class F
         var rstd = Tensor.Zeros(x.Backend, rows);
         x.Backend.LayerNorm(y.Storage, mean.Storage, rstd.Storage, x.Storage, gamma.Storage, beta.Storage, rows, dim, eps);
         if (Tape.Needs(x, gamma, beta))
-            Tape.Record("layer_norm", y, dy =>
+            Tape.Record("layer norm", y, dy =>
             {   // as group norm with one group per row: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = γ·dy
                 var dx = Tensor.ZerosLike(x);
                 using var scratchGamma = gamma.RequiresGrad ? null : Tensor.ZerosLike(gamma);

@@ -14,7 +14,7 @@ public static partial class F
         var y = Tensor.Zeros(x.Backend, x.Dim(0), x.Dim(1), 2 * h, 2 * w);
         x.Backend.UpsampleNearest2x(y.Storage, x.Storage, planes, h, w);
         if (Tape.Needs(x))
-            Tape.Record("upsample_nearest2x", y, dy =>
+            Tape.Record("upsample nearest 2x", y, dy =>
             {   // dx[i, j] = Σ of dy over the 2×2 block that copied x[i, j]
                 var dx = Tensor.ZerosLike(x);
                 x.Backend.UpsampleNearest2xBackward(dx.Storage, dy.Storage, planes, h, w);

@@ -19,7 +19,7 @@ public sealed unsafe partial class CpuBackend
 
     public void SoftmaxBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer y, int rows, int cols)
     {
-        SoftmaxChecks.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
+        SoftmaxChecks.Validate("softmax backward", dx, "dx", dy, "dy", y, "y", rows, cols);
         float* dxp = F(dx), dyp = F(dy), yp = F(y);
         int perTask = Math.Max(1, 8192 / cols);
         NormStats.For((rows + perTask - 1) / perTask, (long)rows * cols * 2, task =>

@@ -21,8 +21,8 @@ public sealed partial class IlgpuBackend
 
     public void SoftmaxBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer y, int rows, int cols)
     {
-        SoftmaxChecks.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
-        const string op = "softmax_backward";
+        SoftmaxChecks.Validate("softmax backward", dx, "dx", dy, "dy", y, "y", rows, cols);
+        const string op = "softmax backward";
         _softmaxBackward ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxKernels.Args>(SoftmaxKernels.Backward);
         var args = SoftmaxKernels.Args.From(rows, cols);
         _softmaxBackward(SoftmaxKernels.Config(args), F(op, dx), F(op, dy), F(op, y), args);

@@ -41,7 +41,7 @@ public sealed partial class ReferenceBackend
 
     public void SoftmaxBackward(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer y, int rows, int cols)
     {
-        SoftmaxChecks.Validate("softmax_backward", dx, "dx", dy, "dy", y, "y", rows, cols);
+        SoftmaxChecks.Validate("softmax backward", dx, "dx", dy, "dy", y, "y", rows, cols);
         var dxd = new double[dx.Length];
         SoftmaxReference.Backward(dxd, D(dy), D(y), rows, cols);
         Store(dx, dxd);

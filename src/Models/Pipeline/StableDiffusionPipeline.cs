@@ -5,7 +5,7 @@ using DreamBooth.Models.Clip;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Formats;
 using DreamBooth.Models.Tokenizer;
-using DreamBooth.Models.Unet;
+using DreamBooth.Models.UNet;
 using DreamBooth.Models.Vae;
 
 namespace DreamBooth.Models.Pipeline;

@@ -1,7 +1,7 @@
 // Text-to-image sampling: encode the prompts, denoise with a sampler and classifier-free guidance, decode to pixels.
 using DreamBooth.Autograd;
 using DreamBooth.Models.Schedulers;
-using DreamBooth.Models.Unet;
+using DreamBooth.Models.UNet;
 
 namespace DreamBooth.Models.Pipeline;
 

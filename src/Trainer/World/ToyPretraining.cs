@@ -4,7 +4,7 @@ using DreamBooth.Kernels;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Pipeline;
 using DreamBooth.Models.Schedulers;
-using DreamBooth.Models.Unet;
+using DreamBooth.Models.UNet;
 
 namespace DreamBooth.Trainer.World;
 

@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Models.Layers;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 /// <summary>y = net.2(a · gelu(g)) where [a, g] = net.0.proj(x) split in halves. net.1 is a dropout, so the keys skip it.</summary>
 public sealed class FeedForward : Module

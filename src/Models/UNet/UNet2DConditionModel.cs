@@ -3,7 +3,7 @@ using DreamBooth.Autograd;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Layers;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 /// <summary>
 /// ε-prediction UNet: conv_in → down blocks (pushing skips) → mid block → up blocks (popping them) → GroupNorm, SiLU,

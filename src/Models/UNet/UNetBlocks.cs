@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Models.Layers;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 /// <summary>Shared by every down, mid and up block: what their resnets and transformers are built with.</summary>
 /// <param name="TembChannels">the time embedding's width (4·block_out_channels[0])</param>

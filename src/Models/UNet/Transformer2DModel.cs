@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Models.Layers;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 /// <summary>
 /// x (N, C, H, W) → GroupNorm (eps 1e-6) → proj_in → tokens (N, H·W, inner) → transformer_blocks → proj_out → + x.

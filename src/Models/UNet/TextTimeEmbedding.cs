@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Models.Layers;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 /// <summary>
 /// Imagen's pooled text conditioning: norm1 → pool → proj → norm2 turns the text encoder's states (N, L, D) into a

@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Models.Configs;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 /// <summary>
 /// A <see cref="UNet2DConditionModel"/> whose input channels are the image's (out_channels) followed by the low-res

@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Models.Layers;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 /// <summary>
 /// x += attn1(norm1(x)); x += attn2(norm2(x), context); x += ff(norm3(x)). With onlyCrossAttention attn1 also attends

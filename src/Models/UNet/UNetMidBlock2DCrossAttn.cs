@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Models.Layers;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 /// <summary>The resnets divide their output by mid_block_scale_factor. diffusers gives the mid block's transformers
 /// no only_cross_attention, so attn1 is always self-attention here.</summary>

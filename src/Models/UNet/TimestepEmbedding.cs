@@ -2,7 +2,7 @@
 using DreamBooth.Autograd;
 using DreamBooth.Models.Layers;
 
-namespace DreamBooth.Models.Unet;
+namespace DreamBooth.Models.UNet;
 
 public sealed class TimestepEmbedding : Module
 {
