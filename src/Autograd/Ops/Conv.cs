@@ -15,12 +15,11 @@ public static partial class F
         if (x.Rank != 4 || weight.Rank != 4 || x.Dim(1) != weight.Dim(1) || bias != null && (bias.Rank != 1 || bias.Dim(0) != weight.Dim(0)))
             throw new ArgumentException($"conv2d: x {x}, weight {weight}, bias {bias?.ToString() ?? "none"} do not fit " +
                                         "(x (N, C, H, W), weight (O, C, KH, KW), bias (O))");
-        if (stride <= 0 || padding < 0 || x.Dim(2) + 2 * padding < weight.Dim(2) || x.Dim(3) + 2 * padding < weight.Dim(3))
-            throw new ArgumentException($"conv2d: stride {stride}, padding {padding} do not fit x {x} and weight {weight}");
+        var s = new ConvShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), weight.Dim(0), weight.Dim(2), weight.Dim(3), stride, padding);
+        s.Validate("conv2d");   // stride, padding and kernel against the input, before y is sized from them
         x = Contiguous(x);
         weight = Contiguous(weight);
         bias = bias is null ? null : Contiguous(bias);
-        var s = new ConvShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), weight.Dim(0), weight.Dim(2), weight.Dim(3), stride, padding);
         var y = Tensor.Zeros(x.Backend, s.N, s.OutC, s.OutH, s.OutW);
         x.Backend.Conv2d(y.Storage, x.Storage, weight.Storage, bias?.Storage, s);
         if (Tape.Needs(x, weight, bias))
