@@ -134,6 +134,15 @@ public readonly record struct AttentionShape(int Batch, int Heads, int QueryLen,
 public readonly record struct AdamWStep(float Lr, int Step, float Beta1 = 0.9f, float Beta2 = 0.999f, float Eps = 1e-8f,
     float WeightDecay = 1e-2f, float GradScale = 1f)
 {
+    /// <summary>The step's scalars, folded once in double for every tier, in PyTorch's order of operations:
+    /// p ← p·Decay − StepSize · m / (√v / SqrtBc2 + Eps), with bc = 1 − βᵗ.</summary>
+    public AdamWConstants Constants()
+    {
+        double bc1 = 1 - Math.Pow(Beta1, Step), bc2 = 1 - Math.Pow(Beta2, Step);
+        return new AdamWConstants(GradScale, Beta1, (float)(1 - (double)Beta1), Beta2, (float)(1 - (double)Beta2),
+            (float)(1 - (double)Lr * WeightDecay), (float)(Lr / bc1), (float)Math.Sqrt(bc2), Eps);
+    }
+
     public void Validate(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n)
     {
         const string op = "adamw";
@@ -149,6 +158,11 @@ public readonly record struct AdamWStep(float Lr, int Step, float Beta1 = 0.9f, 
         Check.Exactly(op, "v", v, DType.F32, n, shape);
     }
 }
+
+/// <summary>AdamWStep's scalars as the kernels use them (AdamWStep.Constants): g = grad·GradScale,
+/// m ← Beta1·m + OneMinusBeta1·g, v ← Beta2·v + OneMinusBeta2·g², p ← p·Decay − StepSize·m / (√v / SqrtBc2 + Eps).</summary>
+public readonly record struct AdamWConstants(float GradScale, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2,
+    float Decay, float StepSize, float SqrtBc2, float Eps);
 
 /// <summary>Pointwise activations. Gelu is the exact erf form, GeluTanh the tanh approximation, QuickGelu x·σ(1.702x).</summary>
 public enum UnaryOp { Silu, Gelu, GeluTanh, QuickGelu }

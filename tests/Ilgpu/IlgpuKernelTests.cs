@@ -49,13 +49,13 @@ public class IlgpuKernelTests : EmulatorTest
         mb.MemSetToZero();
         vb.MemSetToZero();
         var step = Acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            AdamWKernels.Constants>(AdamWKernels.Step);
+            AdamWConstants>(AdamWKernels.Step);
         for (int t = 1; t <= 3; t++)
         {
             double[] g = TestData.Uniform(10 + t, n);
             gb.CopyFromCPU(TestData.ToFloat(g));
             var s = new AdamWStep(1e-2f, t, WeightDecay: decay, GradScale: gradScale);
-            step(n, pb.View, gb.View, mb.View, vb.View, AdamWKernels.Constants.From(s));
+            step(n, pb.View, gb.View, mb.View, vb.View, s.Constants());
             AdamWReference.Step(p, g, m, v, s, n);
         }
         Close.Assert(pb.GetAsArray1D(), p, AdamWAtol, AdamWRtol, "adamw param");

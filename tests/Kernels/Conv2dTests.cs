@@ -6,7 +6,7 @@ using NUnit.Framework;
 
 namespace DreamBooth.Tests.Kernels;
 
-[TierFixtures(nameof(BackendNamesWithCpuVector256))]
+[TierFixtures]
 public class Conv2dTests(string backend) : BackendTest(backend)
 {
     // f32 accumulation of products of inputs in [-1, 1): forward sums InC·KH·KW terms, grad-input at most OutC·KH·KW,

@@ -6,7 +6,7 @@ using NUnit.Framework;
 
 namespace DreamBooth.Tests.Kernels;
 
-[TierFixtures(nameof(BackendNamesWithCpuVector256))]
+[TierFixtures]
 public class GegluTests(string backend) : BackendTest(backend)
 {
     // The cpu GELU is within ~3e-7 relative (exp and erf approximations); h·gelu and dy·h·gelu' add two f32

@@ -6,7 +6,7 @@ using NUnit.Framework;
 
 namespace DreamBooth.Tests.Kernels;
 
-[TierFixtures(nameof(BackendNamesWithCpuVector256))]
+[TierFixtures]
 public class GroupNormTests(string backend) : BackendTest(backend)
 {
     // Forward: statistics are double-accumulated (cpu: float within 1024-element chunks), z = (x − mean)·a + b in f32;

@@ -6,7 +6,7 @@ using NUnit.Framework;
 
 namespace DreamBooth.Tests.Kernels;
 
-[TierFixtures(nameof(BackendNamesWithCpuVector256))]
+[TierFixtures]
 public class UnaryTests(string backend) : BackendTest(backend)
 {
     // The cpu tier's exp is within 1.6e-7 relative and its erf within ~2e-7; σ, the products and the f32 output add a

@@ -1,5 +1,5 @@
-// Base of every kernel test fixture: runs the same test bodies once per tier (reference, cpu, and the CUDA tier on
-// ILGPU's CPU emulator), and the fixture builder that leaves the host-scale cases out of the emulated tier.
+// Base of every kernel test fixture: runs the same test bodies once per tier (reference, cpu, cpu on Vector256, and the
+// CUDA tier on ILGPU's CPU emulator), and the fixture builder that leaves the host-scale cases out of the emulated tier.
 using DreamBooth.Kernels;
 using NUnit.Framework;
 using NUnit.Framework.Interfaces;
@@ -26,14 +26,13 @@ public abstract class BackendTest(string backendName)
     /// and cross the CUDA kernels' tile boundaries.</summary>
     public const string HostScale = "HostScale";
 
-    /// <summary>The cpu tier held to Vector256 (CpuBackend(vector512: false)): the path machines without AVX-512 take, for
-    /// the kernels written over IVec. On such a machine it is the cpu tier itself.</summary>
+    /// <summary>The cpu tier held to Vector256 (CpuBackend(vector512: false)): the path machines without AVX-512 take.
+    /// The backend's one width decision reaches every cpu kernel, so every op runs on it here. On such a machine it is the
+    /// cpu tier itself.</summary>
     public const string CpuVector256 = "cpu-vector256";
 
-    public static IEnumerable<string> BackendNames => [.. Backends.Names, Emulated];
-
-    /// <summary>The tiers, and the cpu tier on Vector256: for the ops whose cpu kernels are written over IVec.</summary>
-    public static IEnumerable<string> BackendNamesWithCpuVector256 => [.. BackendNames, CpuVector256];
+    /// <summary>Every tier a kernel test runs on: reference, cpu, cpu on Vector256, and the emulated CUDA tier.</summary>
+    public static IEnumerable<string> BackendNames => [.. Backends.Names, CpuVector256, Emulated];
 
     /// <summary>A new backend of the tier: one of Backends.Names, Emulated or CpuVector256.</summary>
     public static IBackend NewBackend(string name) => name switch

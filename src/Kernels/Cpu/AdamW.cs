@@ -1,56 +1,45 @@
-// AdamW as one fused Vector512 pass over param, grad, m and v, parallel over chunks; f32 arithmetic.
-using System.Runtime.Intrinsics;
+// AdamW as one fused pass over param, grad, m and v in the backend's vector width, parallel over chunks; f32 arithmetic.
 
 namespace DreamBooth.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-    /// <summary>The step's scalars, computed once in double: p ← p·Decay − StepSize · m / (√v · InvSqrtBc2 + Eps),
-    /// the formula of <see cref="AdamWReference"/> with the bias corrections folded into two constants.</summary>
-    readonly record struct AdamWFactors(float Scale, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2,
-        float Decay, float StepSize, float InvSqrtBc2, float Eps);
-
     public void AdamW(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, in AdamWStep s, long n)
     {
         s.Validate(param, grad, m, v, n);
-        double bc1 = 1 - Math.Pow(s.Beta1, s.Step), bc2 = 1 - Math.Pow(s.Beta2, s.Step);
-        var f = new AdamWFactors(s.GradScale, s.Beta1, (float)(1 - (double)s.Beta1), s.Beta2, (float)(1 - (double)s.Beta2),
-            (float)(1 - (double)s.Lr * s.WeightDecay), (float)(s.Lr / bc1), (float)(1 / Math.Sqrt(bc2)), s.Eps);
+        var c = s.Constants();
         float* pp = F(param), pg = F(grad), pm = F(m), pv = F(v);
-        Chunks.For(n, 1 << 15, (start, end) => AdamWRange(pp, pg, pm, pv, start, end, f));
+        bool wide = UseVector512;
+        Chunks.For(n, 1 << 15, (start, end) =>
+        {
+            if (wide) AdamWRange<V512>(pp, pg, pm, pv, start, end, c);
+            else AdamWRange<V256>(pp, pg, pm, pv, start, end, c);
+        });
     }
 
-    static void AdamWRange(float* p, float* g, float* m, float* v, long start, long end, AdamWFactors f)
+    // p, g, m, v: (n) each, updated over [start, end)
+    static void AdamWRange<TV>(float* p, float* g, float* m, float* v, long start, long end, AdamWConstants c) where TV : struct, IVec<TV>
     {
+        TV scale = TV.Create(c.GradScale), beta1 = TV.Create(c.Beta1), oneMinusBeta1 = TV.Create(c.OneMinusBeta1),
+            beta2 = TV.Create(c.Beta2), oneMinusBeta2 = TV.Create(c.OneMinusBeta2), decay = TV.Create(c.Decay),
+            stepSize = TV.Create(c.StepSize), sqrtBc2 = TV.Create(c.SqrtBc2), eps = TV.Create(c.Eps);
         long i = start;
-        if (Vector512.IsHardwareAccelerated)
+        for (; i + TV.Count <= end; i += TV.Count)
         {
-            var scale = Vector512.Create(f.Scale);
-            var beta1 = Vector512.Create(f.Beta1);
-            var oneMinusBeta1 = Vector512.Create(f.OneMinusBeta1);
-            var beta2 = Vector512.Create(f.Beta2);
-            var oneMinusBeta2 = Vector512.Create(f.OneMinusBeta2);
-            var decay = Vector512.Create(f.Decay);
-            var stepSize = Vector512.Create(f.StepSize);
-            var invSqrtBc2 = Vector512.Create(f.InvSqrtBc2);
-            var eps = Vector512.Create(f.Eps);
-            for (; i + 16 <= end; i += 16)
-            {
-                var gi = Vector512.Load(g + i) * scale;
-                var mi = beta1 * Vector512.Load(m + i) + oneMinusBeta1 * gi;
-                var vi = beta2 * Vector512.Load(v + i) + oneMinusBeta2 * gi * gi;
-                var denom = Vector512.Sqrt(vi) * invSqrtBc2 + eps;
-                (Vector512.Load(p + i) * decay - stepSize * mi / denom).Store(p + i);
-                mi.Store(m + i);
-                vi.Store(v + i);
-            }
+            var gi = TV.Load(g + i) * scale;
+            var mi = beta1 * TV.Load(m + i) + oneMinusBeta1 * gi;
+            var vi = beta2 * TV.Load(v + i) + oneMinusBeta2 * gi * gi;
+            var denom = TV.Sqrt(vi) / sqrtBc2 + eps;
+            TV.Store(TV.Load(p + i) * decay - stepSize * mi / denom, p + i);
+            TV.Store(mi, m + i);
+            TV.Store(vi, v + i);
         }
         for (; i < end; i++)
         {
-            float gi = g[i] * f.Scale;
-            m[i] = f.Beta1 * m[i] + f.OneMinusBeta1 * gi;
-            v[i] = f.Beta2 * v[i] + f.OneMinusBeta2 * gi * gi;
-            p[i] = p[i] * f.Decay - f.StepSize * m[i] / (MathF.Sqrt(v[i]) * f.InvSqrtBc2 + f.Eps);
+            float gi = g[i] * c.GradScale;
+            m[i] = c.Beta1 * m[i] + c.OneMinusBeta1 * gi;
+            v[i] = c.Beta2 * v[i] + c.OneMinusBeta2 * gi * gi;
+            p[i] = p[i] * c.Decay - c.StepSize * m[i] / (MathF.Sqrt(v[i]) / c.SqrtBc2 + c.Eps);
         }
     }
 }

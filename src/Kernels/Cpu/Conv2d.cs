@@ -17,13 +17,13 @@ public sealed unsafe partial class CpuBackend
         float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
         if (UseVector512 && Winograd3x3<V512>.Applies(s)) { Winograd3x3<V512>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
         if (!UseVector512 && Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
-        var g = new Im2Col(s);
+        var g = new Im2Col(s, UseVector512);
         int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
         Parallel.For(0, s.N * blocks, t =>
         {
             int n = t / blocks, p0 = t % blocks * block, p1 = Math.Min(g.Pixels, p0 + block);
             float* cols = g.Columns(px + n * g.ImageIn, p0, p1, out long ld);
-            GemmKernel.Sgemm(g.S.OutC, p1 - p0, g.Rows, 1f, pw, g.Rows, false, cols, ld, false,
+            GemmKernel.Sgemm(g.Wide, g.S.OutC, p1 - p0, g.Rows, 1f, pw, g.Rows, false, cols, ld, false,
                 0f, py + n * g.ImageOut + p0, g.Pixels, rowBias: pbias, parallel: false);
         });
     }
@@ -34,7 +34,7 @@ public sealed unsafe partial class CpuBackend
         float* pdx = F(dx), pdy = F(dy), pw = F(w);
         if (UseVector512 && Winograd3x3<V512>.Applies(s)) { Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
         if (!UseVector512 && Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
-        var g = new Im2Col(s);
+        var g = new Im2Col(s, UseVector512);
         // Tasks: (image, group of input channels), so the scatter of one task never meets another's.
         int groups = Math.Min(s.InC, GemmKernel.CeilDiv(2 * Environment.ProcessorCount, s.N));
         int perGroup = GemmKernel.CeilDiv(s.InC, groups);
@@ -53,12 +53,12 @@ public sealed unsafe partial class CpuBackend
                 int p1 = Math.Min(g.Pixels, p0 + block);
                 // dcolumns[(c, kh, kw), p] = Σ_o w[o, (c, kh, kw)] · dy[o, p]: op(A) = wᵀ rows c0·kk.., read transposed.
                 if (g.Pointwise)
-                    GemmKernel.Sgemm(rows, p1 - p0, g.S.OutC, 1f, pw + c0, g.Rows, true, dyn + p0, g.Pixels, false,
+                    GemmKernel.Sgemm(g.Wide, rows, p1 - p0, g.S.OutC, 1f, pw + c0, g.Rows, true, dyn + p0, g.Pixels, false,
                         0f, dxn + (long)c0 * g.Plane + p0, g.Plane, parallel: false);
                 else
                 {
                     float* dcols = Scratch.Current.Get(Scratch.Columns, (long)rows * (p1 - p0));
-                    GemmKernel.Sgemm(rows, p1 - p0, g.S.OutC, 1f, pw + c0 * kk, g.Rows, true, dyn + p0, g.Pixels, false,
+                    GemmKernel.Sgemm(g.Wide, rows, p1 - p0, g.S.OutC, 1f, pw + c0 * kk, g.Rows, true, dyn + p0, g.Pixels, false,
                         0f, dcols, p1 - p0, parallel: false);
                     g.Scatter(dxn, dcols, c0, c1, p0, p1);
                 }
@@ -69,7 +69,7 @@ public sealed unsafe partial class CpuBackend
     public void Conv2dGradWeight(DeviceBuffer dw, DeviceBuffer? dbias, DeviceBuffer dy, DeviceBuffer x, in ConvShape s)
     {
         s.ValidateGradWeight(dw, dbias, dy, x);
-        var g = new Im2Col(s);
+        var g = new Im2Col(s, UseVector512);
         float* pdw = F(dw), pdb = FOrNull(dbias), pdy = F(dy), px = F(x);
         if (pdb != null)
             for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
@@ -91,7 +91,7 @@ public sealed unsafe partial class CpuBackend
                 if (!g.Pointwise)
                     Parallel.For(0, s.InC, c => g.Gather(xn, c, c + 1, p0, p1, cols + (long)c * g.S.KH * g.S.KW * ld, ld));
                 // columns (rows, pixels) is op(B) read transposed.
-                GemmKernel.Sgemm(s.OutC, g.Rows, p1 - p0, 1f, pdy + n * g.ImageOut + p0, g.Pixels, false, src, ld, true,
+                GemmKernel.Sgemm(g.Wide, s.OutC, g.Rows, p1 - p0, 1f, pdy + n * g.ImageOut + p0, g.Pixels, false, src, ld, true,
                     1f, pdw, g.Rows);
             }
         }
@@ -117,9 +117,10 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>The geometry of one conv's columns, and building / scattering blocks of them.</summary>
-    readonly struct Im2Col(ConvShape s)
+    readonly struct Im2Col(ConvShape s, bool wide)
     {
         public readonly ConvShape S = s;
+        public readonly bool Wide = wide;                         // the backend's vector width, for the GEMMs
         public readonly int Rows = s.InC * s.KH * s.KW;          // depth of the GEMM
         public readonly int Pixels = s.OutH * s.OutW;             // output pixels per image
         public readonly int Plane = s.H * s.W;
@@ -132,7 +133,7 @@ public sealed unsafe partial class CpuBackend
         /// and at most a `splits`-th of the image (so that enough blocks exist to keep every core busy).</summary>
         public int PixelBlock(int splits, int rows)
         {
-            int nr = GemmKernel.NR;
+            int nr = GemmKernel.NR(Wide);
             long budget = Pointwise ? Pixels : Math.Max(nr, ColumnBudget / rows / nr * nr);
             return (int)Math.Min(Pixels, Math.Min(budget, GemmKernel.RoundUp(GemmKernel.CeilDiv(Pixels, splits), nr)));
         }

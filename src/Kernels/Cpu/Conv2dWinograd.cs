@@ -34,7 +34,7 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
 
         Parallel.For(0, k, kk => TransformFilters(u + (long)kk * c, (long)k * c, w + (long)kk * c * 9, c));
         TransformInputs(v, x, n, c, h, wd, pad, g);
-        Parallel.For(0, Positions, p => GemmKernel.Sgemm(k, g.Tiles, c, 1f, u + (long)p * k * c, c, false,
+        Parallel.For(0, Positions, p => GemmKernel.Sgemm(TV.Count == 16, k, g.Tiles, c, 1f, u + (long)p * k * c, c, false,
             v + (long)p * c * g.Tiles, g.Tiles, false, 0f, m + (long)p * k * g.Tiles, g.Tiles, parallel: false));
         Parallel.For(0, n * k, plane => TransformOutput(y + (long)plane * oh * ow, m + (long)(plane % k) * g.Tiles, (long)k * g.Tiles,
             plane / k, oh, ow, g, bias == null ? 0f : bias[plane % k]));
@@ -69,7 +69,7 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
         TransformInputs(v, x, n, c, h, wd, pad, g);
         Parallel.For(0, n * k, plane => TransformGradOutput(dm + (long)(plane % k) * g.Tiles, (long)k * g.Tiles, dy + (long)plane * oh * ow,
             plane / k, oh, ow, g));
-        Parallel.For(0, Positions, p => GemmKernel.Sgemm(k, c, g.Tiles, 1f, dm + (long)p * k * g.Tiles, g.Tiles, false,
+        Parallel.For(0, Positions, p => GemmKernel.Sgemm(TV.Count == 16, k, c, g.Tiles, 1f, dm + (long)p * k * g.Tiles, g.Tiles, false,
             v + (long)p * c * g.Tiles, g.Tiles, true, 0f, du + (long)p * k * c, c, parallel: false));
         Parallel.For(0, k, kk => TransformFilterGrad(dw + (long)kk * c * 9, du + (long)kk * c, (long)k * c, c));
     }

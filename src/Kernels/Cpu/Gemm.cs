@@ -12,15 +12,16 @@ public sealed unsafe partial class CpuBackend
         float* pc = F(c), pbias = FOrNull(bias);
         long lda = s.TransA ? s.M : s.K, ldb = s.TransB ? s.K : s.N;
         var g = s;
+        bool wide = UseVector512;
         // Batches that write disjoint blocks of C run one per core; overlapping ones (a C stride of 0 summing with beta 1)
         // keep the reference's order.
         bool disjoint = s.BatchStrideC >= (long)s.M * s.N;
         if (s.Batch >= 2 * Environment.ProcessorCount && disjoint)
-            Parallel.For(0, s.Batch, i => GemmKernel.Sgemm(g.M, g.N, g.K, g.Alpha, pa.At(i * g.BatchStrideA), lda, g.TransA,
+            Parallel.For(0, s.Batch, i => GemmKernel.Sgemm(wide, g.M, g.N, g.K, g.Alpha, pa.At(i * g.BatchStrideA), lda, g.TransA,
                 pb.At(i * g.BatchStrideB), ldb, g.TransB, g.Beta, pc + i * g.BatchStrideC, g.N, pbias, parallel: false));
         else
             for (int i = 0; i < s.Batch; i++)
-                GemmKernel.Sgemm(s.M, s.N, s.K, s.Alpha, pa.At(i * s.BatchStrideA), lda, s.TransA,
+                GemmKernel.Sgemm(wide, s.M, s.N, s.K, s.Alpha, pa.At(i * s.BatchStrideA), lda, s.TransA,
                     pb.At(i * s.BatchStrideB), ldb, s.TransB, s.Beta, pc + i * s.BatchStrideC, s.N, pbias);
     }
 }

@@ -22,8 +22,9 @@ namespace DreamBooth.Kernels.Cpu;
 internal static unsafe class GemmKernel
 {
     internal const int MR = 6;
-    internal static readonly bool Wide = Vector512.IsHardwareAccelerated;
-    internal static readonly int NR = Wide ? 64 : 16;   // four Vector512 (24 zmm accumulators) or two Vector256 (12 ymm)
+    /// <summary>Columns of a micro-tile: four Vector512 (24 zmm accumulators) when the backend runs Vector512 (wide), else
+    /// two Vector256 (12 ymm). The width is the backend's decision (CpuBackend.UseVector512), passed to every call.</summary>
+    internal static int NR(bool wide) => wide ? 64 : 16;
     const int KC = 256;    // an A micro-panel is 6 KiB (L1); a B block KC×NC is 512 KiB (L2)
     const int NC = 512;
     const int MC = 1032;   // multiple of MR; a packed A block is ~1 MiB
@@ -35,14 +36,14 @@ internal static unsafe class GemmKernel
     /// C is not read when beta is 0; either bias may be null. Runs on every core unless parallel is false (callers
     /// that already run one GEMM per core). Every element's sum order depends on the shape only, never on the core
     /// count or on parallel, so results are bit-identical on any machine of the same vector width.</summary>
-    internal static void Sgemm(int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
-        float beta, float* c, long ldc, float* colBias = null, float* rowBias = null, bool parallel = true)
+    internal static void Sgemm(bool wide, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb,
+        bool transB, float beta, float* c, long ldc, float* colBias = null, float* rowBias = null, bool parallel = true)
     {
-        var job = new Job(k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
+        var job = new Job(wide, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
         if (2.0 * m * n * k < ParallelMinFlops) { job.Run(0, m, 0, n); return; }
         if (k >= DepthSplitRatio * Math.Max(m, n))
         {
-            SplitDepth(parallel, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
+            SplitDepth(wide, parallel, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
             return;
         }
         int threads = parallel ? Environment.ProcessorCount : 1;
@@ -55,7 +56,7 @@ internal static unsafe class GemmKernel
         }
         else
         {
-            int cols = RoundUp(CeilDiv(n, 2 * threads), NR);
+            int cols = RoundUp(CeilDiv(n, 2 * threads), NR(wide));
             Parallel.For(0, CeilDiv(n, cols), t => job.Run(0, m, t * cols, Math.Min(n, (t + 1) * cols)));
         }
     }
@@ -65,7 +66,7 @@ internal static unsafe class GemmKernel
     /// run in turn when not parallel): one per DepthSplitRatio·max(m, n) of depth, rounded down to 2, 4 or 8 (so that
     /// even core counts share them evenly), as each part costs an (m, n) partial sum. Part 0 lands on C (with beta and the biases), the others in scratch, added onto C in part
     /// order: the same sum every run, on any number of cores.</summary>
-    static void SplitDepth(bool parallel, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
+    static void SplitDepth(bool wide, bool parallel, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
         float beta, float* c, long ldc, float* colBias, float* rowBias)
     {
         int depth = RoundUp(CeilDiv(k, 1 << BitOperations.Log2((uint)Math.Clamp(k / (DepthSplitRatio * Math.Max(m, n)), 2, 8))), KC);
@@ -76,8 +77,8 @@ internal static unsafe class GemmKernel
         {
             int k0 = q * depth, kq = Math.Min(k, k0 + depth) - k0;
             Operand aq = a.At(transA ? k0 * lda : k0), bq = b.At(transB ? k0 : k0 * ldb);
-            var job = q == 0 ? new Job(kq, alpha, aq, lda, transA, bq, ldb, transB, beta, c, ldc, colBias, rowBias)
-                : new Job(kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
+            var job = q == 0 ? new Job(wide, kq, alpha, aq, lda, transA, bq, ldb, transB, beta, c, ldc, colBias, rowBias)
+                : new Job(wide, kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
             job.Run(0, m, 0, n);
         }
         if (parallel && Environment.ProcessorCount > 1) Parallel.For(0, parts, Part);
@@ -87,8 +88,12 @@ internal static unsafe class GemmKernel
             {
                 float* row = c + i * ldc, add = partial + (q - 1) * size + (long)i * n;
                 int j = 0;
-                for (; j <= n - Vector512<float>.Count; j += Vector512<float>.Count)
-                    (Vector512.Load(row + j) + Vector512.Load(add + j)).Store(row + j);
+                if (wide)
+                    for (; j <= n - Vector512<float>.Count; j += Vector512<float>.Count)
+                        (Vector512.Load(row + j) + Vector512.Load(add + j)).Store(row + j);
+                else
+                    for (; j <= n - Vector256<float>.Count; j += Vector256<float>.Count)
+                        (Vector256.Load(row + j) + Vector256.Load(add + j)).Store(row + j);
                 for (; j < n; j++) row[j] += add[j];
             }
     }
@@ -96,12 +101,15 @@ internal static unsafe class GemmKernel
     internal static int CeilDiv(int a, int b) => (a + b - 1) / b;
     internal static int RoundUp(int a, int b) => CeilDiv(a, b) * b;
 
-    readonly struct Job(int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
+    readonly struct Job(bool wide, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
         float beta, float* c, long ldc, float* colBias, float* rowBias)
     {
+        readonly int _nr = NR(wide);
+
         /// <summary>C[i0..i1, j0..j1] on the calling thread.</summary>
         public void Run(int i0, int i1, int j0, int j1)
         {
+            int nrFull = _nr;
             var scratch = Scratch.Current;
             float* pa = scratch.Get(Scratch.PackedA, (long)MC * KC);
             float* pb = scratch.Get(Scratch.PackedB, (long)KC * NC);
@@ -119,12 +127,12 @@ internal static unsafe class GemmKernel
                         int nc = Math.Min(NC, j1 - jc);
                         PackB(pb, pc, kc, jc, nc);
                         for (int ir = 0; ir < mc; ir += MR)
-                            for (int jr = 0; jr < nc; jr += NR)
+                            for (int jr = 0; jr < nc; jr += nrFull)
                             {
                                 float* ct = c + (ic + ir) * ldc + jc + jr;
-                                int mr = Math.Min(MR, mc - ir), nr = Math.Min(NR, nc - jr);
+                                int mr = Math.Min(MR, mc - ir), nr = Math.Min(nrFull, nc - jr);
                                 var t = tail.At(ic + ir, jc + jr);
-                                if (Wide) Micro512(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
+                                if (wide) Micro512(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
                                 else Micro256(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
                             }
                     }
@@ -159,7 +167,7 @@ internal static unsafe class GemmKernel
         void PackB(float* dst, int pc, int kc, int jc, int nc)
         {
             if (b.Type != DType.F32) { PackBWidened(dst, pc, kc, jc, nc); return; }
-            int nrFull = NR;
+            int nrFull = _nr;
             bool gather = transB && Avx2.IsSupported && 8 * ldb <= int.MaxValue / sizeof(float);
             var rows8 = gather ? Vector256.CreateSequence(0, (int)ldb) : default;
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
@@ -223,17 +231,18 @@ internal static unsafe class GemmKernel
         void PackBWidened(float* dst, int pc, int kc, int jc, int nc)
         {
             float* line = stackalloc float[KC];
-            for (int jr = 0; jr < nc; jr += NR, dst += NR * kc)
+            int nrFull = _nr;
+            for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
             {
-                int nr = Math.Min(NR, nc - jr);
-                if (nr < NR) new Span<float>(dst, NR * kc).Clear();
+                int nr = Math.Min(nrFull, nc - jr);
+                if (nr < nrFull) new Span<float>(dst, nrFull * kc).Clear();
                 if (!transB)
-                    for (int p = 0; p < kc; p++) b.At((pc + p) * ldb + jc + jr).Widen(dst + p * NR, nr);
+                    for (int p = 0; p < kc; p++) b.At((pc + p) * ldb + jc + jr).Widen(dst + p * nrFull, nr);
                 else
                     for (int j = 0; j < nr; j++)
                     {
                         b.At((jc + jr + j) * ldb + pc).Widen(line, kc);
-                        for (int p = 0; p < kc; p++) dst[p * NR + j] = line[p];
+                        for (int p = 0; p < kc; p++) dst[p * nrFull + j] = line[p];
                     }
             }
         }

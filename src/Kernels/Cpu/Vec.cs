@@ -30,6 +30,8 @@ internal unsafe interface IVec<TV> where TV : struct, IVec<TV>
     static abstract TV Max(TV a, TV b);
     static abstract TV operator -(TV a);
     static abstract TV Abs(TV v);
+    /// <summary>√v, correctly rounded.</summary>
+    static abstract TV Sqrt(TV v);
     /// <summary>Nearest integer, ties to even.</summary>
     static abstract TV Round(TV v);
     /// <summary>min(max(x, lo), hi), NaN kept (a NaN gradient must reach the loss scaler's finite check).</summary>
@@ -80,6 +82,7 @@ internal readonly unsafe struct V512(Vector512<float> v) : IVec<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 v) => Vector512.Sum(v._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator -(V512 a) => new(-a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Abs(V512 v) => new(Vector512.Abs(v._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Sqrt(V512 v) => new(Vector512.Sqrt(v._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Round(V512 v) => new(Vector512.Round(v._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Clamp(V512 x, float lo, float hi) => new(Vector512.Min(Vector512.Max(x._v, Vector512.Create(lo)), Vector512.Create(hi)));
@@ -232,6 +235,7 @@ internal readonly unsafe struct V256(Vector256<float> v) : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 v) => Vector256.Sum(v._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator -(V256 a) => new(-a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Abs(V256 v) => new(Vector256.Abs(v._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Sqrt(V256 v) => new(Vector256.Sqrt(v._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Round(V256 v) => new(Vector256.Round(v._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Clamp(V256 x, float lo, float hi) => new(Vector256.Min(Vector256.Max(x._v, Vector256.Create(lo)), Vector256.Create(hi)));
