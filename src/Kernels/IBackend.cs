@@ -2,6 +2,21 @@
 namespace DreamBooth.Kernels;
 
 /// <summary>
+/// Adding an op, in this order (GEGLU is a small one to copy):
+/// 1. Here: the method, outputs first, sizes last, a shape comment on every buffer.
+/// 2. Its checks: a method of the op's record in OpShapes.cs when it has one, else a class in OpChecks.cs. Every tier
+///    calls them first, so a bad call fails with the same message everywhere.
+/// 3. Reference/&lt;Op&gt;.cs: the oracle, in double, written to be read (the formula, then loops), and the
+///    ReferenceBackend part that calls it.
+/// 4. Cpu/&lt;Op&gt;.cs: the CpuBackend part, written over IVec&lt;TV&gt; (Vec.cs) and dispatched on UseVector512, with fixed
+///    work splits (Chunks) so results do not depend on the core count.
+/// 5. Ilgpu/&lt;Op&gt;.cs: the kernels ([GpuKernel("name_f32")] static methods), and the IlgpuBackend part that loads them
+///    on first use and launches them. `perf ptx` shows their registers and spills.
+/// 6. src/Autograd/Ops: the F.* function and its backward, side by side, recorded on the tape.
+/// 7. Tests: one body in tests/Kernels/&lt;Op&gt;Tests.cs (a BackendTest) against the reference on every tier, small
+///    shapes that cross the CUDA tiles plus HostScale ones; a finite-difference check of the F.* backward
+///    (tests/Autograd/OpGradChecks.cs); a row in perf if it is hot.
+///
 /// Conventions: outputs come first and sizes last; every buffer is contiguous and f32 unless the comment says otherwise
 /// (slice a buffer to address an offset). Gradients of parameters (dw, dbias, dgamma, dbeta, dtable) are ACCUMULATED
 /// into (+=), like PyTorch's .grad; gradients of inputs (dx, dq, ...) are overwritten. Elementwise ops may run in place
