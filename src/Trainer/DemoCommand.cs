@@ -106,14 +106,16 @@ public static class DemoCommand
                      ("DreamBooth with prior preservation", Path.Combine(runs, "prior")) })
         {
             using var model = StableDiffusionPipeline.Load(dir, backend);
-            rows.Add(ToyEval.Evaluate(name, model, subject, s.Samples, s.Seed));
+            var (row, images) = ToyEval.Evaluate(name, model, subject, s.Samples, s.Seed);
+            rows.Add(row);
             Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.ClassNoun}", "", 4, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + 7)));
             if (dir != Path.Combine(runs, "prior")) continue;
             foreach (int c in unseen)
                 Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.Identifier} {ToySubject.ClassNoun} on a {ToyWorld.Palette[c].Name} background",
                     "", 1, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + (ulong)c)));
-            subjectSamples = TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.Identifier} {ToySubject.ClassNoun}", "", 4,
-                ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + 11));
+            // The SR rows upscale (up to) the first 4 of the evaluated "a [V] star" samples: one grid row.
+            int shown = Math.Min(4, images.Count), plane = 3 * images.Height * images.Width;
+            subjectSamples = images with { Pixels = images.Pixels[..(shown * plane)], Count = shown };
         }
 
         var srRows = new List<(string Name, double Fidelity)>();

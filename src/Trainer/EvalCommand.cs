@@ -50,8 +50,9 @@ public static class EvalCommand
                 {
                     Console.Error.WriteLine($"eval: sampling {dir}");
                     using var model = StableDiffusionPipeline.Load(dir, backend);
-                    rows.Add(ToyEval.Evaluate(dir, model, real, n, s, id, noun));
-                    subjectSamples ??= TextToImage.Generate(model, new GenerationRequest($"a {id} {noun}", "", n, ToyEval.Steps, ToyEval.Guidance, Seed: s + 11));
+                    var (row, images) = ToyEval.Evaluate(dir, model, real, n, s, id, noun);
+                    rows.Add(row);
+                    subjectSamples ??= images;   // the first model's "a [V] class" samples are what the SR stages upscale
                 }
                 var srRows = new List<(string Name, double Fidelity)>();
                 foreach (string dir in srDirs)

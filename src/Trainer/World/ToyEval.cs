@@ -50,19 +50,22 @@ public static class ToyEval
             null, null, ToyMetrics.Diversity(subject));
 
     /// <summary>Samples of the model (base stage, 32×32) for the three prompt kinds, analysed. The prompted backgrounds
-    /// are the palette colours no real image of the subject stands on, taken in turn.</summary>
-    public static EvalRow Evaluate(string name, StableDiffusionPipeline model, IReadOnlyList<SubjectFeatures> subject, int samples, ulong seed,
-        string identifier = ToySubject.Identifier, string classNoun = ToySubject.ClassNoun)
+    /// are the palette colours no real image of the subject stands on, taken in turn. Also returns the "a [V] class"
+    /// images, which the SR rows upscale (so they are drawn once).</summary>
+    public static (EvalRow Row, GeneratedImages SubjectImages) Evaluate(string name, StableDiffusionPipeline model,
+        IReadOnlyList<SubjectFeatures> subject, int samples, ulong seed, string identifier = ToySubject.Identifier,
+        string classNoun = ToySubject.ClassNoun)
     {
-        var subjectSamples = Sample(model, $"a {identifier} {classNoun}", samples, seed);
+        var subjectImages = TextToImage.Generate(model, new GenerationRequest($"a {identifier} {classNoun}", "", samples, Steps, Guidance, Seed: seed));
+        var subjectSamples = Features(subjectImages);
         var unseen = UnseenBackgrounds(subject);
         if (unseen.Count == 0) throw new InvalidDataException("the subject's images stand on every background colour; none is left to prompt");
         var prompted = Enumerable.Range(0, samples).Select(i => unseen[i % unseen.Count]).ToList();
         var inContext = prompted.Select((c, i) =>
             Sample(model, $"a {identifier} {classNoun} on a {ToyWorld.Palette[c].Name} background", 1, seed + 1000 + (ulong)i)[0]).ToList();
         var classSamples = Sample(model, $"a {classNoun}", samples, seed + 2000);
-        return new EvalRow(name, ToyMetrics.Fidelity(subjectSamples, subject), ToyMetrics.PromptFidelity(inContext, prompted),
-            ToyMetrics.Fidelity(classSamples, subject), ToyMetrics.Diversity(classSamples));
+        return (new EvalRow(name, ToyMetrics.Fidelity(subjectSamples, subject), ToyMetrics.PromptFidelity(inContext, prompted),
+            ToyMetrics.Fidelity(classSamples, subject), ToyMetrics.Diversity(classSamples)), subjectImages);
     }
 
     /// <summary>The palette colours (indices) that no real image of the subject has as its background.</summary>
