@@ -54,6 +54,10 @@ public class CastTests(string backend) : BackendTest(backend)
         for (uint b = 0; b < 0x7F80; b += 5) list.AddRange([b << 16 | 0x7FFF, b << 16 | 0x8000, b << 16 | 0x8001]);
         list.AddRange([0, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000, 0x7F800001, 0x7FFFFFFF,
             0x7F7FFFFF, 0x00000001, 0x807FFFFF]);
+        // Specials and f16 edges: a NaN payload, around the overflow threshold (65504, 65520), around 2^-25 and 2^-24, the
+        // smallest normal, ties at 1 + k·2^-11.
+        list.AddRange([0xFFA00001, 0x007FFFFF, 0x477FE000, 0x477FEFFF, 0x477FF000, 0x47800000, 0x33000000, 0x33000001, 0x32FFFFFF,
+            0x387FC000, 0x38800000, 0x3F801000, 0x3F803000, 0x3F808000, 0x3F818000, 0x3F800001, 0x7F7F8000, 0x33800000, 0x33C00000]);
         return list.ToArray();
     }
 

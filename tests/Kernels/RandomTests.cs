@@ -37,6 +37,8 @@ public class RandomTests(string backend) : BackendTest(backend)
     [TestCase(100_003, 5ul, 0ul)]                           // several chunks over cores, ragged tail
     [TestCase(64, 5ul, 0xFFFFFFFCul)]                       // the counter carries into its high word
     [TestCase(64, 5ul, ulong.MaxValue - 3)]                 // the counter wraps
+    [TestCase(21, 5ul, ulong.MaxValue - 1)]                 // wraps inside a ragged draw
+    [TestCase(34, 0x123456789ABCDEF0ul, 7ul)]               // both seed words set
     public void UniformMatchesReferenceExactly(int n, ulong seed, ulong offset)
     {
         var expected = new double[n];
@@ -52,6 +54,8 @@ public class RandomTests(string backend) : BackendTest(backend)
     [TestCase(1001, 0x0123456789ABCDEFul, 123456789ul)]
     [TestCase(100_003, 5ul, 0ul)]
     [TestCase(64, 5ul, 0xFFFFFFFCul)]
+    [TestCase(21, 5ul, ulong.MaxValue - 1)]
+    [TestCase(34, 0x123456789ABCDEF0ul, 7ul)]
     public void NormalMatchesReference(int n, ulong seed, ulong offset)
     {
         var expected = new double[n];

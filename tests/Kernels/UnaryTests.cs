@@ -16,11 +16,12 @@ public class UnaryTests(string backend) : BackendTest(backend)
     // The erf-accuracy test is purely relative over the GELU's tail (values down to 1e-32): 1e-6 is the claimed bound.
     const double TailRtol = 1e-6;
 
-    /// <summary>Uniform [-6, 6] with the extremes ±30, ±80 and 0 mixed in (when there is room).</summary>
+    /// <summary>Uniform [-6, 6] with the extremes ±30, ±80 and 0, and the CUDA kernel's erf-fit switch points (|x/√2| = ½,
+    /// on both sides), mixed in (when there is room).</summary>
     static double[] Inputs(int n, int seed)
     {
         var x = TestData.Uniform(seed, n, 6);
-        double[] extremes = [30, -30, 80, -80, 0, 6, -6];
+        double[] extremes = [30, -30, 80, -80, 0, 6, -6, (float)0.70710678, (float)-0.70710678, (float)0.7071068, (float)-0.7071068];
         for (int i = 0; i < extremes.Length && 3 * i < n; i++) x[3 * i] = extremes[i];
         return x;
     }
