@@ -16,6 +16,7 @@ public class UpsampleTests(string backend) : BackendTest(backend)
     [
         new object[] { 1, 1, 1 },
         new object[] { 3, 5, 7 },
+        new object[] { 3, 5, 1 },       // one column: the CUDA kernels' index arithmetic at w = 1
         new object[] { 2, 4, 16 },
         new object[] { 2, 3, 33 },
         new object[] { 16, 40, 40 },    // parallel
