@@ -167,6 +167,16 @@ public class CopyTests(string backend) : BackendTest(backend)
     }
 
     [Test]
+    public void SixDimensionGatherWithGapsAndASizeOneAxis()
+    {
+        // The most axes a strided copy takes (the CUDA kernel unrolls six), strides that skip elements, and an offset.
+        var src = TestData.ToFloat(TestData.Uniform(6, 400));
+        CheckStrided(src, [2, 2, 3, 1, 2, 2], [150, 60, 17, 5, 4, 1], 1,
+            i => src[1 + i[0] * 150 + i[1] * 60 + i[2] * 17 + i[3] * 5 + i[4] * 4 + i[5]]);
+        CheckStrided(src, [3, 1, 4], [4, 100, 1], 0, i => src[i[0] * 4 + i[1] * 100 + i[2]]);
+    }
+
+    [Test]
     public void LargeFourDPermuteSplitsOverCores()
     {
         var src = TestData.ToFloat(TestData.Uniform(4, 2 * 256 * 8 * 40));
