@@ -36,6 +36,7 @@ public class BinaryTests(string backend) : BackendTest(backend)
         new object[] { new[] { 2, 32, 1100 }, new[] { 1, 32, 1 } },      // conv bias over (N, C, HW), parallel
         new TestCaseData(new[] { 2, 70000 }, new[] { 2, 1 }).SetCategory(HostScale),   // long rows split into pieces
         new object[] { new[] { 17 }, new[] { 5, 3, 17 } },               // a broadcast along leading dims
+        new object[] { new[] { 2, 1, 3, 1, 2, 3 }, new[] { 1, 4, 1, 5, 1, 3 } },   // six axes (the most CUDA's kernel unrolls)
     ];
 
     static long Count(int[] shape) => shape.Aggregate(1L, (p, d) => p * d);

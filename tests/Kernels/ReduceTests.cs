@@ -30,6 +30,7 @@ public class ReduceTests(string backend) : BackendTest(backend)
         new object[] { new[] { 1 }, new[] { 1 } },                          // one element
         new object[] { new[] { 1000, 320 }, new[] { 1, 320 } },             // linear bias gradient (rows, C)
         new object[] { new[] { 2, 3, 4, 5, 6 }, new[] { 2, 1, 4, 1, 1 } },  // rank 5, summed runs on both sides of a kept one
+        new object[] { new[] { 2, 3, 2, 3, 2, 3 }, new[] { 2, 1, 2, 1, 1, 3 } },  // rank 6, the most CUDA's kernel unrolls
         new object[] { new[] { 3, 2000 }, new[] { 3, 1 } },                 // rows: on CUDA one thread walks each row
         new object[] { new[] { 2000, 3 }, new[] { 1, 3 } },                 // columns: on CUDA a strided walk per thread
         new TestCaseData(new[] { 4, 32, 4900 }, new[] { 1, 32, 1 }).SetCategory(HostScale),   // conv bias at scale, parallel
