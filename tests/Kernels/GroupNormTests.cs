@@ -22,6 +22,7 @@ public class GroupNormTests(string backend) : BackendTest(backend)
     [
         (2, 6, 5, 3, 0.0, false),
         (1, 4, 1, 4, 0.0, false),       // G = C, HW = 1: one element per group
+        (3, 1, 1, 1, 0.0, false),       // one channel of one pixel per image: a group of one element, several images
         (3, 8, 17, 1, 0.0, false),      // G = 1: one group over all channels
         (1, 4, 150, 2, 0.0, false),     // CUDA: a group of 300 elements, more than the 256 threads of a group
         (1, 4, 20, 2, 100.0, false),    // mean ≫ std: the one-pass statistics must not cancel

@@ -14,6 +14,7 @@ public class LayerNormTests(string backend) : BackendTest(backend)
     const double BackwardAtol = 1e-4, BackwardRtol = 1e-4;
 
     [TestCase(1, 1, 0.0)]      // dim 1: var = 0, xhat = 0
+    [TestCase(3, 1, 0.0)]      // dim 1 over several rows (CUDA: a group per row)
     [TestCase(5, 17, 0.0)]
     [TestCase(11, 40, 0.0)]    // CUDA: rows past one warp, more rows than the 8 of a dgamma tile, columns past its 32
     [TestCase(33, 320, 0.0, Category = HostScale)]   // more rows than one task (32)

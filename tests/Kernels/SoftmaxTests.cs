@@ -15,6 +15,7 @@ public class SoftmaxTests(string backend) : BackendTest(backend)
     const double BackwardAtol = 1e-6, BackwardRtol = 1e-5;
 
     [TestCase(1, 1, 1.0)]
+    [TestCase(3, 1, 1.0)]      // rows of one column: every probability is 1
     [TestCase(3, 5, 1.0)]
     [TestCase(7, 17, 4.0)]
     [TestCase(4, 77, 1.0)]     // CUDA: a row longer than one warp
