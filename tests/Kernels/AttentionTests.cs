@@ -25,6 +25,9 @@ public class AttentionTests(string backend) : BackendTest(backend)
     [TestCase(1, 1, 6, 33, 4, false)]      // CUDA: keys past one 32-key tile and two 16-key backward blocks
     [TestCase(1, 1, 4, 5, 33, false)]      // CUDA: D past one warp's 32 lanes, two elements per lane
     [TestCase(1, 1, 34, 34, 4, true)]      // CUDA: causal across key tiles and query blocks
+    [TestCase(1, 1, 7, 1, 5, true)]        // causal with one key, which every query sees (j = 0 ≤ i)
+    [TestCase(1, 2, 20, 13, 8, true)]      // causal with fewer keys than queries, partial tiles both ways
+    [TestCase(1, 1, 2, 3, 100, false)]     // CUDA: four 32-lane chunks of D, the last partial
     [TestCase(1, 2, 33, 77, 40, false, Category = HostScale)]    // cross attention to 77 text tokens, SD head dim 40
     [TestCase(2, 1, 77, 77, 64, true, Category = HostScale)]     // CLIP causal self attention
     [TestCase(1, 2, 70, 70, 80, false, Category = HostScale)]
