@@ -89,7 +89,7 @@ public static class DemoCommand
             Console.Error.WriteLine($"{output}: replacing the earlier demo's results");
             Directory.Delete(output, recursive: true);
         }
-        Directory.CreateDirectory(output);
+        Guard.Writable("--output", output);
     }
 
     static void Evaluate(string output, string baseModel, string srModel, string subjectDir, string runs, IBackend backend, DemoSettings s)

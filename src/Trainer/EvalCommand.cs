@@ -36,6 +36,7 @@ public static class EvalCommand
                 Guard.ExpectFolder("--output", outDir);
                 foreach (string file in new[] { "metrics.md", "metrics.json" })
                     if (File.Exists(Path.Combine(outDir, file))) throw new IOException($"--output {outDir} already holds {file}; choose another folder or remove it");
+                Guard.Writable("--output", outDir);   // before the sampling, not after it
             }
             var real = ToyEval.Subject(parse.GetValue(subject)!);
             if (!device.TryOpen(parse, out var backend)) return 1;

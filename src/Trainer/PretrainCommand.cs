@@ -37,6 +37,7 @@ public static class PretrainCommand
         {
             string dir = parse.GetValue(output)!;
             Guard.ExpectFolder("--output", dir);
+            Guard.Writable("--output", dir);
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
                 foreach (bool sr in parse.GetValue(stage) switch { "base" => new[] { false }, "sr" => [true], _ => [false, true] })
