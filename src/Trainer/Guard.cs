@@ -60,7 +60,7 @@ static class Guard
         {
             try { File.Delete(probe); }   // a full disk may have created it empty
             catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
-            throw new IOException($"{option} {path}: cannot write there ({e.Message.TrimEnd('.')})");
+            throw new IOException($"{option} {path}: cannot write there ({Reason(e)})");   // not the probe's own name
         }
     }
 

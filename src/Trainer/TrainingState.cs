@@ -1,6 +1,6 @@
 // Where a run is: optimizer steps done, the place in the data order, the micro-batch count that keys the noise, the seed.
-
 using DreamBooth.Kernels;
+
 namespace DreamBooth.Trainer;
 
 /// <summary>

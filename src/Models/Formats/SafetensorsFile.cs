@@ -1,9 +1,9 @@
 // Reads a .safetensors file: parses and validates the header, then reads one tensor at a time straight from disk.
-using DreamBooth.Kernels;
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
+using DreamBooth.Kernels;
 
 namespace DreamBooth.Models.Formats;
 

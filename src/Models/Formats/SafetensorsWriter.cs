@@ -1,10 +1,10 @@
 // Writes a .safetensors file: a space-padded header, then each tensor streamed in turn, into a temp file renamed at the end.
-using DreamBooth.Kernels;
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using DreamBooth.Kernels;
 
 namespace DreamBooth.Models.Formats;
 

@@ -1,6 +1,6 @@
 // The toy world of the embedded model: one anti-aliased object on a plain background, its attributes and its captions.
-
 using DreamBooth.Kernels;
+
 namespace DreamBooth.Trainer.World;
 
 public enum Shape { Circle, Square, Triangle, Star, Cross, Ring }
