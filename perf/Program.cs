@@ -39,7 +39,7 @@ try
         case "device": DevicePerf.Run(new Options(rest)); return 0;
         case "unet": UNetBench.Run(new Options(rest)); return 0;
         case "ops": Sweep.Ops(new Options(rest)); return 0;
-        case "gemm": case "conv": case "attention": case "groupnorm": case "groupnorm-silu": case "layernorm": case "geglu": case "activation": Sweep.Single(args[0], new Options(rest)); return 0;
+        case "gemm": case "conv": case "attention": case "groupnorm": case "groupnorm-silu": case "layernorm": case "geglu": case "activation": case "adamw": Sweep.Single(args[0], new Options(rest)); return 0;
         default: Console.Error.WriteLine($"unknown command '{args[0]}'\n{usage}"); return 2;
     }
 }

@@ -1,4 +1,5 @@
 // AdamW as one fused pass over param, grad, m and v in the backend's vector width, parallel over chunks; f32 arithmetic.
+using System.Runtime.CompilerServices;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -17,7 +18,9 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    // p, g, m, v: (n) each, updated over [start, end)
+    // p, g, m, v: (n) each, updated over [start, end). Compiled optimised on first call: as tier-0 code it ran 13× slower
+    // (116 ms a step over 10 M parameters on one core against 8.7 ms) for the first 28 steps, until tiering replaced it.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void AdamWRange<TV>(float* p, float* g, float* m, float* v, long start, long end, AdamWConstants c) where TV : struct, IVec<TV>
     {
         TV scale = TV.Create(c.GradScale), beta1 = TV.Create(c.Beta1), oneMinusBeta1 = TV.Create(c.OneMinusBeta1),

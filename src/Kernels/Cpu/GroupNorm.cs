@@ -1,5 +1,6 @@
 // Group normalisation on the CPU: one-pass SIMD statistics per (n, g), fused affine (+ SiLU), fused backward; parallel over (N, G).
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace DreamBooth.Kernels.Cpu;
@@ -108,6 +109,7 @@ static unsafe class NormStats
 
     /// <summary>Mean and 1/√(var + eps) of n floats in one pass. Sums are of x − x[0]: the shift makes Σ(x − s)² − n·mean²
     /// free of the cancellation that ruins E[x²] − E[x]² when |mean| ≫ std; float lanes per chunk, double across chunks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see AdamWRange
     public static (float Mean, float Rstd) MeanRstd(float* x, int n, float eps)
     {
         float shift = x[0];
@@ -148,6 +150,7 @@ static unsafe class NormStats
     }
 
     /// <summary>y = (x − mean)·a + b; subtracting first avoids the cancellation of x·a + (b − mean·a) when |mean| ≫ std.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see AdamWRange
     public static void Affine(float* y, float* x, float mean, float a, float b, int n)
     {
         var vm = Vector512.Create(mean);
@@ -160,6 +163,7 @@ static unsafe class NormStats
 
     /// <summary>y = silu((x − mean)·a + b): the affine above with SiLU applied before the store; on either vector
     /// width, as SiLU's exp is where the time goes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see AdamWRange
     public static void AffineSilu<TV>(float* y, float* x, float mean, float a, float b, int n) where TV : struct, IVec<TV>
     {
         var vm = TV.Create(mean);
@@ -172,6 +176,7 @@ static unsafe class NormStats
 
     /// <summary>dz = dy·silu'(z) with z = (x − mean)·a + b, written to dz (which may be dy), and (Σ dz, Σ dz·(x − mean))
     /// summed as DotSums sums them. The tail vector is zero padded: dy = 0 there adds nothing to either sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see AdamWRange
     public static (double Dz, double DzX) SiluGradSums<TV>(float* dz, float* dy, float* x, float mean, float a, float b, int n)
         where TV : struct, IVec<TV>
     {
@@ -207,6 +212,7 @@ static unsafe class NormStats
     }
 
     /// <summary>(Σ dy, Σ dy·(x − mean)) over n elements: float lanes per chunk, double across chunks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see AdamWRange
     public static (double Dy, double DyX) DotSums(float* dy, float* x, float mean, int n)
     {
         var m = Vector512.Create(mean);
@@ -244,6 +250,7 @@ static unsafe class NormStats
     }
 
     /// <summary>dx = dy·k1 + (x − mean)·k2 + k3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see AdamWRange
     public static void GradInput(float* dx, float* dy, float* x, float k1, float mean, float k2, float k3, int n)
     {
         var v1 = Vector512.Create(k1);

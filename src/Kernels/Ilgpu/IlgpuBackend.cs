@@ -12,8 +12,8 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// accelerator's default stream, so ops run in call order and a pooled block freed by one op can be handed to the next
 /// without waiting. Memory comes from a pool: blocks are rounded up to a power of two of at least 256 bytes, kept in one
 /// free list per size on Dispose of a buffer, and returned to the device only when the backend is disposed. Kernels are
-/// compiled on first use and cached in fields, declared in the op's file. Argument checks are the shared Validate
-/// functions of the Reference tier, so a bad call fails with the same message on every backend. Like the stream it
+/// compiled on first use and cached in fields, declared in the op's file. Argument checks are the shared ones on the
+/// shape records (OpShapes.cs, OpChecks.cs), so a bad call fails with the same message on every backend. Like the stream it
 /// drives, one backend is used from one thread at a time.
 /// </summary>
 public sealed partial class IlgpuBackend : IBackend
