@@ -27,11 +27,13 @@ public static class PretrainCommand
         var resume = new Option<string?>("--resume_from_checkpoint", "--resume-from-checkpoint") { Description = "latest: continue each stage exactly" };
         var measure = new Option<int>("--quality_prompts", "--quality-prompts")
         { Description = "Prompts the quality table samples after training (OUTPUT/quality.md); 0 skips it", DefaultValueFactory = _ => 300 };
+        var guidance = new Option<double>("--guidance_scale", "--guidance-scale")
+        { Description = "Classifier-free guidance weight of the quality table's base samples (≤ 1 turns it off)", DefaultValueFactory = _ => ToyEval.Guidance };
         var export = new Option<string?>("--export") { Description = "Also write both trained stages with F16 weights here (EXPORT/base, EXPORT/sr): the committed models/toy" };
         var device = new DeviceOption();
         var command = new Command("pretrain", "Train the embedded toy cascade from scratch on its procedural world (the same loop, checkpoints and logs as train).")
         {
-            world, output, stage, baseSteps, srSteps, batch, lr, scheduler, warmup, checkpointing, validation, seed, resume, measure, export, device,
+            world, output, stage, baseSteps, srSteps, batch, lr, scheduler, warmup, checkpointing, validation, seed, resume, measure, guidance, export, device,
         };
         command.SetAction(parse => Guard.Run("pretrain", () =>
         {
@@ -82,7 +84,8 @@ public static class PretrainCommand
                 {
                     using var baseModel = StableDiffusionPipeline.Load(Path.Combine(trained, "base"), backend);
                     using var srModel = File.Exists(Path.Combine(trained, "sr", "model_index.json")) ? StableDiffusionPipeline.Load(Path.Combine(trained, "sr"), backend) : null;
-                    var report = ToyQuality.Measure(baseModel, srModel, prompts, starSamples: Math.Min(64, prompts), srSamples: Math.Min(32, prompts));
+                    var report = ToyQuality.Measure(baseModel, srModel, prompts, starSamples: Math.Min(64, prompts), srSamples: Math.Min(32, prompts),
+                        parse.GetValue(guidance));
                     ToyQuality.Write(report, trained);
                     Console.WriteLine(report.ToMarkdown());
                 }

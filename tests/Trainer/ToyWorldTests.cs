@@ -118,9 +118,11 @@ public class PretrainTests
             foreach (string weights in new[] { "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors" })
                 Assert.That(File.ReadAllBytes(Path.Combine(stopped, "base", weights)), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight, "base", weights))), weights);
 
-            var again = Dreambooth(Args(straight, 0, "--stage", "base"));
+            // A finished run is measured again, here at another guidance scale, without training.
+            var again = Dreambooth(Args(straight, 2, "--stage", "base", "--guidance_scale", "5"));
             Assert.That(again.Exit, Is.Zero, again.Error);
             Assert.That(again.Error, Does.Contain("already trained"));
+            Assert.That(File.ReadAllText(Path.Combine(straight, "quality.md")), Does.Contain("guidance 5.00"));
         }
         finally { Directory.Delete(root, true); }
     }

@@ -13,7 +13,7 @@ namespace DreamBooth.Trainer.World;
 /// the analyser reads as it read their low-res input, and the edge sharpness of both against a clean render of the
 /// analysed scene, summed over the samples (1 = as sharp as the renderer).
 /// </summary>
-public sealed record ToyQualityReport(int Prompts, double Background, double Colour, double Shape, int StarSamples,
+public sealed record ToyQualityReport(double GuidanceScale, int Prompts, double Background, double Colour, double Shape, int StarSamples,
     IReadOnlyDictionary<string, (double Observed, double World)> StarEntropy, int SrSamples, double SrAgreement,
     double SrSharpness, double UpsampledSharpness)
 {
@@ -22,7 +22,7 @@ public sealed record ToyQualityReport(int Prompts, double Background, double Col
         var s = new StringBuilder();
         string P(double v) => (100 * v).ToString("F1", CultureInfo.InvariantCulture) + " %";
         string F(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
-        s.AppendLine($"| base model, {Prompts} prompts \"a COLOUR SHAPE on a COLOUR background\" | accuracy | bar |");
+        s.AppendLine($"| base model, {Prompts} prompts \"a COLOUR SHAPE on a COLOUR background\", guidance {F(GuidanceScale)} | accuracy | bar |");
         s.AppendLine("|---|---|---|");
         s.AppendLine($"| background colour | {P(Background)} | ≥ 95 % |");
         s.AppendLine($"| object colour | {P(Colour)} | ≥ 90 % |");
@@ -46,10 +46,12 @@ public sealed record ToyQualityReport(int Prompts, double Background, double Col
 
 public static class ToyQuality
 {
-    const int Steps = 25;
-    const double Guidance = 3;
+    const int Steps = ToyEval.Steps;
 
-    public static ToyQualityReport Measure(StableDiffusionPipeline baseModel, StableDiffusionPipeline? sr, int prompts, int starSamples, int srSamples)
+    /// <summary>Samples of the base at classifier-free <paramref name="guidance"/> (the SR stage, prompted with "", is
+    /// unguided whatever the scale), DDIM with <see cref="Steps"/> steps, seeds fixed.</summary>
+    public static ToyQualityReport Measure(StableDiffusionPipeline baseModel, StableDiffusionPipeline? sr, int prompts, int starSamples, int srSamples,
+        double guidance = ToyEval.Guidance)
     {
         int size = ToyModels.BaseSize;
         var scenes = Enumerable.Range(0, prompts).Select(i => ToyWorld.Sample(1234, i)).ToList();
@@ -59,7 +61,7 @@ public static class ToyQuality
         {
             for (int i = 0; i < prompts; i++)
             {
-                var images = TextToImage.Generate(baseModel, new GenerationRequest(ToyWorld.Caption(scenes[i], 0), "", 1, Steps, Guidance, Seed: (ulong)i));
+                var images = TextToImage.Generate(baseModel, new GenerationRequest(ToyWorld.Caption(scenes[i], 0), "", 1, Steps, guidance, Seed: (ulong)i));
                 var pixels = Array.ConvertAll(images.Pixels, v => v * 2 - 1);
                 var a = ToyAnalyser.Analyse(pixels, size);
                 bg += a.Background == scenes[i].Background ? 1 : 0;
@@ -70,7 +72,7 @@ public static class ToyQuality
             }
         });
 
-        var stars = TextToImage.Generate(baseModel, new GenerationRequest("a star", "", starSamples, Steps, Guidance, Seed: 777));
+        var stars = TextToImage.Generate(baseModel, new GenerationRequest("a star", "", starSamples, Steps, guidance, Seed: 777));
         var starAnalyses = Enumerable.Range(0, starSamples)
             .Select(i => ToyAnalyser.Analyse(stars.Pixels[(i * 3 * size * size)..((i + 1) * 3 * size * size)].Select(v => v * 2 - 1).ToArray(), size)).ToList();
         double Log2(int n) => Math.Log2(n);
@@ -87,7 +89,7 @@ public static class ToyQuality
         if (sr is not null && count > 0)
         {
             var low = new GeneratedImages(generated.Take(count).SelectMany(g => g.Pixels).ToArray(), count, size, size);
-            var high = Cascade.Upscale(sr, new GenerationRequest("", "", count, Steps, Guidance, Seed: 5), low, 1e-5);
+            var high = Cascade.Upscale(sr, new GenerationRequest("", "", count, Steps, 1, Seed: 5), low, 1e-5);
             int hs = ToyModels.SrSize, plane = 3 * hs * hs;
             for (int i = 0; i < count; i++)
             {
@@ -101,7 +103,7 @@ public static class ToyQuality
                 upSharp += Sharpness(ImageFolder.UpsampleNearest(generated[i].Pixels.Select(v => v * 2 - 1).ToArray(), size, hs / size), hs);
             }
         }
-        return new ToyQualityReport(prompts, (double)bg / prompts, (double)colour / prompts, (double)shape / prompts, starSamples, entropy,
+        return new ToyQualityReport(guidance, prompts, (double)bg / prompts, (double)colour / prompts, (double)shape / prompts, starSamples, entropy,
             count, count == 0 ? 0 : agreement / count, reference == 0 ? 0 : srSharp / reference, reference == 0 ? 0 : upSharp / reference);
     }
 
