@@ -213,3 +213,34 @@ public class DemoTests
         finally { Directory.Delete(root, true); }
     }
 }
+
+/// <summary>The full demo, as the README's first command runs it: the paper's directions must show in its tables.</summary>
+public class FullDemoTests
+{
+    [Test, Category("Slow")]
+    public void TheDemoShowsDreamBoothWorkingAndPriorPreservationDoingWhatThePaperSays()
+    {
+        string root = ModelData.TempFolder();
+        try
+        {
+            string output = Path.Combine(root, "demo");
+            var run = TrainTests.Dreambooth("demo", "--output", output, "--base", ModelData.Path("models", "toy", "base"), "--sr", ModelData.Path("models", "toy", "sr"),
+                "--device", "cpu");
+            Assert.That(run.Exit, Is.Zero, run.Error);
+            TestContext.Out.WriteLine(File.ReadAllText(Path.Combine(output, "metrics.md")));
+            var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "metrics.json"))).RootElement;
+            var rows = json.GetProperty("rows").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
+            double Metric(string row, string metric) => rows[row].GetProperty(metric).GetDouble();
+            const string Base = "base, before DreamBooth", NoPrior = "DreamBooth without prior preservation", Prior = "DreamBooth with prior preservation";
+            Assert.That(Metric(NoPrior, "subject_fidelity"), Is.GreaterThan(Metric(Base, "subject_fidelity")), "DreamBooth learns the subject");
+            Assert.That(Metric(Prior, "subject_fidelity"), Is.GreaterThan(Metric(Base, "subject_fidelity")), "so it does with the prior term");
+            Assert.That(Metric(Prior, "pres"), Is.LessThan(Metric(NoPrior, "pres")), "prior preservation lowers PRES");
+            // "Keeps DIV": the paper's DIV rose (0.371 → 0.391); allow the prior run to lose no more than 0.02.
+            Assert.That(Metric(Prior, "div"), Is.GreaterThan(Metric(NoPrior, "div") - 0.02), "prior preservation keeps DIV");
+            var sr = json.GetProperty("sr").EnumerateArray().Select(r => r.GetProperty("subject_fidelity").GetDouble()).ToArray();   // none, 1e-3, 1e-5
+            Assert.That(sr[2], Is.GreaterThan(sr[0]), "SR fine-tuned at a low level keeps more detail than none");
+            Assert.That(sr[2], Is.GreaterThan(sr[1]), "and more than at the default level");
+        }
+        finally { Directory.Delete(root, true); }
+    }
+}
