@@ -56,6 +56,7 @@ namespace DreamBooth.Trainer
             PretrainCommand.Create(),
             DemoCommand.Create(),
             EvalCommand.Create(),
+            ProfileCommand.Create(),
         };
 
         static Command Devices()
