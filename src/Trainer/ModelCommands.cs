@@ -1,5 +1,6 @@
 // `inspect`, `init-model` and `sample`: look into a model, make one with random weights, and draw images from it.
 using System.CommandLine;
+using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 
 namespace DreamBooth.Trainer;
@@ -54,6 +55,51 @@ public static partial class ModelCommands
                 long total = pipeline.TextEncoderWeights.Length + pipeline.UnetWeights.Length + (pipeline.VaeWeights?.Length ?? 0);
                 Console.WriteLine($"wrote {dir}: {total:N0} parameters, seed {parse.GetValue(seed)}");
             }
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command Convert()
+    {
+        var from = new Option<string>("--from") { Description = "A diffusers folder, or a single-file .safetensors checkpoint in the original SD (LDM) layout", Required = true };
+        var to = new Option<string>("--to") { Description = "The single .safetensors file to write, or the diffusers folder (new or empty)", Required = true };
+        var config = new Option<string?>("--config") { Description = "From a single file: a diffusers folder of the same architecture, whose configs, tokenizer and scheduler are copied" };
+        var command = new Command("convert", "Convert between a diffusers folder and one .safetensors in the original Stable Diffusion (LDM) key layout that SD 1.x apps load; tensors are copied bit for bit.")
+        {
+            from, to, config,
+        };
+        command.SetAction(parse => Guard.Run("convert", () =>
+        {
+            string source = parse.GetValue(from)!, target = parse.GetValue(to)!;
+            if (Directory.Exists(source))
+            {
+                if (!File.Exists(Path.Combine(source, "model_index.json"))) throw new FileNotFoundException($"--from {source}: no model_index.json; not a pipeline folder");
+                if (!target.EndsWith(".safetensors")) throw new ArgumentException($"--to {target}: a single file's name ends in .safetensors");
+                int tensors = SingleFile.Write(source, target);
+                Console.WriteLine($"wrote {target}: {tensors} tensors in the single-file layout");
+                return 0;
+            }
+            if (!File.Exists(source)) throw new FileNotFoundException($"--from {source}: no such folder or file");
+            string configDir = parse.GetValue(config) ?? throw new ArgumentException("--config is needed to read a single file: a diffusers folder of the same architecture");
+            if (!File.Exists(Path.Combine(configDir, "model_index.json"))) throw new FileNotFoundException($"--config {configDir}: no model_index.json; not a pipeline folder");
+            bool created = Guard.PrepareOutput("--to", target, overwrite: false);
+            // written beside the target and moved in whole, so a failure never leaves half a pipeline
+            string full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(target));
+            string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+            try
+            {
+                int count = SingleFile.Read(source, configDir, temp);
+                Directory.Delete(full);
+                Directory.Move(temp, full);
+                Console.WriteLine($"wrote {target}: {count} tensors in the diffusers layout, configs from {configDir}");
+            }
+            catch
+            {
+                if (created) Guard.RemoveIfEmpty(full);
+                throw;
+            }
+            finally { if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); }
             return 0;
         }));
         return command;

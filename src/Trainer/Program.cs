@@ -50,6 +50,7 @@ namespace DreamBooth.Trainer
             TokenizeCommand.Create(),
             ModelCommands.Inspect(),
             ModelCommands.InitModel(),
+            ModelCommands.Convert(),
             ModelCommands.Sample(),
             TrainCommands.Train(),
             TrainCommands.TrainSuperResolution(),
