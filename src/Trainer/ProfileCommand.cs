@@ -181,7 +181,8 @@ public static class ProfileCommand
         s.AppendLine();
         s.AppendLine($"{r.Parameters:N0} parameters. One training step: {F(r.StepMs, "F1")} ms (mean of {r.Steps}); " +
                      string.Join(", ", r.PhaseMs.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")} ms")) +
-                     $" inside ops; peak tensor memory {F(r.PeakMiB, "F0")} MiB.");
+                     $" inside ops, {F(r.StepMs - r.PhaseMs.Values.Sum(), "F1")} ms outside them (host code: the tape, allocation, noise); " +
+                     $"peak tensor memory {F(r.PeakMiB, "F0")} MiB.");
         s.AppendLine($"Roofline of this device, measured with its own kernels: {F(r.PeakGflops, "F0")} GFLOP/s (f32 GEMM), {F(r.PeakGBps, "F1")} GB/s (copy).");
         s.AppendLine();
         s.AppendLine("| op | calls | ms | share |");
