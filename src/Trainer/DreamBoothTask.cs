@@ -1,6 +1,7 @@
 // What `train` and `train-sr` train: the pipeline, the subject (and class) examples, the prompts, a batch's loss, the outputs.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
+using DreamBooth.Models.Configs;
 using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 using DreamBooth.Models.Schedulers;
@@ -166,6 +167,14 @@ public sealed class DreamBoothTask : ITrainingTask
             throw new IOException($"--output_dir {o.OutputDir} already holds a training run; continue it with --resume_from_checkpoint latest, " +
                                   "or choose another folder (nothing was overwritten)");
         Guard.Writable("--output_dir", o.OutputDir);
+        if (o.SaveSingleFile)
+        {
+            if (File.Exists(o.SingleFilePath) && o.ResumeFromCheckpoint is null)
+                throw new IOException($"--save_single_file: {o.SingleFilePath} already exists; choose another --output_dir or move that file");
+            var configs = (Unet: Path.Combine(o.Model, "unet", "config.json"), Vae: Path.Combine(o.Model, "vae", "config.json"));
+            SingleFile.Mapping(UNet2DConditionConfig.Load(configs.Unet), File.Exists(configs.Vae) ? AutoencoderKLConfig.Load(configs.Vae) : null,
+                ClipTextConfig.Load(Path.Combine(o.Model, "text_encoder", "config.json")));   // a model without an SD 1.x layout fails now
+        }
         if (o.WithPriorPreservation)
             foreach (var c in o.Concepts)
                 if (!Directory.Exists(c.ClassDataDir) || ImageFolder.List(c.ClassDataDir, "--class_data_dir").Length < o.NumClassImages)

@@ -2,6 +2,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using DreamBooth.Kernels;
+using DreamBooth.Models.Formats;
 
 namespace DreamBooth.Trainer;
 
@@ -26,6 +27,11 @@ public static class TrainCommands
                                 $", batch {o.TrainBatchSize} × {o.GradientAccumulationSteps} accumulation, {settings.MaxSteps} steps, " +
                                 $"{task.Resolution}×{task.Resolution}, lr {settings.Schedule.BaseLr:G3} ({o.LrScheduler}), seed {seed}");
         TrainingLoop.Run(task, settings);
+        if (o.SaveSingleFile)
+        {
+            if (File.Exists(o.SingleFilePath)) File.Delete(o.SingleFilePath);   // a resumed run's earlier one: checked at the start
+            Console.Error.WriteLine($"wrote {o.SingleFilePath}: {SingleFile.Write(o.OutputDir, o.SingleFilePath)} tensors in the single-file layout");
+        }
         return 0;
     }
 

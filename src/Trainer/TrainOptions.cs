@@ -29,6 +29,10 @@ public sealed record TrainOptions
     public int? MaxTrainSteps { get; init; }
     public int GradientAccumulationSteps { get; init; } = 1;
     public bool GradientCheckpointing { get; init; }
+    public bool SaveSingleFile { get; init; }
+
+    /// <summary>Where --save_single_file writes: beside the output folder, named after it.</summary>
+    public string SingleFilePath => Path.TrimEndingDirectorySeparator(Path.GetFullPath(OutputDir)) + ".safetensors";
     public double LearningRate { get; init; } = 5e-6;
     public bool ScaleLr { get; init; }
     public string LrScheduler { get; init; } = "constant";
@@ -97,6 +101,7 @@ public sealed class TrainCommandLine
     public Option<int?> MaxTrainSteps { get; }
     public Option<int> GradientAccumulationSteps { get; }
     public Option<bool> GradientCheckpointing { get; }
+    public Option<bool> SaveSingleFile { get; }
     public Option<double> LearningRate { get; }
     public Option<bool> ScaleLr { get; }
     public Option<string> LrScheduler { get; }
@@ -155,6 +160,7 @@ public sealed class TrainCommandLine
         MaxTrainSteps = Add<int?>("max_train_steps", "Optimizer steps; overrides --num_train_epochs");
         GradientAccumulationSteps = Add("gradient_accumulation_steps", "Micro-batches per optimizer step", 1);
         GradientCheckpointing = Add<bool>("gradient_checkpointing", "Recompute block activations in backward to save memory");
+        SaveSingleFile = Add<bool>("save_single_file", "At the end, also write OUTPUT_DIR.safetensors in the original SD (LDM) layout that SD 1.x apps load");
         LearningRate = Add("learning_rate", "Base learning rate", 5e-6);
         ScaleLr = Add<bool>("scale_lr", "Multiply the learning rate by accumulation steps × batch size");
         LrScheduler = Add("lr_scheduler", "constant, constant_with_warmup, linear, cosine, cosine_with_restarts or polynomial", "constant");
@@ -187,6 +193,7 @@ public sealed class TrainCommandLine
         MaxImagePixels = Add("max_image_pixels", "Refuse an image whose header declares more pixels than this (decompression bombs)", ImageFolder.DefaultMaxPixels);
         _all.Add(Device);
         if (!superResolution) _all.RemoveAll(x => x == NoiseLevel || x == LowResResolution);
+        else _all.Remove(SaveSingleFile);   // an SR stage's UNet (low-res input, noise-level classes) has no SD 1.x layout
 
         foreach (string flag in new[] { "push_to_hub", "allow_tf32", "enable_xformers_memory_efficient_attention", "use_8bit_adam",
                      "set_grads_to_none", "pre_compute_text_embeddings", "text_encoder_use_attention_mask", "skip_save_text_encoder" })
@@ -265,6 +272,7 @@ public sealed class TrainCommandLine
             MaxTrainSteps = p.GetValue(MaxTrainSteps),
             GradientAccumulationSteps = p.GetValue(GradientAccumulationSteps),
             GradientCheckpointing = p.GetValue(GradientCheckpointing),
+            SaveSingleFile = p.GetValue(SaveSingleFile),
             LearningRate = p.GetValue(LearningRate),
             ScaleLr = p.GetValue(ScaleLr),
             LrScheduler = p.GetValue(LrScheduler)!,

@@ -99,6 +99,27 @@ public class TrainTests
     }
 
     [Test]
+    public void SaveSingleFileWritesTheLdmCheckpointBesideTheFolderAndNeverOverwritesOne()
+    {
+        string output = Dir("single");
+        Succeeds(Dreambooth(Train(output, "--max_train_steps", "1", "--save_single_file")));
+        string single = output + ".safetensors";
+        using (var file = SafetensorsFile.Open(single))
+        {
+            Assert.That(file.Tensors.Count(t => t.Name.StartsWith(SingleFile.UNetPrefix)), Is.GreaterThan(0));
+            var unet = SafetensorsFile.Open(Path.Combine(output, "unet", "diffusion_pytorch_model.safetensors"));
+            using (unet)
+                Assert.That(file.ReadFloats("model.diffusion_model.out.2.bias"), Is.EqualTo(unet.ReadFloats("conv_out.bias")), "the trained weights");
+        }
+        string other = Dir("other");
+        File.Copy(single, other + ".safetensors");
+        var refused = Dreambooth(Train(other, "--max_train_steps", "1", "--save_single_file"));
+        Assert.That(refused.Exit, Is.EqualTo(1));
+        Assert.That(refused.Error, Does.EndWith($"dreambooth train: --save_single_file: {other}.safetensors already exists; choose another --output_dir or move that file\n"));
+        Assert.That(Directory.Exists(Path.Combine(other, "logs")), Is.False, "refused before any work");
+    }
+
+    [Test]
     public void CheckpointLimitsAndResumeFollowDiffusers()
     {
         string limited = Dir("limited");
