@@ -76,6 +76,7 @@ public class SingleFileTests
                 Assert.That(file.Tensors.Single(t => t.Name == "first_stage_model.encoder.mid.attn_1.q.weight").Shape, Has.Length.EqualTo(4), "1×1 conv in LDM");
                 Assert.That(file.Tensors.All(t => t.DType == SafetensorsDType.F16));
             }
+            Assert.That(Inspector.Inspect(single).Lines, Has.Some.EqualTo("  single-file (LDM) layout: unet 208 tensors, 985,444 parameters"));
             foreach (string c in new[] { "unet", "vae", "text_encoder" })
             {
                 using var before = SafetensorsFile.Open(StableDiffusionPipeline.WeightsPath(model, c, null));

@@ -40,6 +40,9 @@ public static class Inspector
         var dtypes = file.Tensors.GroupBy(t => t.DType).Select(g => $"{g.Key} × {g.Count()}");
         lines.Add($"{path}: {Wording.Count(file.Tensors.Count, "tensor")}, {Count(parameters)} value{(parameters == 1 ? "" : "s")} ({string.Join(", ", dtypes)}); valid");
         foreach (var (key, value) in file.Metadata) lines.Add($"  metadata {key} = {value}");
+        foreach (var (component, prefix) in new[] { ("unet", SingleFile.UNetPrefix), ("vae", SingleFile.VaePrefix), ("text encoder", SingleFile.TextEncoderPrefix) })
+            if (file.Tensors.Where(t => t.Name.StartsWith(prefix) && !SingleFile.IsKnownExtra(t.Name)).ToList() is { Count: > 0 } part)
+                lines.Add($"  single-file (LDM) layout: {component} {Wording.Count(part.Count, "tensor")}, {Count(part.Sum(t => t.ElementCount))} parameters");
         foreach (var t in file.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
             lines.Add($"  {t.Name,-90} {t.DType,-5} [{string.Join(", ", t.Shape)}]");
     }
