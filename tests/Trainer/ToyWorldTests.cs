@@ -122,7 +122,7 @@ public class PretrainTests
             var again = Dreambooth(Args(straight, 2, "--stage", "base", "--guidance_scale", "5"));
             Assert.That(again.Exit, Is.Zero, again.Error);
             Assert.That(again.Error, Does.Contain("already trained"));
-            Assert.That(File.ReadAllText(Path.Combine(straight, "quality.md")), Does.Contain("guidance 5.00"));
+            Assert.That(File.ReadAllText(Path.Combine(straight, "quality.md")), Does.Contain("guidance 5.00").And.Contain("| prompted shape ↓, analysed as →"));
         }
         finally { Directory.Delete(root, true); }
     }

@@ -13,7 +13,8 @@ namespace DreamBooth.Trainer.World;
 /// the analyser reads as it read their low-res input, and the edge sharpness of both against a clean render of the
 /// analysed scene, summed over the samples (1 = as sharp as the renderer).
 /// </summary>
-public sealed record ToyQualityReport(double GuidanceScale, int Prompts, double Background, double Colour, double Shape, int StarSamples,
+public sealed record ToyQualityReport(double GuidanceScale, int Prompts, double Background, double Colour, double Shape,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, int>> ShapeConfusion, int StarSamples,
     IReadOnlyDictionary<string, (double Observed, double World)> StarEntropy, int SrSamples, double SrAgreement,
     double SrSharpness, double UpsampledSharpness)
 {
@@ -27,6 +28,16 @@ public sealed record ToyQualityReport(double GuidanceScale, int Prompts, double 
         s.AppendLine($"| background colour | {P(Background)} | ≥ 95 % |");
         s.AppendLine($"| object colour | {P(Colour)} | ≥ 90 % |");
         s.AppendLine($"| shape | {P(Shape)} | ≥ 80 % |");
+        s.AppendLine();
+        var shapes = ToyWorld.Shapes.Select(ToyWorld.Name).ToList();
+        s.AppendLine("| prompted shape ↓, analysed as → | " + string.Join(" | ", shapes) + " | right |");
+        s.AppendLine("|---|" + string.Concat(shapes.Select(_ => "---|")) + "---|");
+        foreach (var (asked, seen) in ShapeConfusion)
+        {
+            int total = seen.Values.Sum();
+            s.AppendLine($"| {asked} | " + string.Join(" | ", shapes.Select(x => seen.GetValueOrDefault(x).ToString())) +
+                         $" | {(total == 0 ? "–" : P((double)seen.GetValueOrDefault(asked) / total))} |");
+        }
         s.AppendLine();
         s.AppendLine($"| \"a star\", {StarSamples} samples | entropy (bits) | the world's |");
         s.AppendLine("|---|---|---|");
@@ -56,6 +67,7 @@ public static class ToyQuality
         int size = ToyModels.BaseSize;
         var scenes = Enumerable.Range(0, prompts).Select(i => ToyWorld.Sample(1234, i)).ToList();
         int bg = 0, colour = 0, shape = 0;
+        var confusion = ToyWorld.Shapes.ToDictionary(x => ToyWorld.Name(x), _ => new Dictionary<string, int>());
         var generated = new List<(float[] Pixels, Analysis Analysis)>();
         ProgressBar.Run("quality: prompted samples", prompts, advance =>
         {
@@ -67,6 +79,8 @@ public static class ToyQuality
                 bg += a.Background == scenes[i].Background ? 1 : 0;
                 colour += a.Colour == scenes[i].Colour ? 1 : 0;
                 shape += a.Shape == scenes[i].Shape ? 1 : 0;
+                var row = confusion[ToyWorld.Name(scenes[i].Shape)];
+                row[ToyWorld.Name(a.Shape)] = row.GetValueOrDefault(ToyWorld.Name(a.Shape)) + 1;
                 generated.Add((images.Pixels, a));
                 advance(i + 1);
             }
@@ -103,7 +117,8 @@ public static class ToyQuality
                 upSharp += Sharpness(ImageFolder.UpsampleNearest(generated[i].Pixels.Select(v => v * 2 - 1).ToArray(), size, hs / size), hs);
             }
         }
-        return new ToyQualityReport(guidance, prompts, (double)bg / prompts, (double)colour / prompts, (double)shape / prompts, starSamples, entropy,
+        return new ToyQualityReport(guidance, prompts, (double)bg / prompts, (double)colour / prompts, (double)shape / prompts,
+            confusion.ToDictionary(kv => kv.Key, kv => (IReadOnlyDictionary<string, int>)kv.Value), starSamples, entropy,
             count, count == 0 ? 0 : agreement / count, reference == 0 ? 0 : srSharp / reference, reference == 0 ? 0 : upSharp / reference);
     }
 
