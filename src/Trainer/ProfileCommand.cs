@@ -31,7 +31,7 @@ public static class ProfileCommand
         var batch = new Option<int>("--batch", "--train_batch_size") { Description = "Samples per step", DefaultValueFactory = _ => 1 };
         var resolution = new Option<int?>("--resolution") { Description = "Side of the UNet's input in its own space (latents for SD); default: the config's sample_size" };
         var steps = new Option<int>("--steps") { Description = "Timed training steps", DefaultValueFactory = _ => 3 };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first, and for at least 3 s: the JIT replaces first-call kernel code meanwhile", DefaultValueFactory = _ => 1 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first, and for at least 10 s: the JIT replaces first-call kernel code meanwhile", DefaultValueFactory = _ => 1 };
         var precision = new Option<string>("--mixed_precision", "--mixed-precision") { Description = "no, fp16 or bf16, as train", DefaultValueFactory = _ => "no" };
         precision.AcceptOnlyFromAmong("no", "fp16", "bf16");
         var checkpointing = new Option<bool>("--gradient_checkpointing", "--gradient-checkpointing") { Description = "Recompute block activations in backward, as train" };
@@ -70,8 +70,9 @@ public static class ProfileCommand
     }
 
     /// <summary>The least warm-up. .NET compiles a kernel's first calls without optimisation and replaces them after about
-    /// 30 calls: a tiny UNet's step measured 341 ms after 1 warm-up step, 279 after 3 and 125-132 after 8 or more.</summary>
-    static readonly TimeSpan WarmupTime = TimeSpan.FromSeconds(3);
+    /// 30 calls, compiling them on a background thread: a tiny UNet's step measured 341 ms after 1 warm-up step and
+    /// 125-132 ms after 8 or more; the toy base at batch 16 measured 853 ms after 3 s of warm-up and 462 ms after 15 steps.</summary>
+    static readonly TimeSpan WarmupTime = TimeSpan.FromSeconds(10);
 
     /// <summary>Warm-up steps unrecorded, then the timed steps with each part labelled; then the device's roofline. Mixed
     /// precision sets the forward's compute dtype as train does; fp16's loss scaling (one multiply) is left out.</summary>
