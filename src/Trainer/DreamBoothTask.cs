@@ -1,7 +1,6 @@
 // What `train` and `train-sr` train: the pipeline, the subject (and class) examples, the prompts, a batch's loss, the outputs.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
-using DreamBooth.Models.Configs;
 using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 using DreamBooth.Models.Schedulers;
@@ -171,9 +170,7 @@ public sealed class DreamBoothTask : ITrainingTask
         {
             if (File.Exists(o.SingleFilePath) && o.ResumeFromCheckpoint is null)
                 throw new IOException($"--save_single_file: {o.SingleFilePath} already exists; choose another --output_dir or move that file");
-            var configs = (Unet: Path.Combine(o.Model, "unet", "config.json"), Vae: Path.Combine(o.Model, "vae", "config.json"));
-            SingleFile.Mapping(UNet2DConditionConfig.Load(configs.Unet), File.Exists(configs.Vae) ? AutoencoderKLConfig.Load(configs.Vae) : null,
-                ClipTextConfig.Load(Path.Combine(o.Model, "text_encoder", "config.json")));   // a model without an SD 1.x layout fails now
+            SingleFile.Mapping(o.Model);   // a model without an SD 1.x layout fails now, not after training
         }
         if (o.WithPriorPreservation)
             foreach (var c in o.Concepts)

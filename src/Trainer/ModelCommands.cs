@@ -76,6 +76,7 @@ public static partial class ModelCommands
             {
                 if (!File.Exists(Path.Combine(source, "model_index.json"))) throw new FileNotFoundException($"--from {source}: no model_index.json; not a pipeline folder");
                 if (!target.EndsWith(".safetensors")) throw new ArgumentException($"--to {target}: a single file's name ends in .safetensors");
+                if (File.Exists(target)) throw new IOException($"{target} already exists; choose another file");
                 int tensors = SingleFile.Write(source, target);
                 Console.WriteLine($"wrote {target}: {tensors} tensors in the single-file layout");
                 return 0;

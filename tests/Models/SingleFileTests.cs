@@ -66,8 +66,11 @@ public class SingleFileTests
                 File.Move(StableDiffusionPipeline.WeightsPath(model, c, "fp16"), StableDiffusionPipeline.WeightsPath(model, c, null));
             var write = TrainTests.Dreambooth("convert", "--from", model, "--to", single);
             Assert.That(write.Exit, Is.Zero, write.Error);
+            Directory.CreateDirectory(Path.Combine(model, "logs"));   // as a trained output folder has: not part of the pipeline
+            File.WriteAllText(Path.Combine(model, "logs", "train.jsonl"), "{}\n");
             var read = TrainTests.Dreambooth("convert", "--from", single, "--to", back, "--config", model);
             Assert.That(read.Exit, Is.Zero, read.Error);
+            Assert.That(Directory.Exists(Path.Combine(back, "logs")), Is.False, "only the pipeline's configs are copied");
 
             using (var file = SafetensorsFile.Open(single))
             {

@@ -126,30 +126,39 @@ public static class SingleFile
         return rows;
     }
 
+    /// <summary>The mapping of a diffusers folder's models, built from its configs (unet, text_encoder and, when there
+    /// is one, vae). A model with no SD 1.x single-file layout is an error here, before any weight is read.</summary>
+    public static IReadOnlyList<(string Component, string Diffusers, string Single)> Mapping(string pipelineDir)
+    {
+        string vae = Path.Combine(pipelineDir, "vae", "config.json");
+        return Mapping(UNet2DConditionConfig.Load(Path.Combine(pipelineDir, "unet", "config.json")), File.Exists(vae) ? AutoencoderKLConfig.Load(vae) : null,
+            ClipTextConfig.Load(Path.Combine(pipelineDir, "text_encoder", "config.json")));
+    }
+
     /// <summary>A diffusers folder's UNet, VAE and text encoder as one single-file checkpoint: each tensor's bytes copied
-    /// as they are (dtype kept), under its LDM name. Refuses to overwrite <paramref name="output"/>.</summary>
+    /// as they are (dtype kept), under its LDM name. <paramref name="output"/> is replaced only by a complete file.</summary>
     public static int Write(string pipelineDir, string output)
     {
-        if (File.Exists(output)) throw new IOException($"{output} already exists; choose another file");
-        var (unet, vae, text) = Configs(pipelineDir);
-        var mapping = Mapping(unet, vae, text);
+        var mapping = Mapping(pipelineDir);
         var files = mapping.Select(m => m.Component).Distinct().ToDictionary(c => c, c => SafetensorsFile.Open(
             Pipeline.StableDiffusionPipeline.WeightsPath(pipelineDir, c, variant: null)));
         try
         {
+            // Each component's tensors by the name its model gives them (pre-0.14 VAE names mapped; CLIP's position ids left out).
+            var tensors = files.ToDictionary(f => f.Key, f => f.Value.Tensors
+                .Where(t => !(f.Key == "text_encoder" && ClipTextModel.BufferKeys.Contains(t.Name)))
+                .ToDictionary(t => f.Key == "vae" ? AutoencoderKL.MapLegacyKey(t.Name) : t.Name));
             var problems = new List<string>();
-            foreach (var (component, file) in files)
+            foreach (var (component, have) in tensors)
             {
                 var expected = mapping.Where(m => m.Component == component).Select(m => m.Diffusers).ToHashSet();
-                var have = file.Tensors.Select(t => component == "vae" ? AutoencoderKL.MapLegacyKey(t.Name) : t.Name)
-                    .Where(n => !(component == "text_encoder" && ClipTextModel.BufferKeys.Contains(n))).ToHashSet();
-                Report(problems, component, expected.Except(have).ToList(), have.Except(expected).ToList());
+                Report(problems, component, expected.Except(have.Keys).ToList(), have.Keys.Except(expected).ToList());
             }
             if (problems.Count > 0) throw new InvalidDataException($"{pipelineDir}: the weights do not match the configs; " + string.Join("; ", problems));
             var entries = mapping.Select(m =>
             {
                 var file = files[m.Component];
-                var info = file.Tensors.First(t => (m.Component == "vae" ? AutoencoderKL.MapLegacyKey(t.Name) : t.Name) == m.Diffusers);
+                var info = tensors[m.Component][m.Diffusers];
                 long[] shape = m.Component == "vae" && IsVaeAttentionProjection(m.Diffusers) && info.Shape.Length == 2 ? [.. info.Shape, 1, 1] : info.Shape;
                 return new SafetensorsEntry(m.Single, info.DType, shape, stream => Copy(file, info.Name, info.ByteCount, stream));
             });
@@ -164,8 +173,8 @@ public static class SingleFile
     /// diffusers name. Missing or unexpected weights are listed by component before anything is written.</summary>
     public static int Read(string file, string configDir, string outputDir)
     {
-        var (unet, vae, text) = Configs(configDir);
-        var mapping = Mapping(unet, vae, text);
+        var mapping = Mapping(configDir);
+        bool hasVae = mapping.Any(m => m.Component == "vae");
         using var single = SafetensorsFile.Open(file);
         var byName = single.Tensors.ToDictionary(t => t.Name);
         var problems = new List<string>();
@@ -176,7 +185,7 @@ public static class SingleFile
             var have = byName.Keys.Where(k => k.StartsWith(prefix) && !IsKnownExtra(k)).ToHashSet();
             Report(problems, component, expected.Except(have).ToList(), have.Except(expected).ToList());
         }
-        if (vae is null && byName.Keys.Any(k => k.StartsWith(VaePrefix)))
+        if (!hasVae && byName.Keys.Any(k => k.StartsWith(VaePrefix)))
             problems.Add($"vae: {configDir} has no vae, but the file holds VAE weights");
         if (problems.Count > 0)
         {
@@ -198,17 +207,15 @@ public static class SingleFile
         return mapping.Count;
     }
 
-    static (UNet2DConditionConfig Unet, AutoencoderKLConfig? Vae, ClipTextConfig Text) Configs(string dir)
-    {
-        string vae = Path.Combine(dir, "vae", "config.json");
-        return (UNet2DConditionConfig.Load(Path.Combine(dir, "unet", "config.json")), File.Exists(vae) ? AutoencoderKLConfig.Load(vae) : null,
-            ClipTextConfig.Load(Path.Combine(dir, "text_encoder", "config.json")));
-    }
-
-    /// <summary>Every file of the folder but the weights: model_index.json, the configs, tokenizer and scheduler.</summary>
+    /// <summary>What a pipeline is besides its weights: model_index.json and the non-weight files of the components it
+    /// names (configs, tokenizer, scheduler). A trained output folder's checkpoints, logs and samples are left behind.</summary>
     static void CopyConfigs(string from, string to)
     {
-        foreach (string source in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".safetensors") && !f.EndsWith(".bin")))
+        var index = ModelIndex.Load(Path.Combine(from, "model_index.json"));
+        var files = index.Components.Select(c => Path.Combine(from, c.Name)).Where(Directory.Exists)
+            .SelectMany(Directory.EnumerateFiles).Where(f => !f.EndsWith(".safetensors") && !f.EndsWith(".bin") && !Path.GetFileName(f).StartsWith('.'))
+            .Prepend(Path.Combine(from, "model_index.json"));
+        foreach (string source in files)
         {
             string target = Path.Combine(to, Path.GetRelativePath(from, source));
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
