@@ -50,12 +50,7 @@ public static class ClassImages
     }
 
     /// <summary>--prior_generation_precision: fp16 or bf16 compute the matrix products in half precision (autocast).</summary>
-    static IDisposable Precision(string? precision) => Autocast.Enable(precision switch
-    {
-        "fp16" => DType.F16,
-        "bf16" => DType.BF16,
-        _ => DType.F32,
-    });
+    static IDisposable Precision(string? precision) => Autocast.Enable(TrainOptions.ComputeDType(precision));
 
     static string Hash(GeneratedImages images, int i)
     {

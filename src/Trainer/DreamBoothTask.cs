@@ -224,12 +224,9 @@ public sealed class DreamBoothTask : ITrainingTask
             var sr = new SuperResolutionUNet(_p.Unet);
             predict = (x, t) => sr.Forward(x, lowRes, t, context, labels);
         }
-        using (Autocast.Enable(MixedPrecisionType))
+        using (Autocast.Enable(TrainOptions.ComputeDType(_o.MixedPrecision)))
             return DenoisingObjective.Compute(_schedule, predict, x0, examples.Length, _loss, noise);
     }
-
-    /// <summary>The compute dtype of the forward under --mixed_precision.</summary>
-    DType MixedPrecisionType => _o.MixedPrecision switch { "fp16" => DType.F16, "bf16" => DType.BF16, _ => DType.F32 };
 
     /// <summary>Each row cropped (centred or at a random corner) and maybe flipped: (N, 3, R, R) on the host.</summary>
     (float[] Pixels, bool[] Flips) Crops(List<Example> rows, StepNoise noise)

@@ -84,7 +84,7 @@ public static class ProfileCommand
         using var store = new ParameterStore(backend, unet);
         store.Initialize(seed: 0);
         using var optimizer = new AdamW(store, lr: 5e-6f);
-        var precision = mixedPrecision switch { "fp16" => DType.F16, "bf16" => DType.BF16, _ => DType.F32 };
+        var precision = TrainOptions.ComputeDType(mixedPrecision);
         using var inputs = new TensorScope();
         var x0 = Tensor.RandomNormal(backend, 1, 0, batch, config.InChannels, side, side);                       // (B, C, R, R)
         var context = Tensor.RandomNormal(backend, 2, 0, batch, 77, config.CrossAttentionDim);                    // (B, 77, D)

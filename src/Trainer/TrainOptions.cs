@@ -1,6 +1,7 @@
 // The options of `train` and `train-sr`, spelled as diffusers' train_dreambooth.py spells them, and their validation.
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using DreamBooth.Kernels;
 
 namespace DreamBooth.Trainer;
 
@@ -30,6 +31,9 @@ public sealed record TrainOptions
     public int GradientAccumulationSteps { get; init; } = 1;
     public bool GradientCheckpointing { get; init; }
     public bool SaveSingleFile { get; init; }
+
+    /// <summary>The compute dtype that --mixed_precision (and --prior_generation_precision) names: fp16, bf16, else f32.</summary>
+    public static DType ComputeDType(string? precision) => precision switch { "fp16" => DType.F16, "bf16" => DType.BF16, _ => DType.F32 };
 
     /// <summary>Where --save_single_file writes: beside the output folder, named after it.</summary>
     public string SingleFilePath => Path.TrimEndingDirectorySeparator(Path.GetFullPath(OutputDir)) + ".safetensors";
