@@ -88,7 +88,7 @@ public static class ProfileCommand
         using var inputs = new TensorScope();
         var x0 = Tensor.RandomNormal(backend, 1, 0, batch, config.InChannels, side, side);                       // (B, C, R, R)
         var context = Tensor.RandomNormal(backend, 2, 0, batch, 77, config.CrossAttentionDim);                    // (B, 77, D)
-        int[]? labels = config.NumClassEmbeds is null ? null : new int[batch];                                   // SR stages: class 0
+        int[]? labels = config.EmbedsClassLabels ? new int[batch] : null;                                   // SR stages: class 0
         Func<Tensor, float[], Tensor> predict = (x, t) => unet.Forward(x, t, context, labels);
 
         void Step(int i)

@@ -233,7 +233,7 @@ public class ConfigTests
     [TestCase("""{"block_out_channels": [320, 640]}""", "block_out_channels", "2 blocks")]
     [TestCase("""{"block_out_channels": [320, 640, 1280, 1000]}""", "block_out_channels", "norm_num_groups")]
     [TestCase("""{"_class_name": "AutoencoderKL"}""", "_class_name", "not a UNet2DConditionModel config")]
-    [TestCase("""{"class_embed_type": "timestep"}""", "class_embed_type", "not supported")]
+    [TestCase("""{"class_embed_type": "projection"}""", "class_embed_type", "not supported")]
     [TestCase("""{"norm_num_groups": 0}""", "norm_num_groups", "not a positive integer")]
     [TestCase("""{"layers_per_block": -1}""", "layers_per_block", "not a positive integer")]
     [TestCase("""{"attention_head_dim": [8, 0, 8, 8]}""", "attention_head_dim", "not a positive integer")]

@@ -146,6 +146,19 @@ public class UNetTests
     }
 
     [Test]
+    public void TimestepClassEmbeddingIsAnMlpUnderDiffusersKeys()
+    {
+        // diffusers: class_embed_type "timestep" → TimestepEmbedding(block_out_channels[0], 4·block_out_channels[0]), fed
+        // the labels' sinusoid from the same time_proj; num_class_embeds is then unused.
+        var named = new UNet2DConditionModel(Small with { ClassEmbedType = "timestep" }).NamedParameters().ToDictionary(n => n.Name, n => n.Parameter.Shape);
+        Assert.That(named["class_embedding.linear_1.weight"], Is.EqualTo(new[] { 32, 8 }));
+        Assert.That(named["class_embedding.linear_2.weight"], Is.EqualTo(new[] { 32, 32 }));
+        Assert.That(named.Keys, Has.None.EqualTo("class_embedding.weight"));
+        Assert.That((Small with { ClassEmbedType = "timestep", NumClassEmbeds = null }).EmbedsClassLabels, Is.True);
+        Assert.That((Small with { NumClassEmbeds = null }).EmbedsClassLabels, Is.False);
+    }
+
+    [Test]
     public void TinySdForwardKeepsTheSampleShapeOnCpu()
     {
         using var backend = Backends.Create("cpu");
@@ -278,8 +291,8 @@ public class UNetTests
     {
         Assert.That(() => new UNet2DConditionModel(Small with { ResnetTimeScaleShift = "scale_shift" }),
             Throws.ArgumentException.With.Message.Contains("resnet_time_scale_shift \"scale_shift\""));
-        Assert.That(() => new UNet2DConditionModel(Small with { ClassEmbedType = "timestep" }),
-            Throws.ArgumentException.With.Message.Contains("class_embed_type \"timestep\""));
+        Assert.That(() => new UNet2DConditionModel(Small with { ClassEmbedType = "projection" }),
+            Throws.ArgumentException.With.Message.Contains("class_embed_type \"projection\""));
         Assert.That(() => new UNet2DConditionModel(Small with { AttentionHeadDim = [2] }),
             Throws.ArgumentException.With.Message.Contains("1 head counts"));
         Assert.That(() => new UNet2DConditionModel(Small with { AttentionHeadDim = [3, 2] }),
@@ -352,6 +365,16 @@ public class UNetTests
     }
 
     [Test]
+    public void WholeUNetGradientsWithTimestepClassEmbedding()
+    {
+        var unet = new UNet2DConditionModel(Small with { ClassEmbedType = "timestep" });
+        using var store = Store(unet, 11, "class_embedding.linear_1.weight", "class_embedding.linear_2.bias", "conv_in.weight");
+        TensorGradCheck.Check(Reference, t => unet.Forward(t[0], [37f, 500f], t[1], [250, 3]),
+            [TensorGradCheck.Input(1, 1.0, 2, 3, 4, 4), TensorGradCheck.Input(2, 1.0, 2, 3, 6)], "small unet with a timestep class embedding",
+            samples: 5, parameters: store);
+    }
+
+    [Test]
     public void WholeUNetGradientsWithPooledTextConditioning()
     {
         var unet = new UNet2DConditionModel(Small with { AdditionEmbedType = "text", AdditionEmbedTypeNumHeads = 2 });
@@ -413,9 +436,30 @@ public class UNetTests
     }
 
     [Test]
+    public void SuperResolutionWithATimestepNoiseEmbeddingTakesAnyLevelAndNearLevelsActAlike()
+    {
+        using var backend = Backends.Create("cpu");
+        var sr = new SuperResolutionUNet(new UNet2DConditionModel(SuperResolution with { NumClassEmbeds = null, ClassEmbedType = "timestep" }));
+        using var store = ModelData.Initialized(backend, sr.Unet, seed: 14);
+        using var scope = new TensorScope();
+        using var noGrad = Tape.NoGrad();
+        var noisy = Tensor.RandomNormal(backend, 1, 0, 1, 3, 8, 8);
+        var low = Tensor.RandomNormal(backend, 2, 0, 1, 3, 2, 2);
+        var ctx = Tensor.RandomNormal(backend, 3, 0, 1, 4, 6);
+        float[] At(int level) => sr.Forward(noisy, low, [500f], ctx, [level]).ToArray();
+        double Distance(float[] a, float[] b) => Math.Sqrt(a.Zip(b, (x, y) => (double)(x - y) * (x - y)).Sum());
+        var (l0, l1, l300, l999) = (At(0), At(1), At(300), At(999));   // 999: beyond any table of 10 rows
+        Assert.That(Distance(l0, l300), Is.GreaterThan(0));
+        // A smooth function of the level: neighbours are nearer than far levels, which a table of random rows does not give.
+        Assert.That(Distance(l0, l1), Is.LessThan(Distance(l0, l300)));
+        Assert.That(l999, Has.All.Matches<float>(float.IsFinite));
+        Assert.That(() => sr.Forward(noisy, low, [500f], ctx, [-1]), Throws.ArgumentException.With.Message.Contains("class label -1"));
+    }
+
+    [Test]
     public void SuperResolutionNeedsLowResChannelsAndNoiseClasses()
     {
         Assert.That(() => new SuperResolutionUNet(new UNet2DConditionModel(Small with { InChannels = 2 })), Throws.ArgumentException.With.Message.Contains("in_channels"));
-        Assert.That(() => new SuperResolutionUNet(new UNet2DConditionModel(SuperResolution with { NumClassEmbeds = null })), Throws.ArgumentException.With.Message.Contains("num_class_embeds"));
+        Assert.That(() => new SuperResolutionUNet(new UNet2DConditionModel(SuperResolution with { NumClassEmbeds = null })), Throws.ArgumentException.With.Message.Contains("num_class_embeds or class_embed_type"));
     }
 }

@@ -40,6 +40,8 @@ public sealed record UNet2DConditionConfig
     public bool UseLinearProjection { get; init; }
     public string? ClassEmbedType { get; init; }
     public int? NumClassEmbeds { get; init; }
+    /// <summary>Whether the UNet takes class labels: a table of num_class_embeds rows, or class_embed_type "timestep".</summary>
+    public bool EmbedsClassLabels => NumClassEmbeds is not null || ClassEmbedType is "timestep";
     public bool UpcastAttention { get; init; }
     public string ResnetTimeScaleShift { get; init; } = "default";
     public string TimeEmbeddingType { get; init; } = "positional";
@@ -98,8 +100,8 @@ public sealed record UNet2DConditionConfig
         if (config.AdditionEmbedType is "text" && config.CrossAttentionDim % config.AdditionEmbedTypeNumHeads != 0)
             throw r.Error("addition_embed_type_num_heads", $"({config.AdditionEmbedTypeNumHeads}) does not divide cross_attention_dim {config.CrossAttentionDim}");
         if (config.DualCrossAttention) throw r.Error("dual_cross_attention", "is true, which is not supported");
-        if (config.ClassEmbedType is not null)
-            throw r.Error("class_embed_type", $"is \"{config.ClassEmbedType}\", which is not supported (only null, with num_class_embeds for a class table)");
+        if (config.ClassEmbedType is not (null or "timestep"))
+            throw r.Error("class_embed_type", $"is \"{config.ClassEmbedType}\", which is not supported (only null, with num_class_embeds for a class table, or \"timestep\")");
         r.ExpectGroupsDivide(channels, config.NormNumGroups);
         return config;
     }

@@ -29,9 +29,13 @@ public sealed class LowResAugmentation
     }
 
     /// <summary>The augmentation of a pipeline's super-resolution UNet.</summary>
-    public static LowResAugmentation For(StableDiffusionPipeline p) =>
-        new(p.LowResSchedulerConfig ?? p.SchedulerConfig, p.UnetConfig.NumClassEmbeds
-            ?? throw new ArgumentException("low-res augmentation: the UNet has no num_class_embeds (not a super-resolution stage)"));
+    public static LowResAugmentation For(StableDiffusionPipeline p)
+    {
+        var schedule = p.LowResSchedulerConfig ?? p.SchedulerConfig;
+        if (!p.UnetConfig.EmbedsClassLabels)
+            throw new ArgumentException("low-res augmentation: the UNet has no num_class_embeds or class_embed_type (not a super-resolution stage)");
+        return new(schedule, p.UnetConfig.NumClassEmbeds ?? schedule.NumTrainTimesteps);   // "timestep": one class per timestep
+    }
 
     public int NumClasses => _variances.Length;
 

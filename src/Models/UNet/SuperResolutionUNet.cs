@@ -6,8 +6,8 @@ namespace DreamBooth.Models.UNet;
 
 /// <summary>
 /// A <see cref="UNet2DConditionModel"/> whose input channels are the image's (out_channels) followed by the low-res
-/// conditioning image's (in_channels − out_channels), and whose class labels (num_class_embeds) are the noise level
-/// the low-res image was augmented with, as in SD's x4 upscaler. Running in pixel space, the low-res image is brought
+/// conditioning image's (in_channels − out_channels), and whose class labels (num_class_embeds, or class_embed_type
+/// "timestep") are the noise level the low-res image was augmented with, as in SD's x4 upscaler and DeepFloyd IF's stage II. Running in pixel space, the low-res image is brought
 /// to the sample's size by repeated nearest 2× upsampling before the channel concat. The parameters are the UNet's,
 /// under the UNet's own keys (a diffusers unet/ folder).
 /// </summary>
@@ -24,15 +24,15 @@ public sealed class SuperResolutionUNet
         if (config.InChannels <= config.OutChannels)
             throw new ArgumentException($"super-resolution unet: in_channels {config.InChannels} must exceed out_channels " +
                                         $"{config.OutChannels} by the low-res image's channels");
-        if (config.NumClassEmbeds is null)
-            throw new ArgumentException("super-resolution unet: the config needs num_class_embeds (the noise-level classes)");
+        if (!config.EmbedsClassLabels)
+            throw new ArgumentException("super-resolution unet: the config needs num_class_embeds or class_embed_type \"timestep\" (the noise-level classes)");
         Unet = unet;
     }
 
     /// <summary>Whether a UNet config describes a super-resolution UNet (extra input channels and noise-level classes).</summary>
-    public static bool Describes(UNet2DConditionConfig config) => config.InChannels > config.OutChannels && config.NumClassEmbeds is not null;
+    public static bool Describes(UNet2DConditionConfig config) => config.InChannels > config.OutChannels && config.EmbedsClassLabels;
 
-    /// <param name="noiseLevels">the low-res image's noise level per sample, in [0, num_class_embeds)</param>
+    /// <param name="noiseLevels">the low-res image's noise-level class per sample (Pipeline.LowResAugmentation maps levels to classes)</param>
     public Tensor Forward(Tensor noisy,   // (N, C_img, H, W)
         Tensor lowRes,                    // (N, C_low, H/2^k, W/2^k)
         float[] timesteps,                // (N)

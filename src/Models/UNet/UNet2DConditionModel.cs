@@ -8,7 +8,9 @@ namespace DreamBooth.Models.UNet;
 /// <summary>
 /// ε-prediction UNet: conv_in → down blocks (pushing skips) → mid block → up blocks (popping them) → GroupNorm, SiLU,
 /// conv_out. Every resnet receives the time embedding linear_2(silu(linear_1(sinusoid(t)))) plus, when the config has
-/// num_class_embeds, class_embedding(class label), and with addition_embed_type "text", add_embedding(encoder_hidden_states).
+/// num_class_embeds, class_embedding(class label): a table row, or with class_embed_type "timestep" (DeepFloyd IF's
+/// stage II) an MLP of the label's sinusoid like the time's, so that near labels share what they learn; and with
+/// addition_embed_type "text", add_embedding(encoder_hidden_states).
 /// Transformers attend to encoder_hidden_states.
 /// Without the tape, every layer frees its temporaries as it finishes and the forward returns holding only its output.
 /// </summary>
@@ -17,7 +19,7 @@ public sealed class UNet2DConditionModel : Module
     public UNet2DConditionConfig Config { get; }
     public Conv2d ConvIn { get; }
     public TimestepEmbedding TimeEmbedding { get; }
-    public Embedding? ClassEmbedding { get; }
+    public Module? ClassEmbedding { get; }   // Embedding (a table), or TimestepEmbedding (class_embed_type "timestep")
     public TextTimeEmbedding? AddEmbedding { get; }
     public ModuleList<UNetDownBlock> DownBlocks { get; }
     public ModuleList<UNetUpBlock> UpBlocks { get; }
@@ -35,18 +37,19 @@ public sealed class UNet2DConditionModel : Module
             throw new ArgumentException($"unet config: {blocks} block_out_channels, {config.DownBlockTypes.Length} down and " +
                                         $"{config.UpBlockTypes.Length} up block types, {heads.Length} head counts and " +
                                         $"{config.OnlyCrossAttention.Length} only_cross_attention flags must all agree");
-        if (config.ActFn != "silu" || config.DualCrossAttention || config.ClassEmbedType is not null ||
+        if (config.ActFn != "silu" || config.DualCrossAttention || config.ClassEmbedType is not (null or "timestep") ||
             config.ResnetTimeScaleShift != "default" || config.TimeEmbeddingType != "positional")
             throw new ArgumentException($"unet config: act_fn \"{config.ActFn}\", dual_cross_attention {config.DualCrossAttention}, " +
                                         $"class_embed_type \"{config.ClassEmbedType}\", resnet_time_scale_shift \"{config.ResnetTimeScaleShift}\", " +
-                                        $"time_embedding_type \"{config.TimeEmbeddingType}\": only silu, false, null, default and positional are supported");
+                                        $"time_embedding_type \"{config.TimeEmbeddingType}\": only silu, false, null or timestep, default and positional are supported");
         int timeEmbedDim = 4 * channels[0];
         var s = new UNetBlockSettings(timeEmbedDim, config.NormNumGroups, (float)config.NormEps, config.CrossAttentionDim,
             config.UseLinearProjection, config.TransformerLayersPerBlock);
 
         ConvIn = AddModule("conv_in", new Conv2d(config.InChannels, channels[0], 3, padding: 1));
         TimeEmbedding = AddModule("time_embedding", new TimestepEmbedding(channels[0], timeEmbedDim));
-        if (config.NumClassEmbeds is { } classes) ClassEmbedding = AddModule("class_embedding", new Embedding(classes, timeEmbedDim));
+        if (config.ClassEmbedType is "timestep") ClassEmbedding = AddModule("class_embedding", new TimestepEmbedding(channels[0], timeEmbedDim));
+        else if (config.NumClassEmbeds is { } classes) ClassEmbedding = AddModule("class_embedding", new Embedding(classes, timeEmbedDim));
         if (config.AdditionEmbedType is "text")
             AddEmbedding = AddModule("add_embedding", new TextTimeEmbedding(config.CrossAttentionDim, timeEmbedDim, config.AdditionEmbedTypeNumHeads));
         else if (config.AdditionEmbedType is not null)
@@ -110,8 +113,11 @@ public sealed class UNet2DConditionModel : Module
 
         var sinusoid = F.TimestepEmbedding(backend, timesteps, Config.BlockOutChannels[0], Config.FlipSinToCos, Config.FreqShift);
         var temb = TimeEmbedding.Forward(sinusoid);
-        if (ClassEmbedding is { } table)
+        if (ClassEmbedding is Embedding table)
             temb = F.Add(temb, table.Forward(Tensor.FromInts(backend, classLabels!, classLabels!.Length)));
+        else if (ClassEmbedding is TimestepEmbedding mlp)
+            temb = F.Add(temb, mlp.Forward(F.TimestepEmbedding(backend, Array.ConvertAll(classLabels!, l => (float)l), Config.BlockOutChannels[0],
+                Config.FlipSinToCos, Config.FreqShift)));
         if (AddEmbedding is { } text) temb = F.Add(temb, text.Forward(encoderHiddenStates));
 
         var h = RunLayer(a => ConvIn.Forward(a[0]), sample);
@@ -134,15 +140,13 @@ public sealed class UNet2DConditionModel : Module
         if (context.Rank != 3 || context.Dim(0) != n || context.Dim(2) != c.CrossAttentionDim)
             throw new ArgumentException($"unet: encoder_hidden_states {context} is not ({n}, L, {c.CrossAttentionDim})");
         if (ClassEmbedding is null && classLabels is not null)
-            throw new ArgumentException("unet: class labels were given, but the config has no num_class_embeds");
-        if (ClassEmbedding is { } table)
-        {
-            if (classLabels is null || classLabels.Length != n)
-                throw new ArgumentException($"unet: the config has num_class_embeds {table.Count}, so {n} class labels are needed, " +
-                                            $"not {classLabels?.Length ?? 0}");
-            foreach (int label in classLabels)
-                if (label < 0 || label >= table.Count)
-                    throw new ArgumentException($"unet: class label {label} is outside [0, {table.Count})");
-        }
+            throw new ArgumentException("unet: class labels were given, but the config has no num_class_embeds or class_embed_type");
+        if (ClassEmbedding is null) return;
+        if (classLabels is null || classLabels.Length != n)
+            throw new ArgumentException($"unet: the config embeds class labels, so {n} are needed, not {classLabels?.Length ?? 0}");
+        int limit = ClassEmbedding is Embedding table ? table.Count : int.MaxValue;
+        foreach (int label in classLabels)
+            if (label < 0 || label >= limit)
+                throw new ArgumentException($"unet: class label {label} is outside [0, {(limit == int.MaxValue ? "∞" : limit)})");
     }
 }

@@ -40,7 +40,11 @@ public static class ToyModels
         LayersPerBlock = 1,
         NormNumGroups = 8,
         CrossAttentionDim = 64,
-        NumClassEmbeds = superResolution ? 1000 : null,
+        // The noise level through an MLP of its sinusoid (DeepFloyd IF's stage II), not a 1,000-row table: with 350 levels
+        // drawn, 2,000 steps train each row about 90 times. The earlier SR weights had such a table; its rows stayed near
+        // their N(0, 1) start (norms 7.3–9.0, untrained rows 7.3) while the time embedding's norm is 6–13, so each level
+        // added its own random offset to the timestep, and the samples stayed noisy.
+        ClassEmbedType = superResolution ? "timestep" : null,
         AdditionEmbedType = superResolution ? null : "text",
         AdditionEmbedTypeNumHeads = 4,
     };
