@@ -87,6 +87,15 @@ public abstract class Module
 
     public long ParameterCount() => NamedParameters().Sum(p => p.Parameter.Length);
 
+    /// <summary>Every module below this one (this one first, as ""), depth-first, under its dotted path (named_modules).</summary>
+    public IEnumerable<(string Name, Module Module)> NamedModules(string prefix = "")
+    {
+        yield return (prefix.TrimEnd('.'), this);
+        foreach (var (name, child) in _children)
+            foreach (var item in child.NamedModules(prefix + name + "."))
+                yield return item;
+    }
+
     /// <summary>Whether <see cref="RunBlock"/> recomputes this module's blocks in backward (diffusers'
     /// enable_gradient_checkpointing). Set for a whole tree with <see cref="EnableGradientCheckpointing"/>.</summary>
     public bool GradientCheckpointing { get; private set; }

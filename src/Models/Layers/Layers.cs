@@ -4,11 +4,15 @@ using DreamBooth.Autograd;
 namespace DreamBooth.Models.Layers;
 
 /// <summary>nn.Linear: "weight" (Out, In) and, unless bias is false, "bias" (Out). Both default to PyTorch's
-/// U(±1/√In); CLIP passes its _init_weights instead (normal weight, zero bias).</summary>
+/// U(±1/√In); CLIP passes its _init_weights instead (normal weight, zero bias). A LoRA adapter, when one is attached,
+/// adds its low-rank term to the output (peft's LoraLayer); it is not a child, so the layer's keys stay diffusers'.</summary>
 public sealed class Linear : Module
 {
     public Parameter Weight { get; }
     public Parameter? Bias { get; }
+    public int InFeatures => Weight.Shape[1];
+    public int OutFeatures => Weight.Shape[0];
+    public LoraAdapter? Adapter { get; set; }
 
     public Linear(int inFeatures, int outFeatures, bool bias = true, Init? weightInit = null, Init? biasInit = null)
     {
@@ -16,7 +20,11 @@ public sealed class Linear : Module
         if (bias) Bias = AddParameter("bias", biasInit ?? Init.FanIn(inFeatures), outFeatures);
     }
 
-    public Tensor Forward(Tensor x) => F.Linear(x, Weight.Value, Bias?.Value);   // (..., In) → (..., Out)
+    public Tensor Forward(Tensor x)   // (..., In) → (..., Out)
+    {
+        var y = F.Linear(x, Weight.Value, Bias?.Value);
+        return Adapter is { } lora ? F.Add(y, lora.Forward(x)) : y;
+    }
 }
 
 /// <summary>nn.Conv2d with a bias: "weight" (O, C, K, K), "bias" (O), both U(±1/√(C·K·K)).</summary>

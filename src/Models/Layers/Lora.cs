@@ -1,0 +1,116 @@
+// LoRA (Hu et al. 2021) as peft applies it to diffusers models: a low-rank adapter per targeted nn.Linear, and the set of them.
+using DreamBooth.Autograd;
+
+namespace DreamBooth.Models.Layers;
+
+/// <summary>
+/// The low-rank update of one frozen linear layer W (Out, In):
+///   y = W·x + b + (α/r)·B·(A·x),   A = lora_A (r, In), B = lora_B (Out, r)
+/// A starts as nn.Linear does (kaiming_uniform with a = √5, which is U(±1/√In)) and B at zero, so an adapter starts as
+/// the identity update and the first step's gradient reaches only B. <see cref="Scale"/> is α/r times the strength a
+/// user asks for at sampling (diffusers' lora_scale).
+/// </summary>
+public sealed class LoraAdapter : Module
+{
+    public Linear Down { get; }   // lora_A: (r, In)
+    public Linear Up { get; }     // lora_B: (Out, r)
+    public float Scale { get; set; }
+
+    public LoraAdapter(int inFeatures, int outFeatures, int rank, float scale)
+    {
+        Down = AddModule("lora_A", new Linear(inFeatures, rank, bias: false));
+        Up = AddModule("lora_B", new Linear(rank, outFeatures, bias: false, weightInit: Init.Zeros));
+        Scale = scale;
+    }
+
+    public Tensor Forward(Tensor x) => F.Scale(Up.Forward(Down.Forward(x)), Scale);   // (..., In) → (..., Out)
+}
+
+/// <summary>
+/// The adapters of one model (a UNet or a text encoder), attached to the linear layers whose paths match the targets
+/// as peft matches target_modules: the path is the target or ends with "." + target. The network is a module whose
+/// parameter names are the targeted paths plus lora_A.weight / lora_B.weight, which are peft's state-dict keys, e.g.
+/// "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight". Its parameters are its own store's:
+/// the model's weights stay frozen, with neither gradients nor optimizer state.
+/// </summary>
+public sealed class LoraNetwork : Module
+{
+    /// <summary>diffusers' train_dreambooth_lora.py targets.</summary>
+    public static readonly string[] UnetTargets = ["to_k", "to_q", "to_v", "to_out.0"];
+    public static readonly string[] TextEncoderTargets = ["q_proj", "k_proj", "v_proj", "out_proj"];
+
+    readonly Dictionary<string, PathNode> _nodes = [];
+    readonly List<(string Path, Linear Target, LoraAdapter Adapter)> _adapters = [];
+
+    public int Rank { get; }
+    public double Alpha { get; }
+    public IReadOnlyList<(string Path, Linear Target, LoraAdapter Adapter)> Adapters => _adapters;
+
+    LoraNetwork(int rank, double alpha) => (Rank, Alpha) = (rank, alpha);
+
+    /// <summary>Attaches an adapter of rank <paramref name="rank"/> to every targeted linear layer of
+    /// <paramref name="model"/>; <paramref name="ranks"/> gives other ranks per path (a file's). Scale α/r × strength.</summary>
+    public static LoraNetwork Attach(Module model, IReadOnlyCollection<string> targets, int rank, double alpha, double strength = 1,
+        IReadOnlyDictionary<string, int>? ranks = null)
+    {
+        if (rank <= 0) throw new ArgumentException($"lora: the rank must be positive, got {rank}");
+        var network = new LoraNetwork(rank, alpha);
+        foreach (var (path, module) in model.NamedModules())
+        {
+            if (module is not Linear linear || !targets.Any(t => path == t || path.EndsWith("." + t, StringComparison.Ordinal))) continue;
+            if (linear.Adapter is not null) throw new InvalidOperationException($"lora: {path} already has an adapter");
+            int r = ranks?.GetValueOrDefault(path, rank) ?? rank;
+            var adapter = new LoraAdapter(linear.InFeatures, linear.OutFeatures, r, (float)(strength * alpha / r));
+            network.Node(path).Set(adapter);
+            linear.Adapter = adapter;
+            network._adapters.Add((path, linear, adapter));
+        }
+        if (network._adapters.Count == 0)
+            throw new ArgumentException($"lora: no linear layer matches the targets {string.Join(", ", targets)}");
+        return network;
+    }
+
+    /// <summary>Removes the adapters from their layers (the model computes as before it was attached).</summary>
+    public void Detach()
+    {
+        foreach (var (_, target, adapter) in _adapters)
+            if (ReferenceEquals(target.Adapter, adapter)) target.Adapter = null;
+    }
+
+    /// <summary>Folds every adapter into its layer's weight, W += scale·B·A, and detaches it: the model then computes
+    /// the adapted function with no adapter (merge-lora, fuse_lora).</summary>
+    public void Merge()
+    {
+        using var scope = new TensorScope();
+        using var noGrad = Tape.NoGrad();
+        foreach (var (_, target, adapter) in _adapters)
+        {
+            var delta = F.Scale(F.MatMul(adapter.Up.Weight.Value, adapter.Down.Weight.Value), adapter.Scale);   // (Out, In)
+            var merged = F.Add(target.Weight.Value, delta);
+            target.Weight.Value.Backend.Copy(target.Weight.Value.Storage, merged.Storage);
+        }
+        Detach();
+    }
+
+    PathNode Node(string path)
+    {
+        if (_nodes.TryGetValue(path, out var node)) return node;
+        int dot = path.LastIndexOf('.');
+        Module parent = dot < 0 ? this : Node(path[..dot]);
+        string name = dot < 0 ? path : path[(dot + 1)..];
+        node = parent is LoraNetwork ? AddModule(name, new PathNode()) : ((PathNode)parent).Add(name);
+        _nodes.Add(path, node);
+        return node;
+    }
+
+    /// <summary>One segment of a targeted path; the targeted layer's node holds its adapter's lora_A and lora_B.</summary>
+    sealed class PathNode : Module
+    {
+        public PathNode Add(string name) => AddModule(name, new PathNode());
+        public void Set(LoraAdapter adapter)
+        {
+            AddModule("lora_A", adapter.Down);
+            AddModule("lora_B", adapter.Up);
+        }
+    }
+}
