@@ -7,13 +7,23 @@ using DreamBooth.Models.Formats;
 
 namespace DreamBooth.Trainer;
 
-/// <summary>A trained model inside a checkpoint or the final folder: its diffusers component folder name (unet,
-/// text_encoder), its weights, and how to write its config.json.</summary>
-public sealed record TrainedComponent(string Name, ParameterStore Store, Action<string> SaveConfig);
+/// <summary>What a run trains, as a folder inside a checkpoint or the final model: its name (unet, text_encoder, lora), its
+/// weights, and how to write it into, and read it back from, that folder.</summary>
+public sealed record TrainedComponent(string Name, ParameterStore Store, Action<string> Save, Action<string> Load)
+{
+    /// <summary>A model in the diffusers layout: config.json and its F32 weights under diffusers' file name.</summary>
+    public static TrainedComponent Model(string name, ParameterStore store, Action<string> saveConfig)
+    {
+        string Weights(string folder) => Models.Pipeline.StableDiffusionPipeline.WeightsPath(folder, variant: null, textEncoder: name == "text_encoder");
+        return new(name, store,
+            folder => { saveConfig(Path.Combine(folder, "config.json")); StateDict.Save(store, Weights(folder)); },
+            folder => StateDict.Load(store, Weights(folder), ignore: Models.Clip.ClipTextModel.BufferKeys));
+    }
+}
 
 /// <summary>
-/// checkpoint-STEP/ holds every trained component in the diffusers layout (unet/, and text_encoder/ when it trains; F32,
-/// so a resumed run continues from the exact weights), optimizer.safetensors (AdamW's moments, one 1-D tensor per state
+/// checkpoint-STEP/ holds every trained component (unet/, and text_encoder/ when it trains, in the diffusers layout; or
+/// lora/, the adapters in peft's layout; F32, so a resumed run continues from the exact weights), optimizer.safetensors (AdamW's moments, one 1-D tensor per state
 /// buffer, and its step count), and trainer_state.json (the <see cref="TrainingState"/>, the loss scaler, and the LR
 /// schedule for reference). It is written into a hidden temporary folder that is renamed into place only when complete;
 /// --checkpoints_total_limit removes the oldest only after that.
@@ -91,13 +101,12 @@ public static class Checkpoints
         AtomicFile.RemoveLeftovers(outputDir);
     }
 
-    /// <summary>A component folder: config.json and its F32 weights under diffusers' file name.</summary>
+    /// <summary>A component's folder, dir/NAME.</summary>
     public static void SaveComponent(string dir, TrainedComponent c)
     {
         string folder = Path.Combine(dir, c.Name);
         Directory.CreateDirectory(folder);
-        c.SaveConfig(Path.Combine(folder, "config.json"));
-        StateDict.Save(c.Store, Models.Pipeline.StableDiffusionPipeline.WeightsPath(folder, variant: null, textEncoder: c.Name == "text_encoder"));
+        c.Save(folder);
     }
 
     /// <summary>Restores weights, optimizer and scaler from a checkpoint; returns where the run stood.</summary>
@@ -105,11 +114,11 @@ public static class Checkpoints
     {
         foreach (var c in components)
         {
-            string weights = Models.Pipeline.StableDiffusionPipeline.WeightsPath(Path.Combine(dir, c.Name), variant: null, textEncoder: c.Name == "text_encoder");
-            if (!File.Exists(weights))
+            string folder = Path.Combine(dir, c.Name);
+            if (!Directory.Exists(folder) || !Directory.EnumerateFiles(folder, "*.safetensors").Any())
                 throw new FileNotFoundException($"{dir}: the checkpoint has no {c.Name}/ weights; was it written by a run with other options " +
-                                                "(--train_text_encoder)?");
-            StateDict.Load(c.Store, weights, ignore: Models.Clip.ClipTextModel.BufferKeys);
+                                                "(--train_text_encoder, --use_lora)?");
+            c.Load(folder);
         }
         using (var file = SafetensorsFile.Open(Path.Combine(dir, "optimizer.safetensors")))
         {

@@ -49,6 +49,8 @@ public sealed class DreamBoothTask : ITrainingTask
     readonly LossSettings _loss;
     readonly ulong _seed;
     readonly int _noiseClass;                                              // train-sr: --noise_level's class
+    readonly LoraWeights? _lora;                                           // --use_lora: the adapters, and their own store
+    readonly ParameterStore? _loraStore;
 
     DreamBoothTask(StableDiffusionPipeline p, TrainOptions o, bool superResolution, int resolution, int lowResolution,
         List<Example> instances, List<Example> classes, List<string> prompts, ulong seed)
@@ -58,10 +60,26 @@ public sealed class DreamBoothTask : ITrainingTask
         _schedule = NoiseSchedule.FromConfig(p.SchedulerConfig);
         _loss = new LossSettings(o.PriorLossWeight, o.SnrGamma, o.OffsetNoise);
         _noiseClass = superResolution ? LowResAugmentation.For(p).ClassOf(o.NoiseLevel) : 0;
-        var components = new List<TrainedComponent> { new("unet", p.UnetWeights, p.UnetConfig.Save) };
-        if (o.TrainTextEncoder) components.Add(new TrainedComponent("text_encoder", p.TextEncoderWeights, p.TextEncoderConfig.Save));
+        if (o.UseLora)
+        {
+            _lora = LoraWeights.Attach(p, o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder);
+            _loraStore = new ParameterStore(p.Backend, _lora);
+            _loraStore.Initialize(seed ^ LoraInitStream);
+            var settings = new LoraSettings(o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder);
+            var (lora, store) = (_lora, _loraStore);
+            string Weights(string folder) => Path.Combine(folder, "adapter_model.safetensors");
+            Components = [new TrainedComponent("lora", store,
+                folder => { settings.Save(Path.Combine(folder, "config.json")); LoraFile.Save(Weights(folder), lora, store, LoraLayout.Peft); },
+                folder => StateDict.Load(store, Weights(folder)))];
+            return;
+        }
+        var components = new List<TrainedComponent> { TrainedComponent.Model("unet", p.UnetWeights, p.UnetConfig.Save) };
+        if (o.TrainTextEncoder) components.Add(TrainedComponent.Model("text_encoder", p.TextEncoderWeights, p.TextEncoderConfig.Save));
         Components = components;
     }
+
+    /// <summary>The Philox stream of the adapters' initial A (the run's seed xor this), apart from the data and noise draws.</summary>
+    const ulong LoraInitStream = 0x6c6f7261UL;
 
     public int DatasetLength => Math.Max(_instances.Count, _classes.Count);
     public IReadOnlyList<TrainedComponent> Components { get; }
@@ -82,7 +100,7 @@ public sealed class DreamBoothTask : ITrainingTask
         int vaeFactor = vaeConfig is null ? 1 : 1 << (vaeConfig.BlockOutChannels.Length - 1);
         if (superResolution != SuperResolutionUNet.Describes(unetConfig))
             throw new ArgumentException(superResolution
-                ? $"{o.Model}: its UNet is not a super-resolution stage's (in_channels > out_channels and num_class_embeds); use train"
+                ? $"{o.Model}: its UNet is not a super-resolution stage's (in_channels > out_channels, and num_class_embeds or class_embed_type \"timestep\"); use train"
                 : $"{o.Model}: its UNet is a super-resolution stage's; fine-tune it with train-sr");
         int resolution = o.Resolution ?? (unetConfig.SampleSize ?? 64) * vaeFactor;
         int multiple = vaeFactor * unetConfig.Downsampling;
@@ -112,7 +130,7 @@ public sealed class DreamBoothTask : ITrainingTask
             ? o.Concepts.SelectMany(c => LoadClassImages(c, o.NumClassImages, resolution, Prompt(c.ClassPrompt!))).ToList() : [];
         CheckOutputFolder(o);
 
-        var trainable = Trainable.Unet | (o.TrainTextEncoder ? Trainable.TextEncoder : Trainable.None);
+        var trainable = o.UseLora ? Trainable.None : Trainable.Unet | (o.TrainTextEncoder ? Trainable.TextEncoder : Trainable.None);
         var p = StableDiffusionPipeline.Load(o.Model, backend, o.Variant, trainable: trainable);
         try
         {
@@ -162,7 +180,8 @@ public sealed class DreamBoothTask : ITrainingTask
     static void CheckOutputFolder(TrainOptions o)
     {
         Guard.ExpectFolder("--output_dir", o.OutputDir);
-        if (o.ResumeFromCheckpoint is null && (Checkpoints.List(o.OutputDir).Count > 0 || File.Exists(Path.Combine(o.OutputDir, "model_index.json"))))
+        if (o.ResumeFromCheckpoint is null && (Checkpoints.List(o.OutputDir).Count > 0 || File.Exists(Path.Combine(o.OutputDir, "model_index.json")) ||
+                                                File.Exists(Path.Combine(o.OutputDir, LoraFile.DiffusersName))))
             throw new IOException($"--output_dir {o.OutputDir} already holds a training run; continue it with --resume_from_checkpoint latest, " +
                                   "or choose another folder (nothing was overwritten)");
         Guard.Writable("--output_dir", o.OutputDir);
@@ -170,7 +189,7 @@ public sealed class DreamBoothTask : ITrainingTask
         {
             if (File.Exists(o.SingleFilePath) && o.ResumeFromCheckpoint is null)
                 throw new IOException($"--save_single_file: {o.SingleFilePath} already exists; choose another --output_dir or move that file");
-            SingleFile.Mapping(o.Model);   // a model without an SD 1.x layout fails now, not after training
+            if (!o.UseLora) SingleFile.Mapping(o.Model);   // a model without an SD 1.x layout fails now, not after training
         }
         if (o.WithPriorPreservation)
             foreach (var c in o.Concepts)
@@ -301,9 +320,18 @@ public sealed class DreamBoothTask : ITrainingTask
     /// <summary>
     /// The whole pipeline in the diffusers layout: the trained unet (and text encoder) as F32, the other components copied
     /// from the source model (a variant's weights rewritten under the plain name, so the folder loads without --variant).
+    /// A LoRA run writes its adapters instead, as train_dreambooth_lora.py does: pytorch_lora_weights.safetensors, and
+    /// with --save_single_file the same adapters under kohya's names (OUTPUT_DIR.safetensors) for the apps that read those.
     /// </summary>
     public void SaveModel(string dir)
     {
+        if (_lora is not null)
+        {
+            Directory.CreateDirectory(dir);
+            LoraFile.Save(Path.Combine(dir, LoraFile.DiffusersName), _lora, _loraStore!, LoraLayout.Diffusers);
+            if (_o.SaveSingleFile) LoraFile.Save(_o.SingleFilePath, _lora, _loraStore!, LoraLayout.Kohya);
+            return;
+        }
         Directory.CreateDirectory(dir);
         AtomicFile.Write(Path.Combine(dir, "model_index.json"), temp => File.Copy(Path.Combine(_o.Model, "model_index.json"), temp));
         foreach (var c in Components) Checkpoints.SaveComponent(dir, c);
@@ -342,6 +370,7 @@ public sealed class DreamBoothTask : ITrainingTask
 
     public void Dispose()
     {
+        _loraStore?.Dispose();
         foreach (var t in _embeddings.Values) t.Dispose();
         foreach (var (mean, logVar) in _posteriors.Values) { mean.Dispose(); logVar.Dispose(); }
         _p.Dispose();

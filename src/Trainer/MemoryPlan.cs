@@ -1,5 +1,6 @@
 // Before training: the memory a configuration needs (weights, gradients, AdamW moments, activations) against what is free.
 using DreamBooth.Models.Configs;
+using DreamBooth.Models.Layers;
 
 namespace DreamBooth.Trainer;
 
@@ -20,10 +21,14 @@ public static class MemoryPlan
     public static MemoryNeeds Check(string backendName, UNet2DConditionConfig unet, ClipTextConfig textEncoder, long vaeParameters,
         TrainOptions o, int rows, int latentSide, long images, int resolution)
     {
-        long unetParameters = new Models.UNet.UNet2DConditionModel(unet).ParameterCount();
-        long textParameters = new Models.Clip.ClipTextModel(textEncoder).ParameterCount();
-        long trainable = unetParameters + (o.TrainTextEncoder ? textParameters : 0);
-        var needs = new MemoryNeeds(4 * (unetParameters + textParameters + vaeParameters) + images * 3L * resolution * resolution * 4,
+        var (unetModel, textModel) = (new Models.UNet.UNet2DConditionModel(unet), new Models.Clip.ClipTextModel(textEncoder));
+        long unetParameters = unetModel.ParameterCount(), textParameters = textModel.ParameterCount();
+        long trainable = o.UseLora   // only the adapters train (counted on the unallocated models), the weights stay frozen
+            ? LoraNetwork.Attach(unetModel, LoraNetwork.UnetTargets, o.Rank, 1).ParameterCount()
+              + (o.TrainTextEncoder ? LoraNetwork.Attach(textModel, LoraNetwork.TextEncoderTargets, o.Rank, 1).ParameterCount() : 0)
+            : unetParameters + (o.TrainTextEncoder ? textParameters : 0);
+        long adapters = o.UseLora ? trainable : 0;
+        var needs = new MemoryNeeds(4 * (unetParameters + textParameters + vaeParameters + adapters) + images * 3L * resolution * resolution * 4,
             4 * trainable, 8 * trainable,
             UNetActivations(unet, rows, latentSide, o.GradientCheckpointing)
             + (o.TrainTextEncoder ? TextEncoderActivations(textEncoder, rows, 77, o.GradientCheckpointing) : 0));

@@ -42,16 +42,7 @@ public static partial class ModelCommands
             using (backend)
             using (var pipeline = StableDiffusionPipeline.Initialize(parse.GetValue(config)!, backend, parse.GetValue(seed)))
             {
-                // written beside the target and swapped in whole: a failed or variant run never leaves files of two models mixed
-                string full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(dir));
-                string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-                try
-                {
-                    pipeline.Save(temp, parse.GetValue(variant));
-                    if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
-                    Directory.Move(temp, full);
-                }
-                finally { if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); }
+                SaveWhole(pipeline, dir, parse.GetValue(variant));
                 long total = pipeline.TextEncoderWeights.Length + pipeline.UnetWeights.Length + (pipeline.VaeWeights?.Length ?? 0);
                 Console.WriteLine($"wrote {dir}: {total:N0} parameters, seed {parse.GetValue(seed)}");
             }
@@ -128,12 +119,14 @@ public static partial class ModelCommands
         var srNoise = new Option<double>("--sr_noise_level", "--sr-noise-level")
         { Description = "Noise variance added to the low-res input of the SR stage (see train-sr)", DefaultValueFactory = _ => 1e-5 };
         var srSteps = new Option<int?>("--sr_steps", "--sr-steps") { Description = "Denoising steps of the SR stage; default: --steps" };
+        var lora = LoraOption();
+        var loraScale = LoraScaleOption();
         var overwrite = new Option<bool>("--overwrite") { Description = "Sample into a non-empty --output: an earlier sample's PNGs there are removed first" };
         var device = new DeviceOption();
         var command = new Command("sample", "Draw images from a pipeline (or a cascade of a base model and an SR stage): PNGs, and a grid of them.")
         {
-            model, prompt, negative, count, steps, guidance, scheduler, eta, seed, height, width, variant, output, unet, textEncoder, srModel,
-            srNoise, srSteps, overwrite, device,
+            model, prompt, negative, count, steps, guidance, scheduler, eta, seed, height, width, variant, output, unet, textEncoder, lora, loraScale,
+            srModel, srNoise, srSteps, overwrite, device,
         };
         command.SetAction(parse => Guard.Run("sample", () =>
         {
@@ -150,6 +143,7 @@ public static partial class ModelCommands
             using (backend)
             using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend, parse.GetValue(variant),
                        new ComponentOverrides(parse.GetValue(unet), parse.GetValue(textEncoder))))
+            using (var adapters = parse.GetValue(lora) is { } loraFile ? LoraFile.Load(loraFile, pipeline, parse.GetValue(loraScale)) : null)
             using (var sr = parse.GetValue(srModel) is { } srDir ? StableDiffusionPipeline.Load(srDir, backend) : null)
             {
                 if (pipeline.IsSuperResolution)
@@ -180,6 +174,67 @@ public static partial class ModelCommands
             }
             return 0;
         }
+    }
+
+    static Option<string?> LoraOption() => new("--lora")
+    {
+        Description = "LoRA adapters to apply: a .safetensors file (diffusers', peft's or kohya's keys), or a LoRA run's folder or checkpoint",
+    };
+
+    static Option<double> LoraScaleOption() => new("--lora_scale", "--lora-scale")
+    {
+        Description = "Strength of the LoRA update (diffusers' lora_scale): 0 is the base model, 1 the trained adapters", DefaultValueFactory = _ => 1.0,
+    };
+
+    public static Command MergeLora()
+    {
+        var model = new Option<string>("--model") { Description = "The base pipeline folder the adapters were trained on", Required = true };
+        var lora = LoraOption();
+        lora.Required = true;
+        var loraScale = LoraScaleOption();
+        var output = new Option<string>("--output") { Description = "Folder to write the merged pipeline to (new or empty)", Required = true };
+        var variant = new Option<string?>("--variant") { Description = "Write weights as fp16 or bf16 (*.VARIANT.safetensors); default F32" };
+        variant.AcceptOnlyFromAmong("fp16", "bf16");
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace a non-empty --output folder (its whole content)" };
+        var device = new DeviceOption();
+        var command = new Command("merge-lora", "Fold LoRA adapters into the weights (W += scale·(α/r)·B·A): a full pipeline that loads without them.")
+        {
+            model, lora, loraScale, output, variant, overwrite, device,
+        };
+        command.SetAction(parse => Guard.Run("merge-lora", () =>
+        {
+            string dir = parse.GetValue(output)!;
+            Guard.ExpectEmpty("--output", dir, parse.GetValue(overwrite), "its content");
+            if (!device.TryOpen(parse, out var backend)) return 1;
+            using (backend)
+            using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend))
+            {
+                using (var adapters = LoraFile.Load(parse.GetValue(lora)!, pipeline, parse.GetValue(loraScale)))
+                {
+                    adapters.Weights.Merge();
+                    Console.Error.WriteLine($"merged {adapters.Weights.Networks().Sum(n => n.Network.Adapters.Count)} adapters ({adapters.Layout} layout)");
+                }
+                SaveWhole(pipeline, dir, parse.GetValue(variant));
+                Console.WriteLine($"wrote {dir}: {parse.GetValue(model)} with the adapters merged");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>Writes the pipeline beside <paramref name="dir"/> and swaps it in whole: a failed run never leaves files of
+    /// two models mixed.</summary>
+    static void SaveWhole(StableDiffusionPipeline pipeline, string dir, string? variant)
+    {
+        string full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(dir));
+        string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            pipeline.Save(temp, variant);
+            if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
+            Directory.Move(temp, full);
+        }
+        finally { if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); }
     }
 
     /// <summary>The files sample writes: NNN.png and grid.png.</summary>

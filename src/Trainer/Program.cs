@@ -52,6 +52,7 @@ namespace DreamBooth.Trainer
             ModelCommands.InitModel(),
             ModelCommands.Convert(),
             ModelCommands.Sample(),
+            ModelCommands.MergeLora(),
             TrainCommands.Train(),
             TrainCommands.TrainSuperResolution(),
             PretrainCommand.Create(),

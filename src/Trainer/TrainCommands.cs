@@ -27,7 +27,7 @@ public static class TrainCommands
                                 $", batch {o.TrainBatchSize} × {o.GradientAccumulationSteps} accumulation, {settings.MaxSteps} steps, " +
                                 $"{task.Resolution}×{task.Resolution}, lr {settings.Schedule.BaseLr:G3} ({o.LrScheduler}), seed {seed}");
         TrainingLoop.Run(task, settings);
-        if (o.SaveSingleFile)   // replaces a resumed run's earlier file, and only with a complete one (checked at the start)
+        if (o.SaveSingleFile && !o.UseLora)   // replaces a resumed run's earlier file, and only with a complete one (checked at the start)
             Console.Error.WriteLine($"wrote {o.SingleFilePath}: {SingleFile.Write(o.OutputDir, o.SingleFilePath)} tensors in the single-file layout");
         return 0;
     }

@@ -49,6 +49,9 @@ public sealed record TrainOptions
     public double AdamEpsilon { get; init; } = 1e-8;
     public double MaxGradNorm { get; init; } = 1.0;
     public bool TrainTextEncoder { get; init; }
+    public bool UseLora { get; init; }
+    public int Rank { get; init; } = 4;
+    public double? LoraAlpha { get; init; }
     public string MixedPrecision { get; init; } = "no";
     public bool OffsetNoise { get; init; }
     public double? SnrGamma { get; init; }
@@ -118,6 +121,9 @@ public sealed class TrainCommandLine
     public Option<double> AdamEpsilon { get; }
     public Option<double> MaxGradNorm { get; }
     public Option<bool> TrainTextEncoder { get; }
+    public Option<bool> UseLora { get; }
+    public Option<int> Rank { get; }
+    public Option<double?> LoraAlpha { get; }
     public Option<string?> MixedPrecision { get; }
     public Option<bool> OffsetNoise { get; }
     public Option<double?> SnrGamma { get; }
@@ -164,7 +170,8 @@ public sealed class TrainCommandLine
         MaxTrainSteps = Add<int?>("max_train_steps", "Optimizer steps; overrides --num_train_epochs");
         GradientAccumulationSteps = Add("gradient_accumulation_steps", "Micro-batches per optimizer step", 1);
         GradientCheckpointing = Add<bool>("gradient_checkpointing", "Recompute block activations in backward to save memory");
-        SaveSingleFile = Add<bool>("save_single_file", "At the end, also write OUTPUT_DIR.safetensors in the original SD (LDM) layout that SD 1.x apps load");
+        SaveSingleFile = Add<bool>("save_single_file", "At the end, also write OUTPUT_DIR.safetensors in the original SD (LDM) layout that SD 1.x apps load " +
+                                                          "(with --use_lora: the adapters under kohya's lora_unet_ names)");
         LearningRate = Add("learning_rate", "Base learning rate", 5e-6);
         ScaleLr = Add<bool>("scale_lr", "Multiply the learning rate by accumulation steps × batch size");
         LrScheduler = Add("lr_scheduler", "constant, constant_with_warmup, linear, cosine, cosine_with_restarts or polynomial", "constant");
@@ -178,6 +185,10 @@ public sealed class TrainCommandLine
         AdamEpsilon = Add("adam_epsilon", "AdamW ε", 1e-8);
         MaxGradNorm = Add("max_grad_norm", "Clip the global gradient norm to this", 1.0);
         TrainTextEncoder = Add<bool>("train_text_encoder", "Fine-tune the text encoder too (same optimizer, fp32 masters)");
+        UseLora = Add<bool>("use_lora", "Train LoRA adapters on the attention projections instead of the weights (train_dreambooth_lora.py); " +
+                                        "writes pytorch_lora_weights.safetensors; the learning rate defaults to 5e-4");
+        Rank = Add("rank", "--use_lora: the adapters' rank r", 4);
+        LoraAlpha = Add<double?>("lora_alpha", "--use_lora: α, the update is scaled by α / r; default: the rank");
         MixedPrecision = Add<string?>("mixed_precision", "no, fp16 (dynamic loss scaling) or bf16");
         MixedPrecision.AcceptOnlyFromAmong("no", "fp16", "bf16");
         OffsetNoise = Add<bool>("offset_noise", "Add 0.1·N(0,1) per (sample, channel) to the noise");
@@ -277,7 +288,7 @@ public sealed class TrainCommandLine
             GradientAccumulationSteps = p.GetValue(GradientAccumulationSteps),
             GradientCheckpointing = p.GetValue(GradientCheckpointing),
             SaveSingleFile = p.GetValue(SaveSingleFile),
-            LearningRate = p.GetValue(LearningRate),
+            LearningRate = p.GetResult(LearningRate) is { Implicit: false } || !p.GetValue(UseLora) ? p.GetValue(LearningRate) : LoraLearningRate,
             ScaleLr = p.GetValue(ScaleLr),
             LrScheduler = p.GetValue(LrScheduler)!,
             LrWarmupSteps = p.GetValue(LrWarmupSteps),
@@ -289,6 +300,9 @@ public sealed class TrainCommandLine
             AdamEpsilon = p.GetValue(AdamEpsilon),
             MaxGradNorm = p.GetValue(MaxGradNorm),
             TrainTextEncoder = p.GetValue(TrainTextEncoder),
+            UseLora = p.GetValue(UseLora),
+            Rank = p.GetValue(Rank),
+            LoraAlpha = p.GetValue(LoraAlpha),
             MixedPrecision = p.GetValue(MixedPrecision) ?? "no",
             OffsetNoise = p.GetValue(OffsetNoise),
             SnrGamma = p.GetValue(SnrGamma),
@@ -306,7 +320,7 @@ public sealed class TrainCommandLine
             MaxImagePixels = p.GetValue(MaxImagePixels),
             DetectAnomaly = p.GetValue(DetectAnomaly),
         };
-        Validate(o);
+        Validate(o, p);
         return o;
     }
 
@@ -341,7 +355,10 @@ public sealed class TrainCommandLine
         return "ddim";
     }
 
-    void Validate(TrainOptions o)
+    /// <summary>train_dreambooth_lora.py's default learning rate, used under --use_lora unless --learning_rate is given.</summary>
+    public const double LoraLearningRate = 5e-4;
+
+    void Validate(TrainOptions o, ParseResult p)
     {
         void Positive(int value, string option) { if (value < 1) throw new ArgumentException($"--{option} must be ≥ 1, got {value}"); }
         Positive(o.TrainBatchSize, "train_batch_size");
@@ -359,6 +376,13 @@ public sealed class TrainCommandLine
         if (o.NumClassImages < 0) throw new ArgumentException($"--num_class_images must be ≥ 0, got {o.NumClassImages}");
         if (!(o.LearningRate >= 0)) throw new ArgumentException($"--learning_rate must be ≥ 0, got {o.LearningRate}");
         if (!(o.MaxGradNorm > 0)) throw new ArgumentException($"--max_grad_norm must be > 0, got {o.MaxGradNorm}");
+        if (o.UseLora)
+        {
+            Positive(o.Rank, "rank");
+            if (o.LoraAlpha is { } alpha && !(alpha > 0)) throw new ArgumentException($"--lora_alpha must be > 0, got {alpha}");
+        }
+        else if (p.GetResult(Rank) is { Implicit: false } || p.GetResult(LoraAlpha) is { Implicit: false })
+            throw new ArgumentException("--rank and --lora_alpha set a LoRA run's adapters; add --use_lora");
         if (o.SnrGamma is { } g && !(g > 0)) throw new ArgumentException($"--snr_gamma must be > 0, got {g}");
         if (!(o.NoiseLevel >= 0 && o.NoiseLevel < 1)) throw new ArgumentException($"--noise_level must be a variance in [0, 1), got {o.NoiseLevel}");
         if (o.WithPriorPreservation)

@@ -30,7 +30,7 @@ public class NanInjectionTests
             (_backend, _poisonLoss, _poisonGrads) = (backend, poisonLoss, poisonGrads);
             Store = new ParameterStore(backend, _net);
             Store.Initialize(7);
-            Components = [new TrainedComponent("unet", Store, path => File.WriteAllText(path, "{}"))];
+            Components = [TrainedComponent.Model("unet", Store, path => File.WriteAllText(path, "{}"))];
         }
 
         public int DatasetLength => 8;

@@ -104,7 +104,7 @@ public sealed class ToyPretrainTask(StableDiffusionPipeline p, bool superResolut
     public int DatasetLength => 10_000;
 
     public IReadOnlyList<TrainedComponent> Components { get; } =
-        [new("unet", p.UnetWeights, p.UnetConfig.Save), new("text_encoder", p.TextEncoderWeights, p.TextEncoderConfig.Save)];
+        [TrainedComponent.Model("unet", p.UnetWeights, p.UnetConfig.Save), TrainedComponent.Model("text_encoder", p.TextEncoderWeights, p.TextEncoderConfig.Save)];
 
     public DenoisingLoss Loss(int[] examples, StepNoise noise)
     {
