@@ -62,10 +62,10 @@ public sealed class DreamBoothTask : ITrainingTask
         _noiseClass = superResolution ? LowResAugmentation.For(p).ClassOf(o.NoiseLevel) : 0;
         if (o.UseLora)
         {
-            _lora = LoraWeights.Attach(p, o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder);
+            _lora = LoraWeights.Attach(p, o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder, o.LoraDropout);
             _loraStore = new ParameterStore(p.Backend, _lora);
             _loraStore.Initialize(seed ^ LoraInitStream);
-            var settings = new LoraSettings(o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder);
+            var settings = new LoraSettings(o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder, o.LoraDropout);
             var (lora, store) = (_lora, _loraStore);
             string Weights(string folder) => Path.Combine(folder, "adapter_model.safetensors");
             Components = [new TrainedComponent("lora", store,
@@ -233,6 +233,7 @@ public sealed class DreamBoothTask : ITrainingTask
     {
         var rows = examples.Select(i => _instances[i % _instances.Count])
             .Concat(_classes.Count == 0 ? [] : examples.Select(i => _classes[i % _classes.Count])).ToList();
+        _lora?.SetDropoutStream((noise.Seed, noise.Offset(StepNoise.LoraDropoutDraw)));
         var (pixels, flips) = Crops(rows, noise);
         var x0 = Encode(rows, pixels, flips, noise);                                        // (N, C, h, w)
         var context = Context(rows);                                                         // (N, L, D)
@@ -304,6 +305,7 @@ public sealed class DreamBoothTask : ITrainingTask
     public GeneratedImages? Validate()
     {
         if (_o.ValidationPrompt is not { } prompt) return null;
+        _lora?.SetDropoutStream(null);   // sampling: no dropout (eval mode); the next Loss sets its step's stream again
         int n = _o.NumValidationImages;
         var request = new GenerationRequest(prompt, "", n, 25, 7.5, _o.ValidationScheduler, Seed: _seed, Height: _resolution, Width: _resolution);
         Func<string, Tensor>? encode = _o.TrainTextEncoder ? null : text => _embeddings[text];

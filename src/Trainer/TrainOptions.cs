@@ -52,6 +52,7 @@ public sealed record TrainOptions
     public bool UseLora { get; init; }
     public int Rank { get; init; } = 4;
     public double? LoraAlpha { get; init; }
+    public double LoraDropout { get; init; }
     public string MixedPrecision { get; init; } = "no";
     public bool OffsetNoise { get; init; }
     public double? SnrGamma { get; init; }
@@ -124,6 +125,7 @@ public sealed class TrainCommandLine
     public Option<bool> UseLora { get; }
     public Option<int> Rank { get; }
     public Option<double?> LoraAlpha { get; }
+    public Option<double> LoraDropout { get; }
     public Option<string?> MixedPrecision { get; }
     public Option<bool> OffsetNoise { get; }
     public Option<double?> SnrGamma { get; }
@@ -189,6 +191,7 @@ public sealed class TrainCommandLine
                                         "writes pytorch_lora_weights.safetensors; the learning rate defaults to 5e-4");
         Rank = Add("rank", "--use_lora: the adapters' rank r", 4);
         LoraAlpha = Add<double?>("lora_alpha", "--use_lora: α, the update is scaled by α / r; default: the rank");
+        LoraDropout = Add("lora_dropout", "--use_lora: dropout probability of the adapters' input in training", 0.0);
         MixedPrecision = Add<string?>("mixed_precision", "no, fp16 (dynamic loss scaling) or bf16");
         MixedPrecision.AcceptOnlyFromAmong("no", "fp16", "bf16");
         OffsetNoise = Add<bool>("offset_noise", "Add 0.1·N(0,1) per (sample, channel) to the noise");
@@ -303,6 +306,7 @@ public sealed class TrainCommandLine
             UseLora = p.GetValue(UseLora),
             Rank = p.GetValue(Rank),
             LoraAlpha = p.GetValue(LoraAlpha),
+            LoraDropout = p.GetValue(LoraDropout),
             MixedPrecision = p.GetValue(MixedPrecision) ?? "no",
             OffsetNoise = p.GetValue(OffsetNoise),
             SnrGamma = p.GetValue(SnrGamma),
@@ -380,9 +384,10 @@ public sealed class TrainCommandLine
         {
             Positive(o.Rank, "rank");
             if (o.LoraAlpha is { } alpha && !(alpha > 0)) throw new ArgumentException($"--lora_alpha must be > 0, got {alpha}");
+            if (!(o.LoraDropout >= 0 && o.LoraDropout < 1)) throw new ArgumentException($"--lora_dropout must be in [0, 1), got {o.LoraDropout}");
         }
-        else if (p.GetResult(Rank) is { Implicit: false } || p.GetResult(LoraAlpha) is { Implicit: false })
-            throw new ArgumentException("--rank and --lora_alpha set a LoRA run's adapters; add --use_lora");
+        else if (p.GetResult(Rank) is { Implicit: false } || p.GetResult(LoraAlpha) is { Implicit: false } || p.GetResult(LoraDropout) is { Implicit: false })
+            throw new ArgumentException("--rank, --lora_alpha and --lora_dropout set a LoRA run's adapters; add --use_lora");
         if (o.SnrGamma is { } g && !(g > 0)) throw new ArgumentException($"--snr_gamma must be > 0, got {g}");
         if (!(o.NoiseLevel >= 0 && o.NoiseLevel < 1)) throw new ArgumentException($"--noise_level must be a variance in [0, 1), got {o.NoiseLevel}");
         if (o.WithPriorPreservation)

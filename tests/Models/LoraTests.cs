@@ -59,6 +59,53 @@ public class LoraTests
     }
 
     [Test]
+    public void DropoutZeroesInputsInTrainingOnlyWithOneMaskPerStreamAndPassesFiniteDifferences()
+    {
+        var model = new OneLayer(64, 4);
+        model.RequiresGrad(false);
+        using var store = ModelData.Initialized(Reference, model, seed: 9);
+        var network = LoraNetwork.Attach(model, ["proj"], rank: 2, alpha: 2, dropout: 0.25);
+        using var lora = ModelData.Initialized(Reference, network, seed: 10);
+        Reference.RandomNormal(network.Adapters[0].Adapter.Up.Weight.Value.Storage, 11, 0);
+        using var scope = new TensorScope();
+        var x = Tensor.RandomNormal(Reference, 12, 0, 8, 64);
+        float[] Run((ulong, ulong)? stream)
+        {
+            network.SetDropoutStream(stream);
+            using var noGrad = Tape.NoGrad();
+            return model.Proj.Forward(x).ToArray();
+        }
+        var eval = Run(null);
+        network.Detach();
+        var plain = Run(null);
+        Assert.That(eval, Is.Not.EqualTo(plain), "the adapter is on");
+        model.Proj.Adapter = network.Adapters[0].Adapter;
+        var first = Run((5, 0));
+        Assert.That(Run((5, 0)), Is.EqualTo(first), "one stream, one mask (a checkpointed block's recompute)");
+        Assert.That(Run((5, LoraAdapter.DropoutCounters)), Is.Not.EqualTo(first), "another step, another mask");
+        Assert.That(first, Is.Not.EqualTo(eval));
+
+        // The mask: inputs zeroed with probability p, the rest × 1/(1 − p). With A's first row all ones and B = e₀·e₀ᵀ, the
+        // first output of each row is (α/r = 1) × 4/3 × the kept inputs: 512 draws, kept share within 4.6σ (45) of 384.
+        var adapter = network.Adapters[0].Adapter;
+        var (a, b) = (adapter.Down.Weight.Value.ToArray(), adapter.Up.Weight.Value.ToArray());
+        Reference.Upload<float>(adapter.Down.Weight.Value.Storage, [.. Enumerable.Repeat(1f, 64), .. new float[64]]);
+        Reference.Upload<float>(adapter.Up.Weight.Value.Storage, [1f, 0, 0, 0, 0, 0, 0, 0]);
+        adapter.DropoutStream = (5, 0);
+        float[] sums;
+        using (Tape.NoGrad()) sums = adapter.Forward(Tensor.FromArray(Reference, Enumerable.Repeat(1f, 512).ToArray(), 8, 64)).ToArray();
+        var kept = Enumerable.Range(0, 8).Select(r => sums[4 * r] * 0.75f).ToArray();
+        Assert.That(kept, Has.All.Matches<float>(k => Math.Abs(k - MathF.Round(k)) < 1e-3f), "whole inputs kept, each × 4/3");
+        Assert.That(kept.Sum(), Is.EqualTo(384).Within(45));
+        Reference.Upload<float>(adapter.Down.Weight.Value.Storage, a);
+        Reference.Upload<float>(adapter.Up.Weight.Value.Storage, b);
+
+        adapter.DropoutStream = (5, 0);
+        TensorGradCheck.Check(Reference, t => model.Proj.Forward(t[0]), [TensorGradCheck.Input(13, 1.0, 3, 64)], "lora linear with dropout",
+            parameters: lora, samples: 8);
+    }
+
+    [Test]
     public void UnetAndTextEncoderTargetsAreDiffusersAndTheKeysArePefts()
     {
         var unet = new UNet2DConditionModel(UNet2DConditionConfig.Load(ModelData.Path("tiny-sd", "unet", "config.json")));

@@ -50,7 +50,7 @@ public class LoraTrainTests
     public void ALoraRunTrainsOnlyAdaptersResumesExactlyAndSamplesFromEveryFileItWrites()
     {
         string straight = Path.Combine(_root, "straight"), stopped = Path.Combine(_root, "stopped");
-        string[] options = ["--rank", "2", "--lora_alpha", "4", "--train_text_encoder", "--max_train_steps", "4", "--checkpointing_steps", "2",
+        string[] options = ["--rank", "2", "--lora_alpha", "4", "--lora_dropout", "0.1", "--train_text_encoder", "--max_train_steps", "4", "--checkpointing_steps", "2",
             "--validation_prompt", "a sks dog", "--validation_steps", "4", "--num_validation_images", "1", "--save_single_file"];
         var run = Dreambooth(Train(straight, options));
         Succeeds(run);
@@ -111,13 +111,25 @@ public class LoraTrainTests
         Assert.That(worst, Is.LessThanOrEqualTo(2));
     }
 
+    /// <summary>Dropout masks come from the step's stream, so a checkpointed block's recompute draws the mask its forward drew.</summary>
+    [Test]
+    public void DropoutWithGradientCheckpointingTrainsTheSameAdapters()
+    {
+        string plain = Path.Combine(_root, "dropout-plain"), checkpointed = Path.Combine(_root, "dropout-checkpointed");
+        string[] options = ["--lora_dropout", "0.3", "--train_text_encoder", "--max_train_steps", "2"];
+        Succeeds(Dreambooth(Train(plain, options)));
+        Succeeds(Dreambooth(Train(checkpointed, [.. options, "--gradient_checkpointing"])));
+        Assert.That(File.ReadAllBytes(Path.Combine(checkpointed, LoraFile.DiffusersName)), Is.EqualTo(File.ReadAllBytes(Path.Combine(plain, LoraFile.DiffusersName))));
+    }
+
     [Test]
     public void BadLoraInputIsAClearErrorBeforeAnyWork()
     {
         var noLora = Dreambooth(Train(Path.Combine(_root, "no-lora"), "--rank", "8").Where(o => o != "--use_lora").ToArray());
-        Assert.That((noLora.Exit, noLora.Error), Is.EqualTo((1, "dreambooth train: --rank and --lora_alpha set a LoRA run's adapters; add --use_lora\n")));
+        Assert.That((noLora.Exit, noLora.Error), Is.EqualTo((1, "dreambooth train: --rank, --lora_alpha and --lora_dropout set a LoRA run's adapters; add --use_lora\n")));
         var zero = Dreambooth(Train(Path.Combine(_root, "zero"), "--rank", "0"));
         Assert.That(zero.Error, Does.Contain("--rank must be ≥ 1, got 0"));
+        Assert.That(Dreambooth(Train(Path.Combine(_root, "one"), "--lora_dropout", "1")).Error, Does.Contain("--lora_dropout must be in [0, 1), got 1"));
 
         // A LoRA of another model: keys that name no layer here, grouped by component, and nothing is drawn.
         string foreign = Path.Combine(_root, "foreign.safetensors");

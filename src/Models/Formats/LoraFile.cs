@@ -35,9 +35,9 @@ public sealed class LoraWeights : Module
 
     /// <summary>New adapters (B = 0) of rank r and scale α / r on diffusers' targets of the pipeline's UNet, and of its text
     /// encoder when <paramref name="textEncoder"/>.</summary>
-    public static LoraWeights Attach(StableDiffusionPipeline p, int rank, double alpha, bool textEncoder) =>
-        new(LoraNetwork.Attach(p.Unet, LoraNetwork.UnetTargets, rank, alpha),
-            textEncoder ? LoraNetwork.Attach(p.TextEncoder, LoraNetwork.TextEncoderTargets, rank, alpha) : null);
+    public static LoraWeights Attach(StableDiffusionPipeline p, int rank, double alpha, bool textEncoder, double dropout = 0) =>
+        new(LoraNetwork.Attach(p.Unet, LoraNetwork.UnetTargets, rank, alpha, dropout: dropout),
+            textEncoder ? LoraNetwork.Attach(p.TextEncoder, LoraNetwork.TextEncoderTargets, rank, alpha, dropout: dropout) : null);
 
     public IEnumerable<(string Component, LoraNetwork Network)> Networks()
     {
@@ -46,6 +46,14 @@ public sealed class LoraWeights : Module
     }
 
     public void Detach() { foreach (var (_, n) in Networks()) n.Detach(); }
+
+    /// <summary>Training with lora_dropout: one micro-batch's draws (the UNet's adapters first, then the text encoder's);
+    /// null outside training.</summary>
+    public void SetDropoutStream((ulong Seed, ulong Offset)? stream)
+    {
+        Unet.SetDropoutStream(stream);
+        TextEncoder?.SetDropoutStream(stream, first: Unet.Adapters.Count);
+    }
 
     /// <summary>Folds the adapters into the pipeline's weights (merge-lora) and detaches them.</summary>
     public void Merge() { foreach (var (_, n) in Networks()) n.Merge(); }
@@ -237,12 +245,12 @@ public static class LoraFile
 }
 
 /// <summary>A LoRA run's settings, written beside its adapters in checkpoints (lora/config.json, peft's field names).</summary>
-public sealed record LoraSettings(int Rank, double Alpha, bool TextEncoder)
+public sealed record LoraSettings(int Rank, double Alpha, bool TextEncoder, double Dropout)
 {
     public void Save(string path) => File.WriteAllText(path, new JsonObject
     {
         ["r"] = Rank, ["lora_alpha"] = Alpha, ["target_modules"] = new JsonArray([.. LoraNetwork.UnetTargets.Select(t => (JsonNode)t)]),
         ["text_encoder_target_modules"] = TextEncoder ? new JsonArray([.. LoraNetwork.TextEncoderTargets.Select(t => (JsonNode)t)]) : null,
-        ["init_lora_weights"] = true, ["lora_dropout"] = 0.0,
+        ["init_lora_weights"] = true, ["lora_dropout"] = Dropout,
     }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 }

@@ -5,25 +5,56 @@ namespace DreamBooth.Models.Layers;
 
 /// <summary>
 /// The low-rank update of one frozen linear layer W (Out, In):
-///   y = W·x + b + (α/r)·B·(A·x),   A = lora_A (r, In), B = lora_B (Out, r)
+///   y = W·x + b + (α/r)·B·(A·drop(x)),   A = lora_A (r, In), B = lora_B (Out, r)
 /// A starts as nn.Linear does (kaiming_uniform with a = √5, which is U(±1/√In)) and B at zero, so an adapter starts as
 /// the identity update and the first step's gradient reaches only B. <see cref="Scale"/> is α/r times the strength a
-/// user asks for at sampling (diffusers' lora_scale).
+/// user asks for at sampling (diffusers' lora_scale). drop is peft's lora_dropout: in training each input element is
+/// zeroed with probability p and the rest scaled by 1/(1 − p); outside training it is the identity.
 /// </summary>
 public sealed class LoraAdapter : Module
 {
+    /// <summary>Philox counters per adapter and micro-step: room for 2^25 dropout draws (an input of 2^25 elements).</summary>
+    public const ulong DropoutCounters = 1UL << 23;
+
     public Linear Down { get; }   // lora_A: (r, In)
     public Linear Up { get; }     // lora_B: (Out, r)
     public float Scale { get; set; }
+    public float Dropout { get; }
 
-    public LoraAdapter(int inFeatures, int outFeatures, int rank, float scale)
+    /// <summary>Where the next forward draws its dropout mask (Philox seed and counter), or null outside training. Set per
+    /// micro-batch (<see cref="LoraNetwork.SetDropoutStream"/>), so a checkpointed block's recompute draws the same mask.</summary>
+    public (ulong Seed, ulong Offset)? DropoutStream { get; set; }
+
+    public LoraAdapter(int inFeatures, int outFeatures, int rank, float scale, float dropout = 0)
     {
+        if (!(dropout >= 0 && dropout < 1)) throw new ArgumentException($"lora: dropout must be in [0, 1), got {dropout}");
         Down = AddModule("lora_A", new Linear(inFeatures, rank, bias: false));
         Up = AddModule("lora_B", new Linear(rank, outFeatures, bias: false, weightInit: Init.Zeros));
         Scale = scale;
+        Dropout = dropout;
     }
 
-    public Tensor Forward(Tensor x) => F.Scale(Up.Forward(Down.Forward(x)), Scale);   // (..., In) → (..., Out)
+    public Tensor Forward(Tensor x)   // (..., In) → (..., Out)
+    {
+        var input = Dropout > 0 && DropoutStream is { } stream ? F.Mul(x, Mask(x, stream)) : x;
+        return F.Scale(Up.Forward(Down.Forward(input)), Scale);
+    }
+
+    /// <summary>1/(1 − p) where the stream's uniform is ≥ p, else 0: (x.shape).</summary>
+    Tensor Mask(Tensor x, (ulong Seed, ulong Offset) stream)
+    {
+        if ((ulong)x.Length > 4 * DropoutCounters)
+            throw new ArgumentException($"lora dropout: an input of {x.Length} elements exceeds the {4 * DropoutCounters} draws of one adapter's step");
+        var u = new float[x.Length];
+        using (var draws = Tensor.Zeros(x.Backend, x.Shape.ToArray()))
+        {
+            x.Backend.RandomUniform(draws.Storage, stream.Seed, stream.Offset);
+            x.Backend.Download<float>(u, draws.Storage);
+        }
+        float keep = 1 / (1 - Dropout);
+        for (int i = 0; i < u.Length; i++) u[i] = u[i] >= Dropout ? keep : 0;
+        return Tensor.FromArray(x.Backend, u, x.Shape.ToArray());
+    }
 }
 
 /// <summary>
@@ -51,7 +82,7 @@ public sealed class LoraNetwork : Module
     /// <summary>Attaches an adapter of rank <paramref name="rank"/> to every targeted linear layer of
     /// <paramref name="model"/>; <paramref name="ranks"/> gives other ranks per path (a file's). Scale α/r × strength.</summary>
     public static LoraNetwork Attach(Module model, IReadOnlyCollection<string> targets, int rank, double alpha, double strength = 1,
-        IReadOnlyDictionary<string, int>? ranks = null)
+        IReadOnlyDictionary<string, int>? ranks = null, double dropout = 0)
     {
         if (rank <= 0) throw new ArgumentException($"lora: the rank must be positive, got {rank}");
         var network = new LoraNetwork(rank, alpha);
@@ -60,7 +91,7 @@ public sealed class LoraNetwork : Module
             if (module is not Linear linear || !targets.Any(t => path == t || path.EndsWith("." + t, StringComparison.Ordinal))) continue;
             if (linear.Adapter is not null) throw new InvalidOperationException($"lora: {path} already has an adapter");
             int r = ranks?.GetValueOrDefault(path, rank) ?? rank;
-            var adapter = new LoraAdapter(linear.InFeatures, linear.OutFeatures, r, (float)(strength * alpha / r));
+            var adapter = new LoraAdapter(linear.InFeatures, linear.OutFeatures, r, (float)(strength * alpha / r), (float)dropout);
             network.Node(path).Set(adapter);
             linear.Adapter = adapter;
             network._adapters.Add((path, linear, adapter));
@@ -68,6 +99,14 @@ public sealed class LoraNetwork : Module
         if (network._adapters.Count == 0)
             throw new ArgumentException($"lora: no linear layer matches the targets {string.Join(", ", targets)}");
         return network;
+    }
+
+    /// <summary>Training: each adapter draws its dropout mask from its own counter range after <paramref name="stream"/>
+    /// (adapter i from Offset + (first + i)·<see cref="LoraAdapter.DropoutCounters"/>); null: no dropout (sampling).</summary>
+    public void SetDropoutStream((ulong Seed, ulong Offset)? stream, int first = 0)
+    {
+        for (int i = 0; i < _adapters.Count; i++)
+            _adapters[i].Adapter.DropoutStream = stream is { } s ? (s.Seed, s.Offset + (ulong)(first + i) * LoraAdapter.DropoutCounters) : null;
     }
 
     /// <summary>Removes the adapters from their layers (the model computes as before it was attached).</summary>

@@ -15,7 +15,7 @@ public sealed record LossSettings(double PriorLossWeight = 1, double? SnrGamma =
 /// </summary>
 public readonly record struct StepNoise(ulong Seed, ulong Step)
 {
-    public const int TimestepDraw = 0, NoiseDraw = 1, OffsetNoiseDraw = 2, LatentDraw = 3, AugmentationDraw = 4, LowResDraw = 5;
+    public const int TimestepDraw = 0, NoiseDraw = 1, OffsetNoiseDraw = 2, LatentDraw = 3, AugmentationDraw = 4, LowResDraw = 5, LoraDropoutDraw = 6;
 
     /// <summary>The counter offset of draw <paramref name="draw"/> of this step.</summary>
     public ulong Offset(int draw) => (Step << 34) + ((ulong)draw << 30);
