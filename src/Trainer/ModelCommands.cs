@@ -99,7 +99,7 @@ public static partial class ModelCommands
 
     public static Command Sample()
     {
-        var model = new Option<string>("--model") { Description = "Pipeline folder in the diffusers layout", Required = true };
+        var model = new Option<string>("--model") { Description = "Pipeline folder in the diffusers layout, or a single-file SD 1.x checkpoint", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "What to draw", Required = true };
         var negative = new Option<string>("--negative-prompt") { Description = "What to steer away from (the unconditional branch)", DefaultValueFactory = _ => "" };
         var count = new Option<int>("--num-images") { Description = "Images to draw", DefaultValueFactory = _ => 4 };
@@ -141,7 +141,8 @@ public static partial class ModelCommands
         {
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
-            using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend, parse.GetValue(variant),
+            using (var source = ModelSource.Open(parse.GetValue(model)!, "--model"))
+            using (var pipeline = StableDiffusionPipeline.Load(source.Folder, backend, parse.GetValue(variant),
                        new ComponentOverrides(parse.GetValue(unet), parse.GetValue(textEncoder))))
             using (var adapters = parse.GetValue(lora) is { } loraFile ? LoraFile.Load(loraFile, pipeline, parse.GetValue(loraScale)) : null)
             using (var sr = parse.GetValue(srModel) is { } srDir ? StableDiffusionPipeline.Load(srDir, backend) : null)

@@ -20,6 +20,8 @@ public static class TrainCommands
     public static int Run(TrainOptions o, IBackend backend, bool superResolution)
     {
         ulong seed = Seed(o);
+        using var source = ModelSource.Open(o.Model, "--pretrained_model_name_or_path", o.SingleFileConfig);
+        o = o with { Model = source.Folder };
         using var task = DreamBoothTask.Create(o, backend, superResolution, seed);
         var settings = LoopSettings.From(o, task.DatasetLength, seed);
         Console.Error.WriteLine($"{(superResolution ? "train-sr" : "train")} on {backend.Name}: {task.DatasetLength} examples per epoch" +

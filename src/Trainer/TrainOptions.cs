@@ -13,6 +13,7 @@ public sealed record TrainOptions
 {
     public required string Model { get; init; }
     public string? Variant { get; init; }
+    public string? SingleFileConfig { get; init; }
     public required IReadOnlyList<Concept> Concepts { get; init; }
     public bool WithPriorPreservation { get; init; }
     public double PriorLossWeight { get; init; } = 1.0;
@@ -88,6 +89,7 @@ public sealed class TrainCommandLine
 
     public Option<string> Model { get; }
     public Option<string?> Variant { get; }
+    public Option<string?> SingleFileConfig { get; }
     public Option<string?> InstanceDataDir { get; }
     public Option<string?> InstancePrompt { get; }
     public Option<string?> ClassDataDir { get; }
@@ -147,9 +149,12 @@ public sealed class TrainCommandLine
     public TrainCommandLine(bool superResolution)
     {
         _superResolution = superResolution;
-        Model = Add<string>("pretrained_model_name_or_path", "A local diffusers model folder (model_index.json); a hub id must be downloaded first");
+        Model = Add<string>("pretrained_model_name_or_path", "A local diffusers model folder (model_index.json), or a single-file SD 1.x " +
+                                                             "checkpoint (.safetensors, the original LDM layout); a hub id must be downloaded first");
         Model.Required = true;
         Variant = Add<string?>("variant", "Read *.VARIANT.safetensors weights (fp16, bf16)");
+        SingleFileConfig = Add<string?>("single_file_config", "A diffusers folder of the single file's architecture, whose configs and tokenizer " +
+                                                              "it is read with; default: configs/sd15 (SD 1.x)");
         InstanceDataDir = Add<string?>("instance_data_dir", "Folder of the subject's images (JPEG, PNG, WebP, BMP)");
         InstancePrompt = Add<string?>("instance_prompt", "Prompt naming the subject, e.g. \"a photo of sks dog\"");
         ClassDataDir = Add<string?>("class_data_dir", "Folder of class images; the missing ones are generated");
@@ -273,6 +278,7 @@ public sealed class TrainCommandLine
         {
             Model = p.GetValue(Model)!,
             Variant = p.GetValue(Variant),
+            SingleFileConfig = p.GetValue(SingleFileConfig),
             Concepts = ReadConcepts(p),
             WithPriorPreservation = p.GetValue(WithPriorPreservation),
             PriorLossWeight = p.GetValue(PriorLossWeight),

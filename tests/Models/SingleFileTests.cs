@@ -105,6 +105,47 @@ public class SingleFileTests
         finally { Directory.Delete(root, true); }
     }
 
+    /// <summary>The real size: SD 1.5's layout with random F16 weights (2.1 GB a copy), to one file and back through the
+    /// configs shipped for single files (configs/sd15), every tensor bit-identical and the parameter counts SD 1.5's.</summary>
+    [Test, Category("Slow")]
+    public void Sd15SizedWeightsRoundTripBitForBitThroughTheShippedConfigs()
+    {
+        string root = ModelData.TempFolder();
+        try
+        {
+            string model = Path.Combine(root, "sd15"), single = Path.Combine(root, "sd15.safetensors");
+            var init = TrainTests.Dreambooth("init-model", "--config", ModelData.Path("sd15"), "--output", model, "--variant", "fp16", "--device", "cpu");
+            Assert.That(init.Exit, Is.Zero, init.Error);
+            foreach (string c in new[] { "unet", "vae", "text_encoder" })
+                File.Move(StableDiffusionPipeline.WeightsPath(model, c, "fp16"), StableDiffusionPipeline.WeightsPath(model, c, null));
+            var write = TrainTests.Dreambooth("convert", "--from", model, "--to", single);
+            Assert.That(write.Exit, Is.Zero, write.Error);
+            using var back = DreamBooth.Trainer.ModelSource.Open(single, "--model");
+            var expected = new Dictionary<string, (int Tensors, long Parameters)>
+            {
+                ["unet"] = (686, 859_520_964), ["text_encoder"] = (196, 123_060_480), ["vae"] = (248, 83_653_863),
+            };
+            foreach (var (c, (tensors, parameters)) in expected)
+            {
+                using var before = SafetensorsFile.Open(StableDiffusionPipeline.WeightsPath(model, c, null));
+                using var after = SafetensorsFile.Open(StableDiffusionPipeline.WeightsPath(back.Folder, c, null));
+                Assert.That((after.Tensors.Count, after.Tensors.Sum(t => t.ElementCount)), Is.EqualTo((tensors, parameters)), c);
+                var byName = after.Tensors.ToDictionary(t => t.Name);
+                byte[] a = [], b = [];
+                foreach (var t in before.Tensors)
+                {
+                    var other = byName[t.Name];
+                    Assert.That((other.DType, other.Shape), Is.EqualTo((t.DType, t.Shape)), t.Name);
+                    if (a.Length < t.ByteCount) (a, b) = (new byte[t.ByteCount], new byte[t.ByteCount]);
+                    before.ReadBytes(t.Name, a.AsSpan(0, (int)t.ByteCount));
+                    after.ReadBytes(t.Name, b.AsSpan(0, (int)t.ByteCount));
+                    Assert.That(a.AsSpan(0, (int)t.ByteCount).SequenceEqual(b.AsSpan(0, (int)t.ByteCount)), t.Name);
+                }
+            }
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
     [Test]
     public void AFileWithMissingOrExtraWeightsIsRefusedWithThemListedByComponent()
     {

@@ -119,6 +119,28 @@ public class TrainTests
         Assert.That(Directory.Exists(Path.Combine(other, "logs")), Is.False, "refused before any work");
     }
 
+    /// <summary>A single file as --pretrained_model_name_or_path: read with the configs of --single_file_config (the tiny
+    /// pipeline's here; configs/sd15 by default), trained, and the unpacked copy removed. A file of another architecture
+    /// is refused with the keys that do not fit, by component.</summary>
+    [Test]
+    public void TrainAndSampleFromASingleFileCheckpoint()
+    {
+        string single = Path.Combine(_root, "tiny-single.safetensors"), output = Dir("from-single"), temp = Path.GetTempPath();
+        Succeeds(Dreambooth("convert", "--from", _base, "--to", single));
+        var before = Directory.GetDirectories(temp, "dreambooth-single-file-*").Length;
+        var run = Dreambooth([.. Train(output, "--max_train_steps", "1").Select(a => a == _base ? single : a), "--single_file_config", _base]);
+        Succeeds(run);
+        Assert.That(run.Error, Does.Contain($"--pretrained_model_name_or_path {single}: read ").And.Contain("tensors of a single-file checkpoint"));
+        Assert.That(Weights(output), Is.Not.EqualTo(Weights(_base)), "the UNet trained");
+        Assert.That(File.ReadAllText(Path.Combine(output, "model_index.json")), Is.EqualTo(File.ReadAllText(Path.Combine(_base, "model_index.json"))));
+        Assert.That(Directory.GetDirectories(temp, "dreambooth-single-file-*"), Has.Length.EqualTo(before), "the unpacked copy is removed");
+
+        Assert.That(DreamBooth.Trainer.ModelSource.DefaultConfig, Is.Not.Null, "configs/sd15 is copied beside the binary");
+        var other = Dreambooth("sample", "--model", single, "--prompt", "a dog", "--output", Path.Combine(_root, "s-single"), "--device", "cpu");
+        Assert.That(other.Exit, Is.EqualTo(1));
+        Assert.That(other.Error, Does.Contain($"{single}: not a single-file checkpoint of ").And.Contain("sd15's models; unet:"));
+    }
+
     [Test]
     public void CheckpointLimitsAndResumeFollowDiffusers()
     {
