@@ -2,6 +2,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using DreamBooth.Kernels;
+using DreamBooth.Models.Formats;
 using DreamBooth.Models.Pipeline;
 using DreamBooth.Trainer.World;
 
@@ -9,7 +10,7 @@ namespace DreamBooth.Trainer;
 
 /// <summary>How much the demo trains and samples; the defaults fit the 5-minute budget on 2 cores.</summary>
 public sealed record DemoSettings(int Steps = 200, int SrSteps = 120, int ClassImages = 16, int Samples = 8, double LearningRate = 1e-4,
-    double SrLearningRate = 1e-4, ulong Seed = 0);
+    double SrLearningRate = 1e-4, ulong Seed = 0, double LoraLearningRate = TrainCommandLine.LoraLearningRate, int LoraRank = 4);
 
 public static class DemoCommand
 {
@@ -63,6 +64,8 @@ public static class DemoCommand
         };
         TrainCommands.Run(DreamBooth("prior", prior: true), backend, superResolution: false);
         TrainCommands.Run(DreamBooth("no-prior", prior: false), backend, superResolution: false);
+        TrainCommands.Run(DreamBooth("lora", prior: true) with { UseLora = true, Rank = s.LoraRank, LearningRate = s.LoraLearningRate }, backend,
+            superResolution: false);
 
         TrainOptions Sr(string name, double level) => new()
         {
@@ -102,17 +105,21 @@ public static class DemoCommand
 
         var unseen = ToyEval.UnseenBackgrounds(subject).Take(4).ToList();
         GeneratedImages subjectSamples = null!;
-        foreach (var (name, dir) in new[] { ("base, before DreamBooth", baseModel), ("DreamBooth without prior preservation", Path.Combine(runs, "no-prior")),
-                     ("DreamBooth with prior preservation", Path.Combine(runs, "prior")) })
+        string prior = Path.Combine(runs, "prior"), lora = Path.Combine(runs, "lora");
+        foreach (var (name, dir, adapters) in new[] { ("base, before DreamBooth", baseModel, null), ("DreamBooth without prior preservation",
+                     Path.Combine(runs, "no-prior"), null), ("DreamBooth with prior preservation", prior, null),
+                     ($"DreamBooth with prior preservation, LoRA rank {s.LoraRank}", baseModel, lora) })
         {
             using var model = StableDiffusionPipeline.Load(dir, backend);
+            using var attached = adapters is null ? null : LoraFile.Load(adapters, model);
             var (row, images) = ToyEval.Evaluate(name, model, subject, s.Samples, s.Seed);
             rows.Add(row);
-            Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.ClassNoun}", "", 4, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + 7)));
-            if (dir != Path.Combine(runs, "prior")) continue;
+            if (adapters is null) Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.ClassNoun}", "", 4, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + 7)));
+            if (dir != prior && adapters is null) continue;
             foreach (int c in unseen)
                 Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.Identifier} {ToySubject.ClassNoun} on a {ToyWorld.Palette[c].Name} background",
                     "", 1, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + (ulong)c)));
+            if (adapters is not null) continue;
             // The SR rows upscale (up to) the first 4 of the evaluated "a [V] star" samples: one grid row.
             int shown = Math.Min(4, images.Count), plane = 3 * images.Height * images.Width;
             subjectSamples = images with { Pixels = images.Pixels[..(shown * plane)], Count = shown };
@@ -130,8 +137,9 @@ public static class DemoCommand
 
         var grid = tiles.SelectMany(t => t).ToArray();
         Images.SaveGrid(Path.Combine(output, "grid.png"), grid, tiles.Count, ToyModels.SrSize, ToyModels.SrSize, columns: 4);
-        ToyEval.Write(output, "DreamBooth on the toy world", rows, srRows);
-        Console.WriteLine(ToyEval.Markdown(rows, srRows));
+        var costs = new[] { ("full fine-tuning", prior), ($"LoRA rank {s.LoraRank}", lora) }.Select(r => RunCost.Read(r.Item1, r.Item2)).ToList();
+        ToyEval.Write(output, "DreamBooth on the toy world", rows, srRows, costs);
+        Console.WriteLine(ToyEval.Markdown(rows, srRows, costs));
     }
 
     /// <summary>Each image of a batch as a 64×64 tile in [0, 1] (32×32 samples repeated 2×2, nearest).</summary>

@@ -37,6 +37,7 @@ public static class TrainingLoop
         var state = Resume(task, optimizer, scaler, s) ?? new TrainingState(0, 0, 0, 0, s.Seed);
         using var log = TrainLog.Open(o.OutputDir, state.Step);
         var backend = task.Components[0].Store.Backend;
+        backend.Memory.ResetPeak();   // this run's peak (the demo trains several in one process)
         var clock = Stopwatch.StartNew();
         int firstStep = state.Step;
         Tape.DetectAnomaly = o.DetectAnomaly;

@@ -207,10 +207,13 @@ public class DemoTests
                 "--steps", "2", "--sr_steps", "2", "--samples", "2", "--device", "cpu");
             Assert.That(run.Exit, Is.Zero, run.Error);
             foreach (string file in new[] { "grid.png", "metrics.md", "metrics.json", "subject/00.png", "runs/prior/logs/loss.png", "runs/no-prior/unet/config.json",
-                         "runs/sr-1e-3/logs/train.jsonl", "runs/sr-1e-5/unet/diffusion_pytorch_model.safetensors" })
+                         "runs/sr-1e-3/logs/train.jsonl", "runs/sr-1e-5/unet/diffusion_pytorch_model.safetensors", "runs/lora/pytorch_lora_weights.safetensors" })
                 Assert.That(File.Exists(Path.Combine(output, file)), file);
             var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "metrics.json"))).RootElement;
-            Assert.That((json.GetProperty("rows").GetArrayLength(), json.GetProperty("sr").GetArrayLength()), Is.EqualTo((4, 3)));
+            Assert.That((json.GetProperty("rows").GetArrayLength(), json.GetProperty("sr").GetArrayLength()), Is.EqualTo((5, 3)));
+            var costs = json.GetProperty("costs").EnumerateArray().ToList();   // full fine-tuning and LoRA: what each trained and cost
+            Assert.That(costs.Select(c => c.GetProperty("name").GetString()), Is.EqualTo(new[] { "full fine-tuning", "LoRA rank 4" }));
+            Assert.That(costs[1].GetProperty("trained_parameters").GetInt64(), Is.LessThan(costs[0].GetProperty("trained_parameters").GetInt64() / 50));
         }
         finally { Directory.Delete(root, true); }
     }

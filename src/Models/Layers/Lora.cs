@@ -5,7 +5,7 @@ namespace DreamBooth.Models.Layers;
 
 /// <summary>
 /// The low-rank update of one frozen linear layer W (Out, In):
-///   y = W·x + b + (α/r)·B·(A·drop(x)),   A = lora_A (r, In), B = lora_B (Out, r)
+///   y = W·x + b + B·((α/r)·A·drop(x)),   A = lora_A (r, In), B = lora_B (Out, r)
 /// A starts as nn.Linear does (kaiming_uniform with a = √5, which is U(±1/√In)) and B at zero, so an adapter starts as
 /// the identity update and the first step's gradient reaches only B. <see cref="Scale"/> is α/r times the strength a
 /// user asks for at sampling (diffusers' lora_scale). drop is peft's lora_dropout: in training each input element is
@@ -37,7 +37,7 @@ public sealed class LoraAdapter : Module
     public Tensor Forward(Tensor x)   // (..., In) → (..., Out)
     {
         var input = Dropout > 0 && DropoutStream is { } stream ? F.Mul(x, Mask(x, stream)) : x;
-        return F.Scale(Up.Forward(Down.Forward(input)), Scale);
+        return Up.Forward(F.Scale(Down.Forward(input), Scale));   // scaled at rank r: one (…, r) tensor, not one more (…, Out)
     }
 
     /// <summary>1/(1 − p) where the stream's uniform is ≥ p, else 0: (x.shape).</summary>

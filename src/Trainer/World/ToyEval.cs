@@ -12,18 +12,35 @@ namespace DreamBooth.Trainer.World;
 /// a row has no such samples (the real images have no prompts).</summary>
 public sealed record EvalRow(string Name, double SubjectFidelity, double? PromptFidelity, double? Pres, double Div);
 
+/// <summary>What one training run cost, from its log and last checkpoint: the trained parameters (half the AdamW state's
+/// elements), the optimizer state's bytes, the mean seconds per step and the peak tensor memory.</summary>
+public sealed record RunCost(string Name, long TrainedParameters, double OptimizerMiB, double SecondsPerStep, double PeakMiB)
+{
+    public static RunCost Read(string name, string runDir)
+    {
+        var checkpoint = Checkpoints.List(runDir) is { Count: > 0 } all ? all[^1].Dir
+            : throw new InvalidDataException($"{runDir}: no checkpoint to read the optimizer state from");
+        long moments;
+        using (var file = SafetensorsFile.Open(Path.Combine(checkpoint, "optimizer.safetensors"))) moments = file.Tensors.Sum(t => t.ElementCount);
+        var last = System.Text.Json.Nodes.JsonNode.Parse(File.ReadLines(Path.Combine(runDir, "logs", "train.jsonl")).Last())!;
+        return new RunCost(name, moments / 2, moments * 4 / 1048576.0, 1 / last["it_per_s"]!.GetValue<double>(), last["memory_mib"]!.GetValue<double>());
+    }
+}
+
 public static class ToyEval
 {
     public const int Steps = 25;
     public const double Guidance = 3;
 
     /// <summary>metrics.md and metrics.json in <paramref name="dir"/>, each written atomically.</summary>
-    public static void Write(string dir, string title, IReadOnlyList<EvalRow> rows, IReadOnlyList<(string Name, double Fidelity)> srRows)
+    public static void Write(string dir, string title, IReadOnlyList<EvalRow> rows, IReadOnlyList<(string Name, double Fidelity)> srRows,
+        IReadOnlyList<RunCost>? costs = null)
     {
         Directory.CreateDirectory(dir);
-        AtomicFile.Write(Path.Combine(dir, "metrics.md"), temp => File.WriteAllText(temp, $"# {title}\n\n" + Markdown(rows, srRows)));
+        AtomicFile.Write(Path.Combine(dir, "metrics.md"), temp => File.WriteAllText(temp, $"# {title}\n\n" + Markdown(rows, srRows, costs)));
         AtomicFile.Write(Path.Combine(dir, "metrics.json"), temp => File.WriteAllText(temp, JsonSerializer.Serialize(
-            new { rows, sr = srRows.Select(r => new { name = r.Name, subject_fidelity = r.Fidelity }) }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower })));
+            new { rows, sr = srRows.Select(r => new { name = r.Name, subject_fidelity = r.Fidelity }), costs = costs ?? [] },
+            new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower })));
     }
 
     /// <summary>The subject's images at any size, as features.</summary>
@@ -95,16 +112,24 @@ public static class ToyEval
     }
 
     /// <summary>The tables as Markdown: the base rows, then the SR rows when there are any.</summary>
-    public static string Markdown(IEnumerable<EvalRow> rows, IReadOnlyList<(string Name, double Fidelity)> srRows)
+    public static string Markdown(IEnumerable<EvalRow> rows, IReadOnlyList<(string Name, double Fidelity)> srRows, IReadOnlyList<RunCost>? costs = null)
     {
         string F(double? v) => v is { } x ? x.ToString("F3", CultureInfo.InvariantCulture) : "–";
         var s = new StringBuilder();
         s.AppendLine("| model | subject fidelity ↑ | prompt fidelity ↑ | PRES ↓ | DIV ↑ |");
         s.AppendLine("|---|---|---|---|---|");
         foreach (var r in rows) s.AppendLine($"| {r.Name} | {F(r.SubjectFidelity)} | {F(r.PromptFidelity)} | {F(r.Pres)} | {F(r.Div)} |");
-        if (srRows.Count == 0) return s.ToString();
-        s.AppendLine().AppendLine("| super-resolution stage | subject fidelity at 64×64 ↑ |").AppendLine("|---|---|");
-        foreach (var (name, fidelity) in srRows) s.AppendLine($"| {name} | {F(fidelity)} |");
+        if (srRows.Count > 0)
+        {
+            s.AppendLine().AppendLine("| super-resolution stage | subject fidelity at 64×64 ↑ |").AppendLine("|---|---|");
+            foreach (var (name, fidelity) in srRows) s.AppendLine($"| {name} | {F(fidelity)} |");
+        }
+        if (costs is { Count: > 0 })
+        {
+            s.AppendLine().AppendLine("| training run | trained parameters | AdamW state | time per step | peak tensor memory |").AppendLine("|---|---|---|---|---|");
+            foreach (var c in costs)
+                s.AppendLine(FormattableString.Invariant($"| {c.Name} | {c.TrainedParameters:N0} | {c.OptimizerMiB:F2} MiB | {c.SecondsPerStep:F3} s | {c.PeakMiB:F0} MiB |"));
+        }
         return s.ToString();
     }
 }
