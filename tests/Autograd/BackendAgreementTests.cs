@@ -1,4 +1,4 @@
-// The same forward + backward graph on the cpu and the emulated CUDA backends agrees with the reference backend.
+// The same forward + backward graph on the cpu and the CUDA backends (emulated, or a GPU) agrees with the reference backend.
 using DreamBooth.Autograd;
 using DreamBooth.Kernels;
 using DreamBooth.Models.Layers;
@@ -8,10 +8,12 @@ using NUnit.Framework;
 
 namespace DreamBooth.Tests.Autograd;
 
-[TestFixture("cpu")]
-[TestFixture("cuda-emulated")]
+[TestFixtureSource(nameof(Tiers))]
 public class BackendAgreementTests(string backendName)
 {
+    /// <summary>cpu, the emulated CUDA tier, and the CUDA tier on a GPU when the device check asks for it.</summary>
+    public static IEnumerable<string> Tiers => BackendTest.BackendNames.Where(n => n is "cpu" or BackendTest.Emulated or BackendTest.Cuda);
+
     // The reference computes in double and rounds once; the other tiers compute in f32 (the tolerances of each op's
     // kernel tests in tests/Kernels and tests/Ilgpu, at these tiny shapes). Gradients include the loss Σ w·y, whose
     // own backward (dy = w) is exact on every tier.
@@ -37,7 +39,7 @@ public class BackendAgreementTests(string backendName)
     [OneTimeSetUp]
     public void Create()
     {
-        _backend = backendName == "cuda-emulated" ? Backends.CreateEmulated() : Backends.Create(backendName);
+        _backend = BackendTest.NewBackend(backendName);
         _reference = Backends.Create("reference");
     }
 

@@ -31,8 +31,16 @@ public abstract class BackendTest(string backendName)
     /// cpu tier itself.</summary>
     public const string CpuVector256 = "cpu-vector256";
 
-    /// <summary>Every tier a kernel test runs on: reference, cpu, cpu on Vector256, and the emulated CUDA tier.</summary>
-    public static IEnumerable<string> BackendNames => [.. Backends.Names, CpuVector256, Emulated];
+    /// <summary>The CUDA tier on a real GPU: a fourth fixture of every body when <see cref="GpuVariable"/> is 1 (the device
+    /// check sets it on the lent GPU machine; a machine without a GPU then fails those fixtures' setup, loudly).</summary>
+    public const string Cuda = "cuda";
+
+    public const string GpuVariable = "DREAMBOOTH_TEST_GPU";
+
+    /// <summary>Every tier a kernel test runs on: reference, cpu, cpu on Vector256, the emulated CUDA tier, and with
+    /// DREAMBOOTH_TEST_GPU=1 the CUDA tier on the GPU.</summary>
+    public static IEnumerable<string> BackendNames =>
+        [.. Backends.Names, CpuVector256, Emulated, .. Environment.GetEnvironmentVariable(GpuVariable) == "1" ? new[] { Cuda } : []];
 
     /// <summary>A new backend of the tier: one of Backends.Names, Emulated or CpuVector256.</summary>
     public static IBackend NewBackend(string name) => name switch
@@ -45,12 +53,12 @@ public abstract class BackendTest(string backendName)
     /// <summary>The case, in category HostScale when host is set.</summary>
     protected static TestCaseData HostScaleIf(bool host, TestCaseData testCase) => host ? testCase.SetCategory(HostScale) : testCase;
 
-    /// <summary>The tolerance of this tier: host for reference and cpu, cuda for the emulated CUDA tier.</summary>
-    protected double Tier(double host, double cuda) => IsEmulated ? cuda : host;
+    /// <summary>The tolerance of this tier: host for reference and cpu, cuda for the CUDA tier (emulated or on a GPU).</summary>
+    protected double Tier(double host, double cuda) => IsCudaTier ? cuda : host;
 
     protected string BackendName { get; } = backendName;
-    /// <summary>True on the emulated CUDA tier.</summary>
-    protected bool IsEmulated => BackendName == Emulated;
+    /// <summary>True on the CUDA tier's kernels, emulated or on a GPU.</summary>
+    protected bool IsCudaTier => BackendName is Emulated or Cuda;
     protected IBackend Backend { get; private set; } = null!;
     readonly List<DeviceBuffer> _buffers = [];
 
