@@ -20,7 +20,7 @@ public sealed record ProfileRow(string Phase, string Op, string Shape, double Ca
 
 /// <summary>The whole profile: the rows by time, the step's wall time and phase split, the roofline it was measured against.</summary>
 public sealed record ProfileReport(string Model, string Device, int Batch, int Resolution, int Steps, string MixedPrecision,
-    bool GradientCheckpointing, long Parameters, double StepMs, IReadOnlyDictionary<string, double> PhaseMs, double PeakMiB,
+    bool GradientCheckpointing, long Parameters, double StepMs, IReadOnlyDictionary<string, double> PhaseMs, double PeakMib,
     double PeakGflops, double PeakGBps, IReadOnlyList<ProfileRow> Rows);
 
 public static class ProfileCommand
@@ -183,7 +183,7 @@ public static class ProfileCommand
         s.AppendLine($"{r.Parameters:N0} parameters. One training step: {F(r.StepMs, "F1")} ms (mean of {r.Steps}); " +
                      string.Join(", ", r.PhaseMs.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")} ms")) +
                      $" inside ops, {F(r.StepMs - r.PhaseMs.Values.Sum(), "F1")} ms outside them (host code: the tape, allocation, noise); " +
-                     $"peak tensor memory {F(r.PeakMiB, "F0")} MiB.");
+                     $"peak tensor memory {F(r.PeakMib, "F0")} MiB.");
         s.AppendLine($"Roofline of this device, measured with its own kernels: {F(r.PeakGflops, "F0")} GFLOP/s (f32 GEMM), {F(r.PeakGBps, "F1")} GB/s (copy).");
         s.AppendLine();
         s.AppendLine("| op | calls | ms | share |");

@@ -14,7 +14,7 @@ public sealed record EvalRow(string Name, double SubjectFidelity, double? Prompt
 
 /// <summary>What one training run cost, from its log and last checkpoint: the trained parameters (half the AdamW state's
 /// elements), the optimizer state's bytes, the mean seconds per step and the peak tensor memory.</summary>
-public sealed record RunCost(string Name, long TrainedParameters, double OptimizerMiB, double SecondsPerStep, double PeakMiB)
+public sealed record RunCost(string Name, long TrainedParameters, double OptimizerMib, double SecondsPerStep, double PeakMib)
 {
     public static RunCost Read(string name, string runDir)
     {
@@ -128,7 +128,7 @@ public static class ToyEval
         {
             s.AppendLine().AppendLine("| training run | trained parameters | AdamW state | time per step | peak tensor memory |").AppendLine("|---|---|---|---|---|");
             foreach (var c in costs)
-                s.AppendLine(FormattableString.Invariant($"| {c.Name} | {c.TrainedParameters:N0} | {c.OptimizerMiB:F2} MiB | {c.SecondsPerStep:F3} s | {c.PeakMiB:F0} MiB |"));
+                s.AppendLine(FormattableString.Invariant($"| {c.Name} | {c.TrainedParameters:N0} | {c.OptimizerMib:F2} MiB | {c.SecondsPerStep:F3} s | {c.PeakMib:F0} MiB |"));
         }
         return s.ToString();
     }
