@@ -172,14 +172,22 @@ public class EvalCommandTests
         string root = ModelData.TempFolder();
         try
         {
-            string subject = Path.Combine(root, "subject"), output = Path.Combine(root, "eval");
+            string subject = Path.Combine(root, "subject"), output = Path.Combine(root, "eval"), lora = Path.Combine(root, "lora.safetensors");
             ToySubject.WriteInstances(subject, ToyModels.SrSize);
+            using (var backend = DreamBooth.Kernels.Backends.Create("cpu"))
+            using (var model = DreamBooth.Models.Pipeline.StableDiffusionPipeline.Load(ModelData.Path("models", "toy", "base"), backend))
+            {
+                var adapters = DreamBooth.Models.Formats.LoraWeights.Attach(model, rank: 2, alpha: 2, textEncoder: false);
+                using var store = ModelData.Initialized(backend, adapters, seed: 1);
+                DreamBooth.Models.Formats.LoraFile.Save(lora, adapters, store, DreamBooth.Models.Formats.LoraLayout.Kohya);
+            }
             string[] args = ["eval", "--model", ModelData.Path("models", "toy", "base"), "--subject", subject, "--sr_model", ModelData.Path("models", "toy", "sr"),
-                             "--samples", "2", "--output", output, "--device", "cpu"];
+                             "--lora", lora, "--samples", "2", "--output", output, "--device", "cpu"];
             var run = TrainTests.Dreambooth(args);
             Assert.That(run.Exit, Is.Zero, run.Error);
             var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "metrics.json"))).RootElement;
-            Assert.That(json.GetProperty("rows").GetArrayLength(), Is.EqualTo(2));   // the real images and the model
+            Assert.That(json.GetProperty("rows").GetArrayLength(), Is.EqualTo(3));   // the real images, the model, the model with the LoRA
+            Assert.That(json.GetProperty("rows")[2].GetProperty("name").GetString(), Is.EqualTo(lora));
             Assert.That(json.GetProperty("rows")[0].GetProperty("subject_fidelity").GetDouble(), Is.InRange(0.0, 1.0));
             Assert.That(json.GetProperty("sr").GetArrayLength(), Is.EqualTo(1));
             Assert.That(File.ReadAllText(Path.Combine(output, "metrics.md")), Does.Contain("PRES"));
@@ -188,6 +196,8 @@ public class EvalCommandTests
             Assert.That((again.Exit, again.Error), Is.EqualTo((1, $"dreambooth eval: --output {output} already holds metrics.md; choose another folder or remove it\n")));
             var missing = TrainTests.Dreambooth("eval", "--model", root, "--subject", subject, "--device", "cpu");
             Assert.That((missing.Exit, missing.Error), Is.EqualTo((1, $"dreambooth eval: {root}: no model_index.json; not a pipeline folder\n")));
+            var noLora = TrainTests.Dreambooth("eval", "--model", ModelData.Path("models", "toy", "base"), "--subject", subject, "--lora", root, "--device", "cpu");
+            Assert.That(noLora.Error, Does.StartWith($"dreambooth eval: {root}: no LoRA file there"));
         }
         finally { Directory.Delete(root, true); }
     }

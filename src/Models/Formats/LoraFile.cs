@@ -192,7 +192,7 @@ public static class LoraFile
     }
 
     /// <summary>A file, or the LoRA file inside a run's folder or checkpoint.</summary>
-    static string Resolve(string path)
+    public static string Resolve(string path)
     {
         if (File.Exists(path)) return path;
         foreach (string inside in new[] { DiffusersName, Path.Combine("lora", "adapter_model.safetensors") })
