@@ -62,15 +62,18 @@ public sealed class DreamBoothTask : ITrainingTask
         _noiseClass = superResolution ? LowResAugmentation.For(p).ClassOf(o.NoiseLevel) : 0;
         if (o.UseLora)
         {
-            _lora = LoraWeights.Attach(p, o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder, o.LoraDropout);
+            var settings = new LoraSettings(o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder, o.LoraDropout);
+            _lora = LoraWeights.Attach(p, settings.Rank, settings.Alpha, settings.TextEncoder, settings.Dropout);
             _loraStore = new ParameterStore(p.Backend, _lora);
             _loraStore.Initialize(seed ^ LoraInitStream);
-            var settings = new LoraSettings(o.Rank, o.LoraAlpha ?? o.Rank, o.TrainTextEncoder, o.LoraDropout);
             var (lora, store) = (_lora, _loraStore);
-            string Weights(string folder) => Path.Combine(folder, "adapter_model.safetensors");
-            Components = [new TrainedComponent("lora", store,
-                folder => { settings.Save(Path.Combine(folder, "config.json")); LoraFile.Save(Weights(folder), lora, store, LoraLayout.Peft); },
-                folder => StateDict.Load(store, Weights(folder)))];
+            Components = [new TrainedComponent(LoraFile.CheckpointFolder, store,
+                folder => { settings.Save(Path.Combine(folder, "config.json")); LoraFile.Save(Path.Combine(folder, LoraFile.AdapterName), lora, store, LoraLayout.Peft); },
+                folder =>
+                {
+                    settings.Expect(Path.Combine(folder, "config.json"));   // same shapes at another α or dropout would resume silently wrong
+                    StateDict.Load(store, Path.Combine(folder, LoraFile.AdapterName));
+                })];
             return;
         }
         var components = new List<TrainedComponent> { TrainedComponent.Model("unet", p.UnetWeights, p.UnetConfig.Save) };
@@ -132,6 +135,7 @@ public sealed class DreamBoothTask : ITrainingTask
 
         var trainable = o.UseLora ? Trainable.None : Trainable.Unet | (o.TrainTextEncoder ? Trainable.TextEncoder : Trainable.None);
         var p = StableDiffusionPipeline.Load(o.Model, backend, o.Variant, trainable: trainable);
+        DreamBoothTask? task = null;
         try
         {
             foreach (var c in o.Concepts)
@@ -148,13 +152,14 @@ public sealed class DreamBoothTask : ITrainingTask
                 if (generated > 0)   // the folders are complete now
                     classes = o.Concepts.SelectMany(c => LoadClassImages(c, o.NumClassImages, resolution, Prompt(c.ClassPrompt!))).ToList();
             }
-            var task = new DreamBoothTask(p, o, superResolution, resolution, lowResolution, instances, classes, prompts, seed);
+            task = new DreamBoothTask(p, o, superResolution, resolution, lowResolution, instances, classes, prompts, seed);
             task.Prepare();
             return task;
         }
         catch
         {
-            p.Dispose();
+            if (task is not null) task.Dispose();   // the pipeline, and what the task holds beside it (adapters, embeddings, posteriors)
+            else p.Dispose();
             throw;
         }
     }

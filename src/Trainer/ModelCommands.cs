@@ -189,12 +189,12 @@ public static partial class ModelCommands
 
     public static Command MergeLora()
     {
-        var model = new Option<string>("--model") { Description = "The base pipeline folder the adapters were trained on", Required = true };
+        var model = new Option<string>("--model") { Description = "The base pipeline the adapters were trained on: a folder, or a single-file SD 1.x checkpoint", Required = true };
         var lora = LoraOption();
         lora.Required = true;
         var loraScale = LoraScaleOption();
         var output = new Option<string>("--output") { Description = "Folder to write the merged pipeline to (new or empty)", Required = true };
-        var variant = new Option<string?>("--variant") { Description = "Write weights as fp16 or bf16 (*.VARIANT.safetensors); default F32" };
+        var variant = new Option<string?>("--variant") { Description = "Write the merged weights as fp16 or bf16 (*.VARIANT.safetensors); default F32" };
         variant.AcceptOnlyFromAmong("fp16", "bf16");
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace a non-empty --output folder (its whole content)" };
         var device = new DeviceOption();
@@ -208,7 +208,8 @@ public static partial class ModelCommands
             Guard.ExpectEmpty("--output", dir, parse.GetValue(overwrite), "its content");
             if (!device.TryOpen(parse, out var backend)) return 1;
             using (backend)
-            using (var pipeline = StableDiffusionPipeline.Load(parse.GetValue(model)!, backend))
+            using (var source = ModelSource.Open(parse.GetValue(model)!, "--model"))
+            using (var pipeline = StableDiffusionPipeline.Load(source.Folder, backend))
             {
                 using (var adapters = LoraFile.Load(parse.GetValue(lora)!, pipeline, parse.GetValue(loraScale)))
                 {

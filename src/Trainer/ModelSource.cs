@@ -23,7 +23,7 @@ public sealed class ModelSource : IDisposable
         new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() }.Select(d => Path.Combine(d, "configs", "sd15"))
             .FirstOrDefault(d => File.Exists(Path.Combine(d, "model_index.json")));
 
-    public static bool IsSingleFile(string path) => File.Exists(path) && path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
+    static bool IsSingleFile(string path) => File.Exists(path) && path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
 
     public static ModelSource Open(string path, string option, string? configDir = null)
     {

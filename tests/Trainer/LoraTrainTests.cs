@@ -85,7 +85,11 @@ public class LoraTrainTests
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(file, target);
         }
-        Succeeds(Dreambooth(Train(stopped, [.. options.Where(o => o != "--save_single_file"), "--resume_from_checkpoint", "latest"])));
+        string[] resume = [.. options.Where(o => o != "--save_single_file"), "--resume_from_checkpoint", "latest"];
+        var otherAlpha = Dreambooth(Train(stopped, [.. resume.Select((o, i) => i > 0 && resume[i - 1] == "--lora_alpha" ? "8" : o)]));
+        Assert.That(otherAlpha.Error, Does.Contain("the checkpoint's adapters are rank 2, alpha 4, dropout 0.1, with the text encoder, this run asks for " +
+                                                   "rank 2, alpha 8, dropout 0.1, with the text encoder"));
+        Succeeds(Dreambooth(Train(stopped, resume)));
         Assert.That(File.ReadAllBytes(Path.Combine(stopped, LoraFile.DiffusersName)), Is.EqualTo(File.ReadAllBytes(diffusers)));
 
         // diffusers' file (B × α/r), kohya's (α beside raw B) and the checkpoint's (peft keys, α in the metadata) are one

@@ -51,6 +51,9 @@ public sealed class LoraWeights : Module
     /// null outside training.</summary>
     public void SetDropoutStream((ulong Seed, ulong Offset)? stream)
     {
+        int adapters = Unet.Adapters.Count + (TextEncoder?.Adapters.Count ?? 0);
+        if ((ulong)adapters * LoraAdapter.DropoutCounters > StepNoise.LoraDropoutCounters)
+            throw new InvalidOperationException($"lora dropout: {adapters} adapters need more draws than a step's stream holds after its other draws");
         Unet.SetDropoutStream(stream);
         TextEncoder?.SetDropoutStream(stream, first: Unet.Adapters.Count);
     }
@@ -63,13 +66,12 @@ public sealed class LoraWeights : Module
 public sealed class LoadedLora(LoraWeights weights, ParameterStore store, LoraLayout layout) : IDisposable
 {
     public LoraWeights Weights { get; } = weights;
-    public ParameterStore Store { get; } = store;
     public LoraLayout Layout { get; } = layout;
 
     public void Dispose()
     {
         Weights.Detach();
-        Store.Dispose();
+        store.Dispose();
     }
 }
 
@@ -77,6 +79,10 @@ public static class LoraFile
 {
     /// <summary>diffusers' file name (LORA_WEIGHT_NAME_SAFE).</summary>
     public const string DiffusersName = "pytorch_lora_weights.safetensors";
+
+    /// <summary>A LoRA run's checkpoint keeps its adapters as CheckpointFolder/AdapterName (peft's file name), with
+    /// config.json (<see cref="LoraSettings"/>) beside them.</summary>
+    public const string CheckpointFolder = "lora", AdapterName = "adapter_model.safetensors";
 
     /// <summary>Writes the adapters in <paramref name="layout"/> as F32 (through a temporary file). The peft layout keeps
     /// the raw A and B and puts r and α in the metadata, so a checkpoint resumes bit-exactly; the diffusers layout has no
@@ -105,7 +111,7 @@ public static class LoraFile
                         string name = KohyaName(component, modulePath);
                         entries.Add(SafetensorsEntry.FromFloats($"{name}.lora_down.weight", aShape, a));
                         entries.Add(SafetensorsEntry.FromFloats($"{name}.lora_up.weight", bShape, b));
-                        entries.Add(SafetensorsEntry.FromFloats($"{name}.alpha", [], new[] { (float)(ratio * adapter.Down.Weight.Shape[0]) }));
+                        entries.Add(SafetensorsEntry.FromFloats($"{name}.alpha", [], new[] { (float)network.Alpha }));
                         break;
                 }
             }
@@ -161,19 +167,31 @@ public static class LoraFile
             if (mine.Count == 0) return null;
             var ranks = mine.ToDictionary(f => f.Key.Path, f => checked((int)file[f.Value.A!].Shape[0]));
             var network = LoraNetwork.Attach(models[component], mine.Select(f => f.Key.Path).ToList(), ranks.Values.First(), 1, strength, ranks);
-            foreach (var (modulePath, _, adapter) in network.Adapters)
+            try
             {
-                int r = ranks[modulePath];
-                double alpha = found[(component, modulePath)].Alpha is { } alphaKey ? file.ReadFloats(alphaKey)[0] : double.IsNaN(fileAlpha) ? r : fileAlpha;
-                adapter.Scale = (float)(strength * alpha / r);
+                foreach (var (modulePath, _, adapter) in network.Adapters)
+                {
+                    int r = ranks[modulePath];
+                    double alpha = found[(component, modulePath)].Alpha is { } alphaKey ? file.ReadFloats(alphaKey)[0] : double.IsNaN(fileAlpha) ? r : fileAlpha;
+                    adapter.Scale = (float)(strength * alpha / r);
+                }
+                return network;
             }
-            return network;
+            catch
+            {
+                network.Detach();
+                throw;
+            }
         }
-        var weights = new LoraWeights(Network("unet") ?? throw new InvalidDataException($"{path}: the LoRA has no UNet adapters"), Network("text_encoder"));
-        weights.RequiresGrad(false);
-        var store = new ParameterStore(p.Backend, weights);
-        try
+        LoraNetwork? unet = null, textEncoder = null;
+        ParameterStore? store = null;
+        try   // a file that fails half-way leaves the pipeline as it was: no adapter attached
         {
+            unet = Network("unet") ?? throw new InvalidDataException($"{path}: the LoRA has no UNet adapters");
+            textEncoder = Network("text_encoder");
+            var weights = new LoraWeights(unet, textEncoder);
+            weights.RequiresGrad(false);
+            store = new ParameterStore(p.Backend, weights);
             foreach (var (component, network) in weights.Networks())
                 foreach (var (modulePath, _, adapter) in network.Adapters)
                 {
@@ -181,23 +199,24 @@ public static class LoraFile
                     Upload(file, aKey!, adapter.Down.Weight, store.Backend);
                     Upload(file, bKey!, adapter.Up.Weight, store.Backend);
                 }
+            return new LoadedLora(weights, store, layout);
         }
         catch
         {
-            weights.Detach();
-            store.Dispose();
+            unet?.Detach();
+            textEncoder?.Detach();
+            store?.Dispose();
             throw;
         }
-        return new LoadedLora(weights, store, layout);
     }
 
     /// <summary>A file, or the LoRA file inside a run's folder or checkpoint.</summary>
     public static string Resolve(string path)
     {
         if (File.Exists(path)) return path;
-        foreach (string inside in new[] { DiffusersName, Path.Combine("lora", "adapter_model.safetensors") })
+        foreach (string inside in new[] { DiffusersName, Path.Combine(CheckpointFolder, AdapterName) })
             if (File.Exists(Path.Combine(path, inside))) return Path.Combine(path, inside);
-        throw new FileNotFoundException($"{path}: no LoRA file there (a .safetensors file, or a folder with {DiffusersName} or lora/adapter_model.safetensors)");
+        throw new FileNotFoundException($"{path}: no LoRA file there (a .safetensors file, or a folder with {DiffusersName} or {CheckpointFolder}/{AdapterName})");
     }
 
     /// <summary>An adapter's name in the layout and which tensor it is: 'A' (down), 'B' (up) or 'α'.</summary>
@@ -247,6 +266,27 @@ public static class LoraFile
 /// <summary>A LoRA run's settings, written beside its adapters in checkpoints (lora/config.json, peft's field names).</summary>
 public sealed record LoraSettings(int Rank, double Alpha, bool TextEncoder, double Dropout)
 {
+    /// <summary>A resumed run must train the adapters it checkpointed: rank, α, dropout and targets as written there.</summary>
+    public void Expect(string path)
+    {
+        LoraSettings saved;
+        try
+        {
+            var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            saved = new LoraSettings(json["r"]!.GetValue<int>(), json["lora_alpha"]!.GetValue<double>(), json["text_encoder_target_modules"] is not null,
+                json["lora_dropout"]!.GetValue<double>());
+        }
+        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException or FileNotFoundException)
+        {
+            throw new InvalidDataException($"{path}: not the LoRA settings this trainer writes ({e.Message})");
+        }
+        if (saved != this)
+            throw new InvalidDataException($"{path}: the checkpoint's adapters are {saved.Describe()}, this run asks for {Describe()}; resume with the options " +
+                                           "it was started with");
+    }
+
+    string Describe() => FormattableString.Invariant($"rank {Rank}, alpha {Alpha}, dropout {Dropout}{(TextEncoder ? ", with the text encoder" : "")}");
+
     public void Save(string path) => File.WriteAllText(path, new JsonObject
     {
         ["r"] = Rank, ["lora_alpha"] = Alpha, ["target_modules"] = new JsonArray([.. LoraNetwork.UnetTargets.Select(t => (JsonNode)t)]),

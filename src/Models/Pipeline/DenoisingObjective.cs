@@ -17,6 +17,10 @@ public readonly record struct StepNoise(ulong Seed, ulong Step)
 {
     public const int TimestepDraw = 0, NoiseDraw = 1, OffsetNoiseDraw = 2, LatentDraw = 3, AugmentationDraw = 4, LowResDraw = 5, LoraDropoutDraw = 6;
 
+    /// <summary>LoRA dropout takes the rest of the step's 2^34 counters (draws 6 to 15, one range per adapter): it stays the
+    /// last draw.</summary>
+    public const ulong LoraDropoutCounters = (16UL - LoraDropoutDraw) << 30;
+
     /// <summary>The counter offset of draw <paramref name="draw"/> of this step.</summary>
     public ulong Offset(int draw) => (Step << 34) + ((ulong)draw << 30);
 

@@ -7,7 +7,8 @@ namespace DreamBooth.Models.UNet;
 /// <summary>
 /// A <see cref="UNet2DConditionModel"/> whose input channels are the image's (out_channels) followed by the low-res
 /// conditioning image's (in_channels − out_channels), and whose class labels (num_class_embeds, or class_embed_type
-/// "timestep") are the noise level the low-res image was augmented with, as in SD's x4 upscaler and DeepFloyd IF's stage II. Running in pixel space, the low-res image is brought
+/// "timestep") are the noise level the low-res image was augmented with, as in SD's x4 upscaler and DeepFloyd IF's
+/// stage II. Running in pixel space, the low-res image is brought
 /// to the sample's size by repeated nearest 2× upsampling before the channel concat. The parameters are the UNet's,
 /// under the UNet's own keys (a diffusers unet/ folder).
 /// </summary>
