@@ -254,8 +254,11 @@ public class FullDemoTests
             Assert.That(Metric(Prior, "div"), Is.GreaterThan(Metric(NoPrior, "div") - 0.02), "prior preservation keeps DIV");
             var sr = json.GetProperty("sr").EnumerateArray().Select(r => r.GetProperty("subject_fidelity").GetDouble()).ToArray();   // none, 1e-3, 1e-5
             Assert.That(sr[2], Is.GreaterThan(sr[0]), "SR fine-tuned at a low level keeps more detail than none");
-            // Not yet asserted: the low level beating the default one. Over seeds 0 and 1 the two were equal within 0.01
-            // (issue 14 stays open for it; README "What the demo shows").
+            // Not asserted: the low level beating the default one. Over seeds 0 and 1 the two were equal within 0.003: the
+            // toy subject's stripes are not in the 32×32 input at all, so the level changes nothing the SR stage learns
+            // (README "What the demo shows" has the reason and what was tried).
+            var lora = rows["DreamBooth with prior preservation, LoRA rank 4"];
+            Assert.That(lora.GetProperty("subject_fidelity").GetDouble(), Is.GreaterThan(Metric(Base, "subject_fidelity")), "LoRA learns the subject too");
         }
         finally { Directory.Delete(root, true); }
     }
