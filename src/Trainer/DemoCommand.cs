@@ -106,20 +106,25 @@ public static class DemoCommand
         var unseen = ToyEval.UnseenBackgrounds(subject).Take(4).ToList();
         GeneratedImages subjectSamples = null!;
         string prior = Path.Combine(runs, "prior"), lora = Path.Combine(runs, "lora");
-        foreach (var (name, dir, adapters) in new[] { ("base, before DreamBooth", baseModel, null), ("DreamBooth without prior preservation",
-                     Path.Combine(runs, "no-prior"), null), ("DreamBooth with prior preservation", prior, null),
-                     ($"DreamBooth with prior preservation, LoRA rank {s.LoraRank}", baseModel, lora) })
+        // Each model's table row, and its grid rows: "a star" (drift), the unseen backgrounds (context), and the samples the SR rows upscale.
+        foreach (var (name, dir, adapters, classRow, contextRow, srInput) in new (string, string, string?, bool, bool, bool)[]
+                 {
+                     ("base, before DreamBooth", baseModel, null, true, false, false),
+                     ("DreamBooth without prior preservation", Path.Combine(runs, "no-prior"), null, true, false, false),
+                     ("DreamBooth with prior preservation", prior, null, true, true, true),
+                     ($"DreamBooth with prior preservation, LoRA rank {s.LoraRank}", baseModel, lora, false, true, false),
+                 })
         {
             using var model = StableDiffusionPipeline.Load(dir, backend);
             using var attached = adapters is null ? null : LoraFile.Load(adapters, model);
             var (row, images) = ToyEval.Evaluate(name, model, subject, s.Samples, s.Seed);
             rows.Add(row);
-            if (adapters is null) Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.ClassNoun}", "", 4, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + 7)));
-            if (dir != prior && adapters is null) continue;
-            foreach (int c in unseen)
-                Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.Identifier} {ToySubject.ClassNoun} on a {ToyWorld.Palette[c].Name} background",
-                    "", 1, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + (ulong)c)));
-            if (adapters is not null) continue;
+            if (classRow) Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.ClassNoun}", "", 4, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + 7)));
+            if (contextRow)
+                foreach (int c in unseen)
+                    Row(TextToImage.Generate(model, new GenerationRequest($"a {ToySubject.Identifier} {ToySubject.ClassNoun} on a {ToyWorld.Palette[c].Name} background",
+                        "", 1, ToyEval.Steps, ToyEval.Guidance, Seed: s.Seed + (ulong)c)));
+            if (!srInput) continue;
             // The SR rows upscale (up to) the first 4 of the evaluated "a [V] star" samples: one grid row.
             int shown = Math.Min(4, images.Count), plane = 3 * images.Height * images.Width;
             subjectSamples = images with { Pixels = images.Pixels[..(shown * plane)], Count = shown };

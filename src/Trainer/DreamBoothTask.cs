@@ -68,7 +68,7 @@ public sealed class DreamBoothTask : ITrainingTask
             _loraStore.Initialize(seed ^ LoraInitStream);
             var (lora, store) = (_lora, _loraStore);
             Components = [new TrainedComponent(LoraFile.CheckpointFolder, store,
-                folder => { settings.Save(Path.Combine(folder, "config.json")); LoraFile.Save(Path.Combine(folder, LoraFile.AdapterName), lora, store, LoraLayout.Peft); },
+                folder => { settings.Save(Path.Combine(folder, "config.json")); LoraFile.Save(Path.Combine(folder, LoraFile.AdapterName), lora, LoraLayout.Peft); },
                 folder =>
                 {
                     settings.Expect(Path.Combine(folder, "config.json"));   // same shapes at another α or dropout would resume silently wrong
@@ -327,23 +327,25 @@ public sealed class DreamBoothTask : ITrainingTask
     /// <summary>
     /// The whole pipeline in the diffusers layout: the trained unet (and text encoder) as F32, the other components copied
     /// from the source model (a variant's weights rewritten under the plain name, so the folder loads without --variant).
-    /// A LoRA run writes its adapters instead, as train_dreambooth_lora.py does: pytorch_lora_weights.safetensors, and
-    /// with --save_single_file the same adapters under kohya's names (OUTPUT_DIR.safetensors) for the apps that read those.
+    /// A LoRA run writes its adapters instead, as train_dreambooth_lora.py does: pytorch_lora_weights.safetensors.
+    /// --save_single_file adds what SD apps load, OUTPUT_DIR.safetensors: the model in the original (LDM) layout, or the
+    /// adapters under kohya's names; a resumed run's earlier file is replaced, and only by a complete one.
     /// </summary>
     public void SaveModel(string dir)
     {
+        Directory.CreateDirectory(dir);
         if (_lora is not null)
         {
-            Directory.CreateDirectory(dir);
-            LoraFile.Save(Path.Combine(dir, LoraFile.DiffusersName), _lora, _loraStore!, LoraLayout.Diffusers);
-            if (_o.SaveSingleFile) LoraFile.Save(_o.SingleFilePath, _lora, _loraStore!, LoraLayout.Kohya);
+            LoraFile.Save(Path.Combine(dir, LoraFile.DiffusersName), _lora, LoraLayout.Diffusers);
+            if (_o.SaveSingleFile) LoraFile.Save(_o.SingleFilePath, _lora, LoraLayout.Kohya);
             return;
         }
-        Directory.CreateDirectory(dir);
         AtomicFile.Write(Path.Combine(dir, "model_index.json"), temp => File.Copy(Path.Combine(_o.Model, "model_index.json"), temp));
         foreach (var c in Components) Checkpoints.SaveComponent(dir, c);
         foreach (var component in _p.Index.Components.Where(c => c.ClassName is not null && Components.All(t => t.Name != c.Name)))
             CopyComponent(Path.Combine(_o.Model, component.Name), Path.Combine(dir, component.Name), _o.Variant);
+        if (_o.SaveSingleFile)
+            Console.Error.WriteLine($"wrote {_o.SingleFilePath}: {SingleFile.Write(dir, _o.SingleFilePath)} tensors in the single-file layout");
     }
 
     static void CopyComponent(string source, string target, string? variant)

@@ -2,7 +2,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using DreamBooth.Kernels;
-using DreamBooth.Models.Formats;
 
 namespace DreamBooth.Trainer;
 
@@ -29,8 +28,6 @@ public static class TrainCommands
                                 $", batch {o.TrainBatchSize} × {o.GradientAccumulationSteps} accumulation, {settings.MaxSteps} steps, " +
                                 $"{task.Resolution}×{task.Resolution}, lr {settings.Schedule.BaseLr:G3} ({o.LrScheduler}), seed {seed}");
         TrainingLoop.Run(task, settings);
-        if (o.SaveSingleFile && !o.UseLora)   // replaces a resumed run's earlier file, and only with a complete one (checked at the start)
-            Console.Error.WriteLine($"wrote {o.SingleFilePath}: {SingleFile.Write(o.OutputDir, o.SingleFilePath)} tensors in the single-file layout");
         return 0;
     }
 

@@ -179,7 +179,7 @@ public class EvalCommandTests
             {
                 var adapters = DreamBooth.Models.Formats.LoraWeights.Attach(model, rank: 2, alpha: 2, textEncoder: false);
                 using var store = ModelData.Initialized(backend, adapters, seed: 1);
-                DreamBooth.Models.Formats.LoraFile.Save(lora, adapters, store, DreamBooth.Models.Formats.LoraLayout.Kohya);
+                DreamBooth.Models.Formats.LoraFile.Save(lora, adapters, DreamBooth.Models.Formats.LoraLayout.Kohya);
             }
             string[] args = ["eval", "--model", ModelData.Path("models", "toy", "base"), "--subject", subject, "--sr_model", ModelData.Path("models", "toy", "sr"),
                              "--lora", lora, "--samples", "2", "--output", output, "--device", "cpu"];

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DreamBooth.Autograd;
-using DreamBooth.Kernels;
 using DreamBooth.Models.Layers;
 using DreamBooth.Models.Pipeline;
 
@@ -87,14 +86,14 @@ public static class LoraFile
     /// <summary>Writes the adapters in <paramref name="layout"/> as F32 (through a temporary file). The peft layout keeps
     /// the raw A and B and puts r and α in the metadata, so a checkpoint resumes bit-exactly; the diffusers layout has no
     /// place for α, so B is written × α/r and α = r holds; kohya writes α itself, as a scalar per adapter.</summary>
-    public static void Save(string path, LoraWeights weights, ParameterStore store, LoraLayout layout)
+    public static void Save(string path, LoraWeights weights, LoraLayout layout)
     {
         var entries = new List<SafetensorsEntry>();
         foreach (var (component, network) in weights.Networks())
             foreach (var (modulePath, _, adapter) in network.Adapters)
             {
                 float ratio = adapter.Scale;   // α / r (the strength is 1 in training)
-                float[] a = Download(store, adapter.Down.Weight), b = Download(store, adapter.Up.Weight);
+                float[] a = adapter.Down.Weight.Value.ToArray(), b = adapter.Up.Weight.Value.ToArray();
                 long[] aShape = Shape(adapter.Down.Weight), bShape = Shape(adapter.Up.Weight);
                 switch (layout)
                 {
@@ -192,13 +191,11 @@ public static class LoraFile
             var weights = new LoraWeights(unet, textEncoder);
             weights.RequiresGrad(false);
             store = new ParameterStore(p.Backend, weights);
-            foreach (var (component, network) in weights.Networks())
-                foreach (var (modulePath, _, adapter) in network.Adapters)
-                {
-                    var (aKey, bKey, _) = found[(component, modulePath)];
-                    Upload(file, aKey!, adapter.Down.Weight, store.Backend);
-                    Upload(file, bKey!, adapter.Up.Weight, store.Backend);
-                }
+            // The store's names are the peft layout's keys: each file key maps onto one, the alphas are scales, not weights.
+            var storeKey = found.SelectMany(f => new[] { (f.Value.A!, $"{f.Key.Component}.{f.Key.Path}.lora_A.weight"),
+                (f.Value.B!, $"{f.Key.Component}.{f.Key.Path}.lora_B.weight") }).ToDictionary(k => k.Item1, k => k.Item2);
+            StateDict.Load(store, path, mapKey: key => storeKey[key],
+                ignore: found.Values.Where(f => f.Alpha is not null).Select(f => f.Alpha!).ToHashSet());
             return new LoadedLora(weights, store, layout);
         }
         catch
@@ -245,22 +242,7 @@ public static class LoraFile
         what + ": " + string.Join(", ", keys.GroupBy(k => k.StartsWith("lora_te_", StringComparison.Ordinal) || k.StartsWith("text_encoder.", StringComparison.Ordinal) ? "text_encoder" : "unet")
             .OrderBy(g => g.Key != "unet").Select(g => $"{g.Key} ({g.Count()}): {string.Join(", ", g.Take(3))}{(g.Count() > 3 ? ", …" : "")}"));
 
-    static float[] Download(ParameterStore store, Parameter p)
-    {
-        var values = new float[p.Length];
-        store.Backend.Download<float>(values, p.Value.Storage);
-        return values;
-    }
-
     static long[] Shape(Parameter p) => Array.ConvertAll(p.Shape, d => (long)d);
-
-    static void Upload(SafetensorsFile file, string key, Parameter p, IBackend backend)
-    {
-        var info = file[key];
-        if (!info.Shape.SequenceEqual(Shape(p)))
-            throw new InvalidDataException($"{file.Path}: tensor '{key}' has shape [{string.Join(", ", info.Shape)}], the adapter's is [{string.Join(", ", p.Shape)}]");
-        backend.Upload<float>(p.Value.Storage, file.ReadFloats(key));
-    }
 }
 
 /// <summary>A LoRA run's settings, written beside its adapters in checkpoints (lora/config.json, peft's field names).</summary>
