@@ -23,6 +23,13 @@ public static class Check
             throw new ArgumentException($"{op}: {name} is {buffer}, expected {dtype.Name()} with at least {length} elements for {shape}");
     }
 
+    /// <summary>Refuses a u8 buffer: 8-bit optimizer codes move only by Copy, Upload and Download.</summary>
+    public static void NotCodes(string op, string name, DeviceBuffer buffer)
+    {
+        if (buffer.DType == DType.U8)
+            throw new ArgumentException($"{op}: {name} is {buffer}; u8 buffers hold 8-bit optimizer state and move only by copy, upload and download");
+    }
+
     public static void SameBackend(string op, IBackend backend, params DeviceBuffer?[] buffers)
     {
         foreach (var b in buffers)

@@ -88,6 +88,8 @@ public interface IBackend : IDisposable
 
     // ---- optimizer and random numbers ----
     void AdamW(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, in AdamWStep s, long n);
+    void AdamW8bit(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer mMax, DeviceBuffer v, DeviceBuffer vMax,
+        in AdamWStep s, long n);   // param, grad (n); m, v u8 codes (n); mMax, vMax absmax (⌈n/256⌉): see DynamicMap
     void RandomUniform(DeviceBuffer y, ulong seed, ulong offset);      // [0, 1), Philox4x32-10: element i from counter offset + i/4
     void RandomNormal(DeviceBuffer y, ulong seed, ulong offset);       // N(0, 1), Box-Muller on the same stream
 }

@@ -189,7 +189,11 @@ public static class MseLossChecks
 
 public static class CopyChecks
 {
-    public static void ValidateFill(DeviceBuffer y) => ArgumentNullException.ThrowIfNull(y, "fill: y");
+    public static void ValidateFill(DeviceBuffer y)
+    {
+        ArgumentNullException.ThrowIfNull(y, "fill: y");
+        Check.NotCodes("fill", "y", y);
+    }
 
     public static void ValidateCopy(DeviceBuffer dst, DeviceBuffer src)
     {
@@ -205,6 +209,7 @@ public static class CopyChecks
         ArgumentNullException.ThrowIfNull(src, $"{op}: src");
         if (shape.Length == 0 || strides.Length != shape.Length)
             throw new ArgumentException($"{op}: shape {Check.Shape(shape)} needs one stride per axis (at least one axis), got {strides.Length}");
+        Check.NotCodes(op, "src", src);
         long n = Check.Count(op, "dst", shape);
         Check.Exactly(op, "dst", dst, src.DType, n, $"shape {Check.Shape(shape)}");
         string layout = $"shape {Check.Shape(shape)} strides ({string.Join(", ", strides.ToArray())}) offset {offset}";
@@ -230,6 +235,7 @@ public static class ConcatSliceChecks
         const string op = "concat";
         Check.Positive(op, ("outer", outer), ("a axis", aAxis), ("b axis", bAxis), ("inner", inner));
         ArgumentNullException.ThrowIfNull(a, $"{op}: a");
+        Check.NotCodes(op, "a", a);
         string shape = $"outer={outer} a axis={aAxis} b axis={bAxis} inner={inner}";
         Check.Exactly(op, "a", a, a.DType, (long)outer * aAxis * inner, shape);
         Check.Exactly(op, "b", b, a.DType, (long)outer * bAxis * inner, shape);
@@ -244,6 +250,7 @@ public static class ConcatSliceChecks
         if (start < 0 || start > xAxis - yAxis)
             throw new ArgumentException($"{op}: slice [{start}, {(long)start + yAxis}) is outside the axis of length {xAxis}");
         ArgumentNullException.ThrowIfNull(x, $"{op}: {xName}");
+        Check.NotCodes(op, xName, x);
         string shape = $"outer={outer} x axis={xAxis} start={start} y axis={yAxis} inner={inner}";
         Check.Exactly(op, xName, x, x.DType, (long)outer * xAxis * inner, shape);
         Check.Exactly(op, yName, y, x.DType, (long)outer * yAxis * inner, shape);

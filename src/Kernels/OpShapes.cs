@@ -146,16 +146,36 @@ public readonly record struct AdamWStep(float Lr, int Step, float Beta1 = 0.9f, 
     public void Validate(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n)
     {
         const string op = "adamw";
-        Check.Positive(op, ("n", n), ("step", Step));
-        if (!(Beta1 >= 0 && Beta1 < 1 && Beta2 >= 0 && Beta2 < 1))
-            throw new ArgumentException($"{op}: betas ({Beta1}, {Beta2}) must lie in [0, 1)");
-        if (!(Lr >= 0) || !(Eps > 0) || !(WeightDecay >= 0) || !float.IsFinite(GradScale))
-            throw new ArgumentException($"{op}: need lr ≥ 0, eps > 0, weight decay ≥ 0 and a finite grad scale, got {this}");
+        ValidateScalars(op, n);
         string shape = $"(n={n})";
         Check.Exactly(op, "param", param, DType.F32, n, shape);
         Check.Exactly(op, "grad", grad, DType.F32, n, shape);
         Check.Exactly(op, "m", m, DType.F32, n, shape);
         Check.Exactly(op, "v", v, DType.F32, n, shape);
+    }
+
+    /// <summary>The checks of <see cref="IBackend.AdamW8bit"/>: u8 codes (n) and f32 absmax (⌈n / BlockSize⌉) per moment.</summary>
+    public void Validate8bit(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer mMax, DeviceBuffer v, DeviceBuffer vMax, long n)
+    {
+        const string op = "adamw 8-bit";
+        ValidateScalars(op, n);
+        string shape = $"(n={n}, blocks of {DynamicMap.BlockSize})";
+        long blocks = DynamicMap.Blocks(n);
+        Check.Exactly(op, "param", param, DType.F32, n, shape);
+        Check.Exactly(op, "grad", grad, DType.F32, n, shape);
+        Check.Exactly(op, "m", m, DType.U8, n, shape);
+        Check.Exactly(op, "m absmax", mMax, DType.F32, blocks, shape);
+        Check.Exactly(op, "v", v, DType.U8, n, shape);
+        Check.Exactly(op, "v absmax", vMax, DType.F32, blocks, shape);
+    }
+
+    void ValidateScalars(string op, long n)
+    {
+        Check.Positive(op, ("n", n), ("step", Step));
+        if (!(Beta1 >= 0 && Beta1 < 1 && Beta2 >= 0 && Beta2 < 1))
+            throw new ArgumentException($"{op}: betas ({Beta1}, {Beta2}) must lie in [0, 1)");
+        if (!(Lr >= 0) || !(Eps > 0) || !(WeightDecay >= 0) || !float.IsFinite(GradScale))
+            throw new ArgumentException($"{op}: need lr ≥ 0, eps > 0, weight decay ≥ 0 and a finite grad scale, got {this}");
     }
 }
 

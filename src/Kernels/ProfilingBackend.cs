@@ -346,6 +346,14 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
         Stop(t, "adamw", $"[{n}]", 0, 2 * B(param, m, v) + B(grad));   // p, m, v read and written; g read
     }
 
+    public void AdamW8bit(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer mMax, DeviceBuffer v, DeviceBuffer vMax,
+        in AdamWStep s, long n)
+    {
+        long t = Start();
+        Inner.AdamW8bit(U(param), U(grad), U(m), U(mMax), U(v), U(vMax), s, n);
+        Stop(t, "adamw 8-bit", $"[{n}]", 0, 2 * B(param, m, mMax, v, vMax) + B(grad));   // codes, absmax and p read and written
+    }
+
     public void RandomUniform(DeviceBuffer y, ulong seed, ulong offset)
     {
         long t = Start();

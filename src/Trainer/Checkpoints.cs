@@ -24,7 +24,7 @@ public sealed record TrainedComponent(string Name, ParameterStore Store, Action<
 /// <summary>
 /// checkpoint-STEP/ holds every trained component (unet/, and text_encoder/ when it trains, in the diffusers layout; or
 /// lora/, the adapters in peft's layout; F32, so a resumed run continues from the exact weights), optimizer.safetensors (AdamW's moments, one 1-D tensor per state
-/// buffer, and its step count), and trainer_state.json (the <see cref="TrainingState"/>, the loss scaler, and the LR
+/// buffer: F32, or U8 for the codes of --use_8bit_adam; and its step count), and trainer_state.json (the <see cref="TrainingState"/>, the loss scaler, and the LR
 /// schedule for reference). It is written into a hidden temporary folder that is renamed into place only when complete;
 /// --checkpoints_total_limit removes the oldest only after that.
 /// </summary>
@@ -61,7 +61,8 @@ public static class Checkpoints
             foreach (var c in components) SaveComponent(temp, c);
             var buffers = optimizer.SaveState();
             SafetensorsWriter.Write(Path.Combine(temp, "optimizer.safetensors"),
-                buffers.Buffers.Select(b => SafetensorsEntry.FromFloats(b.Key, [b.Value.Length], b.Value)),
+                buffers.Buffers.Select(b => SafetensorsEntry.FromFloats(b.Key, [b.Value.Length], b.Value))
+                    .Concat(buffers.Codes.Select(b => SafetensorsEntry.FromBytes(b.Key, SafetensorsDType.U8, [b.Value.Length], b.Value))),
                 new Dictionary<string, string> { ["step"] = buffers.Step.ToString(CultureInfo.InvariantCulture) });
             File.WriteAllText(Path.Combine(temp, "trainer_state.json"), StateJson(state, scaler, schedule));
             if (Directory.Exists(final)) Remove(outputDir, final);   // a rerun from an earlier checkpoint
@@ -124,7 +125,19 @@ public static class Checkpoints
         {
             int step = int.Parse(file.Metadata.GetValueOrDefault("step") ?? throw new InvalidDataException($"{file.Path}: no step in the metadata"),
                 CultureInfo.InvariantCulture);
-            optimizer.LoadState(new OptimizerState(step, file.Tensors.ToDictionary(t => t.Name, t => file.ReadFloats(t.Name))));
+            var codes = file.Tensors.Where(t => t.DType == SafetensorsDType.U8).ToDictionary(t => t.Name, t =>
+            {
+                var bytes = new byte[t.ByteCount];
+                file.ReadBytes(t.Name, bytes);
+                return bytes;
+            });
+            var floats = file.Tensors.Where(t => t.DType != SafetensorsDType.U8).ToDictionary(t => t.Name, t => file.ReadFloats(t.Name));
+            try { optimizer.LoadState(new OptimizerState(step, floats, codes)); }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"{file.Path}: {e.Message}; was the checkpoint written by a run with other options " +
+                                               "(--use_8bit_adam, --train_text_encoder, --use_lora)?");
+            }
         }
         string statePath = Path.Combine(dir, "trainer_state.json");
         try

@@ -20,8 +20,8 @@ public sealed record ProfileRow(string Phase, string Op, string Shape, double Ca
 
 /// <summary>The whole profile: the rows by time, the step's wall time and phase split, the roofline it was measured against.</summary>
 public sealed record ProfileReport(string Model, string Device, int Batch, int Resolution, int Steps, string MixedPrecision,
-    bool GradientCheckpointing, long Parameters, double StepMs, IReadOnlyDictionary<string, double> PhaseMs, double PeakMib,
-    double PeakGflops, double PeakGBps, IReadOnlyList<ProfileRow> Rows);
+    bool GradientCheckpointing, string Optimizer, long Parameters, double StepMs, IReadOnlyDictionary<string, double> PhaseMs,
+    double PeakMib, double OptimizerStateMib, double PeakGflops, double PeakGBps, IReadOnlyList<ProfileRow> Rows);
 
 public static class ProfileCommand
 {
@@ -35,12 +35,13 @@ public static class ProfileCommand
         var precision = new Option<string>("--mixed_precision", "--mixed-precision") { Description = "no, fp16 or bf16, as train", DefaultValueFactory = _ => "no" };
         precision.AcceptOnlyFromAmong("no", "fp16", "bf16");
         var checkpointing = new Option<bool>("--gradient_checkpointing", "--gradient-checkpointing") { Description = "Recompute block activations in backward, as train" };
+        var adam8bit = new Option<bool>("--use_8bit_adam", "--use-8bit-adam") { Description = "AdamW with 8-bit block-wise quantised moments, as train" };
         var rows = new Option<int>("--rows") { Description = "Rows of the op table printed (all go to --json)", DefaultValueFactory = _ => 25 };
         var json = new Option<string?>("--json") { Description = "Also write every row and the summary to this JSON file (it must not exist)" };
         var device = new DeviceOption();
-        var command = new Command("profile", "Time a UNet training step (noise, forward, loss, backward, AdamW) op by op: calls, ms, share, GFLOP/s or GB/s, and the nearest bound.")
+        var command = new Command("profile", "Time a UNet training step (noise, forward, loss, backward, AdamW or 8-bit AdamW) op by op: calls, ms, share, GFLOP/s or GB/s, and the nearest bound.")
         {
-            model, batch, resolution, steps, warmup, precision, checkpointing, rows, json, device,
+            model, batch, resolution, steps, warmup, precision, checkpointing, adam8bit, rows, json, device,
         };
         command.SetAction(parse => Guard.Run("profile", () =>
         {
@@ -59,7 +60,7 @@ public static class ProfileCommand
             if (!device.TryOpen(parse, out var inner)) return 1;
             using var backend = new ProfilingBackend(inner);
             var report = Run(dir, unetConfig, schedule, backend, parse.GetValue(batch), side, parse.GetValue(steps), parse.GetValue(warmup),
-                parse.GetValue(precision)!, parse.GetValue(checkpointing));
+                parse.GetValue(precision)!, parse.GetValue(checkpointing), parse.GetValue(adam8bit));
             Console.WriteLine(Markdown(report, parse.GetValue(rows)));
             if (jsonPath is not null)
                 AtomicFile.Write(jsonPath, temp => File.WriteAllText(temp, JsonSerializer.Serialize(report,
@@ -77,13 +78,13 @@ public static class ProfileCommand
     /// <summary>Warm-up steps unrecorded, then the timed steps with each part labelled; then the device's roofline. Mixed
     /// precision sets the forward's compute dtype as train does; fp16's loss scaling (one multiply) is left out.</summary>
     public static ProfileReport Run(string name, UNet2DConditionConfig config, NoiseSchedule schedule, ProfilingBackend backend,
-        int batch, int side, int steps, int warmup, string mixedPrecision, bool gradientCheckpointing)
+        int batch, int side, int steps, int warmup, string mixedPrecision, bool gradientCheckpointing, bool use8bitAdam = false)
     {
         var unet = new UNet2DConditionModel(config);
         if (gradientCheckpointing) unet.EnableGradientCheckpointing();
         using var store = new ParameterStore(backend, unet);
         store.Initialize(seed: 0);
-        using var optimizer = new AdamW(store, lr: 5e-6f);
+        using Optimizer optimizer = use8bitAdam ? new AdamW8bit([store], lr: 5e-6f) : new AdamW(store, lr: 5e-6f);
         var precision = TrainOptions.ComputeDType(mixedPrecision);
         using var inputs = new TensorScope();
         var x0 = Tensor.RandomNormal(backend, 1, 0, batch, config.InChannels, side, side);                       // (B, C, R, R)
@@ -136,8 +137,9 @@ public static class ProfileCommand
                 compute ? "compute" : "memory", ofRoofline);
         }).OrderByDescending(r => r.MsPerStep).ToList();
         var phases = rows.GroupBy(r => r.Phase).ToDictionary(g => g.Key, g => g.Sum(r => r.MsPerStep));
-        return new ProfileReport(name, backend.Name, batch, side, steps, mixedPrecision, gradientCheckpointing, store.Length, stepMs, phases,
-            backend.Memory.PeakBytes / 1048576.0, peakGflops, peakGBps, rows);
+        return new ProfileReport(name, backend.Name, batch, side, steps, mixedPrecision, gradientCheckpointing,
+            use8bitAdam ? "adamw 8-bit" : "adamw", store.Length, stepMs, phases, backend.Memory.PeakBytes / 1048576.0,
+            optimizer.StateBytes / 1048576.0, peakGflops, peakGBps, rows);
     }
 
     /// <summary>What this device attains, measured with its own kernels: the best of 3 f32 GEMMs (1024³, 128³ on the
@@ -183,7 +185,7 @@ public static class ProfileCommand
         s.AppendLine($"{r.Parameters:N0} parameters. One training step: {F(r.StepMs, "F1")} ms (mean of {r.Steps}); " +
                      string.Join(", ", r.PhaseMs.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")} ms")) +
                      $" inside ops, {F(r.StepMs - r.PhaseMs.Values.Sum(), "F1")} ms outside them (host code: the tape, allocation, noise); " +
-                     $"peak tensor memory {F(r.PeakMib, "F0")} MiB.");
+                     $"peak tensor memory {F(r.PeakMib, "F0")} MiB, of which {r.Optimizer} state {F(r.OptimizerStateMib, "F0")} MiB.");
         s.AppendLine($"Roofline of this device, measured with its own kernels: {F(r.PeakGflops, "F0")} GFLOP/s (f32 GEMM), {F(r.PeakGBps, "F1")} GB/s (copy).");
         s.AppendLine();
         s.AppendLine("| op | calls | ms | share |");

@@ -48,6 +48,7 @@ public sealed record TrainOptions
     public double AdamBeta2 { get; init; } = 0.999;
     public double AdamWeightDecay { get; init; } = 1e-2;
     public double AdamEpsilon { get; init; } = 1e-8;
+    public bool Use8bitAdam { get; init; }
     public double MaxGradNorm { get; init; } = 1.0;
     public bool TrainTextEncoder { get; init; }
     public bool UseLora { get; init; }
@@ -122,6 +123,7 @@ public sealed class TrainCommandLine
     public Option<double> AdamBeta2 { get; }
     public Option<double> AdamWeightDecay { get; }
     public Option<double> AdamEpsilon { get; }
+    public Option<bool> Use8bitAdam { get; }
     public Option<double> MaxGradNorm { get; }
     public Option<bool> TrainTextEncoder { get; }
     public Option<bool> UseLora { get; }
@@ -190,6 +192,8 @@ public sealed class TrainCommandLine
         AdamBeta2 = Add("adam_beta2", "AdamW β2", 0.999);
         AdamWeightDecay = Add("adam_weight_decay", "AdamW weight decay", 1e-2);
         AdamEpsilon = Add("adam_epsilon", "AdamW ε", 1e-8);
+        Use8bitAdam = Add<bool>("use_8bit_adam", "AdamW with 8-bit block-wise quantised moments (bitsandbytes' AdamW8bit): " +
+                                                 "about 2 bytes of optimizer state per parameter instead of 8");
         MaxGradNorm = Add("max_grad_norm", "Clip the global gradient norm to this", 1.0);
         TrainTextEncoder = Add<bool>("train_text_encoder", "Fine-tune the text encoder too (same optimizer, fp32 masters)");
         UseLora = Add<bool>("use_lora", "Train LoRA adapters on the attention projections instead of the weights (train_dreambooth_lora.py); " +
@@ -218,7 +222,7 @@ public sealed class TrainCommandLine
         if (!superResolution) _all.RemoveAll(x => x == NoiseLevel || x == LowResResolution);
         else _all.Remove(SaveSingleFile);   // an SR stage's UNet (low-res input, noise-level classes) has no SD 1.x layout
 
-        foreach (string flag in new[] { "push_to_hub", "allow_tf32", "enable_xformers_memory_efficient_attention", "use_8bit_adam",
+        foreach (string flag in new[] { "push_to_hub", "allow_tf32", "enable_xformers_memory_efficient_attention",
                      "set_grads_to_none", "pre_compute_text_embeddings", "text_encoder_use_attention_mask", "skip_save_text_encoder" })
             Ignore(new Option<bool>("--" + flag, "--" + flag.Replace('_', '-')));
         foreach (string valued in new[] { "hub_token", "hub_model_id", "logging_dir", "report_to", "local_rank", "revision",
@@ -307,6 +311,7 @@ public sealed class TrainCommandLine
             AdamBeta2 = p.GetValue(AdamBeta2),
             AdamWeightDecay = p.GetValue(AdamWeightDecay),
             AdamEpsilon = p.GetValue(AdamEpsilon),
+            Use8bitAdam = p.GetValue(Use8bitAdam),
             MaxGradNorm = p.GetValue(MaxGradNorm),
             TrainTextEncoder = p.GetValue(TrainTextEncoder),
             UseLora = p.GetValue(UseLora),

@@ -30,8 +30,7 @@ public static class TrainingLoop
     public static void Run(ITrainingTask task, LoopSettings s)
     {
         var o = s.Options;
-        using var optimizer = new AdamW(task.Components.Select(c => c.Store).ToList(), s.Schedule.BaseLr,
-            (float)o.AdamBeta1, (float)o.AdamBeta2, (float)o.AdamWeightDecay, (float)o.AdamEpsilon);
+        using var optimizer = CreateOptimizer(task, s);
         var scaler = o.MixedPrecision == "fp16" ? new GradScaler() : null;
         Checkpoints.RemoveLeftovers(o.OutputDir);
         var state = Resume(task, optimizer, scaler, s) ?? new TrainingState(0, 0, 0, 0, s.Seed);
@@ -72,7 +71,18 @@ public static class TrainingLoop
         log.Plot();
         Console.Error.WriteLine($"trained {state.Step - firstStep} steps in {clock.Elapsed:hh\\:mm\\:ss}; peak {backend.Name} tensor memory " +
                                 $"{backend.Memory.PeakBytes / 1048576.0:F0} MiB (the process peaked at " +
-                                $"{Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB resident); wrote {o.OutputDir}");
+                                $"{Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB resident; optimizer state " +
+                                $"{optimizer.StateBytes / 1048576.0:F1} MiB); wrote {o.OutputDir}");
+    }
+
+    /// <summary>AdamW over every trained component (one param group each), or AdamW8bit with --use_8bit_adam.</summary>
+    static Optimizer CreateOptimizer(ITrainingTask task, LoopSettings s)
+    {
+        var o = s.Options;
+        var stores = task.Components.Select(c => c.Store).ToList();
+        float beta1 = (float)o.AdamBeta1, beta2 = (float)o.AdamBeta2, decay = (float)o.AdamWeightDecay, eps = (float)o.AdamEpsilon;
+        return o.Use8bitAdam ? new AdamW8bit(stores, s.Schedule.BaseLr, beta1, beta2, decay, eps)
+            : new AdamW(stores, s.Schedule.BaseLr, beta1, beta2, decay, eps);
     }
 
     /// <summary>The micro-batches of one optimizer step: --gradient_accumulation_steps of them, or fewer at an epoch's end
@@ -104,7 +114,7 @@ public static class TrainingLoop
 
     /// <summary>Clip to --max_grad_norm and take the AdamW step (through the loss scaler under fp16), then zero the grads.
     /// A non-finite gradient without a scaler stops the run with the step and loss; the checkpoints already written stay.</summary>
-    static StepResult OptimizerStep(AdamW optimizer, GradScaler? scaler, float maxGradNorm, StepResult losses, int step)
+    static StepResult OptimizerStep(Optimizer optimizer, GradScaler? scaler, float maxGradNorm, StepResult losses, int step)
     {
         StepResult result;
         if (scaler is not null)
@@ -138,7 +148,7 @@ public static class TrainingLoop
         }
     }
 
-    static TrainingState? Resume(ITrainingTask task, AdamW optimizer, GradScaler? scaler, LoopSettings s)
+    static TrainingState? Resume(ITrainingTask task, Optimizer optimizer, GradScaler? scaler, LoopSettings s)
     {
         if (s.Options.ResumeFromCheckpoint is not { } request) return null;
         if (Checkpoints.Find(s.Options.OutputDir, request) is not { } dir)

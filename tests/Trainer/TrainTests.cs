@@ -181,19 +181,50 @@ public class TrainTests
             "--train_text_encoder", "--resolution", "32"];
         Succeeds(Dreambooth(Train(straight, options)));
 
-        Directory.CreateDirectory(stopped);   // a run stopped right after its checkpoint at step 3
-        foreach (string file in Directory.GetFiles(Path.Combine(straight, "checkpoint-3"), "*", SearchOption.AllDirectories))
-        {
-            string target = Path.Combine(stopped, "checkpoint-3", Path.GetRelativePath(Path.Combine(straight, "checkpoint-3"), file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
+        CopyCheckpoint(straight, stopped, "checkpoint-3");   // a run stopped right after its checkpoint at step 3
         Succeeds(Dreambooth(Train(stopped, [.. options, "--resume_from_checkpoint", "latest"])));
 
         Assert.That(Weights(stopped), Is.EqualTo(Weights(straight)), "unet");
         Assert.That(Weights(stopped, "text_encoder"), Is.EqualTo(Weights(straight, "text_encoder")), "text encoder");
         Assert.That(Log(stopped).Select(l => (double)l["loss"]!), Is.EqualTo(Log(straight).Skip(3).Select(l => (double)l["loss"]!)));
         Assert.That(Weights(straight, "text_encoder"), Is.Not.EqualTo(Weights(_base, "text_encoder")), "the text encoder trained");
+    }
+
+    /// <summary>The output folder of a run stopped right after writing this checkpoint.</summary>
+    static void CopyCheckpoint(string from, string to, string checkpoint)
+    {
+        foreach (string file in Directory.GetFiles(Path.Combine(from, checkpoint), "*", SearchOption.AllDirectories))
+        {
+            string target = Path.Combine(to, checkpoint, Path.GetRelativePath(Path.Combine(from, checkpoint), file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    [Test]
+    public void EightBitAdamCheckpointsItsCodesAndResumesBitIdentical()
+    {
+        string straight = Dir("straight"), stopped = Dir("stopped"), wrong = Dir("wrong");
+        string[] options = ["--use_8bit_adam", "--max_train_steps", "4", "--checkpointing_steps", "2", "--resolution", "32"];
+        var run = Dreambooth(Train(straight, options));
+        Succeeds(run);
+        Assert.That(run.Error, Does.Match(@"optimizer state \d+\.\d MiB"));
+        using (var file = SafetensorsFile.Open(Path.Combine(straight, "checkpoint-2", "optimizer.safetensors")))
+        {
+            Assert.That(file["state1"].DType, Is.EqualTo(SafetensorsDType.U8), "first moment codes");
+            Assert.That(file["absmax2"].ElementCount, Is.EqualTo(file["absmax1"].ElementCount)
+                .And.AtLeast((file["state2"].ElementCount + 255) / 256), "an absmax per block of 256, a block never spanning two tensors");
+            Assert.That(file.Contains("exp_avg"), "small tensors keep f32 moments");
+        }
+
+        CopyCheckpoint(straight, stopped, "checkpoint-2");
+        Succeeds(Dreambooth(Train(stopped, [.. options, "--resume_from_checkpoint", "latest"])));
+        Assert.That(Weights(stopped), Is.EqualTo(Weights(straight)), "resumed from step 2");
+
+        CopyCheckpoint(straight, wrong, "checkpoint-2");
+        var (exit, error) = Dreambooth(Train(wrong, ["--max_train_steps", "4", "--resolution", "32", "--resume_from_checkpoint", "latest"]));
+        Assert.That(exit, Is.Not.Zero);
+        Assert.That(error, Does.Contain("optimizer.safetensors").And.Contain("--use_8bit_adam"), "resumed without --use_8bit_adam");
     }
 
     [Test]

@@ -18,13 +18,19 @@ public sealed class AdamW : Optimizer
     public AdamW(IReadOnlyList<ParameterStore> stores, float lr, float beta1 = 0.9f, float beta2 = 0.999f, float weightDecay = 1e-2f,
         float eps = 1e-8f) : base(stores, lr)
     {
+        CheckHyperParameters(beta1, beta2, weightDecay, eps);
+        (Beta1, Beta2, WeightDecay, Eps) = (beta1, beta2, weightDecay, eps);
+        M = stores.Select(s => s.Backend.Allocate(DType.F32, s.TrainableLength)).ToArray();
+        V = stores.Select(s => s.Backend.Allocate(DType.F32, s.TrainableLength)).ToArray();
+    }
+
+    /// <summary>Betas in [0, 1), weight decay ≥ 0, eps > 0: checked before any state is allocated.</summary>
+    internal static void CheckHyperParameters(float beta1, float beta2, float weightDecay, float eps)
+    {
         if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
             throw new ArgumentException($"AdamW: betas ({beta1}, {beta2}) must lie in [0, 1)");
         if (!(weightDecay >= 0) || !(eps > 0))
             throw new ArgumentException($"AdamW: need weight decay ≥ 0 and eps > 0, got {weightDecay} and {eps}");
-        (Beta1, Beta2, WeightDecay, Eps) = (beta1, beta2, weightDecay, eps);
-        M = stores.Select(s => s.Backend.Allocate(DType.F32, s.TrainableLength)).ToArray();
-        V = stores.Select(s => s.Backend.Allocate(DType.F32, s.TrainableLength)).ToArray();
     }
 
     public float Beta1 { get; }

@@ -39,8 +39,8 @@ public abstract class Optimizer : IDisposable
     /// <summary>Steps taken so far; the next step is number StepCount + 1 (Adam's bias correction counts from 1).</summary>
     public int StepCount { get; private set; }
 
-    /// <summary>The state buffers by name (PyTorch's state keys), each (TrainableLength) f32 of its store; the buffers
-    /// of store g > 0 carry the suffix ".g" ("exp_avg.1").</summary>
+    /// <summary>The state buffers by name (PyTorch's state keys), f32 or u8; the buffers of store g > 0 carry the suffix
+    /// ".g" ("exp_avg.1").</summary>
     public abstract IReadOnlyList<(string Name, DeviceBuffer Buffer)> StateBuffers { get; }
 
     /// <summary>
@@ -71,17 +71,20 @@ public abstract class Optimizer : IDisposable
     /// <summary>Applies step number <see cref="StepCount"/> to every store with gradients multiplied by gradScale.</summary>
     protected abstract void Update(float gradScale);
 
-    /// <summary>The step count and a host copy of every state buffer.</summary>
+    /// <summary>The bytes of all state buffers: what the optimizer adds to the weights and gradients in memory.</summary>
+    public long StateBytes => StateBuffers.Sum(b => b.Buffer.Bytes);
+
+    /// <summary>The step count and a host copy of every state buffer: f32 ones as floats, 8-bit codes as bytes.</summary>
     public OptimizerState SaveState()
     {
-        var buffers = new Dictionary<string, float[]>();
+        var floats = new Dictionary<string, float[]>();
+        var codes = new Dictionary<string, byte[]>();
         foreach (var (name, buffer) in StateBuffers)
         {
-            var values = new float[buffer.Length];
-            Backend.Download<float>(values, buffer);
-            buffers.Add(name, values);
+            if (buffer.DType == DType.U8) Backend.Download<byte>(codes[name] = new byte[buffer.Length], buffer);
+            else Backend.Download<float>(floats[name] = new float[buffer.Length], buffer);
         }
-        return new OptimizerState(StepCount, buffers);
+        return new OptimizerState(StepCount, floats, codes);
     }
 
     /// <summary>Restores what <see cref="SaveState"/> returned (for the same parameters): the next step continues
@@ -91,14 +94,24 @@ public abstract class Optimizer : IDisposable
         string what = GetType().Name;
         if (state.Step < 0) throw new ArgumentException($"{what}: saved step count {state.Step} is negative");
         var expected = StateBuffers.Select(b => b.Name).ToHashSet();
-        if (!expected.SetEquals(state.Buffers.Keys))
-            throw new ArgumentException($"{what}: saved state holds [{string.Join(", ", state.Buffers.Keys)}], " +
-                                        $"expected [{string.Join(", ", expected)}]");
+        var saved = state.Buffers.Keys.Concat(state.Codes.Keys).ToList();
+        if (!expected.SetEquals(saved))
+            throw new ArgumentException($"{what}: saved state holds [{string.Join(", ", saved)}], expected [{string.Join(", ", expected)}]");
         foreach (var (name, buffer) in StateBuffers)
-            if (state.Buffers[name].Length != buffer.Length)
-                throw new ArgumentException($"{what}: saved '{name}' has {state.Buffers[name].Length} values, " +
-                                            $"the store has {buffer.Length} trainable parameters");
-        foreach (var (name, buffer) in StateBuffers) Backend.Upload<float>(buffer, state.Buffers[name]);
+        {
+            bool isCodes = buffer.DType == DType.U8;
+            long length = isCodes ? state.Codes.GetValueOrDefault(name)?.Length ?? -1 : state.Buffers.GetValueOrDefault(name)?.Length ?? -1;
+            if (length < 0)
+                throw new ArgumentException($"{what}: saved '{name}' is {(isCodes ? "f32" : "u8")}, the optimizer keeps it as {buffer.DType.Name()}");
+            if (length != buffer.Length)
+                throw new ArgumentException($"{what}: saved '{name}' has {length} values, the optimizer keeps {buffer.Length} " +
+                                            "(saved for other trainable parameters?)");
+        }
+        foreach (var (name, buffer) in StateBuffers)
+        {
+            if (buffer.DType == DType.U8) Backend.Upload<byte>(buffer, state.Codes[name]);
+            else Backend.Upload<float>(buffer, state.Buffers[name]);
+        }
         StepCount = state.Step;
         _clipFactor = 1f;
     }
@@ -118,6 +131,6 @@ public abstract class Optimizer : IDisposable
     }
 }
 
-/// <summary>An optimizer's state on the host: the number of steps taken and each state buffer (TrainableLength values)
-/// by name, e.g. "exp_avg" and "exp_avg_sq" for AdamW.</summary>
-public sealed record OptimizerState(int Step, IReadOnlyDictionary<string, float[]> Buffers);
+/// <summary>An optimizer's state on the host: the number of steps taken, each f32 state buffer by name (e.g. "exp_avg"
+/// and "exp_avg_sq" for AdamW) and each u8 one (AdamW8bit's "state1" and "state2" codes).</summary>
+public sealed record OptimizerState(int Step, IReadOnlyDictionary<string, float[]> Buffers, IReadOnlyDictionary<string, byte[]> Codes);

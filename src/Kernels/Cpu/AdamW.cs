@@ -1,4 +1,4 @@
-// AdamW as one fused pass over param, grad, m and v in the backend's vector width, parallel over chunks; f32 arithmetic.
+// AdamW as one fused pass over param, grad, m and v in the backend's vector width, parallel over chunks; f32 arithmetic; and its 8-bit form.
 using System.Runtime.CompilerServices;
 
 namespace DreamBooth.Kernels.Cpu;
@@ -44,5 +44,61 @@ public sealed unsafe partial class CpuBackend
             v[i] = c.Beta2 * v[i] + c.OneMinusBeta2 * gi * gi;
             p[i] = p[i] * c.Decay - c.StepSize * m[i] / (MathF.Sqrt(v[i]) / c.SqrtBc2 + c.Eps);
         }
+    }
+}
+
+public sealed unsafe partial class CpuBackend
+{
+    public void AdamW8bit(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer mMax, DeviceBuffer v, DeviceBuffer vMax,
+        in AdamWStep s, long n)
+    {
+        s.Validate8bit(param, grad, m, mMax, v, vMax, n);
+        var c = s.Constants();
+        float* pp = F(param), pg = F(grad), pmMax = F(mMax), pvMax = F(vMax);
+        byte* pm = (byte*)Host(m).Pointer, pv = (byte*)Host(v).Pointer;
+        bool wide = UseVector512;
+        Chunks.For(DynamicMap.Blocks(n), Chunks.Grain / DynamicMap.BlockSize, (b0, b1) =>
+        {
+            if (wide) AdamW8bitBlocks<V512>(pp, pg, pm, pmMax, pv, pvMax, n, b0, b1, c);
+            else AdamW8bitBlocks<V256>(pp, pg, pm, pmMax, pv, pvMax, n, b0, b1, c);
+        });
+    }
+
+    // Blocks [b0, b1) of n parameters: dequantise a block's moments into two stack rows, run the f32 AdamW step on them
+    // (AdamWRange), take the new absmax, and write the codes back (DynamicMap.CodeTable: a lookup, no search).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void AdamW8bitBlocks<TV>(float* p, float* g, byte* m, float* mMax, byte* v, float* vMax, long n, long b0, long b1,
+        AdamWConstants c) where TV : struct, IVec<TV>
+    {
+        float* mRow = stackalloc float[DynamicMap.BlockSize], vRow = stackalloc float[DynamicMap.BlockSize];
+        DynamicMap.CodeTable signedCodes = DynamicMap.CodeTable.Signed, unsignedCodes = DynamicMap.CodeTable.Unsigned;
+        fixed (float* signedMap = DynamicMap.Signed, unsignedMap = DynamicMap.Unsigned)
+        fixed (byte* signedStart = signedCodes.Start, unsignedStart = unsignedCodes.Start)
+        fixed (float* signedMids = signedCodes.Midpoints, unsignedMids = unsignedCodes.Midpoints)
+            for (long b = b0; b < b1; b++)
+            {
+                long start = b * DynamicMap.BlockSize;
+                int count = (int)Math.Min(DynamicMap.BlockSize, n - start);
+                float mScale = mMax[b], vScale = vMax[b];
+                for (int j = 0; j < count; j++)
+                {
+                    mRow[j] = signedMap[m[start + j]] * mScale;
+                    vRow[j] = unsignedMap[v[start + j]] * vScale;
+                }
+                AdamWRange<TV>(p + start, g + start, mRow, vRow, 0, count, c);
+                float mAbs = 0, vAbs = 0;
+                for (int j = 0; j < count; j++)
+                {
+                    mAbs = MathF.Max(mAbs, MathF.Abs(mRow[j]));
+                    vAbs = MathF.Max(vAbs, vRow[j]);
+                }
+                mMax[b] = mAbs;
+                vMax[b] = vAbs;
+                for (int j = 0; j < count; j++)
+                {
+                    m[start + j] = DynamicMap.CodeTable.Code(signedStart, signedMids, mAbs > 0 ? mRow[j] / mAbs : 0f);
+                    v[start + j] = DynamicMap.CodeTable.Code(unsignedStart, unsignedMids, vAbs > 0 ? vRow[j] / vAbs : 0f);
+                }
+            }
     }
 }

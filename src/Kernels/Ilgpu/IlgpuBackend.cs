@@ -101,6 +101,7 @@ public sealed partial class IlgpuBackend : IBackend
         _blocks.Clear();
         _free.Clear();
         _placeholder.Dispose();
+        _dynamicMaps?.Dispose();
         _device.Dispose();
     }
 

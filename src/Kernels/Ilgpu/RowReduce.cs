@@ -1,4 +1,4 @@
-// Group-wide reductions shared by the CUDA kernels (norms, softmax, losses, bias gradients): warp shuffles, then one shared slot per warp.
+// Group-wide reductions shared by the CUDA kernels (norms, softmax, losses, bias gradients, 8-bit absmax): warp shuffles, then one shared slot per warp.
 using ILGPU;
 using ILGPU.Algorithms;
 
@@ -76,6 +76,34 @@ public static class RowReduce
         {
             a += Warp.ShuffleDown(a, off);
             b += Warp.ShuffleDown(b, off);
+        }
+        a = Warp.Shuffle(a, 0);
+        b = Warp.Shuffle(b, 0);
+        Group.Barrier();
+        return new(a, b);
+    }
+
+    /// <summary>The group's maxima of a and of b, side by side.</summary>
+    public static Pair Max2(ArrayView<float> scratch, float a, float b) // scratch (2·MaxWarps), shared
+    {
+        for (int off = Warp.WarpSize / 2; off > 0; off >>= 1)
+        {
+            a = XMath.Max(a, Warp.ShuffleDown(a, off));
+            b = XMath.Max(b, Warp.ShuffleDown(b, off));
+        }
+        if (Warp.LaneIdx == 0)
+        {
+            scratch[Warp.WarpIdx] = a;
+            scratch[MaxWarps + Warp.WarpIdx] = b;
+        }
+        Group.Barrier();
+        int warps = Group.DimX / Warp.WarpSize;
+        a = Warp.LaneIdx < warps ? scratch[Warp.LaneIdx] : float.NegativeInfinity;
+        b = Warp.LaneIdx < warps ? scratch[MaxWarps + Warp.LaneIdx] : float.NegativeInfinity;
+        for (int off = Warp.WarpSize / 2; off > 0; off >>= 1)
+        {
+            a = XMath.Max(a, Warp.ShuffleDown(a, off));
+            b = XMath.Max(b, Warp.ShuffleDown(b, off));
         }
         a = Warp.Shuffle(a, 0);
         b = Warp.Shuffle(b, 0);

@@ -1,4 +1,4 @@
-// The AdamW optimizer step (decoupled weight decay, bias correction), in PyTorch's order of operations.
+// The AdamW optimizer step (decoupled weight decay, bias correction), in PyTorch's order of operations, and its 8-bit form.
 namespace DreamBooth.Kernels.Reference;
 
 /// <summary>
@@ -35,8 +35,62 @@ public static class AdamWReference
     }
 }
 
+/// <summary>
+/// 8-bit AdamW (bitsandbytes' AdamW8bit, block-wise): m and v are stored as DynamicMap codes times an absmax per block
+/// of BlockSize parameters. Per block:
+///   m = Signed[code_m]·absmax_m,  v = Unsigned[code_v]·absmax_v       dequantise
+///   the AdamW step above with these m and v, in full precision        (the update uses the unrounded new moments)
+///   absmax_m = max |m|,  absmax_v = max v   over the block            (0 for an all-zero block)
+///   code_m = Quantize(m / absmax_m),  code_v = Quantize(v / absmax_v) nearest map entry (0 when absmax is 0)
+/// </summary>
+public static class AdamW8bitReference
+{
+    public static void Step(Span<double> param,  // (n), updated
+        ReadOnlySpan<double> grad,                // (n)
+        Span<byte> m, Span<double> mMax,          // (n) codes, (⌈n/BlockSize⌉) absmax; updated
+        Span<byte> v, Span<double> vMax,          // (n) codes, (⌈n/BlockSize⌉) absmax; updated
+        in AdamWStep s, int n)
+    {
+        var mValues = new double[DynamicMap.BlockSize];
+        var vValues = new double[DynamicMap.BlockSize];
+        for (int block = 0; block * DynamicMap.BlockSize < n; block++)
+        {
+            int start = block * DynamicMap.BlockSize, count = Math.Min(DynamicMap.BlockSize, n - start);
+            for (int j = 0; j < count; j++)
+            {
+                mValues[j] = DynamicMap.Signed[m[start + j]] * mMax[block];
+                vValues[j] = DynamicMap.Unsigned[v[start + j]] * vMax[block];
+            }
+            AdamWReference.Step(param.Slice(start, count), grad.Slice(start, count), mValues.AsSpan(0, count), vValues.AsSpan(0, count), s, count);
+            double mAbs = 0, vAbs = 0;
+            for (int j = 0; j < count; j++)
+            {
+                mAbs = Math.Max(mAbs, Math.Abs(mValues[j]));
+                vAbs = Math.Max(vAbs, vValues[j]);
+            }
+            (mMax[block], vMax[block]) = (mAbs, vAbs);
+            for (int j = 0; j < count; j++)
+            {
+                m[start + j] = DynamicMap.Quantize(DynamicMap.SignedMidpoints, mAbs > 0 ? mValues[j] / mAbs : 0);
+                v[start + j] = DynamicMap.Quantize(DynamicMap.UnsignedMidpoints, vAbs > 0 ? vValues[j] / vAbs : 0);
+            }
+        }
+    }
+}
+
 public sealed partial class ReferenceBackend
 {
+    public void AdamW8bit(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer mMax, DeviceBuffer v, DeviceBuffer vMax,
+        in AdamWStep s, long n)
+    {
+        s.Validate8bit(param, grad, m, mMax, v, vMax, n);
+        double[] p = D(param), mAbs = D(mMax), vAbs = D(vMax);
+        AdamW8bitReference.Step(p, D(grad), Host(m).AsSpan<byte>(), mAbs, Host(v).AsSpan<byte>(), vAbs, s, checked((int)n));
+        Store(param, p);
+        Store(mMax, mAbs);
+        Store(vMax, vAbs);
+    }
+
     public void AdamW(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, in AdamWStep s, long n)
     {
         s.Validate(param, grad, m, v, n);

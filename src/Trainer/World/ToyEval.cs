@@ -12,18 +12,23 @@ namespace DreamBooth.Trainer.World;
 /// a row has no such samples (the real images have no prompts).</summary>
 public sealed record EvalRow(string Name, double SubjectFidelity, double? PromptFidelity, double? Pres, double Div);
 
-/// <summary>What one training run cost, from its log and last checkpoint: the trained parameters (half the AdamW state's
-/// elements), the optimizer state's bytes, the mean seconds per step and the peak tensor memory.</summary>
+/// <summary>What one training run cost, from its log and last checkpoint: the trained parameters (the elements of the
+/// first moments: AdamW's exp_avg, or AdamW8bit's state1 codes and f32 exp_avg), the optimizer state's bytes, the mean
+/// seconds per step and the peak tensor memory.</summary>
 public sealed record RunCost(string Name, long TrainedParameters, double OptimizerMib, double SecondsPerStep, double PeakMib)
 {
     public static RunCost Read(string name, string runDir)
     {
         var checkpoint = Checkpoints.List(runDir) is { Count: > 0 } all ? all[^1].Dir
             : throw new InvalidDataException($"{runDir}: no checkpoint to read the optimizer state from");
-        long moments;
-        using (var file = SafetensorsFile.Open(Path.Combine(checkpoint, "optimizer.safetensors"))) moments = file.Tensors.Sum(t => t.ElementCount);
+        long trained, bytes;
+        using (var file = SafetensorsFile.Open(Path.Combine(checkpoint, "optimizer.safetensors")))
+        {
+            trained = file.Tensors.Where(t => t.Name.Split('.')[0] is "exp_avg" or "state1").Sum(t => t.ElementCount);
+            bytes = file.Tensors.Sum(t => t.ByteCount);
+        }
         var last = System.Text.Json.Nodes.JsonNode.Parse(File.ReadLines(Path.Combine(runDir, "logs", "train.jsonl")).Last())!;
-        return new RunCost(name, moments / 2, moments * 4 / 1048576.0, 1 / last["it_per_s"]!.GetValue<double>(), last["memory_mib"]!.GetValue<double>());
+        return new RunCost(name, trained, bytes / 1048576.0, 1 / last["it_per_s"]!.GetValue<double>(), last["memory_mib"]!.GetValue<double>());
     }
 }
 
