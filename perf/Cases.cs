@@ -253,6 +253,19 @@ static class Cases
         return w;
     }, 7 * 4.0 * n);   // p, g, m, v in; p, m, v out
 
+    /// <summary>8-bit AdamW over n parameters: m and v as u8 codes with an f32 absmax per block of 256.</summary>
+    public static Case AdamW8bit(int n) => new("AdamW 8-bit step", $"{n / 1_000_000}M fp32 params, 1 tensor", 0, be =>
+    {
+        var w = new Work(be);
+        long blocks = DynamicMap.Blocks(n);
+        var p = w.Random(n, 1); var g = w.Random(n, 2);
+        var m = w.Zeros(n, DType.U8); var mMax = w.Zeros(blocks); var v = w.Zeros(n, DType.U8); var vMax = w.Zeros(blocks);
+        w.Outputs.Add(p);
+        int step = 0;
+        w.Run = () => be.AdamW8bit(p, g, m, mMax, v, vMax, new AdamWStep(5e-6f, ++step), n);
+        return w;
+    }, 3 * 4.0 * n + 4.0 * n);   // p, g in and p out (f32); m, v codes in and out
+
     /// <summary>The rows of the peer's `ops` command, in its order.</summary>
     public static IEnumerable<Case> PeerOps()
     {

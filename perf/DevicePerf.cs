@@ -49,6 +49,7 @@ static class DevicePerf
         yield return Cases.Attention(2, 8, 256, 256, 160, false, true);
         yield return Cases.GroupNorm(2, 320, 64, 64, 32, true);
         yield return Cases.AdamW(859_520_964 / 8 * 8);
+        yield return Cases.AdamW8bit(859_520_964 / 8 * 8);
     }
 
     /// <summary>Shapes the emulator finishes in seconds: they prove the timing path, not the GPU's speed.</summary>
@@ -58,6 +59,7 @@ static class DevicePerf
         yield return Cases.Conv(1, 8, 8, 8, 8, 3, 1, 1, false);
         yield return Cases.GroupNorm(1, 8, 4, 4, 4, false);
         yield return Cases.AdamW(1_000_000);
+        yield return Cases.AdamW8bit(1_000_000);
     }
 
     static string Percent(double achieved, double? peak) => peak is { } p ? $"{100 * achieved / p,6:F1}%" : $"{"-",7}";

@@ -25,7 +25,7 @@ static class Sweep
             "layernorm" => Both(bwd => Cases.LayerNorm(o.At(0, "rows"), o.At(1, "dim"), bwd)),
             "geglu" => Both(bwd => Cases.Geglu(o.At(0, "rows"), o.At(1, "dim"), bwd)),
             "activation" => Both(bwd => Cases.Activation(Activation(o), o.At(0, "N"), bwd)),
-            "adamw" => [Cases.AdamW(o.At(0, "N"))],
+            "adamw" => [Cases.AdamW(o.At(0, "N")), Cases.AdamW8bit(o.At(0, "N"))],
             _ => throw new ArgumentException($"unknown sweep '{command}'"),
         };
         Table(cases, o, peer: null);

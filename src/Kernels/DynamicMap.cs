@@ -60,13 +60,13 @@ public static class DynamicMap
     {
         public static readonly CodeTable Signed = new(SignedMidpoints), Unsigned = new(UnsignedMidpoints);
 
-        public readonly byte[] Start = new byte[1 << 16];   // (65536) by the top 16 bits of x
+        public readonly byte[] Start = new byte[(1 << 16) + 3];   // (65536) by the top 16 bits of x, and 3 bytes so a 4-byte read at any key stays inside
         public readonly float[] Midpoints;                  // (257): the map's 255, then +∞ twice
 
         CodeTable(float[] midpoints)
         {
             Midpoints = [.. midpoints, float.PositiveInfinity, float.PositiveInfinity];
-            for (uint key = 0; key < Start.Length; key++)
+            for (uint key = 0; key < 1 << 16; key++)
             {
                 float low = BitConverter.UInt32BitsToSingle(key << 16), high = BitConverter.UInt32BitsToSingle(key << 16 | 0xFFFF);
                 (float smallest, float largest) = (key & 0x8000) == 0 ? (low, high) : (high, low);

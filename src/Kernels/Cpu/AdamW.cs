@@ -1,5 +1,7 @@
 // AdamW as one fused pass over param, grad, m and v in the backend's vector width, parallel over chunks; f32 arithmetic; and its 8-bit form.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -65,7 +67,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     // Blocks [b0, b1) of n parameters: dequantise a block's moments into two stack rows, run the f32 AdamW step on them
-    // (AdamWRange), take the new absmax, and write the codes back (DynamicMap.CodeTable: a lookup, no search).
+    // (AdamWRange), take the new absmax, and write the codes back (DynamicMap.CodeTable: a lookup, no search). The
+    // lookups are AVX2 gathers, 8 lanes on either vector width; a block's last count % 32 parameters go one by one.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void AdamW8bitBlocks<TV>(float* p, float* g, byte* m, float* mMax, byte* v, float* vMax, long n, long b0, long b1,
         AdamWConstants c) where TV : struct, IVec<TV>
@@ -79,26 +82,61 @@ public sealed unsafe partial class CpuBackend
             {
                 long start = b * DynamicMap.BlockSize;
                 int count = (int)Math.Min(DynamicMap.BlockSize, n - start);
-                float mScale = mMax[b], vScale = vMax[b];
-                for (int j = 0; j < count; j++)
-                {
-                    mRow[j] = signedMap[m[start + j]] * mScale;
-                    vRow[j] = unsignedMap[v[start + j]] * vScale;
-                }
+                Dequantise(mRow, m + start, signedMap, mMax[b], count);
+                Dequantise(vRow, v + start, unsignedMap, vMax[b], count);
                 AdamWRange<TV>(p + start, g + start, mRow, vRow, 0, count, c);
-                float mAbs = 0, vAbs = 0;
-                for (int j = 0; j < count; j++)
-                {
-                    mAbs = MathF.Max(mAbs, MathF.Abs(mRow[j]));
-                    vAbs = MathF.Max(vAbs, vRow[j]);
-                }
-                mMax[b] = mAbs;
-                vMax[b] = vAbs;
-                for (int j = 0; j < count; j++)
-                {
-                    m[start + j] = DynamicMap.CodeTable.Code(signedStart, signedMids, mAbs > 0 ? mRow[j] / mAbs : 0f);
-                    v[start + j] = DynamicMap.CodeTable.Code(unsignedStart, unsignedMids, vAbs > 0 ? vRow[j] / vAbs : 0f);
-                }
+                float mAbs = mMax[b] = AbsMax(mRow, count), vAbs = vMax[b] = AbsMax(vRow, count);
+                Quantise(m + start, mRow, mAbs, signedStart, signedMids, count);
+                Quantise(v + start, vRow, vAbs, unsignedStart, unsignedMids, count);
             }
+    }
+
+    /// <summary>row = map[codes] · scale: (count) each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Dequantise(float* row, byte* codes, float* map, float scale, int count)
+    {
+        int j = 0;
+        if (Avx2.IsSupported)
+            for (var s = Vector256.Create(scale); j + 8 <= count; j += 8)
+                (Avx2.GatherVector256(map, Avx2.ConvertToVector256Int32(codes + j), 4) * s).Store(row + j);
+        for (; j < count; j++) row[j] = map[codes[j]] * scale;
+    }
+
+    /// <summary>max |row[j]| over (count).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float AbsMax(float* row, int count)
+    {
+        var most = Vector256<float>.Zero;
+        int j = 0;
+        for (; j + 8 <= count; j += 8) most = Vector256.Max(most, Vector256.Abs(Vector256.Load(row + j)));
+        float result = 0f;
+        for (int lane = 0; lane < 8; lane++) result = MathF.Max(result, most[lane]);
+        for (; j < count; j++) result = MathF.Max(result, MathF.Abs(row[j]));
+        return result;
+    }
+
+    /// <summary>codes = Quantize(row / absmax) by the code table (0's code when absmax is 0): (count) each. 32 codes at a
+    /// time: the bucket's start code by a 4-byte gather from the byte table (hence its padding), masked to its low byte;
+    /// the two midpoints after it by two more; code = start + the comparisons (true is −1 per lane, so subtract).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Quantise(byte* codes, float* row, float absmax, byte* start, float* midpoints, int count)
+    {
+        int j = 0;
+        if (Avx2.IsSupported && absmax > 0)
+        {
+            var scale = Vector256.Create(absmax);
+            var low = Vector256.Create(0xFF);
+            Vector256<int> Codes(int at)
+            {
+                var x = Vector256.Load(row + at) / scale;
+                var key = Vector256.ShiftRightLogical(x.AsUInt32(), 16).AsInt32();
+                var t = Avx2.GatherVector256((int*)start, key, 1) & low;
+                return t - Vector256.LessThan(Avx2.GatherVector256(midpoints, t, 4), x).AsInt32()
+                         - Vector256.LessThan(Avx2.GatherVector256(midpoints + 1, t, 4), x).AsInt32();
+            }
+            for (; j + 32 <= count; j += 32)
+                Vector256.Narrow(Vector256.Narrow(Codes(j), Codes(j + 8)), Vector256.Narrow(Codes(j + 16), Codes(j + 24))).AsByte().Store(codes + j);
+        }
+        for (; j < count; j++) codes[j] = DynamicMap.CodeTable.Code(start, midpoints, absmax > 0 ? row[j] / absmax : 0f);
     }
 }
