@@ -11,8 +11,11 @@ static class UNetBench
 {
     /// <summary>The same work as the peer's `unet-step --config C --batch B --resolution R --steps S`: random weights
     /// (PyTorch's default init), a sample (B, in, R, R), timesteps, encoder states (B, 77, cross_attention_dim); then the
-    /// median over S runs, after one warm-up, of a forward without the tape and of forward + MSE against a random target +
-    /// backward + AdamW (lr 5e-6, weight decay 1e-2).</summary>
+    /// median over S runs of a forward without the tape and of forward + MSE against a random target + backward + AdamW
+    /// (lr 5e-6, weight decay 1e-2). Each is warmed up for <see cref="WarmupTime"/> (at least once) where the peer warms
+    /// up once: .NET first runs a method's unoptimised code and compiles the optimised one in the background after about
+    /// 30 calls, so a short warm-up times the compiler (on one core, the demo-size UNet's step measured 825-850 ms after
+    /// one warm-up step).</summary>
     public static void Run(Options o)
     {
         string path = o.Text("config") ?? throw new ArgumentException("unet: --config PATH/unet/config.json is required");
@@ -24,7 +27,7 @@ static class UNetBench
         store.Initialize(seed: 0);
         var optimizer = new AdamW(store, lr: 5e-6f, weightDecay: 1e-2f);
         Console.WriteLine($"{path}: {store.Length:N0} parameters; batch {batch}, {side}×{side}, {backend.Name} backend, " +
-                          $"{Environment.ProcessorCount} cores; median of {steps} after 1 warm-up");
+                          $"{Environment.ProcessorCount} cores; median of {steps} after {WarmupTime.TotalSeconds:F0} s of warm-up");
 
         using var inputs = new TensorScope();
         var sample = Tensor.RandomNormal(backend, 1, 0, batch, config.InChannels, side, side);
@@ -52,9 +55,13 @@ static class UNetBench
                           "of tensors (parameters, gradients, moments and activations)");
     }
 
+    /// <summary>The warm-up of each timed part, as in `dreambooth profile`.</summary>
+    static readonly TimeSpan WarmupTime = TimeSpan.FromSeconds(10);
+
     static double Median(int runs, Action work)
     {
-        work();
+        var warm = Stopwatch.StartNew();
+        do work(); while (warm.Elapsed < WarmupTime);
         var times = new double[runs];
         for (int i = 0; i < runs; i++)
         {
