@@ -9,24 +9,25 @@ static class Peak
 {
     const int Iterations = 20_000_000;
 
-    public static void Run()
+    public static void Run(Options o)
     {
-        Console.WriteLine($"fp32 FMA peak, {(Vector512.IsHardwareAccelerated ? "Vector512" : "Vector256")}, {Environment.ProcessorCount} cores");
-        double one = GflopsOn(1), all = GflopsOn(Environment.ProcessorCount);
+        bool wide = Vector512.IsHardwareAccelerated && !o.Flag("vector256");
+        Console.WriteLine($"fp32 FMA peak, {(wide ? "Vector512" : "Vector256")}, {Environment.ProcessorCount} cores");
+        double one = GflopsOn(1, wide), all = GflopsOn(Environment.ProcessorCount, wide);
         Console.WriteLine($"1 core: {one:F1} GFLOP/s   {Environment.ProcessorCount} cores: {all:F1} GFLOP/s");
     }
 
     /// <summary>Best of 5 runs of the FMA loop on `threads` threads at once.</summary>
-    public static double GflopsOn(int threads)
+    public static double GflopsOn(int threads, bool wide)
     {
         double best = 0;
         for (int run = 0; run < 5; run++)
         {
             var sw = Stopwatch.StartNew();
             Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads },
-                _ => Sink(Vector512.IsHardwareAccelerated ? Chains512() : Chains256()));
+                _ => Sink(wide ? Chains512() : Chains256()));
             double seconds = sw.Elapsed.TotalSeconds;
-            int lanes = Vector512.IsHardwareAccelerated ? 16 : 8;
+            int lanes = wide ? 16 : 8;
             best = Math.Max(best, threads * (double)Iterations * 12 * lanes * 2 / seconds / 1e9);
         }
         return best;

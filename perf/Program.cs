@@ -24,7 +24,8 @@ usage: dotnet run -c Release --project perf -- <command> [args]
   ops [--peer FILE] [--reps N]      the peer benchmark's op table on our cpu tier; with --peer (the output of the peer's
                                     `ops` command) adds its median and our speed-up beside each row
   bdn [BenchmarkDotNet args]        the BenchmarkDotNet suite (e.g. bdn --filter '*Gemm*')
-options: --reps N (median of N timed runs, default 9), --no-check (skip the reference check)
+options: --reps N (median of N timed runs, default 9), --no-check (skip the reference check), --vector256 (the sweeps
+         and peak on the cpu tier held to Vector256: the AVX2 machines' code, measured on an AVX-512 one)
 """;
 
 if (args.Length == 0) { Console.WriteLine(usage); return 2; }
@@ -34,7 +35,7 @@ try
     switch (args[0])
     {
         case "bdn": BenchmarkSwitcher.FromAssembly(typeof(Sweep).Assembly).Run(rest); return 0;
-        case "peak": Peak.Run(); return 0;
+        case "peak": Peak.Run(new Options(rest)); return 0;
         case "ptx": PtxTable.Run(new Options(rest)); return 0;
         case "device": DevicePerf.Run(new Options(rest)); return 0;
         case "unet": UNetBench.Run(new Options(rest)); return 0;

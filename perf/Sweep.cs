@@ -55,8 +55,8 @@ static class Sweep
 
     static void Table(Case[] cases, Options o, IReadOnlyDictionary<(string, string), double>? peer)
     {
-        using var cpu = Backends.Create("cpu");
-        Console.WriteLine($"cpu tier, {Environment.ProcessorCount} cores, {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "Vector512" : "Vector256")}; " +
+        using var cpu = new DreamBooth.Kernels.Cpu.CpuBackend(vector512: !o.Flag("vector256"));
+        Console.WriteLine($"cpu tier, {Environment.ProcessorCount} cores, {(cpu.UseVector512 ? "Vector512" : "Vector256")}; " +
                           $"median of {o.Reps} runs after {WarmupMs} ms of warm-up; check = relative L2 error against the reference tier");
         string peerHead = peer == null ? "" : $" {"peer ms",9} {"speed-up",8}";
         Console.WriteLine($"{"op",-26} {"shape",-44} {"median ms",10} {"min ms",9} {"GFLOP/s",8} {"check",9}{peerHead}");

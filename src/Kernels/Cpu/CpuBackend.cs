@@ -10,7 +10,7 @@ public sealed unsafe partial class CpuBackend(bool vector512 = true) : HostBacke
     public override string Name => "cpu";
 
     /// <summary>Vector512 is used only where AVX-512 runs it: .NET's software Vector512 runs at 40 % of Vector256.</summary>
-    bool UseVector512 { get; } = vector512 && Vector512.IsHardwareAccelerated;
+    public bool UseVector512 { get; } = vector512 && Vector512.IsHardwareAccelerated;
 
     float* F(DeviceBuffer buffer) => (float*)Host(buffer).Pointer;
     float* FOrNull(DeviceBuffer? buffer) => buffer == null ? null : F(buffer);
