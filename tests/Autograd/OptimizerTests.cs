@@ -239,11 +239,13 @@ public class OptimizerTests
         Tensor target;
         using (Tape.NoGrad()) target = teacher.Forward(x);
 
+        float[] initial = [];
         (double[] Losses, float[] Weights, long StateBytes) Train(bool eightBit)
         {
             var net = new Mlp(64, 128, 64);
             using var store = new ParameterStore(backend, net);
             store.Initialize(seed: 23);
+            initial = Read(backend, store.Values);
             using Optimizer adam = eightBit ? new AdamW8bit([store], 1e-3f) : new AdamW(store, 1e-3f);
             var losses = new double[300];
             for (int step = 0; step < losses.Length; step++)
@@ -263,20 +265,20 @@ public class OptimizerTests
                                   $"state {full.StateBytes} → {quantised.StateBytes} bytes");
         Assert.That(full.Losses[^1], Is.LessThan(full.Losses[0] / 1000), "the problem trains");
         double worst = full.Losses.Zip(quantised.Losses, (a, b) => Math.Abs(Math.Log(b / a))).Max();
-        double distance = Math.Sqrt(full.Weights.Zip(quantised.Weights, (a, b) => (double)(a - b) * (a - b)).Sum());
-        double norm = Math.Sqrt(full.Weights.Sum(a => (double)a * a));
-        TestContext.Out.WriteLine($"largest loss ratio e^{worst:F3}; weights {distance / norm:G3} apart (relative L2)");
+        static double Distance(float[] a, float[] b) => Math.Sqrt(a.Zip(b, (x, y) => (double)(x - y) * (x - y)).Sum());
+        double apart = Distance(full.Weights, quantised.Weights), travelled = Distance(full.Weights, initial);
+        TestContext.Out.WriteLine($"largest loss ratio e^{worst:F3}; the weights end {apart / travelled:G3} of AdamW's path apart");
         Assert.That(worst, Is.LessThan(Math.Log(TrackLossRatio)), "the 8-bit loss at every step, within a factor of the f32 one");
-        Assert.That(distance / norm, Is.LessThan(TrackWeightRtol), "relative distance of the weights");
+        Assert.That(apart / travelled, Is.LessThan(TrackWeightShare), "the two runs' weights apart, against how far AdamW moved them");
         Assert.That(quantised.StateBytes, Is.LessThan(full.StateBytes * 0.3), "8-bit state against f32 moments");
     }
 
     // 8-bit moments round each step's m and v by up to half a map step (≤ 0.7 % of the block's absmax at the top of its
     // range, relatively more for small moments), so the runs drift apart a little every step; the loss falls 14,000×
     // and late in the run, at 1e-4 of the start, the two losses differ most. Measured on the cpu tier (2026-12-05):
-    // largest loss ratio 1.23 (e^0.210), weights 5.4 % apart in relative L2; the bounds leave a margin for other tiers'
-    // rounding.
-    const double TrackLossRatio = 1.35, TrackWeightRtol = 0.08;
+    // largest loss ratio 1.23 (e^0.210); the final weights 10.0 % of AdamW's distance from the start apart (5.4 % of
+    // their norm). The bounds leave a margin for the drift of another seed.
+    const double TrackLossRatio = 1.35, TrackWeightShare = 0.15;
 
     [Test]
     public void SavedStateResumesAdamW8bitBitForBit()
