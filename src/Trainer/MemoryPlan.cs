@@ -1,5 +1,5 @@
 // Before training: the memory a configuration needs (weights, gradients, AdamW moments, activations) against what is free.
-using DreamBooth.Kernels;
+using DreamBooth.Autograd;
 using DreamBooth.Models.Configs;
 using DreamBooth.Models.Layers;
 
@@ -15,8 +15,7 @@ public static class MemoryPlan
 {
     /// <summary>
     /// Refuses a run that cannot fit, before any image is decoded or weight allocated: the weights (counted from the
-    /// configs), the gradients and AdamW moments of what trains (2 bytes and two f32 per 256 with --use_8bit_adam, the few
-    /// f32 moments of its small tensors aside), the decoded training images, and the activations of one
+    /// configs), the gradients and AdamW moments of what trains (AdamW8bit's estimate with --use_8bit_adam), the decoded training images, and the activations of one
     /// micro-batch must fit into the memory that is free (MemAvailable of /proc/meminfo on the host tiers; a GPU's
     /// allocator reports its own failures).
     /// </summary>
@@ -31,7 +30,7 @@ public static class MemoryPlan
             : unetParameters + (o.TrainTextEncoder ? textParameters : 0);
         long adapters = o.UseLora ? trainable : 0;
         var needs = new MemoryNeeds(4 * (unetParameters + textParameters + vaeParameters + adapters) + images * 3L * resolution * resolution * 4,
-            4 * trainable, o.Use8bitAdam ? 2 * trainable + 2 * 4 * DynamicMap.Blocks(trainable) : 8 * trainable,
+            4 * trainable, o.Use8bitAdam ? AdamW8bit.EstimatedStateBytes(trainable) : 8 * trainable,
             UNetActivations(unet, rows, latentSide, o.GradientCheckpointing)
             + (o.TrainTextEncoder ? TextEncoderActivations(textEncoder, rows, 77, o.GradientCheckpointing) : 0));
         long? free = backendName is "cpu" or "reference" ? HostAvailable() : null;

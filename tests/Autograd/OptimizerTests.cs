@@ -202,6 +202,9 @@ public class OptimizerTests
         Assert.That(state["absmax1"].Length, Is.EqualTo(34), "17 blocks per tensor");
         Assert.That(state["exp_avg"].Length, Is.EqualTo(16), "the bias");
         Assert.That(adam.StateBytes, Is.EqualTo(2 * 2 * 4097 + 2 * 4 * 34 + 2 * 4 * 16));
+        using (var linear = new ParameterStore(backend, new LinearLayer(64, 128)))   // whole blocks: the estimate, plus the bias's f32 moments
+        using (var linearAdam = new AdamW8bit([linear], 1e-2f))
+            Assert.That(linearAdam.StateBytes, Is.EqualTo(AdamW8bit.EstimatedStateBytes(64 * 128) + 2 * 4 * 128), "the memory plan's estimate");
 
         // The same steps by the double references, tensor by tensor.
         double[] p = Read(backend, store.Values).Select(x => (double)x).ToArray();

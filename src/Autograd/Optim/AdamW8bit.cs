@@ -42,6 +42,10 @@ public sealed class AdamW8bit : Optimizer
 
     public override IReadOnlyList<(string Name, DeviceBuffer Buffer)> StateBuffers => _state;
 
+    /// <summary>The state of n parameters in 8 bits before they are allocated: two codes each and two absmax per block
+    /// (the f32 moments of tensors under MinQuantizedLength add a little).</summary>
+    public static long EstimatedStateBytes(long n) => 2 * n + 2 * sizeof(float) * DynamicMap.Blocks(n);
+
     /// <summary>Groups the store's trainable parameters into runs, allocates the state and slices it per run.</summary>
     void Plan(ParameterStore store, int group)
     {

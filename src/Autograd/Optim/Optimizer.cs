@@ -100,8 +100,8 @@ public abstract class Optimizer : IDisposable
         foreach (var (name, buffer) in StateBuffers)
         {
             bool isCodes = buffer.DType == DType.U8;
-            long length = isCodes ? state.Codes.GetValueOrDefault(name)?.Length ?? -1 : state.Buffers.GetValueOrDefault(name)?.Length ?? -1;
-            if (length < 0)
+            int? length = isCodes ? state.Codes.GetValueOrDefault(name)?.Length : state.Buffers.GetValueOrDefault(name)?.Length;
+            if (length is null)   // the name is there (checked above), under the other type
                 throw new ArgumentException($"{what}: saved '{name}' is {(isCodes ? "f32" : "u8")}, the optimizer keeps it as {buffer.DType.Name()}");
             if (length != buffer.Length)
                 throw new ArgumentException($"{what}: saved '{name}' has {length} values, the optimizer keeps {buffer.Length} " +
