@@ -97,7 +97,7 @@ static class Sweep
     }
 
     /// <summary>Warm-up lasts at least this long, so tiered compilation has replaced the first code of every kernel.</summary>
-    const double WarmupMs = 500;
+    const double WarmupMs = 2000;
 
     public static (double MedianMs, double MinMs) Time(Action run, int reps)
     {

@@ -16,8 +16,9 @@ namespace DreamBooth.Kernels.Cpu;
 /// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. An f16/bf16
 /// operand is widened while packing: each contiguous run of it becomes f32 (on the stack, or straight into a B panel)
 /// with the Cast op's vector conversion, then is laid out like f32, so no f32 copy of a whole operand exists. Tasks split
-/// the longer side of C (or the batch, in CpuBackend.Gemm) across cores, or the depth when C is small and k long (SplitDepth);
-/// each thread packs into its own buffers.
+/// the longer side of C (or the batch, in CpuBackend.Gemm) across cores, or the depth when C is small and k long (SplitDepth).
+/// With the longer side split, every core reads the same panels of the other operand: all cores pack them together, once
+/// per depth slab, into one shared buffer; each task packs its own part of the split operand.
 /// </summary>
 internal static unsafe class GemmKernel
 {
@@ -28,6 +29,8 @@ internal static unsafe class GemmKernel
     const int KC = 256;    // an A micro-panel is 6 KiB (L1); a B block KC×NC is 512 KiB (L2)
     const int NC = 512;
     const int MC = 1032;   // multiple of MR; a packed A block is ~1 MiB
+    const int SharedWidth = 4 * NC;   // columns of B packed at once for all cores (2 MiB)
+    const int RowsAhead = 4;          // B packing fetches this many rows ahead
     const double ParallelMinFlops = 4e6;   // below this, a Parallel.For costs more than it saves
     const int DepthSplitRatio = 8;         // k at least this many times C's longer side: split the depth (SplitDepth)
 
@@ -47,18 +50,9 @@ internal static unsafe class GemmKernel
             return;
         }
         int threads = parallel ? Environment.ProcessorCount : 1;
-        if (threads == 1) { job.Run(0, m, 0, n); return; }
-        // About two tasks per thread, whole micro-tiles each, so one slow (shared) core does not hold the rest up.
-        if (m >= n)
-        {
-            int rows = RoundUp(CeilDiv(m, 2 * threads), MR);
-            Parallel.For(0, CeilDiv(m, rows), t => job.Run(t * rows, Math.Min(m, (t + 1) * rows), 0, n));
-        }
-        else
-        {
-            int cols = RoundUp(CeilDiv(n, 2 * threads), NR(wide));
-            Parallel.For(0, CeilDiv(n, cols), t => job.Run(0, m, t * cols, Math.Min(n, (t + 1) * cols)));
-        }
+        if (threads == 1) job.Run(0, m, 0, n);
+        else if (m >= n) job.RunRows(threads, m, n);
+        else job.RunColumns(threads, m, n);
     }
 
     /// <summary>A deep product of a small C (a weight gradient summed over many rows) splits its depth instead, so each
@@ -106,10 +100,9 @@ internal static unsafe class GemmKernel
     {
         readonly int _nr = NR(wide);
 
-        /// <summary>C[i0..i1, j0..j1] on the calling thread.</summary>
+        /// <summary>C[i0..i1, j0..j1] on the calling thread, packing both operands itself.</summary>
         public void Run(int i0, int i1, int j0, int j1)
         {
-            int nrFull = _nr;
             var scratch = Scratch.Current;
             float* pa = scratch.Get(Scratch.PackedA, (long)MC * KC);
             float* pb = scratch.Get(Scratch.PackedB, (long)KC * NC);
@@ -120,24 +113,111 @@ internal static unsafe class GemmKernel
                 {
                     int kc = Math.Min(KC, k - pc);
                     PackA(pa, ic, mc, pc, kc);
-                    // The first depth slab applies beta and the biases; later slabs add onto C.
-                    var tail = new Tail(alpha, pc == 0 ? beta : 1f, pc == 0 ? colBias : null, pc == 0 ? rowBias : null);
                     for (int jc = j0; jc < j1; jc += NC)
                     {
                         int nc = Math.Min(NC, j1 - jc);
                         PackB(pb, pc, kc, jc, nc);
-                        for (int ir = 0; ir < mc; ir += MR)
-                            for (int jr = 0; jr < nc; jr += nrFull)
-                            {
-                                float* ct = c + (ic + ir) * ldc + jc + jr;
-                                int mr = Math.Min(MR, mc - ir), nr = Math.Min(nrFull, nc - jr);
-                                var t = tail.At(ic + ir, jc + jr);
-                                if (wide) Micro512(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
-                                else Micro256(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
-                            }
+                        Block(pa, pb, ic, mc, pc, kc, jc, nc);
                     }
                 }
             }
+        }
+
+        // On several cores, about two tasks per thread (whole micro-tiles each, so one slow shared core does not hold
+        // the rest up) split the longer side of C. The operand they all read (B when the rows are split, A when the
+        // columns are) is packed once, into a buffer they share, one step at a time: a depth slab of up to SharedWidth
+        // columns of B, or of MC rows of A. While the tasks multiply by one step's panels, each also packs its part of
+        // the next step's into the other half of the buffer, so packing costs no extra pass over the cores.
+
+        /// <summary>All of C, its rows split across cores; B's panels are shared.</summary>
+        public void RunRows(int threads, int m, int n)
+        {
+            var self = this;
+            int rows = RoundUp(CeilDiv(m, 2 * threads), MR), tasks = CeilDiv(m, rows), slabs = CeilDiv(k, KC);
+            long half = (long)KC * RoundUp(Math.Min(n, SharedWidth), _nr);
+            float* shared = Scratch.Current.Get(Scratch.SharedPanels, 2 * half);
+            void Pack(int step, int t)   // task t's part of step's B panels: whole micro-panels, in order
+            {
+                var (j0, nw, pc, kc) = self.Step(step, slabs, n, SharedWidth);
+                int part = RoundUp(CeilDiv(nw, tasks), self._nr), c0 = t * part;
+                if (c0 < nw) self.PackB(shared + step % 2 * half + (long)c0 * kc, pc, kc, j0 + c0, Math.Min(part, nw - c0));
+            }
+            Parallel.For(0, tasks, t => Pack(0, t));
+            for (int s = 0, steps = CeilDiv(n, SharedWidth) * slabs; s < steps; s++)
+            {
+                int step = s;
+                var (j0, nw, pc, kc) = Step(step, slabs, n, SharedWidth);
+                float* pb = shared + step % 2 * half;
+                Parallel.For(0, tasks, t =>
+                {
+                    if (step + 1 < steps) Pack(step + 1, t);
+                    float* pa = Scratch.Current.Get(Scratch.PackedA, (long)MC * KC);
+                    for (int ic = t * rows, i1 = Math.Min(m, ic + rows); ic < i1; ic += MC)
+                    {
+                        int mc = Math.Min(MC, i1 - ic);
+                        self.PackA(pa, ic, mc, pc, kc);
+                        for (int jc = 0; jc < nw; jc += NC) self.Block(pa, pb + (long)jc * kc, ic, mc, pc, kc, j0 + jc, Math.Min(NC, nw - jc));
+                    }
+                });
+            }
+        }
+
+        /// <summary>All of C, its columns split across cores; A's panels are shared.</summary>
+        public void RunColumns(int threads, int m, int n)
+        {
+            var self = this;
+            int cols = RoundUp(CeilDiv(n, 2 * threads), _nr), tasks = CeilDiv(n, cols), slabs = CeilDiv(k, KC);
+            long half = (long)RoundUp(Math.Min(m, MC), MR) * KC;
+            float* shared = Scratch.Current.Get(Scratch.SharedPanels, 2 * half);
+            void Pack(int step, int t)   // task t's part of step's A panels: whole micro-panels, in order
+            {
+                var (i0, mw, pc, kc) = self.Step(step, slabs, m, MC);
+                int part = RoundUp(CeilDiv(mw, tasks), MR), r0 = t * part;
+                if (r0 < mw) self.PackA(shared + step % 2 * half + (long)r0 * kc, i0 + r0, Math.Min(part, mw - r0), pc, kc);
+            }
+            Parallel.For(0, tasks, t => Pack(0, t));
+            for (int s = 0, steps = CeilDiv(m, MC) * slabs; s < steps; s++)
+            {
+                int step = s;
+                var (i0, mw, pc, kc) = Step(step, slabs, m, MC);
+                float* pa = shared + step % 2 * half;
+                Parallel.For(0, tasks, t =>
+                {
+                    if (step + 1 < steps) Pack(step + 1, t);
+                    float* pb = Scratch.Current.Get(Scratch.PackedB, (long)KC * NC);
+                    for (int jc = t * cols, j1 = Math.Min(n, jc + cols); jc < j1; jc += NC)
+                    {
+                        int nc = Math.Min(NC, j1 - jc);
+                        self.PackB(pb, pc, kc, jc, nc);
+                        self.Block(pa, pb, i0, mw, pc, kc, jc, nc);
+                    }
+                });
+            }
+        }
+
+        /// <summary>A shared step: the first of the `width` rows or columns of its block (blocks of `block` along a side
+        /// of `size`), and its depth slab; the slabs of a block come in order, so each element's sum order is Run's.</summary>
+        (int Start, int Width, int Pc, int Kc) Step(int step, int slabs, int size, int block)
+        {
+            int start = step / slabs * block, pc = step % slabs * KC;
+            return (start, Math.Min(block, size - start), pc, Math.Min(KC, k - pc));
+        }
+
+        /// <summary>C[ic..ic+mc, jc..jc+nc] += the product of one depth slab (pc, kc) from packed panels: pa holds those
+        /// rows of op(A), pb those columns of op(B). The first slab applies beta and the biases; later slabs add onto C.</summary>
+        void Block(float* pa, float* pb, int ic, int mc, int pc, int kc, int jc, int nc)
+        {
+            int nrFull = _nr;
+            var tail = new Tail(alpha, pc == 0 ? beta : 1f, pc == 0 ? colBias : null, pc == 0 ? rowBias : null);
+            for (int ir = 0; ir < mc; ir += MR)
+                for (int jr = 0; jr < nc; jr += nrFull)
+                {
+                    float* ct = c + (ic + ir) * ldc + jc + jr;
+                    int mr = Math.Min(MR, mc - ir), nr = Math.Min(nrFull, nc - jr);
+                    var t = tail.At(ic + ir, jc + jr);
+                    if (wide) Micro512(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
+                    else Micro256(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
+                }
         }
 
         /// <summary>op(A)[ic..ic+mc, pc..pc+kc] → micro-panels: panel r holds rows ic+r·MR.., element (i, p) at p·MR + i.</summary>
@@ -148,7 +228,22 @@ internal static unsafe class GemmKernel
             {
                 int mr = Math.Min(MR, mc - ir);
                 if (mr < MR) new Span<float>(dst, MR * kc).Clear();
-                if (!transA)   // row i of op(A) is contiguous
+                if (!transA && mr == MR)   // six rows read side by side, so the panel is written in order
+                {
+                    float* s0 = a.F32 + (ic + ir) * lda + pc, s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
+                    long ahead = ir + 2 * MR <= mc ? MR * lda : 0;   // the next panel's rows, fetched while this one is copied
+                    float* d = dst;
+                    for (int p = 0; p < kc; p++, d += MR)
+                    {
+                        if ((p & 15) == 0 && ahead != 0 && Sse.IsSupported)
+                        {
+                            Sse.Prefetch0(s0 + ahead + p); Sse.Prefetch0(s1 + ahead + p); Sse.Prefetch0(s2 + ahead + p);
+                            Sse.Prefetch0(s3 + ahead + p); Sse.Prefetch0(s4 + ahead + p); Sse.Prefetch0(s5 + ahead + p);
+                        }
+                        d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p]; d[4] = s4[p]; d[5] = s5[p];
+                    }
+                }
+                else if (!transA)   // row i of op(A) is contiguous
                     for (int r = 0; r < mr; r++)
                     {
                         float* src = a.F32 + (ic + ir + r) * lda + pc;
@@ -169,39 +264,47 @@ internal static unsafe class GemmKernel
             if (b.Type != DType.F32) { PackBWidened(dst, pc, kc, jc, nc); return; }
             int nrFull = _nr;
             bool gather = transB && Avx2.IsSupported && 8 * ldb <= int.MaxValue / sizeof(float);
+            if (!transB)   // row p of op(B) is contiguous: each is read once, in order, and dealt across the panels
+            {
+                int full = nc / nrFull * nrFull;
+                if (full < nc) new Span<float>(dst + full * kc, nrFull * kc).Clear();   // the zero-padded last panel
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = b.F32 + (pc + p) * ldb + jc, d = dst + p * nrFull;
+                    if (p + RowsAhead < kc && Sse.IsSupported)   // short runs far apart: the hardware prefetcher lags
+                        for (int j = 0; j < nc; j += 16) Sse.Prefetch0(src + RowsAhead * ldb + j);
+                    int jr = 0;
+                    for (; jr < full; jr += nrFull, d += nrFull * kc)
+                        for (int j = 0; j < nrFull; j += 8) Vector256.Store(Vector256.Load(src + jr + j), d + j);
+                    for (int j = jr; j < nc; j++) d[j - jr] = src[j];
+                }
+                return;
+            }
             var rows8 = gather ? Vector256.CreateSequence(0, (int)ldb) : default;
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
             {
                 int nr = Math.Min(nrFull, nc - jr);
                 if (nr < nrFull) new Span<float>(dst, nrFull * kc).Clear();
-                if (!transB)   // row p of op(B) is contiguous
-                    for (int p = 0; p < kc; p++)
-                    {
-                        float* src = b.F32 + (pc + p) * ldb + jc + jr, d = dst + p * nrFull;
-                        if (nr == nrFull)
-                            for (int j = 0; j < nrFull; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);
-                        else
-                            for (int j = 0; j < nr; j++) d[j] = src[j];
-                    }
-                else           // column j of op(B) is contiguous: 16 columns at a time, so each 16-float run of a
-                    for (int j0 = 0; j0 < nr; j0 += 16)   // packed row is written whole from 16 source lines in L1
-                    {
-                        int jn = Math.Min(16, nr - j0);
-                        float* src = b.F32 + (jc + jr + j0) * ldb + pc;
-                        if (jn == 16 && gather)   // two 8-lane gathers per packed run: lane j reads src[j·ldb + p]
-                            for (int p = 0; p < kc; p++)
-                            {
-                                float* d = dst + p * nrFull + j0;
-                                Avx2.GatherVector256(src + p, rows8, 4).Store(d);
-                                Avx2.GatherVector256(src + 8 * ldb + p, rows8, 4).Store(d + 8);
-                            }
-                        else
-                            for (int p = 0; p < kc; p++)
-                            {
-                                float* d = dst + p * nrFull + j0;
-                                for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
-                            }
-                    }
+                // column j of op(B) is contiguous: 16 columns at a time, so each 16-float run of a packed row is
+                // written whole from 16 source lines in L1
+                for (int j0 = 0; j0 < nr; j0 += 16)
+                {
+                    int jn = Math.Min(16, nr - j0);
+                    float* src = b.F32 + (jc + jr + j0) * ldb + pc;
+                    if (jn == 16 && gather)   // two 8-lane gathers per packed run: lane j reads src[j·ldb + p]
+                        for (int p = 0; p < kc; p++)
+                        {
+                            float* d = dst + p * nrFull + j0;
+                            Avx2.GatherVector256(src + p, rows8, 4).Store(d);
+                            Avx2.GatherVector256(src + 8 * ldb + p, rows8, 4).Store(d + 8);
+                        }
+                    else
+                        for (int p = 0; p < kc; p++)
+                        {
+                            float* d = dst + p * nrFull + j0;
+                            for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
+                        }
+                }
             }
         }
 
@@ -289,6 +392,19 @@ internal static unsafe class GemmKernel
 
     // ---- micro-kernels: C[6, NR] += Σ_p a[p·6 + i] · b[p·NR + j], accumulators in registers ----
 
+    /// <summary>Asks for the C tile's lines before the depth loop, so they arrive while it runs instead of stalling the
+    /// landing: C is read (beta, later depth slabs) and written once per KC of depth, and its rows are far apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchTile(float* c, long ldc, int m, int n)
+    {
+        if (!Sse.IsSupported) return;
+        for (int i = 0; i < m; i++, c += ldc)
+        {
+            for (int j = 0; j < n; j += 16) Sse.Prefetch0(c + j);
+            Sse.Prefetch0(c + n - 1);   // the row's last line, when C is not line-aligned
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Micro512(int kc, float* a, float* b, float* c, long ldc, int m, int n, in Tail t)
     {
@@ -298,6 +414,7 @@ internal static unsafe class GemmKernel
         Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
         Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
         Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        PrefetchTile(c, ldc, m, 64);
         for (int p = 0; p < kc; p++, a += MR, b += 64)
         {
             var b0 = Vector512.Load(b);
@@ -374,6 +491,7 @@ internal static unsafe class GemmKernel
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        PrefetchTile(c, ldc, m, 16);
         for (int p = 0; p < kc; p++, a += MR, b += 16)
         {
             var b0 = Vector256.Load(b);

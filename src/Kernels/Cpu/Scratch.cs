@@ -4,12 +4,12 @@ using System.Runtime.InteropServices;
 namespace DreamBooth.Kernels.Cpu;
 
 /// <summary>Per-thread scratch buffers (64-byte aligned native memory), grown on demand and kept for the thread's life,
-/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands and depth-split partial sums, then the
+/// so steady-state calls allocate nothing. Slots: the GEMM's packed operands (its own, or one shared by all cores) and depth-split partial sums, then the
 /// callers' (conv columns, Winograd's transforms, broadcast terms).</summary>
 internal sealed unsafe class Scratch
 {
-    internal const int PackedA = 0, PackedB = 1, DepthParts = 2, Columns = 3, WinogradU = 4, WinogradV = 5, WinogradM = 6,
-        BroadcastTerm = 7, Slots = 8;
+    internal const int PackedA = 0, PackedB = 1, SharedPanels = 2, DepthParts = 3, Columns = 4, WinogradU = 5, WinogradV = 6,
+        WinogradM = 7, BroadcastTerm = 8, Slots = 9;
 
     [ThreadStatic] static Scratch? t_current;
     internal static Scratch Current => t_current ??= new Scratch();
