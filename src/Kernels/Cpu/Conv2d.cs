@@ -15,8 +15,8 @@ public sealed unsafe partial class CpuBackend
     {
         s.ValidateForward(y, x, w, bias);
         float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
-        if (WideWinograd(s)) { Winograd3x3<V512>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
-        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (WideWinograd(s)) { Winograd3x3<V512>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
+        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
         var g = new Im2Col(s, UseVector512);
         int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
         Parallel.For(0, s.N * blocks, t =>
@@ -28,20 +28,20 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    // Winograd on AVX-512 only where a row holds more than 8 tiles (4 output pixels each: OW > 32; the gradient of the
-    // input transforms rows of the forward's input, W). Narrower rows run the AVX2 code, whose 6×16 GEMM suits the 36
-    // small products (it keeps a 16 KiB B micro-panel in L1 where the 6×64 one streams 64 KiB from L2; 8-lane transforms
-    // with the 6×64 GEMM measured no gain). [4,64,32,32] (`perf conv 4 64 32 32 64 3`, alternating runs on 1 core):
-    // forward 3.02-3.08 ms against 3.80-4.42, forward+backward 10.2-11.0 against 11.1-11.5. Both codes add in the same
-    // order, so results are bit-identical.
+    // Winograd's 16-lane transforms on AVX-512 only where a row holds more than 8 tiles (4 output pixels each: OW > 32;
+    // the gradient of the input transforms rows of the forward's input, W). Narrower rows run the 8-lane transforms
+    // ([4,64,32,32], `perf conv 4 64 32 32 64 3`, alternating runs on 1 core: forward 3.02-3.08 ms against 3.80-4.42),
+    // with the GEMM at the backend's width all the same: the 6×64 kernel over the 6×16 one, after a 2 s warm-up, forward
+    // 2.45-2.63 ms against 3.00-3.10 on 1 core and 1.05-1.19 against 1.24-1.30 on 2. Every code adds in the same order,
+    // so results are bit-identical.
     bool WideWinograd(in ConvShape s) => UseVector512 && Winograd3x3<V512>.Applies(s) && (Math.Max(s.OutW, s.W) + 3) / 4 > 8;
 
     public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
     {
         s.ValidateGradInput(dx, dy, w);
         float* pdx = F(dx), pdy = F(dy), pw = F(w);
-        if (WideWinograd(s)) { Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
-        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (WideWinograd(s)) { Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
+        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
         var g = new Im2Col(s, UseVector512);
         // Tasks: (image, group of input channels), so the scatter of one task never meets another's.
         int groups = Math.Min(s.InC, GemmKernel.CeilDiv(2 * Environment.ProcessorCount, s.N));
@@ -82,8 +82,8 @@ public sealed unsafe partial class CpuBackend
         if (pdb != null)
             for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
                 for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
-        if (WideWinograd(s)) { Winograd3x3<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
-        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad); return; }
+        if (WideWinograd(s)) { Winograd3x3<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
+        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
         // Image by image and block by block, in order: the columns are built across the cores, then dw (OutC, rows) +=
         // dy[:, p0..p1] · columnsᵀ runs on every core, each core owning its part of dw: the sum order is fixed.
         int block = g.PixelBlock(1, g.Rows);

@@ -22,8 +22,9 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
 
     internal static bool Applies(in ConvShape s) => s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad <= 2 && TV.HasShuffles;
 
-    /// <summary>y (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C, 3, 3), pad) + bias (K or null); y is overwritten.</summary>
-    internal static void Forward(float* y, float* x, float* w, float* bias, int n, int c, int h, int wd, int k, int pad)
+    /// <summary>y (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C, 3, 3), pad) + bias (K or null); y is overwritten. wide is
+    /// the GEMM's width (CpuBackend.UseVector512), whatever the transforms' lanes.</summary>
+    internal static void Forward(float* y, float* x, float* w, float* bias, int n, int c, int h, int wd, int k, int pad, bool wide)
     {
         int oh = h + 2 * pad - 2, ow = wd + 2 * pad - 2;
         var g = new Grid(n, (oh + Tile - 1) / Tile, (ow + Tile - 1) / Tile);
@@ -34,7 +35,7 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
 
         Parallel.For(0, k, kk => TransformFilters(u + (long)kk * c, (long)k * c, w + (long)kk * c * 9, c));
         TransformInputs(v, x, n, c, h, wd, pad, g);
-        Parallel.For(0, Positions, p => GemmKernel.Sgemm(TV.Count == 16, k, g.Tiles, c, 1f, u + (long)p * k * c, c, false,
+        Parallel.For(0, Positions, p => GemmKernel.Sgemm(wide, k, g.Tiles, c, 1f, u + (long)p * k * c, c, false,
             v + (long)p * c * g.Tiles, g.Tiles, false, 0f, m + (long)p * k * g.Tiles, g.Tiles, parallel: false));
         Parallel.For(0, n * k, plane => TransformOutput(y + (long)plane * oh * ow, m + (long)(plane % k) * g.Tiles, (long)k * g.Tiles,
             plane / k, oh, ow, g, bias == null ? 0f : bias[plane % k]));
@@ -42,7 +43,7 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
 
     /// <summary>dx (N, C, H, W) from dy (N, K, OH, OW): for stride 1 this is the forward convolution of dy with the filters
     /// turned 180° and their channel axes swapped, w'[c, k] = rot180(w[k, c]), padded 2 − pad.</summary>
-    internal static void GradInput(float* dx, float* dy, float* w, int n, int c, int h, int wd, int k, int pad)
+    internal static void GradInput(float* dx, float* dy, float* w, int n, int c, int h, int wd, int k, int pad, bool wide)
     {
         float* turned = Scratch.Current.Get(Scratch.Columns, (long)c * k * 9);     // (C, K, 3, 3)
         Parallel.For(0, c, cc =>
@@ -50,14 +51,14 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
             for (int kk = 0; kk < k; kk++)
                 for (int i = 0; i < 9; i++) turned[((long)cc * k + kk) * 9 + i] = w[((long)kk * c + cc) * 9 + 8 - i];
         });
-        Forward(dx, dy, turned, null, n, k, h + 2 * pad - 2, wd + 2 * pad - 2, c, 2 - pad);
+        Forward(dx, dy, turned, null, n, k, h + 2 * pad - 2, wd + 2 * pad - 2, c, 2 - pad, wide);
     }
 
     /// <summary>dw (K, C, 3, 3) += the weight gradient of Forward from dy (N, K, OH, OW) and x (N, C, H, W). Forward is linear
     /// in each filter's U = G g Gᵀ through M = U ⊙ V and Y = Aᵀ M A per tile, so dM = A dY Aᵀ (dy's 4×4 tiles, zero past the
     /// edge), dU[p] (K, C) = Σ_t dM[p] (K, T) · V[p] (C, T)ᵀ (36 GEMMs over the tiles of the batch) and dg = Gᵀ dU G. Each
     /// position's sum over tiles runs on one thread in a fixed order, so the result is the same run to run.</summary>
-    internal static void GradWeight(float* dw, float* dy, float* x, int n, int c, int h, int wd, int k, int pad)
+    internal static void GradWeight(float* dw, float* dy, float* x, int n, int c, int h, int wd, int k, int pad, bool wide)
     {
         int oh = h + 2 * pad - 2, ow = wd + 2 * pad - 2;
         var g = new Grid(n, (oh + Tile - 1) / Tile, (ow + Tile - 1) / Tile);
@@ -69,7 +70,7 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
         TransformInputs(v, x, n, c, h, wd, pad, g);
         Parallel.For(0, n * k, plane => TransformGradOutput(dm + (long)(plane % k) * g.Tiles, (long)k * g.Tiles, dy + (long)plane * oh * ow,
             plane / k, oh, ow, g));
-        Parallel.For(0, Positions, p => GemmKernel.Sgemm(TV.Count == 16, k, c, g.Tiles, 1f, dm + (long)p * k * g.Tiles, g.Tiles, false,
+        Parallel.For(0, Positions, p => GemmKernel.Sgemm(wide, k, c, g.Tiles, 1f, dm + (long)p * k * g.Tiles, g.Tiles, false,
             v + (long)p * c * g.Tiles, g.Tiles, true, 0f, du + (long)p * k * c, c, parallel: false));
         Parallel.For(0, k, kk => TransformFilterGrad(dw + (long)kk * c * 9, du + (long)kk * c, (long)k * c, c));
     }
