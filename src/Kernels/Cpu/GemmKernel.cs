@@ -263,7 +263,6 @@ internal static unsafe class GemmKernel
         {
             if (b.Type != DType.F32) { PackBWidened(dst, pc, kc, jc, nc); return; }
             int nrFull = _nr;
-            bool gather = transB && Avx2.IsSupported && 8 * ldb <= int.MaxValue / sizeof(float);
             if (!transB)   // row p of op(B) is contiguous: each is read once, in order, and dealt across the panels
             {
                 int full = nc / nrFull * nrFull;
@@ -280,30 +279,24 @@ internal static unsafe class GemmKernel
                 }
                 return;
             }
-            var rows8 = gather ? Vector256.CreateSequence(0, (int)ldb) : default;
+            // Column j of op(B) is contiguous: Count×Count blocks (16 or 8 lanes) are transposed in registers, the
+            // ragged edges (past the last whole block of columns or of depth) copied one element at a time.
+            int lanes = wide ? V512.Count : V256.Count;
+            bool shuffles = wide ? V512.HasShuffles : V256.HasShuffles;
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
             {
                 int nr = Math.Min(nrFull, nc - jr);
                 if (nr < nrFull) new Span<float>(dst, nrFull * kc).Clear();
-                // column j of op(B) is contiguous: 16 columns at a time, so each 16-float run of a packed row is
-                // written whole from 16 source lines in L1
-                for (int j0 = 0; j0 < nr; j0 += 16)
+                float* src = b.F32 + (jc + jr) * ldb + pc;
+                int blockCols = shuffles ? nr / lanes * lanes : 0, blockDepth = shuffles ? kc / lanes * lanes : 0;
+                for (int j0 = 0; j0 < blockCols; j0 += lanes)
+                    for (int p0 = 0; p0 < blockDepth; p0 += lanes)
+                        if (wide) V512.TransposeBlock(dst + p0 * nrFull + j0, nrFull, src + j0 * ldb + p0, ldb, 1f);
+                        else V256.TransposeBlock(dst + p0 * nrFull + j0, nrFull, src + j0 * ldb + p0, ldb, 1f);
+                for (int p = 0; p < kc; p++)
                 {
-                    int jn = Math.Min(16, nr - j0);
-                    float* src = b.F32 + (jc + jr + j0) * ldb + pc;
-                    if (jn == 16 && gather)   // two 8-lane gathers per packed run: lane j reads src[j·ldb + p]
-                        for (int p = 0; p < kc; p++)
-                        {
-                            float* d = dst + p * nrFull + j0;
-                            Avx2.GatherVector256(src + p, rows8, 4).Store(d);
-                            Avx2.GatherVector256(src + 8 * ldb + p, rows8, 4).Store(d + 8);
-                        }
-                    else
-                        for (int p = 0; p < kc; p++)
-                        {
-                            float* d = dst + p * nrFull + j0;
-                            for (int j = 0; j < jn; j++) d[j] = src[j * ldb + p];
-                        }
+                    float* d = dst + p * nrFull;
+                    for (int j = p < blockDepth ? blockCols : 0; j < nr; j++) d[j] = src[j * ldb + p];
                 }
             }
         }
