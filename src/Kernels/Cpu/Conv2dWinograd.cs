@@ -1,5 +1,6 @@
 // Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions: 36 GEMMs over transformed tiles, 4× fewer multiplies than direct.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -182,7 +183,13 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
         new Span<float>(line + pad + wd, Tile * width - pad - wd).Clear();
         for (int ty = 0; ty < g.TH; ty++)
         {
-            for (int r = 0; r < Patch; r++)
+            int first = 0;
+            if (ty > 0)   // the last patch's rows 4 and 5 are this one's rows 0 and 1
+            {
+                new Span<float>(phases + Tile * Tile * width, 2 * Tile * width).CopyTo(new Span<float>(phases, 2 * Tile * width));
+                first = 2;
+            }
+            for (int r = first; r < Patch; r++)
             {
                 int yy = ty * Tile - pad + r;
                 float* dst = phases + r * Tile * width;
@@ -190,6 +197,9 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
                 new Span<float>(plane + (long)yy * wd, wd).CopyTo(new Span<float>(line + pad, wd));
                 Deinterleave(dst, line, width);
             }
+            if (Sse.IsSupported)   // the next patch's four new rows, fetched while this one is transformed
+                for (int yy = Math.Max(0, (ty + 1) * Tile - pad + 2); yy < Math.Min(h, (ty + 2) * Tile - pad + 2); yy++)
+                    for (int x = 0; x < wd; x += 16) Sse.Prefetch0(plane + (long)yy * wd + x);
             for (int t0 = 0; t0 < g.TW; t0 += Lanes)
             {
                 for (int s = 0; s < Patch; s++)                               // column s of the patch: Bᵀ over its 6 rows
