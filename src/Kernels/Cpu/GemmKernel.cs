@@ -51,8 +51,7 @@ internal static unsafe class GemmKernel
         }
         int threads = parallel ? Environment.ProcessorCount : 1;
         if (threads == 1) job.Run(0, m, 0, n);
-        else if (m >= n) job.RunRows(threads, m, n);
-        else job.RunColumns(threads, m, n);
+        else job.RunShared(threads, m, n, rows: m >= n);
     }
 
     /// <summary>A deep product of a small C (a weight gradient summed over many rows) splits its depth instead, so each
@@ -129,67 +128,55 @@ internal static unsafe class GemmKernel
         // columns of B, or of MC rows of A. While the tasks multiply by one step's panels, each also packs its part of
         // the next step's into the other half of the buffer, so packing costs no extra pass over the cores.
 
-        /// <summary>All of C, its rows split across cores; B's panels are shared.</summary>
-        public void RunRows(int threads, int m, int n)
+        /// <summary>All of C on several cores: the tasks split its rows and share B's panels (rows), or split its columns
+        /// and share A's.</summary>
+        public void RunShared(int threads, int m, int n, bool rows)
         {
             var self = this;
-            int rows = RoundUp(CeilDiv(m, 2 * threads), MR), tasks = CeilDiv(m, rows), slabs = CeilDiv(k, KC);
-            long half = (long)KC * RoundUp(Math.Min(n, SharedWidth), _nr);
+            int split = rows ? m : n, other = rows ? n : m;             // the tasks' side of C, and the shared operand's
+            int unit = rows ? MR : _nr, sharedUnit = rows ? _nr : MR;   // whole micro-tiles along each
+            int block = rows ? SharedWidth : MC;                         // the shared operand's extent in one step
+            int span = RoundUp(CeilDiv(split, 2 * threads), unit), tasks = CeilDiv(split, span), slabs = CeilDiv(k, KC);
+            long half = (long)KC * RoundUp(Math.Min(other, block), sharedUnit);
             float* shared = Scratch.Current.Get(Scratch.SharedPanels, 2 * half);
-            void Pack(int step, int t)   // task t's part of step's B panels: whole micro-panels, in order
+            void Pack(int step, int t)   // task t's part of step's shared panels: whole micro-panels, in order
             {
-                var (j0, nw, pc, kc) = self.Step(step, slabs, n, SharedWidth);
-                int part = RoundUp(CeilDiv(nw, tasks), self._nr), c0 = t * part;
-                if (c0 < nw) self.PackB(shared + step % 2 * half + (long)c0 * kc, pc, kc, j0 + c0, Math.Min(part, nw - c0));
+                var (o0, width, pc, kc) = self.Step(step, slabs, other, block);
+                int part = RoundUp(CeilDiv(width, tasks), sharedUnit), p0 = t * part;
+                if (p0 >= width) return;
+                float* dst = shared + step % 2 * half + (long)p0 * kc;
+                if (rows) self.PackB(dst, pc, kc, o0 + p0, Math.Min(part, width - p0));
+                else self.PackA(dst, o0 + p0, Math.Min(part, width - p0), pc, kc);
             }
             Parallel.For(0, tasks, t => Pack(0, t));
-            for (int s = 0, steps = CeilDiv(n, SharedWidth) * slabs; s < steps; s++)
+            for (int s = 0, steps = CeilDiv(other, block) * slabs; s < steps; s++)
             {
                 int step = s;
-                var (j0, nw, pc, kc) = Step(step, slabs, n, SharedWidth);
-                float* pb = shared + step % 2 * half;
+                var (o0, width, pc, kc) = Step(step, slabs, other, block);
+                float* panels = shared + step % 2 * half;
                 Parallel.For(0, tasks, t =>
                 {
                     if (step + 1 < steps) Pack(step + 1, t);
-                    float* pa = Scratch.Current.Get(Scratch.PackedA, (long)MC * KC);
-                    for (int ic = t * rows, i1 = Math.Min(m, ic + rows); ic < i1; ic += MC)
+                    int s0 = t * span, s1 = Math.Min(split, s0 + span);
+                    if (rows)   // this task's rows of A, by MC, against every shared B panel
                     {
-                        int mc = Math.Min(MC, i1 - ic);
-                        self.PackA(pa, ic, mc, pc, kc);
-                        for (int jc = 0; jc < nw; jc += NC) self.Block(pa, pb + (long)jc * kc, ic, mc, pc, kc, j0 + jc, Math.Min(NC, nw - jc));
+                        float* pa = Scratch.Current.Get(Scratch.PackedA, (long)MC * KC);
+                        for (int ic = s0; ic < s1; ic += MC)
+                        {
+                            int mc = Math.Min(MC, s1 - ic);
+                            self.PackA(pa, ic, mc, pc, kc);
+                            for (int jc = 0; jc < width; jc += NC) self.Block(pa, panels + (long)jc * kc, ic, mc, pc, kc, o0 + jc, Math.Min(NC, width - jc));
+                        }
                     }
-                });
-            }
-        }
-
-        /// <summary>All of C, its columns split across cores; A's panels are shared.</summary>
-        public void RunColumns(int threads, int m, int n)
-        {
-            var self = this;
-            int cols = RoundUp(CeilDiv(n, 2 * threads), _nr), tasks = CeilDiv(n, cols), slabs = CeilDiv(k, KC);
-            long half = (long)RoundUp(Math.Min(m, MC), MR) * KC;
-            float* shared = Scratch.Current.Get(Scratch.SharedPanels, 2 * half);
-            void Pack(int step, int t)   // task t's part of step's A panels: whole micro-panels, in order
-            {
-                var (i0, mw, pc, kc) = self.Step(step, slabs, m, MC);
-                int part = RoundUp(CeilDiv(mw, tasks), MR), r0 = t * part;
-                if (r0 < mw) self.PackA(shared + step % 2 * half + (long)r0 * kc, i0 + r0, Math.Min(part, mw - r0), pc, kc);
-            }
-            Parallel.For(0, tasks, t => Pack(0, t));
-            for (int s = 0, steps = CeilDiv(m, MC) * slabs; s < steps; s++)
-            {
-                int step = s;
-                var (i0, mw, pc, kc) = Step(step, slabs, m, MC);
-                float* pa = shared + step % 2 * half;
-                Parallel.For(0, tasks, t =>
-                {
-                    if (step + 1 < steps) Pack(step + 1, t);
-                    float* pb = Scratch.Current.Get(Scratch.PackedB, (long)KC * NC);
-                    for (int jc = t * cols, j1 = Math.Min(n, jc + cols); jc < j1; jc += NC)
+                    else        // this task's columns of B, by NC, against the shared A panels
                     {
-                        int nc = Math.Min(NC, j1 - jc);
-                        self.PackB(pb, pc, kc, jc, nc);
-                        self.Block(pa, pb, i0, mw, pc, kc, jc, nc);
+                        float* pb = Scratch.Current.Get(Scratch.PackedB, (long)KC * NC);
+                        for (int jc = s0; jc < s1; jc += NC)
+                        {
+                            int nc = Math.Min(NC, s1 - jc);
+                            self.PackB(pb, pc, kc, jc, nc);
+                            self.Block(panels, pb, o0, width, pc, kc, jc, nc);
+                        }
                     }
                 });
             }
