@@ -29,7 +29,7 @@ internal static unsafe class GemmKernel
     const int KC = 256;    // an A micro-panel is 6 KiB (L1); a B block KC×NC is 512 KiB (L2)
     const int NC = 512;
     const int MC = 1032;   // multiple of MR; a packed A block is ~1 MiB
-    const int SharedWidth = 4 * NC;   // columns of B packed at once for all cores (2 MiB)
+    const int SharedWidth = 4 * NC;   // columns of B packed at once for all cores (2 MiB, twice for the double buffer)
     const int RowsAhead = 4;          // B packing fetches this many rows ahead
     const double ParallelMinFlops = 4e6;   // below this, a Parallel.For costs more than it saves
     const int DepthSplitRatio = 8;         // k at least this many times C's longer side: split the depth (SplitDepth)
