@@ -15,9 +15,9 @@ public static class MemoryPlan
 {
     /// <summary>
     /// Refuses a run that cannot fit, before any image is decoded or weight allocated: the weights (counted from the
-    /// configs), the gradients and AdamW moments of what trains (AdamW8bit's estimate with --use_8bit_adam), the decoded training images, and the activations of one
-    /// micro-batch must fit into the memory that is free (MemAvailable of /proc/meminfo on the host tiers; a GPU's
-    /// allocator reports its own failures).
+    /// configs), the gradients and AdamW moments of what trains (AdamW8bit's estimate with --use_8bit_adam), the decoded
+    /// training images, and the activations of one micro-batch must fit into the memory that is free (MemAvailable of
+    /// /proc/meminfo on the host tiers; a GPU's allocator reports its own failures).
     /// </summary>
     public static MemoryNeeds Check(string backendName, UNet2DConditionConfig unet, ClipTextConfig textEncoder, long vaeParameters,
         TrainOptions o, int rows, int latentSide, long images, int resolution)

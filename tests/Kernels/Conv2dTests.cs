@@ -19,8 +19,8 @@ public class Conv2dTests(string backend) : BackendTest(backend)
     // Batch 1, odd and non-square sizes, stride 2, pad 0 and 1, 1×1 and 3×3 (and other) kernels, and SD's shapes scaled
     // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks. The
     // next two are 3×3 stride-1 rows of more than 16 Winograd tiles (full and partial groups of 16, or of 8 on Vector256),
-    // padding 1 and 2; with [1,8,40,40] they take AVX-512's Winograd, and the 3×3 stride-1 rows of at most 8 tiles take the
-    // AVX2 code on every machine (CpuBackend.WideWinograd).
+    // padding 1 and 2; with [1,8,40,40] they take AVX-512's 16-lane Winograd, and the 3×3 stride-1 rows of at most 8 tiles
+    // take the 8-lane transforms on every machine, with the GEMM at the backend's width (CpuBackend.WideWinograd).
     // The last has 65 input and 66 output channels: rows past one 64-row tile in all three CUDA kernels (the others
     // cross its 64-column tiles and 16-deep slabs).
     static readonly ConvShape[] Shapes =
