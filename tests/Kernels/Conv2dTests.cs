@@ -17,12 +17,11 @@ public class Conv2dTests(string backend) : BackendTest(backend)
     static double Atol(long terms) => 1e-6 + AtolPerSqrtTerm * Math.Sqrt(terms);
 
     // Batch 1, odd and non-square sizes, stride 2, pad 0 and 1, 1×1 and 3×3 (and other) kernels, and SD's shapes scaled
-    // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks. The
-    // next two are 3×3 stride-1 rows of more than 16 Winograd tiles (full and partial groups of 16, or of 8 on Vector256),
-    // padding 1 and 2; with [1,8,40,40] they take AVX-512's 16-lane Winograd, and the 3×3 stride-1 rows of at most 8 tiles
-    // take the 8-lane transforms on every machine, with the GEMM at the backend's width (CpuBackend.WideWinograd).
-    // The last has 65 input and 66 output channels: rows past one 64-row tile in all three CUDA kernels (the others
-    // cross its 64-column tiles and 16-deep slabs).
+    // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks, rows
+    // of more than 16 output pixels with padding 1 and 2. On the cpu tier all of these are too small for Winograd
+    // (CpuBackend.Winograd; Conv2dWinogradTests calls it directly at these sizes, and WinogradSizedConvolution below
+    // reaches it through the backend). The last has 65 input and 66 output channels: rows past one 64-row tile in all
+    // three CUDA kernels (the others cross its 64-column tiles and 16-deep slabs).
     static readonly ConvShape[] Shapes =
     [
         new(1, 3, 5, 7, 4, 3, 3, 1, 1), new(2, 5, 9, 8, 6, 3, 3, 2, 1), new(2, 3, 8, 8, 5, 3, 3, 1, 0),
@@ -69,6 +68,17 @@ public class Conv2dTests(string backend) : BackendTest(backend)
         long terms = (long)s.N * s.OutH * s.OutW;
         Close.Assert(Read(dwBuf), expectedW, Atol(terms), Rtol, $"conv2d grad weight {s}");
         if (dbBuf != null) Close.Assert(Read(dbBuf), expectedB, Atol(terms), Rtol, $"conv2d grad bias {s}");
+    }
+
+    /// <summary>A convolution the cpu tier runs by Winograd (64 channels, 256 tiles of 4×4 pixels; 16-lane transforms on
+    /// AVX-512), forward and both gradients.</summary>
+    [Test, Category(HostScale)]
+    public void WinogradSizedConvolution()
+    {
+        var s = new ConvShape(1, 64, 64, 64, 64, 3, 3, 1, 1);
+        Forward(s, bias: true);
+        GradInput(s);
+        GradWeightAccumulates(s, bias: true);
     }
 
     [Test]

@@ -16,7 +16,7 @@ public sealed unsafe partial class CpuBackend
         s.ValidateForward(y, x, w, bias);
         float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
         if (WideWinograd(s)) { Winograd3x3<V512>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
-        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
+        if (Winograd(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
         var g = new Im2Col(s, UseVector512);
         int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
         Parallel.For(0, s.N * blocks, t =>
@@ -34,14 +34,35 @@ public sealed unsafe partial class CpuBackend
     // with the GEMM at the backend's width all the same: the 6×64 kernel over the 6×16 one, after a 2 s warm-up, forward
     // 2.45-2.63 ms against 3.00-3.10 on 1 core and 1.05-1.19 against 1.24-1.30 on 2. Every code adds in the same order,
     // so results are bit-identical.
-    bool WideWinograd(in ConvShape s) => UseVector512 && Winograd3x3<V512>.Applies(s) && (Math.Max(s.OutW, s.W) + 3) / 4 > 8;
+    // Winograd's 16-lane transforms on AVX-512 only where a row holds more than 8 tiles (4 output pixels each: OW > 32;
+    // the gradient of the input transforms rows of the forward's input, W). Narrower rows run the 8-lane transforms
+    // ([4,64,32,32], alternating runs on 1 core: forward 3.02-3.08 ms against 3.80-4.42), with the GEMM at the backend's
+    // width all the same (forward 2.45-2.63 ms against 3.00-3.10 on 1 core). Every code adds in the same order, so
+    // results are bit-identical.
+    bool WideWinograd(in ConvShape s) => UseVector512 && (Math.Max(s.OutW, s.W) + 3) / 4 > 8 && Winograd(s);
+
+    // Winograd pays where its 36 GEMMs outweigh the transforms around them: the channels (the GEMMs' sizes) against the
+    // transforms' lanes, and the tiles each transformed filter serves (the filter transform writes 4× the weights, and a
+    // GEMM over few tiles is mostly loads of them), counting a row of fewer tiles than lanes as part-filled. Elsewhere
+    // im2col. `perf conv N C H W C 3`, Winograd against im2col, forward+backward ms on 2 cores (Xeon with AVX-512,
+    // 2026-12-05): [4,256,8,8] 12.0 / 5.2, [4,128,16,16] 5.2 / 4.9, [8,64,16,16] 4.0 / 3.1, [16,64,16,16] 8.3 / 6.5,
+    // [8,32,32,32] 4.3 / 3.8 take im2col; [4,64,32,32] 4.1 / 5.7, [4,128,32,32] 10.4 / 16.7, [16,256,16,16] 43 / 65,
+    // [4,32,64,64] 5.6 / 7.1 take Winograd; [4,256,16,16] 16.1 / 15.3 and [1,64,32,32] 1.27 / 1.36 are even.
+    bool Winograd(in ConvShape s)
+    {
+        if (!Winograd3x3<V256>.Applies(s)) return false;
+        int tw = (Math.Max(s.OutW, s.W) + 3) / 4, th = (Math.Max(s.OutH, s.H) + 3) / 4, lanes = UseVector512 && tw > 8 ? 16 : 8;
+        long filled = (long)s.N * th * tw * Math.Min(tw, lanes) / lanes;
+        int channels = Math.Min(s.InC, s.OutC);
+        return channels * lanes >= 512 && channels * filled >= 16384;
+    }
 
     public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
     {
         s.ValidateGradInput(dx, dy, w);
         float* pdx = F(dx), pdy = F(dy), pw = F(w);
         if (WideWinograd(s)) { Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
-        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
+        if (Winograd(s)) { Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
         var g = new Im2Col(s, UseVector512);
         // Tasks: (image, group of input channels), so the scatter of one task never meets another's.
         int groups = Math.Min(s.InC, GemmKernel.CeilDiv(2 * Environment.ProcessorCount, s.N));
@@ -83,7 +104,7 @@ public sealed unsafe partial class CpuBackend
             for (int n = 0; n < s.N; n++)   // dbias[o] += Σ_p dy[n, o, p]
                 for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
         if (WideWinograd(s)) { Winograd3x3<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
-        if (Winograd3x3<V256>.Applies(s)) { Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
+        if (Winograd(s)) { Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
         // Image by image and block by block, in order: the columns are built across the cores, then dw (OutC, rows) +=
         // dy[:, p0..p1] · columnsᵀ runs on every core, each core owning its part of dw: the sum order is fixed.
         int block = g.PixelBlock(1, g.Rows);
