@@ -50,7 +50,7 @@ public static class Autocast
         if (half is not { } dtype) return x;
         if (x.DType != DType.F32 || !x.IsContiguous)
             throw new ArgumentException($"autocast: can only round contiguous f32 tensors, not {x}");
-        var y = Tensor.Zeros(x.Backend, dtype, x.Shape.ToArray());
+        var y = Tensor.Empty(x.Backend, dtype, x.Shape.ToArray());
         x.Backend.Cast(y.Storage, x.Storage);
         return y;
     }

@@ -51,7 +51,7 @@ public static class Checkpoint
 
             using (recompute.TrackInParent())              // the gradients handed out outlive the recompute
             {
-                var seed = Tensor.ZerosLike(dy);
+                var seed = Tensor.EmptyLike(dy);
                 dy.Backend.Copy(seed.Storage, dy.Storage);
                 Gradients.Accumulate(y, seed);
                 Tape.Replay(mark);

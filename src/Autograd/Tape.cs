@@ -95,7 +95,7 @@ public static class Tape
     {
         if (loss.Length != 1) throw new ArgumentException($"backward: the loss must have one element, not {loss}");
         if (!loss.RequiresGrad) throw new InvalidOperationException($"backward: {loss} does not depend on anything that requires grad");
-        var seedGrad = Tensor.Zeros(loss.Backend, loss.Shape.ToArray());
+        var seedGrad = Tensor.Empty(loss.Backend, loss.Shape.ToArray());
         loss.Backend.Fill(seedGrad.Storage, seed);
         Gradients.Accumulate(loss, seedGrad);
         Replay(0);

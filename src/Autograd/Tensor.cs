@@ -58,6 +58,16 @@ public sealed class Tensor : IDisposable
 
     public static Tensor Zeros(IBackend backend, params int[] shape) => Zeros(backend, DType.F32, shape);
 
+    /// <summary>A new contiguous tensor whose contents are undefined, as torch.empty: for an op's output that its kernel
+    /// overwrites (IBackend's convention: outputs and input gradients are overwritten, parameter gradients added to).</summary>
+    public static Tensor Empty(IBackend backend, DType dtype, params int[] shape) =>
+        new(backend.AllocateUninitialized(dtype, ShapeLength(CheckShape(shape))), (int[])shape.Clone(), RowMajorStrides(shape), true, true);
+
+    public static Tensor Empty(IBackend backend, params int[] shape) => Empty(backend, DType.F32, shape);
+
+    /// <summary>An uninitialized tensor with the shape and dtype of <paramref name="like"/>, contiguous.</summary>
+    public static Tensor EmptyLike(Tensor like) => Empty(like.Backend, like.DType, like._shape);
+
     /// <summary>A zero-filled tensor with the shape and dtype of <paramref name="like"/>, contiguous.</summary>
     public static Tensor ZerosLike(Tensor like) => Zeros(like.Backend, like.DType, like._shape);
 

@@ -29,6 +29,7 @@ public interface IBackend : IDisposable
 
     // ---- memory ----
     DeviceBuffer Allocate(DType dtype, long length);                   // zero-filled
+    DeviceBuffer AllocateUninitialized(DType dtype, long length);      // contents undefined: an output the next op overwrites
     void Upload<T>(DeviceBuffer dst, ReadOnlySpan<T> src) where T : unmanaged;    // raw bytes; sizes must match
     void Download<T>(Span<T> dst, DeviceBuffer src) where T : unmanaged;
     void Synchronize();

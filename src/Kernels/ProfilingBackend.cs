@@ -71,6 +71,7 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
 
     // ---- memory (not timed: allocation is reported as peak memory instead) ----
     public DeviceBuffer Allocate(DType dtype, long length) => new Handle(this, Inner.Allocate(dtype, length));
+    public DeviceBuffer AllocateUninitialized(DType dtype, long length) => new Handle(this, Inner.AllocateUninitialized(dtype, length));
     public void Upload<T>(DeviceBuffer dst, ReadOnlySpan<T> src) where T : unmanaged => Inner.Upload(U(dst), src);
     public void Download<T>(Span<T> dst, DeviceBuffer src) where T : unmanaged => Inner.Download(dst, U(src));
     public void Synchronize() => Inner.Synchronize();

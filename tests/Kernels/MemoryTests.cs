@@ -1,4 +1,4 @@
-// Buffers: allocation is zeroed and counted, slices share memory, disposal frees, foreign buffers are rejected.
+// Buffers: allocation is zeroed (or, uninitialized, poisoned in tests) and counted, slices share memory, disposal frees, foreign buffers are rejected.
 using DreamBooth.Kernels;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
@@ -18,6 +18,20 @@ public class MemoryTests(string backend) : BackendTest(backend)
         }
         Assert.That(Backend.Memory.CurrentBytes, Is.EqualTo(before));
         Assert.That(Backend.Memory.PeakBytes, Is.GreaterThanOrEqualTo(before + 4000));
+    }
+
+    [Test]
+    public void UninitializedAllocationIsCountedAndPoisonedOnTheHostTiers()
+    {
+        long before = Backend.Memory.CurrentBytes;
+        using (var b = Backend.AllocateUninitialized(DType.F32, 1000))
+        {
+            Assert.That(Backend.Memory.CurrentBytes - before, Is.EqualTo(4000));
+            if (Backend is HostBackend) Assert.That(Read(b), Is.All.NaN, "the tests' PoisonSetup fills it with NaN");
+            Backend.Upload<float>(b, Enumerable.Repeat(2f, 1000).ToArray());
+            Assert.That(Read(b), Is.All.EqualTo(2f));
+        }
+        Assert.That(Backend.Memory.CurrentBytes, Is.EqualTo(before));
     }
 
     [Test]

@@ -14,12 +14,12 @@ public static partial class F
     public static Tensor Unary(UnaryOp op, Tensor x)   // (...)
     {
         x = Contiguous(x);
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         x.Backend.Unary(op, y.Storage, x.Storage, x.Length);
         if (Tape.Needs(x))
             Tape.Record(op.ToString().ToLowerInvariant(), y, dy =>
             {   // dx = f'(x)·dy, f' evaluated from the saved input
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 x.Backend.UnaryBackward(op, dx.Storage, dy.Storage, x.Storage, x.Length);
                 Gradients.Accumulate(x, dx);
             });
@@ -35,12 +35,12 @@ public static partial class F
         int dim = x.Dim(-1) / 2, rows = checked((int)(x.Length / (2L * dim)));
         var yShape = x.Shape.ToArray();
         yShape[^1] = dim;
-        var y = Tensor.Zeros(x.Backend, yShape);
+        var y = Tensor.Empty(x.Backend, yShape);
         x.Backend.Geglu(y.Storage, x.Storage, rows, dim);
         if (Tape.Needs(x))
             Tape.Record("geglu", y, dy =>
             {   // dh = dy·gelu(gate), dgate = dy·h·gelu'(gate)
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 x.Backend.GegluBackward(dx.Storage, dy.Storage, x.Storage, rows, dim);
                 Gradients.Accumulate(x, dx);
             });

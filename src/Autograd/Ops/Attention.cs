@@ -20,16 +20,16 @@ public static partial class F
         k = Contiguous(k);
         v = Contiguous(v);
         var s = new AttentionShape(q.Dim(0), heads, q.Dim(1), k.Dim(1), q.Dim(2) / heads, causal);
-        var o = Tensor.ZerosLike(q);
-        var lse = Tensor.Zeros(q.Backend, s.Batch, s.Heads, s.QueryLen);   // log Σ_j exp(score_ij) of every query row
+        var o = Tensor.EmptyLike(q);
+        var lse = Tensor.Empty(q.Backend, s.Batch, s.Heads, s.QueryLen);   // log Σ_j exp(score_ij) of every query row
         q.Backend.Attention(o.Storage, lse.Storage, q.Storage, k.Storage, v.Storage, s);
         if (Tape.Needs(q, k, v))
             Tape.Record("attention", o, dout =>
             {   // P = exp(S − lse) recomputed from the saved lse; dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − rowsum(dO∘O)),
                 // dQ = dS·K/√D, dK = dSᵀ·Q/√D (the kernel overwrites all three)
-                var dq = Tensor.ZerosLike(q);
-                var dk = Tensor.ZerosLike(k);
-                var dv = Tensor.ZerosLike(v);
+                var dq = Tensor.EmptyLike(q);
+                var dk = Tensor.EmptyLike(k);
+                var dv = Tensor.EmptyLike(v);
                 q.Backend.AttentionBackward(dq.Storage, dk.Storage, dv.Storage, dout.Storage, q.Storage, k.Storage,
                     v.Storage, o.Storage, lse.Storage, s);
                 Gradients.Accumulate(q, dq);

@@ -11,12 +11,12 @@ public static partial class F
     {
         if (x.DType == dtype) return x;
         x = Contiguous(x);
-        var y = Tensor.Zeros(x.Backend, dtype, x.Shape.ToArray());
+        var y = Tensor.Empty(x.Backend, dtype, x.Shape.ToArray());
         x.Backend.Cast(y.Storage, x.Storage);
         if (Tape.Needs(x))
             Tape.Record("cast", y, dy =>
             {   // dx = dy, converted back to x's dtype
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 x.Backend.Cast(dx.Storage, dy.Storage);
                 Gradients.Accumulate(x, dx);
             });

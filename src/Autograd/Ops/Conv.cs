@@ -20,7 +20,7 @@ public static partial class F
         x = Contiguous(x);
         weight = Contiguous(weight);
         bias = bias is null ? null : Contiguous(bias);
-        var y = Tensor.Zeros(x.Backend, s.N, s.OutC, s.OutH, s.OutW);
+        var y = Tensor.Empty(x.Backend, s.N, s.OutC, s.OutH, s.OutW);
         x.Backend.Conv2d(y.Storage, x.Storage, weight.Storage, bias?.Storage, s);
         if (Tape.Needs(x, weight, bias))
             Tape.Record("conv2d", y, dy =>
@@ -28,7 +28,7 @@ public static partial class F
                 var be = x.Backend;
                 if (x.RequiresGrad)
                 {   // dx = dy ⋆ W: the transposed convolution of the output gradient (the kernel overwrites dx)
-                    var dx = Tensor.ZerosLike(x);
+                    var dx = Tensor.EmptyLike(x);
                     be.Conv2dGradInput(dx.Storage, dy.Storage, weight.Storage, s);
                     Gradients.Accumulate(x, dx);
                 }

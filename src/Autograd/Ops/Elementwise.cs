@@ -16,13 +16,13 @@ public static partial class F
     {
         a = Contiguous(a);
         b = Contiguous(b);
-        var y = Tensor.Zeros(a.Backend, Broadcasting.Shape(op.ToString().ToLowerInvariant(), a.Shape, b.Shape));
+        var y = Tensor.Empty(a.Backend, Broadcasting.Shape(op.ToString().ToLowerInvariant(), a.Shape, b.Shape));
         a.Backend.Binary(op, y.Storage, a.Storage, b.Storage, a.Shape, b.Shape);
         if (Tape.Needs(a, b))
             Tape.Record(op.ToString().ToLowerInvariant(), y, dy =>
             {
-                var da = a.RequiresGrad ? Tensor.ZerosLike(a) : null;
-                var db = b.RequiresGrad ? Tensor.ZerosLike(b) : null;
+                var da = a.RequiresGrad ? Tensor.EmptyLike(a) : null;
+                var db = b.RequiresGrad ? Tensor.EmptyLike(b) : null;
                 a.Backend.BinaryBackward(op, da?.Storage, db?.Storage, dy.Storage, a.Storage, b.Storage, a.Shape, b.Shape);
                 if (da != null) Gradients.Accumulate(a, da);
                 if (db != null) Gradients.Accumulate(b, db);
@@ -34,12 +34,12 @@ public static partial class F
     public static Tensor Scale(Tensor x, float alpha)
     {
         x = Contiguous(x);
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         x.Backend.Scale(y.Storage, x.Storage, alpha, x.Length);
         if (Tape.Needs(x))
             Tape.Record("scale", y, dy =>
             {
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 x.Backend.Scale(dx.Storage, dy.Storage, alpha, x.Length);
                 Gradients.Accumulate(x, dx);
             });

@@ -14,7 +14,7 @@ public static partial class F
         ids = Contiguous(ids);
         table = Contiguous(table);
         int count = checked((int)ids.Length), dim = table.Dim(1);
-        var y = Tensor.Zeros(table.Backend, [.. ids.Shape, dim]);
+        var y = Tensor.Empty(table.Backend, [.. ids.Shape, dim]);
         table.Backend.Embedding(y.Storage, table.Storage, ids.Storage, count, dim);
         if (Tape.Needs(table))
             Tape.Record("embedding", y, dy =>

@@ -19,15 +19,15 @@ public static partial class F
         int aAxis = a.Dim(ax), bAxis = b.Dim(ax);
         var yShape = a.Shape.ToArray();
         yShape[ax] = aAxis + bAxis;
-        var y = Tensor.Zeros(a.Backend, a.DType, yShape);
+        var y = Tensor.Empty(a.Backend, a.DType, yShape);
         a.Backend.Concat(y.Storage, a.Storage, b.Storage, outer, aAxis, bAxis, inner);
         if (Tape.Needs(a, b))
             Tape.Record("concat", y, dy =>
             {   // each input's gradient is its own slice of dy
-                var da = Tensor.ZerosLike(a);
+                var da = Tensor.EmptyLike(a);
                 a.Backend.Slice(da.Storage, dy.Storage, outer, aAxis + bAxis, 0, aAxis, inner);
                 Gradients.Accumulate(a, da);
-                var db = Tensor.ZerosLike(b);
+                var db = Tensor.EmptyLike(b);
                 a.Backend.Slice(db.Storage, dy.Storage, outer, aAxis + bAxis, aAxis, bAxis, inner);
                 Gradients.Accumulate(b, db);
             });
@@ -53,13 +53,13 @@ public static partial class F
             y = x.View(x.Storage.Slice((long)start * inner, (long)length * inner), yShape, Tensor.RowMajorStrides(yShape));
         else
         {
-            y = Tensor.Zeros(x.Backend, x.DType, yShape);
+            y = Tensor.Empty(x.Backend, x.DType, yShape);
             x.Backend.Slice(y.Storage, x.Storage, outer, xAxis, start, length, inner);
         }
         if (Tape.Needs(x))
             Tape.Record("narrow", y, dy =>
             {   // dx = dy inside the range, 0 outside
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 x.Backend.SliceBackward(dx.Storage, dy.Storage, outer, xAxis, start, length, inner);
                 Gradients.Accumulate(x, dx);
             });

@@ -19,7 +19,7 @@ public static partial class F
         int rows = checked((int)(x.Length / inF));
         var yShape = x.Shape.ToArray();
         yShape[^1] = outF;
-        var y = Tensor.Zeros(x.Backend, yShape);
+        var y = Tensor.Empty(x.Backend, yShape);
         var half = Autocast.ComputeType;                   // under autocast the GEMM reads half-rounded x, W and dy
         Tensor xa = Autocast.Round(x, half), wa = Autocast.Round(weight, half);
         x.Backend.Gemm(y.Storage, xa.Storage, wa.Storage, bias?.Storage, new GemmShape(rows, outF, inF, TransB: true));
@@ -30,7 +30,7 @@ public static partial class F
                 var g = Autocast.Round(dy, half);
                 if (x.RequiresGrad)
                 {   // dx = dy·W   (rows, Out)·(Out, In)
-                    var dx = Tensor.ZerosLike(x);
+                    var dx = Tensor.EmptyLike(x);
                     be.Gemm(dx.Storage, g.Storage, wa.Storage, null, new GemmShape(rows, inF, outF));
                     Gradients.Accumulate(x, dx);
                 }
@@ -39,7 +39,7 @@ public static partial class F
                         new GemmShape(outF, inF, rows, TransA: true, Beta: 1f));
                 if (bias is { RequiresGrad: true })
                 {   // db = Σ_rows dy (of the rounded dy under autocast, widened back to f32 for the reduction)
-                    var db = Tensor.Zeros(be, outF);
+                    var db = Tensor.Empty(be, outF);
                     var gf = Cast(g, DType.F32);
                     be.ReduceSum(db.Storage, gf.Storage, [rows, outF], [1, outF], 1f);
                     Gradients.Accumulate(bias, db);
@@ -59,7 +59,7 @@ public static partial class F
         if (a3.Rank != 3 || b3.Rank != 3 || a3.Dim(0) != b3.Dim(0) || a3.Dim(2) != b3.Dim(1))
             throw new ArgumentException($"matmul: {a} · {b} do not fit ((B, M, K) · (B, K, N))");
         int batch = a3.Dim(0), m = a3.Dim(1), k = a3.Dim(2), n = b3.Dim(2);
-        var c = Tensor.Zeros(a.Backend, batch, m, n);
+        var c = Tensor.Empty(a.Backend, batch, m, n);
         var half = Autocast.ComputeType;                   // under autocast the GEMM reads half-rounded a, b and dc
         Tensor ah = Autocast.Round(a3, half), bh = Autocast.Round(b3, half);
         a.Backend.Gemm(c.Storage, ah.Storage, bh.Storage, null, new GemmShape(m, n, k, Batch: batch));
@@ -69,13 +69,13 @@ public static partial class F
                 var g = Autocast.Round(dc, half);
                 if (a3.RequiresGrad)
                 {   // da = dc·bᵀ
-                    var da = Tensor.ZerosLike(a3);
+                    var da = Tensor.EmptyLike(a3);
                     a.Backend.Gemm(da.Storage, g.Storage, bh.Storage, null, new GemmShape(m, k, n, TransB: true, Batch: batch));
                     Gradients.Accumulate(a3, da);
                 }
                 if (b3.RequiresGrad)
                 {   // db = aᵀ·dc
-                    var db = Tensor.ZerosLike(b3);
+                    var db = Tensor.EmptyLike(b3);
                     a.Backend.Gemm(db.Storage, ah.Storage, g.Storage, null, new GemmShape(k, n, m, TransA: true, Batch: batch));
                     Gradients.Accumulate(b3, db);
                 }

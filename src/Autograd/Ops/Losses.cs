@@ -11,18 +11,18 @@ public static partial class F
         if (!a.Shape.SequenceEqual(b.Shape)) throw new ArgumentException($"mse loss: {a} and {b} differ in shape");
         a = Contiguous(a);
         b = Contiguous(b);
-        var loss = Tensor.Zeros(a.Backend, 1);
+        var loss = Tensor.Empty(a.Backend, 1);
         a.Backend.MseLoss(loss.Storage, a.Storage, b.Storage, a.Length);
         if (Tape.Needs(a, b))
             Tape.Record("mse loss", loss, dLoss =>
             {   // d/da = g·2(a − b)/n, d/db = −d/da, where g = dLoss stays on the device (reading it would wait for
                 // the whole forward): the kernel gives 2(a − b)/n, then one broadcast multiply by the (1) tensor g
-                var da = Tensor.ZerosLike(a);
+                var da = Tensor.EmptyLike(a);
                 a.Backend.MseLossBackward(da.Storage, a.Storage, b.Storage, 1f, a.Length);
                 a.Backend.Binary(BinaryOp.Mul, da.Storage, da.Storage, dLoss.Storage, da.Shape, dLoss.Shape);
                 if (b.RequiresGrad)
                 {
-                    var db = Tensor.ZerosLike(b);
+                    var db = Tensor.EmptyLike(b);
                     a.Backend.Scale(db.Storage, da.Storage, -1f, a.Length);
                     Gradients.Accumulate(b, db);
                 }
@@ -51,7 +51,7 @@ public static partial class F
         long yLength = Tensor.ShapeLength(yShape);
         float scale = mean ? 1f / (yLength == 0 ? 1 : x.Length / yLength) : 1f;
         x = Contiguous(x);
-        var y = Tensor.Zeros(x.Backend, yShape);
+        var y = Tensor.Empty(x.Backend, yShape);
         x.Backend.ReduceSum(y.Storage, x.Storage, x.Shape, yShape, scale);
         if (Tape.Needs(x))
             Tape.Record(op, y, dy =>

@@ -23,15 +23,15 @@ public static partial class F
         gamma = Contiguous(gamma);
         beta = Contiguous(beta);
         int n = x.Dim(0), c = x.Dim(1), hw = checked((int)(x.Length / ((long)n * c)));
-        var y = Tensor.ZerosLike(x);
-        var mean = Tensor.Zeros(x.Backend, n, groups);
-        var rstd = Tensor.Zeros(x.Backend, n, groups);
+        var y = Tensor.EmptyLike(x);
+        var mean = Tensor.Empty(x.Backend, n, groups);
+        var rstd = Tensor.Empty(x.Backend, n, groups);
         x.Backend.GroupNorm(y.Storage, mean.Storage, rstd.Storage, x.Storage, gamma.Storage, beta.Storage, n, c, hw, groups, eps, silu);
         if (Tape.Needs(x, gamma, beta))
             Tape.Record(silu ? "group norm silu" : "group norm", y, dy =>
             {   // x̂ = (x − μ)·rstd, dz = dy (with SiLU: dy·silu'(γx̂ + β)); dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with
                 // g = γ·dz, means over the group; dγ += Σ dz·x̂, dβ += Σ dz over N and the spatial positions
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 using var scratchGamma = gamma.RequiresGrad ? null : Tensor.ZerosLike(gamma);
                 using var scratchBeta = beta.RequiresGrad ? null : Tensor.ZerosLike(beta);
                 x.Backend.GroupNormBackward(dx.Storage, (scratchGamma ?? Gradients.Into(gamma)).Storage,
@@ -54,14 +54,14 @@ public static partial class F
         gamma = Contiguous(gamma);
         beta = Contiguous(beta);
         int dim = x.Dim(-1), rows = checked((int)(x.Length / dim));
-        var y = Tensor.ZerosLike(x);
-        var mean = Tensor.Zeros(x.Backend, rows);
-        var rstd = Tensor.Zeros(x.Backend, rows);
+        var y = Tensor.EmptyLike(x);
+        var mean = Tensor.Empty(x.Backend, rows);
+        var rstd = Tensor.Empty(x.Backend, rows);
         x.Backend.LayerNorm(y.Storage, mean.Storage, rstd.Storage, x.Storage, gamma.Storage, beta.Storage, rows, dim, eps);
         if (Tape.Needs(x, gamma, beta))
             Tape.Record("layer norm", y, dy =>
             {   // as group norm with one group per row: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = γ·dy
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 using var scratchGamma = gamma.RequiresGrad ? null : Tensor.ZerosLike(gamma);
                 using var scratchBeta = beta.RequiresGrad ? null : Tensor.ZerosLike(beta);
                 x.Backend.LayerNormBackward(dx.Storage, (scratchGamma ?? Gradients.Into(gamma)).Storage,
@@ -78,12 +78,12 @@ public static partial class F
         if (x.Rank < 1 || x.Length == 0) throw new ArgumentException($"softmax: x {x} must have at least one axis and one element");
         x = Contiguous(x);
         int cols = x.Dim(-1), rows = checked((int)(x.Length / cols));
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         x.Backend.Softmax(y.Storage, x.Storage, rows, cols);
         if (Tape.Needs(x))
             Tape.Record("softmax", y, dy =>
             {   // dx = y·(dy − Σ_j dy_j·y_j), from the saved output
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 x.Backend.SoftmaxBackward(dx.Storage, dy.Storage, y.Storage, rows, cols);
                 Gradients.Accumulate(x, dx);
             });

@@ -11,12 +11,12 @@ public static partial class F
         if (x.Rank != 4) throw new ArgumentException($"upsample: x {x} must be (N, C, H, W)");
         x = Contiguous(x);
         int planes = x.Dim(0) * x.Dim(1), h = x.Dim(2), w = x.Dim(3);
-        var y = Tensor.Zeros(x.Backend, x.Dim(0), x.Dim(1), 2 * h, 2 * w);
+        var y = Tensor.Empty(x.Backend, x.Dim(0), x.Dim(1), 2 * h, 2 * w);
         x.Backend.UpsampleNearest2x(y.Storage, x.Storage, planes, h, w);
         if (Tape.Needs(x))
             Tape.Record("upsample nearest 2x", y, dy =>
             {   // dx[i, j] = Σ of dy over the 2×2 block that copied x[i, j]
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 x.Backend.UpsampleNearest2xBackward(dx.Storage, dy.Storage, planes, h, w);
                 Gradients.Accumulate(x, dx);
             });
@@ -44,7 +44,7 @@ public static partial class F
         if (Tape.Needs(x))
             Tape.Record("pad2d", y, dy =>
             {   // dx = dy[:, :, top : top + H, left : left + W]: the padding's gradient is dropped
-                var dx = Tensor.ZerosLike(x);
+                var dx = Tensor.EmptyLike(x);
                 x.Backend.StridedCopy(dx.Storage, dy.Storage, x.Shape, Tensor.RowMajorStrides(dy.Shape),
                     (long)top * dy.Dim(3) + left);
                 Gradients.Accumulate(x, dx);

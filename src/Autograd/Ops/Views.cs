@@ -31,7 +31,7 @@ public static partial class F
                 var dyStrides = Tensor.RowMajorStrides(dy.Shape);
                 var back = new long[dims.Length];
                 for (int p = 0; p < dims.Length; p++) back[dims[p]] = dyStrides[p];
-                var dx = Tensor.Zeros(x.Backend, x.DType, x.Shape.ToArray());
+                var dx = Tensor.Empty(x.Backend, x.DType, x.Shape.ToArray());
                 x.Backend.StridedCopy(dx.Storage, dy.Storage, x.Shape, back, 0);
                 Gradients.Accumulate(x, dx);
             });
@@ -42,7 +42,7 @@ public static partial class F
     public static Tensor Contiguous(Tensor x)
     {
         if (x.IsContiguous) return x;
-        var y = Tensor.Zeros(x.Backend, x.DType, x.Shape.ToArray());
+        var y = Tensor.Empty(x.Backend, x.DType, x.Shape.ToArray());
         x.Backend.StridedCopy(y.Storage, x.Storage, x.Shape, x.Strides, 0);
         if (Tape.Needs(x))
             Tape.Record("contiguous", y, dy => Gradients.Accumulate(x, CopyAs(dy, x.Shape.ToArray())));
@@ -54,7 +54,7 @@ public static partial class F
     {
         var c = Contiguous(x);
         if (!ReferenceEquals(c, x)) return c;
-        var y = Tensor.ZerosLike(x);
+        var y = Tensor.EmptyLike(x);
         x.Backend.Copy(y.Storage, x.Storage);
         if (Tape.Needs(x))
             Tape.Record("copy", y, dy => Gradients.Accumulate(x, CopyAs(dy, x.Shape.ToArray())));
@@ -64,7 +64,7 @@ public static partial class F
     /// <summary>A fresh tensor of the given shape holding g's elements (g contiguous): how a gradient changes shape.</summary>
     static Tensor CopyAs(Tensor g, int[] shape)
     {
-        var t = Tensor.Zeros(g.Backend, g.DType, shape);
+        var t = Tensor.Empty(g.Backend, g.DType, shape);
         g.Backend.Copy(t.Storage, g.Storage);
         return t;
     }

@@ -47,7 +47,11 @@ public sealed partial class IlgpuBackend : IBackend
     /// <summary>Blocks held by the pool (in use or free).</summary>
     public int PooledBlocks => _blocks.Count;
 
-    public DeviceBuffer Allocate(DType dtype, long length)
+    public DeviceBuffer Allocate(DType dtype, long length) => Allocate(dtype, length, zeroed: true);
+
+    public DeviceBuffer AllocateUninitialized(DType dtype, long length) => Allocate(dtype, length, zeroed: false);
+
+    DeviceBuffer Allocate(DType dtype, long length, bool zeroed)
     {
         if (length < 0) throw new ArgumentException($"allocate: length {length} is negative");
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -57,7 +61,7 @@ public sealed partial class IlgpuBackend : IBackend
             block = Acc.Allocate1D<byte>(size);
             _blocks.Add(block);
         }
-        block.View.SubView(0, Math.Max(bytes, 1)).MemSetToZero();
+        if (zeroed) block.View.SubView(0, Math.Max(bytes, 1)).MemSetToZero();
         Memory.Allocated(bytes);
         return new IlgpuBuffer(this, dtype, length, block);
     }
