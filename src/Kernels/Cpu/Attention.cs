@@ -58,7 +58,7 @@ file static unsafe class FlashAttention<TV> where TV : struct, IVec<TV>
             ForwardHead(o, lse, q, k, v, s, bh / s.Heads, bh % s.Heads, i0, i1);
         }
         if (s.Flops < 4e6) for (int t = 0; t < heads * chunks; t++) Body(t);
-        else Parallel.For(0, heads * chunks, Body);
+        else Cores.For(0, heads * chunks, Body);
     }
 
     /// <summary>Queries [i0, i1) of head (b, h), transposed: per block of 64 queries, Sᵀ = K·Qᵀ puts the queries along the
@@ -144,7 +144,7 @@ file static unsafe class FlashAttention<TV> where TV : struct, IVec<TV>
         // One task per head: it owns its dK, dV and dQ rows, so accumulation needs no reduction and has no races.
         void Body(int bh) => BackwardHead(dq, dk, dv, dout, q, k, v, o, lse, s, bh / s.Heads, bh % s.Heads);
         if (s.Flops < 2e6) for (int t = 0; t < heads; t++) Body(t);
-        else Parallel.For(0, heads, Body);
+        else Cores.For(0, heads, Body);
     }
 
     /// <summary>Head (b, h). For each key block (outer) and query block (inner): recompute S and P = 2^(S − lse·log2e),

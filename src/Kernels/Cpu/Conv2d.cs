@@ -19,7 +19,7 @@ public sealed unsafe partial class CpuBackend
         if (Winograd(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
         var g = new Im2Col(s, UseVector512);
         int block = g.PixelBlock(Im2Col.Splits(s.N), g.Rows), blocks = GemmKernel.CeilDiv(g.Pixels, block);
-        Parallel.For(0, s.N * blocks, t =>
+        Cores.For(0, s.N * blocks, t =>
         {
             int n = t / blocks, p0 = t % blocks * block, p1 = Math.Min(g.Pixels, p0 + block);
             float* cols = g.Columns(px + n * g.ImageIn, p0, p1, out long ld);
@@ -71,7 +71,7 @@ public sealed unsafe partial class CpuBackend
         // Blocks run in turn inside a task. Sized for all channels' rows, not the group's, so that where the block bounds
         // fall (and so the order in which the scatter adds onto dx) never depends on the core count.
         int block = g.PixelBlock(1, g.Rows);
-        Parallel.For(0, s.N * groups, t =>
+        Cores.For(0, s.N * groups, t =>
         {
             int n = t / groups, c0 = t % groups * perGroup, c1 = Math.Min(g.S.InC, c0 + perGroup);
             int kk = g.S.KH * g.S.KW, rows = (c1 - c0) * kk;
@@ -118,7 +118,7 @@ public sealed unsafe partial class CpuBackend
                 float* src = g.Pointwise ? xn + p0 : cols;
                 long ld = g.Pointwise ? g.Plane : g.Ld(p0, p1);
                 if (!g.Pointwise)
-                    Parallel.For(0, s.InC, c => g.Gather(xn, c, c + 1, p0, p1, cols + (long)c * g.S.KH * g.S.KW * ld, ld));
+                    Cores.For(0, s.InC, c => g.Gather(xn, c, c + 1, p0, p1, cols + (long)c * g.S.KH * g.S.KW * ld, ld));
                 // columns (rows, pixels) is op(B) read transposed.
                 GemmKernel.Sgemm(g.Wide, s.OutC, g.Rows, p1 - p0, 1f, pdy + n * g.ImageOut + p0, g.Pixels, false, src, ld, true,
                     1f, pdw, g.Rows);

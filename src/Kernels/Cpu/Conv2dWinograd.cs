@@ -34,11 +34,11 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
         float* v = scratch.Get(Scratch.WinogradV, (long)Positions * c * g.Tiles);  // (36, C, T)
         float* m = scratch.Get(Scratch.WinogradM, (long)Positions * k * g.Tiles);  // (36, K, T)
 
-        Parallel.For(0, k, kk => TransformFilters(u + (long)kk * c, (long)k * c, w + (long)kk * c * 9, c));
+        Cores.For(0, k, kk => TransformFilters(u + (long)kk * c, (long)k * c, w + (long)kk * c * 9, c));
         TransformInputs(v, x, n, c, h, wd, pad, g);
-        Parallel.For(0, Positions, p => GemmKernel.Sgemm(wide, k, g.Tiles, c, 1f, u + (long)p * k * c, c, false,
+        Cores.For(0, Positions, p => GemmKernel.Sgemm(wide, k, g.Tiles, c, 1f, u + (long)p * k * c, c, false,
             v + (long)p * c * g.Tiles, g.Tiles, false, 0f, m + (long)p * k * g.Tiles, g.Tiles, parallel: false));
-        Parallel.For(0, n * k, plane => TransformOutput(y + (long)plane * oh * ow, m + (long)(plane % k) * g.Tiles, (long)k * g.Tiles,
+        Cores.For(0, n * k, plane => TransformOutput(y + (long)plane * oh * ow, m + (long)(plane % k) * g.Tiles, (long)k * g.Tiles,
             plane / k, oh, ow, g, bias == null ? 0f : bias[plane % k]));
     }
 
@@ -47,7 +47,7 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
     internal static void GradInput(float* dx, float* dy, float* w, int n, int c, int h, int wd, int k, int pad, bool wide)
     {
         float* turned = Scratch.Current.Get(Scratch.Columns, (long)c * k * 9);     // (C, K, 3, 3)
-        Parallel.For(0, c, cc =>
+        Cores.For(0, c, cc =>
         {
             for (int kk = 0; kk < k; kk++)
                 for (int i = 0; i < 9; i++) turned[((long)cc * k + kk) * 9 + i] = w[((long)kk * c + cc) * 9 + 8 - i];
@@ -69,11 +69,11 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
         float* dm = scratch.Get(Scratch.WinogradM, (long)Positions * k * g.Tiles); // (36, K, T)
 
         TransformInputs(v, x, n, c, h, wd, pad, g);
-        Parallel.For(0, n * k, plane => TransformGradOutput(dm + (long)(plane % k) * g.Tiles, (long)k * g.Tiles, dy + (long)plane * oh * ow,
+        Cores.For(0, n * k, plane => TransformGradOutput(dm + (long)(plane % k) * g.Tiles, (long)k * g.Tiles, dy + (long)plane * oh * ow,
             plane / k, oh, ow, g));
-        Parallel.For(0, Positions, p => GemmKernel.Sgemm(wide, k, c, g.Tiles, 1f, dm + (long)p * k * g.Tiles, g.Tiles, false,
+        Cores.For(0, Positions, p => GemmKernel.Sgemm(wide, k, c, g.Tiles, 1f, dm + (long)p * k * g.Tiles, g.Tiles, false,
             v + (long)p * c * g.Tiles, g.Tiles, true, 0f, du + (long)p * k * c, c, parallel: false));
-        Parallel.For(0, k, kk => TransformFilterGrad(dw + (long)kk * c * 9, du + (long)kk * c, (long)k * c, c));
+        Cores.For(0, k, kk => TransformFilterGrad(dw + (long)kk * c * 9, du + (long)kk * c, (long)k * c, c));
     }
 
     /// <summary>Tiles of the batch: T = N·TH·TW, numbered (image, tile row, tile column).</summary>
@@ -168,7 +168,7 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
 
     /// <summary>V for every input plane of x (N, C, H, W), the planes spread over the cores.</summary>
     static void TransformInputs(float* v, float* x, int n, int c, int h, int wd, int pad, Grid g) =>
-        Parallel.For(0, n * c, plane => TransformInput(v + (long)(plane % c) * g.Tiles, (long)c * g.Tiles, x + (long)plane * h * wd,
+        Cores.For(0, n * c, plane => TransformInput(v + (long)(plane % c) * g.Tiles, (long)c * g.Tiles, x + (long)plane * h * wd,
             plane / c, h, wd, pad, g));
 
     /// <summary>V[p][t] = (Bᵀ d B)[p] for every tile t of one input plane; v points at this channel's row of V[0], and

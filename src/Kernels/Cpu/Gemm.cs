@@ -17,7 +17,7 @@ public sealed unsafe partial class CpuBackend
         // keep the reference's order.
         bool disjoint = s.BatchStrideC >= (long)s.M * s.N;
         if (s.Batch >= 2 * Environment.ProcessorCount && disjoint)
-            Parallel.For(0, s.Batch, i => GemmKernel.Sgemm(wide, g.M, g.N, g.K, g.Alpha, pa.At(i * g.BatchStrideA), lda, g.TransA,
+            Cores.For(0, s.Batch, i => GemmKernel.Sgemm(wide, g.M, g.N, g.K, g.Alpha, pa.At(i * g.BatchStrideA), lda, g.TransA,
                 pb.At(i * g.BatchStrideB), ldb, g.TransB, g.Beta, pc + i * g.BatchStrideC, g.N, pbias, parallel: false));
         else
             for (int i = 0; i < s.Batch; i++)

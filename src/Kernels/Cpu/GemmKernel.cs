@@ -74,7 +74,7 @@ internal static unsafe class GemmKernel
                 : new Job(wide, kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
             job.Run(0, m, 0, n);
         }
-        if (parallel && Environment.ProcessorCount > 1) Parallel.For(0, parts, Part);
+        if (parallel && Environment.ProcessorCount > 1) Cores.For(0, parts, Part);
         else for (int q = 0; q < parts; q++) Part(q);
         for (int q = 1; q < parts; q++)
             for (int i = 0; i < m; i++)
@@ -148,13 +148,13 @@ internal static unsafe class GemmKernel
                 if (rows) self.PackB(dst, pc, kc, o0 + p0, Math.Min(part, width - p0));
                 else self.PackA(dst, o0 + p0, Math.Min(part, width - p0), pc, kc);
             }
-            Parallel.For(0, tasks, t => Pack(0, t));
+            Cores.For(0, tasks, t => Pack(0, t));
             for (int s = 0, steps = CeilDiv(other, block) * slabs; s < steps; s++)
             {
                 int step = s;
                 var (o0, width, pc, kc) = Step(step, slabs, other, block);
                 float* panels = shared + step % 2 * half;
-                Parallel.For(0, tasks, t =>
+                Cores.For(0, tasks, t =>
                 {
                     if (step + 1 < steps) Pack(step + 1, t);
                     int s0 = t * span, s1 = Math.Min(split, s0 + span);

@@ -104,7 +104,7 @@ static unsafe class NormStats
         if (count == 1 || work < 1 << 15)
             for (int i = 0; i < count; i++) body(i);
         else
-            Parallel.For(0, count, body);
+            Cores.For(0, count, body);
     }
 
     /// <summary>Mean and 1/√(var + eps) of n floats in one pass. Sums are of x − x[0]: the shift makes Σ(x − s)² − n·mean²

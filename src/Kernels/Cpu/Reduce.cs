@@ -179,7 +179,7 @@ public sealed unsafe partial class CpuBackend
         if (n <= Chunks.Grain) return Sum<TTerm>(a, b, n);
         long pieces = (n + Chunks.Grain - 1) / Chunks.Grain;
         var partial = new double[pieces];
-        Parallel.For(0L, pieces, p =>
+        Cores.For(0L, pieces, p =>
         {
             long start = p * Chunks.Grain;
             partial[p] = Sum<TTerm>(a + start, b == null ? null : b + start, Math.Min(Chunks.Grain, n - start));
