@@ -283,6 +283,7 @@ public sealed unsafe partial class CpuBackend
         /// scatter-add row → plane. Input column iw = ow·S − P + kw is inside the image for ow in [lo, hi).</summary>
         void Walk(float* plane, float* row, int kh, int kw, int p0, int p1, bool scatter)
         {
+            if (p0 == 0 && p1 == Pixels && S.Stride == 1 && S.OutW == S.W) { Shifted(plane, row, kh, kw, scatter); return; }
             int ow = S.OutW, stride = S.Stride, shift = kw - S.Pad;
             int lo = Math.Min(ow, CeilDivNonNegative(-shift, stride)), hi = Math.Max(lo, Math.Min(ow, CeilDivNonNegative(S.W - shift, stride)));
             for (int oh = p0 / ow; oh * ow < p1; oh++)
@@ -303,6 +304,35 @@ public sealed unsafe partial class CpuBackend
                 else for (int q = from; q < to; q++) r[q] = src[q * stride];
                 for (int q = Math.Max(from, to); q < b; q++) r[q] = 0f;
             }
+        }
+
+        /// <summary>Walk over a whole plane at stride 1 with OW = W: output pixel i reads plane element i + (kh − P)·W +
+        /// (kw − P), so the row is one shifted copy (or add) of the plane, less the pixels whose read falls outside it or
+        /// wraps across a row's edge (zeros in the gathered row; zeroed in the row before it is added). Small images
+        /// took a short copy per output row: [4,32,32,32]'s columns cost as much as its GEMM.</summary>
+        void Shifted(float* plane, float* row, int kh, int kw, bool scatter)
+        {
+            int w = S.W, n = Pixels, dx = kw - S.Pad;
+            long off = (long)(kh - S.Pad) * w + dx;
+            int lo = (int)Math.Clamp(-off, 0, n), hi = (int)Math.Clamp((long)S.H * w - off, lo, n);
+            if (scatter)
+            {
+                ZeroWrapped(row, w, n, dx);
+                Add(plane + lo + off, row + lo, hi - lo);
+                return;
+            }
+            new Span<float>(row, lo).Clear();
+            Copy(row + lo, plane + lo + off, hi - lo);
+            new Span<float>(row + hi, n - hi).Clear();
+            ZeroWrapped(row, w, n, dx);
+        }
+
+        /// <summary>Zeros the first −dx (dx &lt; 0) or last dx columns of every row of width w in row[0, n).</summary>
+        static void ZeroWrapped(float* row, int w, int n, int dx)
+        {
+            int from = dx < 0 ? 0 : Math.Max(0, w - dx), to = dx < 0 ? Math.Min(w, -dx) : w;
+            for (int i = 0; i < n; i += w)
+                for (int q = from; q < to; q++) row[i + q] = 0f;
         }
 
         static int CeilDivNonNegative(int a, int b) => a <= 0 ? 0 : (a + b - 1) / b;
