@@ -81,6 +81,18 @@ public class Conv2dTests(string backend) : BackendTest(backend)
         GradWeightAccumulates(s, bias: true);
     }
 
+    /// <summary>Batches the cpu tier runs as one GEMM over all images' columns, made from x as they are packed
+    /// (Im2Col.Folds, Im2Col.Source), large enough that the GEMM splits over the cores (and, for dw, its depth): a
+    /// 3×3 "same" convolution (whole planes as shifted copies) and a stride-2 one (row by row, runs across images).</summary>
+    [Test, Category(HostScale)]
+    public void FoldedBatchConvolutions([Values(0, 1)] int which)
+    {
+        var s = which == 0 ? new ConvShape(4, 32, 32, 32, 32, 3, 3, 1, 1) : new ConvShape(4, 48, 33, 31, 40, 3, 3, 2, 1);
+        Forward(s, bias: true);
+        GradInput(s);
+        GradWeightAccumulates(s, bias: true);
+    }
+
     [Test]
     public void BadArguments()
     {

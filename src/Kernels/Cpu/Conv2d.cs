@@ -20,8 +20,10 @@ public sealed unsafe partial class CpuBackend
         var g = new Im2Col(s, UseVector512);
         if (g.Folds)
         {   // y (OutC, N·P) = w · columns of every image, then each image's block of y to its place
-            float* cols = g.FoldedColumns(px), yf = Scratch.Current.Get(Scratch.FoldedImages, (long)s.OutC * g.Folded);
-            GemmKernel.Sgemm(g.Wide, s.OutC, g.Folded, g.Rows, 1f, pw, g.Rows, false, cols, g.FoldedLd, false, 0f, yf, g.Folded, rowBias: pbias);
+            float* yf = Scratch.Current.Get(Scratch.FoldedImages, (long)s.OutC * g.Folded);
+            var columns = new Im2Col.Source(g, px);
+            GemmKernel.Sgemm(g.Wide, s.OutC, g.Folded, g.Rows, 1f, pw, g.Rows, false, columns.Operand(&columns), g.Folded, false,
+                0f, yf, g.Folded, rowBias: pbias);
             g.Unfold(py, yf);
             return;
         }
@@ -128,8 +130,10 @@ public sealed unsafe partial class CpuBackend
         if (Winograd(s)) { Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
         if (g.Folds)
         {   // dw += dy of every image side by side · their columnsᵀ: one GEMM N·P deep
-            float* dyf = g.Fold(pdy), columns = g.FoldedColumns(px);
-            GemmKernel.Sgemm(g.Wide, s.OutC, g.Rows, g.Folded, 1f, dyf, g.Folded, false, columns, g.FoldedLd, true, 1f, pdw, g.Rows);
+            float* dyf = g.Fold(pdy);
+            var columns = new Im2Col.Source(g, px);
+            GemmKernel.Sgemm(g.Wide, s.OutC, g.Rows, g.Folded, 1f, dyf, g.Folded, false, columns.Operand(&columns), g.Folded, true,
+                1f, pdw, g.Rows);
             return;
         }
         // Image by image and block by block, in order: the columns are built across the cores, then dw (OutC, rows) +=
@@ -194,19 +198,30 @@ public sealed unsafe partial class CpuBackend
         /// <summary>Pixels of the whole batch, image n's at columns [n·P, (n+1)·P).</summary>
         public int Folded => S.N * Pixels;
 
-        public long FoldedLd => Ld(0, Folded);
-
-        /// <summary>The columns of every image of x side by side (rows FoldedLd apart), in the calling thread's scratch.</summary>
-        public float* FoldedColumns(float* x)
+        /// <summary>The columns of a batch (Rows, N·P) as a GEMM operand that is never stored: the GEMM's packing asks for
+        /// runs of a row, made from x as it goes, so the columns (9× the input for a 3×3 conv) are not written out and
+        /// read back. x stays valid for the call.</summary>
+        public readonly struct Source(Im2Col g, float* x)
         {
-            float* cols = Scratch.Current.Get(Scratch.Columns, Rows * FoldedLd);
-            var self = this;
-            Cores.For(0, S.N * S.InC, t =>
+            readonly Im2Col _g = g;
+            readonly float* _x = x;
+
+            public GemmKernel.Operand Operand(Source* self) => GemmKernel.Operand.Computed(self, &Row);
+
+            /// <summary>dst[0..count) = row offset / (N·P) of the columns from pixel offset % (N·P) on, across images.</summary>
+            static void Row(void* state, long offset, float* dst, int count)
             {
-                int n = t / self.S.InC, c = t % self.S.InC;
-                self.Gather(x + n * self.ImageIn, c, c + 1, 0, self.Pixels, cols + (long)c * self.S.KH * self.S.KW * self.FoldedLd + n * self.Pixels, self.FoldedLd);
-            });
-            return cols;
+                var s = (Source*)state;
+                var g = s->_g;
+                int kk = g.S.KH * g.S.KW, row = (int)(offset / g.Folded), col = (int)(offset % g.Folded);
+                int c = row / kk, kh = row % kk / g.S.KW, kw = row % g.S.KW;
+                while (count > 0)
+                {
+                    int n = col / g.Pixels, p = col % g.Pixels, run = Math.Min(count, g.Pixels - p);
+                    g.Walk(s->_x + n * g.ImageIn + (long)c * g.Plane, dst, kh, kw, p, p + run, scatter: false);
+                    dst += run; col += run; count -= run;
+                }
+            }
         }
 
         /// <summary>An (N, OutC, P) tensor as (OutC, N·P), image n at columns [n·P, (n+1)·P), in the calling thread's scratch.</summary>
@@ -283,7 +298,7 @@ public sealed unsafe partial class CpuBackend
         /// scatter-add row → plane. Input column iw = ow·S − P + kw is inside the image for ow in [lo, hi).</summary>
         void Walk(float* plane, float* row, int kh, int kw, int p0, int p1, bool scatter)
         {
-            if (p0 == 0 && p1 == Pixels && S.Stride == 1 && S.OutW == S.W) { Shifted(plane, row, kh, kw, scatter); return; }
+            if (S.Stride == 1 && S.OutW == S.W) { Shifted(plane, row, kh, kw, p0, p1, scatter); return; }
             int ow = S.OutW, stride = S.Stride, shift = kw - S.Pad;
             int lo = Math.Min(ow, CeilDivNonNegative(-shift, stride)), hi = Math.Max(lo, Math.Min(ow, CeilDivNonNegative(S.W - shift, stride)));
             for (int oh = p0 / ow; oh * ow < p1; oh++)
@@ -306,33 +321,35 @@ public sealed unsafe partial class CpuBackend
             }
         }
 
-        /// <summary>Walk over a whole plane at stride 1 with OW = W: output pixel i reads plane element i + (kh − P)·W +
-        /// (kw − P), so the row is one shifted copy (or add) of the plane, less the pixels whose read falls outside it or
-        /// wraps across a row's edge (zeros in the gathered row; zeroed in the row before it is added). Small images
-        /// took a short copy per output row: [4,32,32,32]'s columns cost as much as its GEMM.</summary>
-        void Shifted(float* plane, float* row, int kh, int kw, bool scatter)
+        /// <summary>Walk at stride 1 with OW = W: output pixel i reads plane element i + (kh − P)·W + (kw − P), so the row
+        /// is one shifted copy (or add) of the plane, less the pixels whose read falls outside it or wraps across a row's
+        /// edge (zeros in the gathered row; zeroed in the row before it is added). A short copy per output row made the
+        /// columns of [4,32,32,32] cost as much as its GEMM.</summary>
+        void Shifted(float* plane, float* row, int kh, int kw, int p0, int p1, bool scatter)
         {
-            int w = S.W, n = Pixels, dx = kw - S.Pad;
+            int w = S.W, dx = kw - S.Pad;
             long off = (long)(kh - S.Pad) * w + dx;
-            int lo = (int)Math.Clamp(-off, 0, n), hi = (int)Math.Clamp((long)S.H * w - off, lo, n);
+            int lo = (int)Math.Clamp(-off, p0, p1), hi = (int)Math.Clamp((long)S.H * w - off, lo, p1);
             if (scatter)
             {
-                ZeroWrapped(row, w, n, dx);
-                Add(plane + lo + off, row + lo, hi - lo);
+                ZeroWrapped(row, p0, p1, w, dx);
+                Add(plane + lo + off, row + lo - p0, hi - lo);
                 return;
             }
-            new Span<float>(row, lo).Clear();
-            Copy(row + lo, plane + lo + off, hi - lo);
-            new Span<float>(row + hi, n - hi).Clear();
-            ZeroWrapped(row, w, n, dx);
+            new Span<float>(row, lo - p0).Clear();
+            Copy(row + lo - p0, plane + lo + off, hi - lo);
+            new Span<float>(row + hi - p0, p1 - hi).Clear();
+            ZeroWrapped(row, p0, p1, w, dx);
         }
 
-        /// <summary>Zeros the first −dx (dx &lt; 0) or last dx columns of every row of width w in row[0, n).</summary>
-        static void ZeroWrapped(float* row, int w, int n, int dx)
+        /// <summary>Zeros, in row (pixels [p0, p1)), the pixels in the first −dx (dx &lt; 0) or last dx columns of their
+        /// image row of width w.</summary>
+        static void ZeroWrapped(float* row, int p0, int p1, int w, int dx)
         {
+            if (dx == 0) return;
             int from = dx < 0 ? 0 : Math.Max(0, w - dx), to = dx < 0 ? Math.Min(w, -dx) : w;
-            for (int i = 0; i < n; i += w)
-                for (int q = from; q < to; q++) row[i + q] = 0f;
+            for (int start = p0 - p0 % w; start < p1; start += w)
+                for (int i = Math.Max(p0, start + from); i < Math.Min(p1, start + to); i++) row[i - p0] = 0f;
         }
 
         static int CeilDivNonNegative(int a, int b) => a <= 0 ? 0 : (a + b - 1) / b;

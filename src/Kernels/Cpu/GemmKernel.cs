@@ -210,7 +210,7 @@ internal static unsafe class GemmKernel
         /// <summary>op(A)[ic..ic+mc, pc..pc+kc] → micro-panels: panel r holds rows ic+r·MR.., element (i, p) at p·MR + i.</summary>
         void PackA(float* dst, int ic, int mc, int pc, int kc)
         {
-            if (a.Type != DType.F32) { PackAWidened(dst, ic, mc, pc, kc); return; }
+            if (!a.Direct) { PackAWidened(dst, ic, mc, pc, kc); return; }
             if (transA) { PackATransposed(dst, ic, mc, pc, kc); return; }
             for (int ir = 0; ir < mc; ir += MR, dst += MR * kc)
             {
@@ -269,7 +269,7 @@ internal static unsafe class GemmKernel
         /// <summary>op(B)[pc..pc+kc, jc..jc+nc] → micro-panels: panel holds columns jc+jr.., element (p, j) at p·NR + j.</summary>
         void PackB(float* dst, int pc, int kc, int jc, int nc)
         {
-            if (b.Type != DType.F32) { PackBWidened(dst, pc, kc, jc, nc); return; }
+            if (!b.Direct) { PackBWidened(dst, pc, kc, jc, nc); return; }
             int nrFull = _nr;
             if (!transB)   // row p of op(B) is contiguous: each is read once, in order, and dealt across the panels
             {
@@ -289,23 +289,25 @@ internal static unsafe class GemmKernel
             }
             // Column j of op(B) is contiguous: Count×Count blocks (16 or 8 lanes) are transposed in registers, the
             // ragged edges (past the last whole block of columns or of depth) copied one element at a time.
-            int lanes = wide ? V512.Count : V256.Count;
-            bool shuffles = wide ? V512.HasShuffles : V256.HasShuffles;
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
+                TransposePanel(dst, b.F32 + (jc + jr) * ldb + pc, ldb, kc, Math.Min(nrFull, nc - jr));
+        }
+
+        /// <summary>One panel from nr columns of op(B), each contiguous (kc long, ldb apart from the next).</summary>
+        void TransposePanel(float* dst, float* src, long ldb, int kc, int nr)
+        {
+            int nrFull = _nr, lanes = wide ? V512.Count : V256.Count;
+            bool shuffles = wide ? V512.HasShuffles : V256.HasShuffles;
+            if (nr < nrFull) new Span<float>(dst, nrFull * kc).Clear();
+            int blockCols = shuffles ? nr / lanes * lanes : 0, blockDepth = shuffles ? kc / lanes * lanes : 0;
+            for (int j0 = 0; j0 < blockCols; j0 += lanes)
+                for (int p0 = 0; p0 < blockDepth; p0 += lanes)
+                    if (wide) V512.TransposeBlock(dst + p0 * nrFull + j0, nrFull, src + j0 * ldb + p0, ldb, 1f);
+                    else V256.TransposeBlock(dst + p0 * nrFull + j0, nrFull, src + j0 * ldb + p0, ldb, 1f);
+            for (int p = 0; p < kc; p++)
             {
-                int nr = Math.Min(nrFull, nc - jr);
-                if (nr < nrFull) new Span<float>(dst, nrFull * kc).Clear();
-                float* src = b.F32 + (jc + jr) * ldb + pc;
-                int blockCols = shuffles ? nr / lanes * lanes : 0, blockDepth = shuffles ? kc / lanes * lanes : 0;
-                for (int j0 = 0; j0 < blockCols; j0 += lanes)
-                    for (int p0 = 0; p0 < blockDepth; p0 += lanes)
-                        if (wide) V512.TransposeBlock(dst + p0 * nrFull + j0, nrFull, src + j0 * ldb + p0, ldb, 1f);
-                        else V256.TransposeBlock(dst + p0 * nrFull + j0, nrFull, src + j0 * ldb + p0, ldb, 1f);
-                for (int p = 0; p < kc; p++)
-                {
-                    float* d = dst + p * nrFull;
-                    for (int j = p < blockDepth ? blockCols : 0; j < nr; j++) d[j] = src[j * ldb + p];
-                }
+                float* d = dst + p * nrFull;
+                for (int j = p < blockDepth ? blockCols : 0; j < nr; j++) d[j] = src[j * ldb + p];
             }
         }
 
@@ -330,12 +332,40 @@ internal static unsafe class GemmKernel
                 }
         }
 
-        /// <summary>PackB of an f16/bf16 B: a row of op(B) is widened straight into its panel row; with transB each column
-        /// of op(B) is widened into a line, then spread down the panel.</summary>
+        /// <summary>PackB of a B that is not f32 in memory. Computed (Operand.Computed): each row of op(B) is made into a
+        /// line, then dealt across the panels; with transB a panel's columns are made into a block, then transposed.
+        /// f16/bf16: a row of op(B) is widened straight into its panel row; with transB each column of op(B) is widened
+        /// into a line, then spread down the panel.</summary>
         void PackBWidened(float* dst, int pc, int kc, int jc, int nc)
         {
-            float* line = stackalloc float[KC];
             int nrFull = _nr;
+            if (b.Type == DType.F32)   // computed: a whole row of op(B) into a line, dealt across the panels; with transB
+            {                          // a panel's columns into a block, transposed
+                float* block = Scratch.Current.Get(Scratch.ComputedRows, Math.Max(nc, nrFull * kc));
+                if (!transB)
+                {
+                    int full = nc / nrFull * nrFull;
+                    if (full < nc) new Span<float>(dst + full * kc, nrFull * kc).Clear();
+                    for (int p = 0; p < kc; p++)
+                    {
+                        b.At((pc + p) * ldb + jc).Widen(block, nc);
+                        float* d = dst + p * nrFull;
+                        int jr = 0;
+                        for (; jr < full; jr += nrFull, d += nrFull * kc)
+                            for (int j = 0; j < nrFull; j += 8) Vector256.Store(Vector256.Load(block + jr + j), d + j);
+                        for (int j = jr; j < nc; j++) d[j - jr] = block[j];
+                    }
+                    return;
+                }
+                for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
+                {
+                    int nr = Math.Min(nrFull, nc - jr);
+                    for (int j = 0; j < nr; j++) b.At((jc + jr + j) * ldb + pc).Widen(block + j * kc, kc);
+                    TransposePanel(dst, block, kc, kc, nr);
+                }
+                return;
+            }
+            float* line = stackalloc float[KC];
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
             {
                 int nr = Math.Min(nrFull, nc - jr);
@@ -353,18 +383,41 @@ internal static unsafe class GemmKernel
     }
 
     /// <summary>A GEMM input: f32 elements, or f16/bf16 bits widened to f32 while packing. A float* converts implicitly.</summary>
-    internal readonly struct Operand(void* data, DType type)
+    internal readonly struct Operand
     {
-        public readonly DType Type = type;
-        public float* F32 => (float*)data;
+        readonly void* _data;
+        readonly delegate*<void*, long, float*, int, void> _rows;   // computed: rows(state, offset, dst, count)
+        readonly long _offset;
+        public readonly DType Type;
+
+        public Operand(void* data, DType type) { _data = data; Type = type; }
+
+        Operand(void* state, delegate*<void*, long, float*, int, void> rows, long offset)
+        {
+            _data = state; _rows = rows; _offset = offset; Type = DType.F32;
+        }
+
+        public float* F32 => (float*)_data;
+
+        /// <summary>f32 elements in memory, read as they are; otherwise packing goes through Widen.</summary>
+        public bool Direct => Type == DType.F32 && _rows == null;
 
         public static implicit operator Operand(float* data) => new(data, DType.F32);
 
+        /// <summary>An operand never stored: rows(state, offset, dst, count) writes the count elements from element
+        /// offset (row·ld + column of the matrix it stands for) into dst. The conv's columns (CpuBackend.Im2Col).</summary>
+        public static Operand Computed(void* state, delegate*<void*, long, float*, int, void> rows) => new(state, rows, 0);
+
         /// <summary>The operand from element offset on.</summary>
-        public Operand At(long offset) => new((byte*)data + offset * Type.Size(), Type);
+        public Operand At(long offset) =>
+            _rows != null ? new(_data, _rows, _offset + offset) : new((byte*)_data + offset * Type.Size(), Type);
 
         /// <summary>dst[0..count) = the first count elements as f32 (exact).</summary>
-        public void Widen(float* dst, int count) => CpuBackend.CastRange((byte*)dst, DType.F32, (byte*)data, Type, 0, count);
+        public void Widen(float* dst, int count)
+        {
+            if (_rows != null) _rows(_data, _offset, dst, count);
+            else CpuBackend.CastRange((byte*)dst, DType.F32, (byte*)_data, Type, 0, count);
+        }
     }
 
     /// <summary>How a micro-tile lands in C: C = alpha·acc + beta·C (C not read when beta is 0) + colBias[j] + rowBias[i].
