@@ -61,10 +61,11 @@ public class GemmTests(string backend) : BackendTest(backend)
     // micro-tile (6×64) and depth slab (256) and the CUDA tier's 64×64 tile and 16-deep slab (65, 66, 100; 17, 33, 257);
     // the host-scale ones cross the Cpu tier's column block (512) and row block (1032) and run on both cores, with the
     // rows split and B's panels shared (200×150; 2100×2070 crosses their 2048-column width) or the columns split and
-    // A's panels shared (70×130, 150×300; 1100×1200 crosses their 1032 rows).
+    // A's panels shared (70×130, 150×300; 1100×1200 crosses their 1032 rows). With whole panels of columns and few rows
+    // (100×128, 300×192), or a split depth (64×64×4096), an untransposed B is read where it is, not packed.
     static readonly int[][] Sizes = [[1, 1, 1], [1, 17, 33], [17, 1, 33], [33, 17, 1], [100, 33, 17], [7, 65, 257], [65, 66, 33], [17, 100, 300]];
     static readonly int[][] HostSizes = [[70, 130, 600], [13, 600, 40], [1100, 9, 5], [200, 150, 300], [150, 300, 100],
-        [2100, 2070, 5], [1100, 1200, 5]];
+        [2100, 2070, 5], [1100, 1200, 5], [100, 128, 300], [300, 192, 70], [64, 64, 4096]];
     static readonly bool[] Bools = [false, true];
 
     public static IEnumerable<TestCaseData> TransposeCases() =>

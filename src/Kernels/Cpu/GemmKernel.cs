@@ -105,6 +105,7 @@ internal static unsafe class GemmKernel
             var scratch = Scratch.Current;
             float* pa = scratch.Get(Scratch.PackedA, (long)MC * KC);
             float* pb = scratch.Get(Scratch.PackedB, (long)KC * NC);
+            bool direct = DirectB(i1 - i0, j1 - j0);
             for (int ic = i0; ic < i1; ic += MC)
             {
                 int mc = Math.Min(MC, i1 - ic);
@@ -115,12 +116,22 @@ internal static unsafe class GemmKernel
                     for (int jc = j0; jc < j1; jc += NC)
                     {
                         int nc = Math.Min(NC, j1 - jc);
+                        if (direct) { Block(pa, b.F32 + pc * ldb + jc, ldb, ic, mc, pc, kc, jc, nc); continue; }
                         PackB(pb, pc, kc, jc, nc);
-                        Block(pa, pb, ic, mc, pc, kc, jc, nc);
+                        Block(pa, pb, 0, ic, mc, pc, kc, jc, nc);
                     }
                 }
             }
         }
+
+        /// <summary>Whether Run reads B's rows where they are instead of packing them: for few rows of C, packing B (each
+        /// element then serves only those rows) costs more than the micro-kernel's strided loads from L2. Only whole
+        /// panels (a ragged one would read past its row), and not where B's rows are a multiple of 4 KiB apart and C has
+        /// more than 128 rows (the rows then share L1 sets). 1 core (Xeon, 2026-12-05), ms packed → direct:
+        /// [64x4096]ᵀ·[4096x64] 0.51 → 0.46, [128x1024]ᵀ·[1024x128] 0.35 → 0.30, [128x1152]·[1152x256] 0.72 → 0.56,
+        /// [384x1152]·[1152x256] 1.67 → 1.57; [256x1024]·[1024x1024] 3.88 → 4.19 (4 KiB apart), [1032x256]·[256x128]
+        /// 0.52 → 0.52-0.64.</summary>
+        bool DirectB(int rows, int cols) => !transB && b.Direct && cols % _nr == 0 && (rows <= 128 || rows <= 512 && ldb % 1024 != 0);
 
         // On several cores, about two tasks per thread (whole micro-tiles each, so one slow shared core does not hold
         // the rest up) split the longer side of C. The operand they all read (B when the rows are split, A when the
@@ -165,7 +176,7 @@ internal static unsafe class GemmKernel
                         {
                             int mc = Math.Min(MC, s1 - ic);
                             self.PackA(pa, ic, mc, pc, kc);
-                            for (int jc = 0; jc < width; jc += NC) self.Block(pa, panels + (long)jc * kc, ic, mc, pc, kc, o0 + jc, Math.Min(NC, width - jc));
+                            for (int jc = 0; jc < width; jc += NC) self.Block(pa, panels + (long)jc * kc, 0, ic, mc, pc, kc, o0 + jc, Math.Min(NC, width - jc));
                         }
                     }
                     else        // this task's columns of B, by NC, against the shared A panels
@@ -175,7 +186,7 @@ internal static unsafe class GemmKernel
                         {
                             int nc = Math.Min(NC, s1 - jc);
                             self.PackB(pb, pc, kc, jc, nc);
-                            self.Block(panels, pb, o0, width, pc, kc, jc, nc);
+                            self.Block(panels, pb, 0, o0, width, pc, kc, jc, nc);
                         }
                     }
                 });
@@ -192,9 +203,10 @@ internal static unsafe class GemmKernel
 
         /// <summary>C[ic..ic+mc, jc..jc+nc] += the product of one depth slab (pc, kc) from packed panels: pa holds those
         /// rows of op(A), pb those columns of op(B). The first slab applies beta and the biases; later slabs add onto C.</summary>
-        void Block(float* pa, float* pb, int ic, int mc, int pc, int kc, int jc, int nc)
+        void Block(float* pa, float* pb, long ldb, int ic, int mc, int pc, int kc, int jc, int nc)
         {
             int nrFull = _nr;
+            long step = ldb == 0 ? nrFull : ldb, panel = ldb == 0 ? kc : 1;
             var tail = new Tail(alpha, pc == 0 ? beta : 1f, pc == 0 ? colBias : null, pc == 0 ? rowBias : null);
             for (int ir = 0; ir < mc; ir += MR)
                 for (int jr = 0; jr < nc; jr += nrFull)
@@ -202,8 +214,8 @@ internal static unsafe class GemmKernel
                     float* ct = c + (ic + ir) * ldc + jc + jr;
                     int mr = Math.Min(MR, mc - ir), nr = Math.Min(nrFull, nc - jr);
                     var t = tail.At(ic + ir, jc + jr);
-                    if (wide) Micro512(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
-                    else Micro256(kc, pa + ir * kc, pb + jr * kc, ct, ldc, mr, nr, t);
+                    if (wide) Micro512(kc, pa + ir * kc, pb + jr * panel, step, ct, ldc, mr, nr, t);
+                    else Micro256(kc, pa + ir * kc, pb + jr * panel, step, ct, ldc, mr, nr, t);
                 }
         }
 
@@ -460,7 +472,7 @@ internal static unsafe class GemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Micro512(int kc, float* a, float* b, float* c, long ldc, int m, int n, in Tail t)
+    static void Micro512(int kc, float* a, float* b, long step, float* c, long ldc, int m, int n, in Tail t)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
@@ -469,7 +481,7 @@ internal static unsafe class GemmKernel
         Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
         Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
         PrefetchTile(c, ldc, m, 64);
-        for (int p = 0; p < kc; p++, a += MR, b += 64)
+        for (int p = 0; p < kc; p++, a += MR, b += step)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -541,12 +553,12 @@ internal static unsafe class GemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Micro256(int kc, float* a, float* b, float* c, long ldc, int m, int n, in Tail t)
+    static void Micro256(int kc, float* a, float* b, long step, float* c, long ldc, int m, int n, in Tail t)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         PrefetchTile(c, ldc, m, 16);
-        for (int p = 0; p < kc; p++, a += MR, b += 16)
+        for (int p = 0; p < kc; p++, a += MR, b += step)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
