@@ -1,4 +1,4 @@
-// Conv2d forward and gradients as GEMMs over im2col column blocks (3×3 stride-1 convs: Winograd, Conv2dWinograd.cs).
+// Conv2d forward and gradients as GEMMs over im2col columns (large 3×3 stride-1 ones: Winograd, Conv2dWinograd.cs).
 using System.Runtime.Intrinsics;
 
 namespace DreamBooth.Kernels.Cpu;
@@ -8,8 +8,10 @@ public sealed unsafe partial class CpuBackend
     // Per image, the columns of the output pixels [p0, p1) form a (InC·KH·KW, p1 − p0) matrix: row (c, kh, kw), column
     // p = oh·OW + ow holds x[c, oh·S + kh − P, ow·S + kw − P] (zero outside). Then, per image:
     //   y = w · columns (+ bias per row)      dcolumns = wᵀ · dy, scattered back onto dx      dw += dy · columnsᵀ
-    // A 1×1 stride-1 unpadded conv's columns are the input itself. Forward and grad-input spread one-core GEMMs over
-    // (image, block) tasks, each building its block in its own scratch; grad-weight runs its blocks in order (see there).
+    // Where the whole batch's columns fit the budget (Im2Col.Folds), the images go side by side into one GEMM over all
+    // cores, the columns made while the GEMM packs them (Im2Col.Source). Otherwise, a 1×1 stride-1 unpadded conv's
+    // columns are the input itself; forward and grad-input spread one-core GEMMs over (image, block) tasks, each
+    // building its block in its own scratch; grad-weight runs its blocks in order (see there).
 
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
     {
@@ -43,11 +45,6 @@ public sealed unsafe partial class CpuBackend
     // with the GEMM at the backend's width all the same: the 6×64 kernel over the 6×16 one, after a 2 s warm-up, forward
     // 2.45-2.63 ms against 3.00-3.10 on 1 core and 1.05-1.19 against 1.24-1.30 on 2. Every code adds in the same order,
     // so results are bit-identical.
-    // Winograd's 16-lane transforms on AVX-512 only where a row holds more than 8 tiles (4 output pixels each: OW > 32;
-    // the gradient of the input transforms rows of the forward's input, W). Narrower rows run the 8-lane transforms
-    // ([4,64,32,32], alternating runs on 1 core: forward 3.02-3.08 ms against 3.80-4.42), with the GEMM at the backend's
-    // width all the same (forward 2.45-2.63 ms against 3.00-3.10 on 1 core). Every code adds in the same order, so
-    // results are bit-identical.
     bool WideWinograd(in ConvShape s) => UseVector512 && (Math.Max(s.OutW, s.W) + 3) / 4 > 8 && Winograd(s);
 
     // Winograd pays where its 36 GEMMs outweigh the transforms around them: the channels (the GEMMs' sizes) against the
