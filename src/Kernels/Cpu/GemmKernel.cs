@@ -289,13 +289,10 @@ internal static unsafe class GemmKernel
                 if (full < nc) new Span<float>(dst + full * kc, nrFull * kc).Clear();   // the zero-padded last panel
                 for (int p = 0; p < kc; p++)
                 {
-                    float* src = b.F32 + (pc + p) * ldb + jc, d = dst + p * nrFull;
+                    float* src = b.F32 + (pc + p) * ldb + jc;
                     if (p + RowsAhead < kc && Sse.IsSupported)   // short runs far apart: the hardware prefetcher lags
                         for (int j = 0; j < nc; j += 16) Sse.Prefetch0(src + RowsAhead * ldb + j);
-                    int jr = 0;
-                    for (; jr < full; jr += nrFull, d += nrFull * kc)
-                        for (int j = 0; j < nrFull; j += 8) Vector256.Store(Vector256.Load(src + jr + j), d + j);
-                    for (int j = jr; j < nc; j++) d[j - jr] = src[j];
+                    DealRow(dst + p * nrFull, src, kc, nc);
                 }
                 return;
             }
@@ -303,6 +300,15 @@ internal static unsafe class GemmKernel
             // ragged edges (past the last whole block of columns or of depth) copied one element at a time.
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
                 TransposePanel(dst, b.F32 + (jc + jr) * ldb + pc, ldb, kc, Math.Min(nrFull, nc - jr));
+        }
+
+        /// <summary>A row of op(B) (nc floats at src) dealt across the panels: d is its place in the first one.</summary>
+        void DealRow(float* d, float* src, int kc, int nc)
+        {
+            int nrFull = _nr, full = nc / nrFull * nrFull, jr = 0;
+            for (; jr < full; jr += nrFull, d += nrFull * kc)
+                for (int j = 0; j < nrFull; j += 8) Vector256.Store(Vector256.Load(src + jr + j), d + j);
+            for (int j = jr; j < nc; j++) d[j - jr] = src[j];
         }
 
         /// <summary>One panel from nr columns of op(B), each contiguous (kc long, ldb apart from the next).</summary>
@@ -361,11 +367,7 @@ internal static unsafe class GemmKernel
                     for (int p = 0; p < kc; p++)
                     {
                         b.At((pc + p) * ldb + jc).Widen(block, nc);
-                        float* d = dst + p * nrFull;
-                        int jr = 0;
-                        for (; jr < full; jr += nrFull, d += nrFull * kc)
-                            for (int j = 0; j < nrFull; j += 8) Vector256.Store(Vector256.Load(block + jr + j), d + j);
-                        for (int j = jr; j < nc; j++) d[j - jr] = block[j];
+                        DealRow(dst + p * nrFull, block, kc, nc);
                     }
                     return;
                 }
