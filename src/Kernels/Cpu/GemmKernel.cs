@@ -201,8 +201,9 @@ internal static unsafe class GemmKernel
             return (start, Math.Min(block, size - start), pc, Math.Min(KC, k - pc));
         }
 
-        /// <summary>C[ic..ic+mc, jc..jc+nc] += the product of one depth slab (pc, kc) from packed panels: pa holds those
-        /// rows of op(A), pb those columns of op(B). The first slab applies beta and the biases; later slabs add onto C.</summary>
+        /// <summary>C[ic..ic+mc, jc..jc+nc] += the product of one depth slab (pc, kc): pa holds those rows of op(A) in
+        /// packed panels, pb those columns of op(B), packed (ldb 0) or B's own rows, ldb apart (DirectB). The first slab
+        /// applies beta and the biases; later slabs add onto C.</summary>
         void Block(float* pa, float* pb, long ldb, int ic, int mc, int pc, int kc, int jc, int nc)
         {
             int nrFull = _nr;
