@@ -225,23 +225,26 @@ public sealed unsafe partial class CpuBackend
         public float* Fold(float* t)
         {
             float* f = Scratch.Current.Get(Scratch.FoldedImages, (long)S.OutC * Folded);
-            var self = this;
-            Cores.For(0, S.N, n =>
-            {
-                for (int o = 0; o < self.S.OutC; o++)
-                    Copy(f + (long)o * self.Folded + n * self.Pixels, t + n * self.ImageOut + (long)o * self.Pixels, self.Pixels);
-            });
+            CopyImages(t, f, fold: true);
             return f;
         }
 
         /// <summary>The inverse of Fold: t (N, OutC, P) from f (OutC, N·P).</summary>
-        public void Unfold(float* t, float* f)
+        public void Unfold(float* t, float* f) => CopyImages(t, f, fold: false);
+
+        /// <summary>Each image's (OutC, P) block copied between t (N, OutC, P) and f (OutC, N·P), either way.</summary>
+        void CopyImages(float* t, float* f, bool fold)
         {
             var self = this;
             Cores.For(0, S.N, n =>
             {
                 for (int o = 0; o < self.S.OutC; o++)
-                    Copy(t + n * self.ImageOut + (long)o * self.Pixels, f + (long)o * self.Folded + n * self.Pixels, self.Pixels);
+                {
+                    float* image = t + n * self.ImageOut + (long)o * self.Pixels;
+                    float* folded = f + (long)o * self.Folded + n * self.Pixels;
+                    if (fold) Copy(folded, image, self.Pixels);
+                    else Copy(image, folded, self.Pixels);
+                }
             });
         }
 

@@ -74,7 +74,7 @@ internal static unsafe class GemmKernel
                 : new Job(wide, kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
             job.Run(0, m, 0, n);
         }
-        if (parallel && Environment.ProcessorCount > 1) Cores.For(0, parts, Part);
+        if (parallel) Cores.For(0, parts, Part);
         else for (int q = 0; q < parts; q++) Part(q);
         for (int q = 1; q < parts; q++)
             for (int i = 0; i < m; i++)
@@ -229,7 +229,7 @@ internal static unsafe class GemmKernel
             {
                 int mr = Math.Min(MR, mc - ir);
                 if (mr < MR) new Span<float>(dst, MR * kc).Clear();
-                if (!transA && mr == MR)   // six rows read side by side, so the panel is written in order
+                if (mr == MR)   // six rows read side by side, so the panel is written in order
                 {
                     float* s0 = a.F32 + (ic + ir) * lda + pc, s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
                     long ahead = ir + 2 * MR <= mc ? MR * lda : 0;   // the next panel's rows, fetched while this one is copied
@@ -397,7 +397,8 @@ internal static unsafe class GemmKernel
         }
     }
 
-    /// <summary>A GEMM input: f32 elements, or f16/bf16 bits widened to f32 while packing. A float* converts implicitly.</summary>
+    /// <summary>A GEMM input: f32 elements, f16/bf16 bits widened to f32 while packing, or rows computed while packing
+    /// (Computed). A float* converts implicitly.</summary>
     internal readonly struct Operand
     {
         readonly void* _data;
@@ -459,7 +460,8 @@ internal static unsafe class GemmKernel
         }
     }
 
-    // ---- micro-kernels: C[6, NR] += Σ_p a[p·6 + i] · b[p·NR + j], accumulators in registers ----
+    // ---- micro-kernels: C[6, NR] += Σ_p a[p·6 + i] · b[p·step + j] (step: NR packed, ldb in place), accumulators in
+    // registers ----
 
     /// <summary>Asks for the C tile's lines before the depth loop, so they arrive while it runs instead of stalling the
     /// landing: C is read (beta, later depth slabs) and written once per KC of depth, and its rows are far apart.</summary>

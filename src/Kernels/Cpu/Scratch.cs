@@ -5,7 +5,8 @@ namespace DreamBooth.Kernels.Cpu;
 
 /// <summary>Per-thread scratch buffers (64-byte aligned native memory), grown on demand and kept for the thread's life,
 /// so steady-state calls allocate nothing. Slots: the GEMM's packed operands (a task's own, or panels shared by all
-/// cores) depth-split partial sums and the rows of a computed operand, then the callers' (conv columns and a batch's images side by side, Winograd's transforms, broadcast terms).</summary>
+/// cores), depth-split partial sums and the rows of a computed operand, then the callers' (conv columns, a batch's
+/// images side by side, Winograd's transforms, broadcast terms).</summary>
 internal sealed unsafe class Scratch
 {
     internal const int PackedA = 0, PackedB = 1, SharedPanels = 2, DepthParts = 3, Columns = 4, WinogradU = 5, WinogradV = 6,
