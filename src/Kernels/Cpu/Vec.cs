@@ -45,6 +45,8 @@ internal unsafe interface IVec<TV> where TV : struct, IVec<TV>
     /// <summary>The first count (&lt; Count) floats at p, zero padded.</summary>
     static abstract TV LoadTail(float* p, long count);
     static abstract void StoreTail(TV v, float* p, long count);
+    /// <summary>Lane i is p[i] where 0 ≤ start + i &lt; limit, else 0; the other p[i] are never read (a masked load).</summary>
+    static abstract TV LoadWithin(float* p, int start, int limit);
     /// <summary>2^x for x ≤ 0 (SoftmaxExp.Exp2).</summary>
     static abstract TV Exp2(TV x);
     /// <summary>Lane i is a[i] where start + i &lt; limit, else b[i].</summary>
@@ -94,6 +96,10 @@ internal readonly unsafe struct V512(Vector512<float> v) : IVec<V512>
         : new(p._v * ((Vector512.ConvertToInt32(n._v) + Vector512.Create(127)) << 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 LoadTail(float* p, long count) => new(Chunks.LoadTail<Vector512<float>>(p, count));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 LoadWithin(float* p, int start, int limit) => new(Avx512F.MaskLoad(p,
+        Vector512.LessThan((Vector512<int>.Indices + Vector512.Create(start)).AsUInt32(), Vector512.Create((uint)limit)).AsSingle(),
+        Vector512<float>.Zero));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreTail(V512 v, float* p, long count) => Chunks.StoreTail(p, v._v, count);
 
@@ -246,6 +252,16 @@ internal readonly unsafe struct V256(Vector256<float> v) : IVec<V256>
     public static V256 ScaleByPow2(V256 p, V256 n) => new(p._v * ((Vector256.ConvertToInt32(n._v) + Vector256.Create(127)) << 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 LoadTail(float* p, long count) => new(Chunks.LoadTail<Vector256<float>>(p, count));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 LoadWithin(float* p, int start, int limit)
+    {
+        var mask = Vector256.LessThan((Vector256<int>.Indices + Vector256.Create(start)).AsUInt32(), Vector256.Create((uint)limit)).AsSingle();
+        if (Avx.IsSupported) return new(Avx.MaskLoad(p, mask));
+        var v = Vector256<float>.Zero;
+        for (int i = 0; i < Count; i++)
+            if ((uint)(start + i) < (uint)limit) v = v.WithElement(i, p[i]);
+        return new(v);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreTail(V256 v, float* p, long count) => Chunks.StoreTail(p, v._v, count);
 
