@@ -201,8 +201,12 @@ file static unsafe class FlashAttention<TV> where TV : struct, IVec<TV>
                         Accumulate(dvt + c * BackwardKeys, BackwardKeys, wp, dos + (long)r0 * dp + c, 1, dp, sc, BackwardKeys, rows4);
                     for (int c = 0; c < d4; c += 4)
                         Accumulate(dkt + c * BackwardKeys, BackwardKeys, wp, qs + (long)r0 * dp + c, 1, dp, dsc, BackwardKeys, rows4);
-                    for (int r = 0; r < rows4; r += 4)
-                        Accumulate(dqa + (long)(r0 + r) * dp, dp, dp, dsc + r * BackwardKeys, BackwardKeys, 1, kr + (long)j0 * dp, dp, wp);
+                    int rq = 0;
+                    if (dp == TV.Count)   // one vector wide: 8 rows at a time (Tile8)
+                        for (; rq + 8 <= rows4; rq += 8)
+                            Tile8(dqa + (long)(r0 + rq) * dp, dp, dsc + rq * BackwardKeys, BackwardKeys, kr + (long)j0 * dp, dp, wp);
+                    for (; rq < rows4; rq += 4)
+                        Accumulate(dqa + (long)(r0 + rq) * dp, dp, dp, dsc + rq * BackwardKeys, BackwardKeys, 1, kr + (long)j0 * dp, dp, wp);
                 }
                 // dK = scale·dSᵀ·Q and qs holds Q·scale·log2e, so dK = ln2·dSᵀ·qs.
                 Transpose(dk + kOff + (long)j0 * rs, rs, dkt, BackwardKeys, d, w, d, Ln2);
@@ -385,6 +389,32 @@ file static unsafe class FlashAttention<TV> where TV : struct, IVec<TV>
         Store<TW>(o1, c10, c11, c12, c13, c14);
         Store<TW>(o2, c20, c21, c22, c23, c24);
         Store<TW>(o3, c30, c31, c32, c33, c34);
+    }
+
+    /// <summary>out[r][0..lanes) += Σ_t a[r·ars + t]·b[t·bStride] for 8 rows, one vector wide (dQ of a head as wide as the
+    /// vector): 8 sums in flight, where Tile4's 4 wait on the FMA latency (4 cycles at 2 FMAs a cycle needs 8). The sums
+    /// run in Tile4's order, so results are bit-identical. dQ of the bench UNet's 16-wide heads (1 core, Xeon, 2026-12-05):
+    /// 3.1 % of the step under Tile4.</summary>
+    static void Tile8(float* output, int outStride, float* a, int ars, float* b, int bStride, int count)
+    {
+        float* o = output;
+        var c0 = TV.Load(o); var c1 = TV.Load(o + outStride); var c2 = TV.Load(o + 2 * outStride); var c3 = TV.Load(o + 3 * outStride);
+        var c4 = TV.Load(o + 4 * outStride); var c5 = TV.Load(o + 5 * outStride); var c6 = TV.Load(o + 6 * outStride); var c7 = TV.Load(o + 7 * outStride);
+        float* a0 = a, a1 = a + ars, a2 = a + 2 * ars, a3 = a + 3 * ars, a4 = a + 4 * ars, a5 = a + 5 * ars, a6 = a + 6 * ars, a7 = a + 7 * ars;
+        for (int t = 0; t < count; t++)
+        {
+            var x = TV.Load(b + (long)t * bStride);
+            var s = TV.Create(a0[t]); c0 = TV.Fma(s, x, c0);
+            s = TV.Create(a1[t]); c1 = TV.Fma(s, x, c1);
+            s = TV.Create(a2[t]); c2 = TV.Fma(s, x, c2);
+            s = TV.Create(a3[t]); c3 = TV.Fma(s, x, c3);
+            s = TV.Create(a4[t]); c4 = TV.Fma(s, x, c4);
+            s = TV.Create(a5[t]); c5 = TV.Fma(s, x, c5);
+            s = TV.Create(a6[t]); c6 = TV.Fma(s, x, c6);
+            s = TV.Create(a7[t]); c7 = TV.Fma(s, x, c7);
+        }
+        TV.Store(c0, o); TV.Store(c1, o + outStride); TV.Store(c2, o + 2 * outStride); TV.Store(c3, o + 3 * outStride);
+        TV.Store(c4, o + 4 * outStride); TV.Store(c5, o + 5 * outStride); TV.Store(c6, o + 6 * outStride); TV.Store(c7, o + 7 * outStride);
     }
 
     static void Store<TW>(float* p, TV v0, TV v1, TV v2, TV v3, TV v4) where TW : struct, IWidth

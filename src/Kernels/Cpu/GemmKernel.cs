@@ -112,13 +112,14 @@ internal static unsafe class GemmKernel
                 for (int pc = 0; pc < k; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
-                    PackA(pa, ic, mc, pc, kc);
+                    if (!DirectA) PackA(pa, ic, mc, pc, kc);
+                    var panels = Panels(pa, ic, pc, kc);
                     for (int jc = j0; jc < j1; jc += NC)
                     {
                         int nc = Math.Min(NC, j1 - jc);
-                        if (direct) { Block(pa, b.F32 + pc * ldb + jc, ldb, ic, mc, pc, kc, jc, nc); continue; }
+                        if (direct) { Block(panels, b.F32 + pc * ldb + jc, ldb, ic, mc, pc, kc, jc, nc); continue; }
                         PackB(pb, pc, kc, jc, nc);
-                        Block(pa, pb, 0, ic, mc, pc, kc, jc, nc);
+                        Block(panels, pb, 0, ic, mc, pc, kc, jc, nc);
                     }
                 }
             }
@@ -132,6 +133,15 @@ internal static unsafe class GemmKernel
         /// [384x1152]·[1152x256] 1.67 → 1.57; [256x1024]·[1024x1024] 3.88 → 4.19 (4 KiB apart), [1032x256]·[256x128]
         /// 0.52 → 0.52-0.64.</summary>
         bool DirectB(int rows, int cols) => !transB && b.Direct && cols % _nr == 0 && (rows <= 128 || rows <= 512 && ldb % 1024 != 0);
+
+        /// <summary>Whether the micro-kernel reads op(A)'s rows where they are: an untransposed f32 A is never packed,
+        /// since the micro-kernel reads a panel's six rows at any distance apart (APanels). Packing it cost 3 % of the
+        /// bench UNet's step on 1 core (perf, Xeon, 2026-12-05), the interleaving of six rows one float at a time.</summary>
+        bool DirectA => a.Direct && !transA;
+
+        /// <summary>The panels of op(A)[ic.., pc..]: A's own rows (DirectA), else packed at pa.</summary>
+        APanels Panels(float* pa, int ic, int pc, int kc) =>
+            DirectA ? new(a.F32 + ic * lda + pc, lda, lda, 1) : new(pa, kc, 1, MR);
 
         // On several cores, about two tasks per thread (whole micro-tiles each, so one slow shared core does not hold
         // the rest up) split the longer side of C. The operand they all read (B when the rows are split, A when the
@@ -157,7 +167,7 @@ internal static unsafe class GemmKernel
                 if (p0 >= width) return;
                 float* dst = shared + step % 2 * half + (long)p0 * kc;
                 if (rows) self.PackB(dst, pc, kc, o0 + p0, Math.Min(part, width - p0));
-                else self.PackA(dst, o0 + p0, Math.Min(part, width - p0), pc, kc);
+                else if (!self.DirectA) self.PackA(dst, o0 + p0, Math.Min(part, width - p0), pc, kc);
             }
             Cores.For(0, tasks, t => Pack(0, t));
             for (int s = 0, steps = CeilDiv(other, block) * slabs; s < steps; s++)
@@ -175,8 +185,9 @@ internal static unsafe class GemmKernel
                         for (int ic = s0; ic < s1; ic += MC)
                         {
                             int mc = Math.Min(MC, s1 - ic);
-                            self.PackA(pa, ic, mc, pc, kc);
-                            for (int jc = 0; jc < width; jc += NC) self.Block(pa, panels + (long)jc * kc, 0, ic, mc, pc, kc, o0 + jc, Math.Min(NC, width - jc));
+                            if (!self.DirectA) self.PackA(pa, ic, mc, pc, kc);
+                            var ap = self.Panels(pa, ic, pc, kc);
+                            for (int jc = 0; jc < width; jc += NC) self.Block(ap, panels + (long)jc * kc, 0, ic, mc, pc, kc, o0 + jc, Math.Min(NC, width - jc));
                         }
                     }
                     else        // this task's columns of B, by NC, against the shared A panels
@@ -186,7 +197,7 @@ internal static unsafe class GemmKernel
                         {
                             int nc = Math.Min(NC, s1 - jc);
                             self.PackB(pb, pc, kc, jc, nc);
-                            self.Block(panels, pb, 0, o0, width, pc, kc, jc, nc);
+                            self.Block(self.Panels(panels, o0, pc, kc), pb, 0, o0, width, pc, kc, jc, nc);
                         }
                     }
                 });
@@ -201,10 +212,10 @@ internal static unsafe class GemmKernel
             return (start, Math.Min(block, size - start), pc, Math.Min(KC, k - pc));
         }
 
-        /// <summary>C[ic..ic+mc, jc..jc+nc] += the product of one depth slab (pc, kc): pa holds those rows of op(A) in
-        /// packed panels, pb those columns of op(B), packed (ldb 0) or B's own rows, ldb apart (DirectB). The first slab
+        /// <summary>C[ic..ic+mc, jc..jc+nc] += the product of one depth slab (pc, kc): pa gives those rows of op(A) (packed
+        /// or in place), pb those columns of op(B), packed (ldb 0) or B's own rows, ldb apart (DirectB). The first slab
         /// applies beta and the biases; later slabs add onto C.</summary>
-        void Block(float* pa, float* pb, long ldb, int ic, int mc, int pc, int kc, int jc, int nc)
+        void Block(in APanels pa, float* pb, long ldb, int ic, int mc, int pc, int kc, int jc, int nc)
         {
             int nrFull = _nr;
             long step = ldb == 0 ? nrFull : ldb, panel = ldb == 0 ? kc : 1;
@@ -215,42 +226,18 @@ internal static unsafe class GemmKernel
                     float* ct = c + (ic + ir) * ldc + jc + jr;
                     int mr = Math.Min(MR, mc - ir), nr = Math.Min(nrFull, nc - jr);
                     var t = tail.At(ic + ir, jc + jr);
-                    if (wide) Micro512(kc, pa + ir * kc, pb + jr * panel, step, ct, ldc, mr, nr, t);
-                    else Micro256(kc, pa + ir * kc, pb + jr * panel, step, ct, ldc, mr, nr, t);
+                    float* ap = pa.Base + ir * pa.PerRow;
+                    if (wide) Micro512(kc, ap, pa.Row, pa.Step, pb + jr * panel, step, ct, ldc, mr, nr, t);
+                    else Micro256(kc, ap, pa.Row, pa.Step, pb + jr * panel, step, ct, ldc, mr, nr, t);
                 }
         }
 
-        /// <summary>op(A)[ic..ic+mc, pc..pc+kc] → micro-panels: panel r holds rows ic+r·MR.., element (i, p) at p·MR + i.</summary>
+        /// <summary>op(A)[ic..ic+mc, pc..pc+kc] → micro-panels: panel r holds rows ic+r·MR.., element (i, p) at p·MR + i.
+        /// Only a transposed or an f16/bf16 A is packed (DirectA).</summary>
         void PackA(float* dst, int ic, int mc, int pc, int kc)
         {
-            if (!a.Direct) { PackAWidened(dst, ic, mc, pc, kc); return; }
-            if (transA) { PackATransposed(dst, ic, mc, pc, kc); return; }
-            for (int ir = 0; ir < mc; ir += MR, dst += MR * kc)
-            {
-                int mr = Math.Min(MR, mc - ir);
-                if (mr < MR) new Span<float>(dst, MR * kc).Clear();
-                if (mr == MR)   // six rows read side by side, so the panel is written in order
-                {
-                    float* s0 = a.F32 + (ic + ir) * lda + pc, s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
-                    long ahead = ir + 2 * MR <= mc ? MR * lda : 0;   // the next panel's rows, fetched while this one is copied
-                    float* d = dst;
-                    for (int p = 0; p < kc; p++, d += MR)
-                    {
-                        if ((p & 15) == 0 && ahead != 0 && Sse.IsSupported)
-                        {
-                            Sse.Prefetch0(s0 + ahead + p); Sse.Prefetch0(s1 + ahead + p); Sse.Prefetch0(s2 + ahead + p);
-                            Sse.Prefetch0(s3 + ahead + p); Sse.Prefetch0(s4 + ahead + p); Sse.Prefetch0(s5 + ahead + p);
-                        }
-                        d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p]; d[4] = s4[p]; d[5] = s5[p];
-                    }
-                }
-                else   // row i of op(A) is contiguous
-                    for (int r = 0; r < mr; r++)
-                    {
-                        float* src = a.F32 + (ic + ir + r) * lda + pc;
-                        for (int p = 0; p < kc; p++) dst[p * MR + r] = src[p];
-                    }
-            }
+            if (a.Direct) PackATransposed(dst, ic, mc, pc, kc);
+            else PackAWidened(dst, ic, mc, pc, kc);
         }
 
         /// <summary>PackA of a transposed A (every weight gradient dyᵀ·x): column p of op(A) is row p of A, so each row is
@@ -397,6 +384,14 @@ internal static unsafe class GemmKernel
         }
     }
 
+    /// <summary>Where the micro-kernel reads op(A): the panel of block rows ir.. starts at Base + ir·PerRow, and holds element
+    /// (i, p) at i·Row + p·Step. Packed: PerRow kc, Row 1, Step MR. In place (DirectA): PerRow = Row = lda, Step 1.</summary>
+    readonly struct APanels(float* @base, long perRow, long row, long step)
+    {
+        public readonly float* Base = @base;
+        public readonly long PerRow = perRow, Row = row, Step = step;
+    }
+
     /// <summary>A GEMM input: f32 elements, f16/bf16 bits widened to f32 while packing, or rows computed while packing
     /// (Computed). A float* converts implicitly.</summary>
     internal readonly struct Operand
@@ -460,8 +455,9 @@ internal static unsafe class GemmKernel
         }
     }
 
-    // ---- micro-kernels: C[6, NR] += Σ_p a[p·6 + i] · b[p·step + j] (step: NR packed, ldb in place), accumulators in
-    // registers ----
+    // ---- micro-kernels: C[6, NR] += Σ_p a[i·aRow + p·aStep] · b[p·step + j] (A packed or in place, APanels; step: NR
+    // packed, ldb in place), accumulators in registers. Rows past m read row m − 1 (their sums are not stored), so A's
+    // own rows are never read past the block. ----
 
     /// <summary>Asks for the C tile's lines before the depth loop, so they arrive while it runs instead of stalling the
     /// landing: C is read (beta, later depth slabs) and written once per KC of depth, and its rows are far apart.</summary>
@@ -477,8 +473,10 @@ internal static unsafe class GemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Micro512(int kc, float* a, float* b, long step, float* c, long ldc, int m, int n, in Tail t)
+    static void Micro512(int kc, float* a, long aRow, long aStep, float* b, long step, float* c, long ldc, int m, int n, in Tail t)
     {
+        long r1 = Math.Min(1, m - 1) * aRow, r2 = Math.Min(2, m - 1) * aRow, r3 = Math.Min(3, m - 1) * aRow;
+        long r4 = Math.Min(4, m - 1) * aRow, r5 = Math.Min(5, m - 1) * aRow;
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
         Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
@@ -486,7 +484,7 @@ internal static unsafe class GemmKernel
         Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
         Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
         PrefetchTile(c, ldc, m, 64);
-        for (int p = 0; p < kc; p++, a += MR, b += step)
+        for (int p = 0; p < kc; p++, a += aStep, b += step)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -495,19 +493,19 @@ internal static unsafe class GemmKernel
             var s = Vector512.Create(a[0]);
             c00 = Vector512.FusedMultiplyAdd(s, b0, c00); c01 = Vector512.FusedMultiplyAdd(s, b1, c01);
             c02 = Vector512.FusedMultiplyAdd(s, b2, c02); c03 = Vector512.FusedMultiplyAdd(s, b3, c03);
-            s = Vector512.Create(a[1]);
+            s = Vector512.Create(a[r1]);
             c10 = Vector512.FusedMultiplyAdd(s, b0, c10); c11 = Vector512.FusedMultiplyAdd(s, b1, c11);
             c12 = Vector512.FusedMultiplyAdd(s, b2, c12); c13 = Vector512.FusedMultiplyAdd(s, b3, c13);
-            s = Vector512.Create(a[2]);
+            s = Vector512.Create(a[r2]);
             c20 = Vector512.FusedMultiplyAdd(s, b0, c20); c21 = Vector512.FusedMultiplyAdd(s, b1, c21);
             c22 = Vector512.FusedMultiplyAdd(s, b2, c22); c23 = Vector512.FusedMultiplyAdd(s, b3, c23);
-            s = Vector512.Create(a[3]);
+            s = Vector512.Create(a[r3]);
             c30 = Vector512.FusedMultiplyAdd(s, b0, c30); c31 = Vector512.FusedMultiplyAdd(s, b1, c31);
             c32 = Vector512.FusedMultiplyAdd(s, b2, c32); c33 = Vector512.FusedMultiplyAdd(s, b3, c33);
-            s = Vector512.Create(a[4]);
+            s = Vector512.Create(a[r4]);
             c40 = Vector512.FusedMultiplyAdd(s, b0, c40); c41 = Vector512.FusedMultiplyAdd(s, b1, c41);
             c42 = Vector512.FusedMultiplyAdd(s, b2, c42); c43 = Vector512.FusedMultiplyAdd(s, b3, c43);
-            s = Vector512.Create(a[5]);
+            s = Vector512.Create(a[r5]);
             c50 = Vector512.FusedMultiplyAdd(s, b0, c50); c51 = Vector512.FusedMultiplyAdd(s, b1, c51);
             c52 = Vector512.FusedMultiplyAdd(s, b2, c52); c53 = Vector512.FusedMultiplyAdd(s, b3, c53);
         }
@@ -558,26 +556,28 @@ internal static unsafe class GemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Micro256(int kc, float* a, float* b, long step, float* c, long ldc, int m, int n, in Tail t)
+    static void Micro256(int kc, float* a, long aRow, long aStep, float* b, long step, float* c, long ldc, int m, int n, in Tail t)
     {
+        long r1 = Math.Min(1, m - 1) * aRow, r2 = Math.Min(2, m - 1) * aRow, r3 = Math.Min(3, m - 1) * aRow;
+        long r4 = Math.Min(4, m - 1) * aRow, r5 = Math.Min(5, m - 1) * aRow;
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         PrefetchTile(c, ldc, m, 16);
-        for (int p = 0; p < kc; p++, a += MR, b += step)
+        for (int p = 0; p < kc; p++, a += aStep, b += step)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
             var s = Vector256.Create(a[0]);
             c00 = Vector256.FusedMultiplyAdd(s, b0, c00); c01 = Vector256.FusedMultiplyAdd(s, b1, c01);
-            s = Vector256.Create(a[1]);
+            s = Vector256.Create(a[r1]);
             c10 = Vector256.FusedMultiplyAdd(s, b0, c10); c11 = Vector256.FusedMultiplyAdd(s, b1, c11);
-            s = Vector256.Create(a[2]);
+            s = Vector256.Create(a[r2]);
             c20 = Vector256.FusedMultiplyAdd(s, b0, c20); c21 = Vector256.FusedMultiplyAdd(s, b1, c21);
-            s = Vector256.Create(a[3]);
+            s = Vector256.Create(a[r3]);
             c30 = Vector256.FusedMultiplyAdd(s, b0, c30); c31 = Vector256.FusedMultiplyAdd(s, b1, c31);
-            s = Vector256.Create(a[4]);
+            s = Vector256.Create(a[r4]);
             c40 = Vector256.FusedMultiplyAdd(s, b0, c40); c41 = Vector256.FusedMultiplyAdd(s, b1, c41);
-            s = Vector256.Create(a[5]);
+            s = Vector256.Create(a[r5]);
             c50 = Vector256.FusedMultiplyAdd(s, b0, c50); c51 = Vector256.FusedMultiplyAdd(s, b1, c51);
         }
         if (m == MR && n == 16)
