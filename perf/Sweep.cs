@@ -96,7 +96,8 @@ static class Sweep
         return $"{worst:E1}";
     }
 
-    /// <summary>Warm-up lasts at least this long, so tiered compilation has replaced the first code of every kernel.</summary>
+    /// <summary>Warm-up lasts at least this long, so tiered compilation has replaced the first code of every kernel (with no
+    /// call-counting delay: Perf.csproj).</summary>
     const double WarmupMs = 2000;
 
     public static (double MedianMs, double MinMs) Time(Action run, int reps)
