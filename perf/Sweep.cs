@@ -1,5 +1,6 @@
 // The sweep harness: builds each case on the cpu tier, checks it against the reference, then times it (median of N).
 using System.Diagnostics;
+using System.Runtime;
 using DreamBooth.Kernels;
 
 namespace DreamBooth.Perf;
@@ -57,7 +58,7 @@ static class Sweep
     {
         using var cpu = new DreamBooth.Kernels.Cpu.CpuBackend(vector512: !o.Flag("vector256"));
         Console.WriteLine($"cpu tier, {Environment.ProcessorCount} cores, {(cpu.UseVector512 ? "Vector512" : "Vector256")}; " +
-                          $"median of {o.Reps} runs after {WarmupMs} ms of warm-up; check = relative L2 error against the reference tier");
+                          $"median of {o.Reps} runs after at least {WarmupMs} ms of warm-up, its last {QuietMs} ms with nothing compiled; check = relative L2 error against the reference tier");
         string peerHead = peer == null ? "" : $" {"peer ms",9} {"speed-up",8}";
         Console.WriteLine($"{"op",-26} {"shape",-44} {"median ms",10} {"min ms",9} {"GFLOP/s",8} {"check",9}{peerHead}");
         foreach (var c in cases)
@@ -100,10 +101,22 @@ static class Sweep
     /// call-counting delay: Perf.csproj).</summary>
     const double WarmupMs = 2000;
 
+    /// <summary>... and until the JIT has compiled nothing for this long (at most MaxWarmupMs in all): on one core the
+    /// optimised code of the first rows was still being compiled beside their timed runs ([512x512]x[512x512] read
+    /// 2.36 ms as the first row against 1.67 alone, taskset -c 0, 2026-12-05).</summary>
+    const double QuietMs = 500, MaxWarmupMs = 20000;
+
     public static (double MedianMs, double MinMs) Time(Action run, int reps)
     {
-        long warm = Stopwatch.GetTimestamp();
-        for (int i = 0; i < 2 || Stopwatch.GetElapsedTime(warm).TotalMilliseconds < WarmupMs; i++) run();
+        long warm = Stopwatch.GetTimestamp(), quiet = warm, compiled = JitInfo.GetCompiledMethodCount();
+        for (int i = 0; ; i++)
+        {
+            run();
+            long now = JitInfo.GetCompiledMethodCount();
+            if (now != compiled) { compiled = now; quiet = Stopwatch.GetTimestamp(); }
+            double elapsed = Stopwatch.GetElapsedTime(warm).TotalMilliseconds;
+            if (i >= 1 && elapsed >= WarmupMs && (Stopwatch.GetElapsedTime(quiet).TotalMilliseconds >= QuietMs || elapsed >= MaxWarmupMs)) break;
+        }
         var times = new double[reps];
         for (int i = 0; i < reps; i++)
         {
