@@ -13,7 +13,9 @@ namespace DreamBooth.Kernels.Cpu;
 ///   ic: MC rows of C                    pc: KC of the depth, pack op(A)[ic.., pc..] into MR-row micro-panels (MR×KC each)
 ///   jc: NC columns, pack op(B)[pc.., jc..] into NR-column micro-panels (KC×NR each; the KC×NC block stays in L2)
 ///   ir: one A micro-panel (stays in L1)  jr: one B micro-panel → micro-kernel: MR×NR of C held in registers over KC.
-/// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. An f16/bf16
+/// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. An
+/// untransposed f32 A is read in place instead (DirectA: the micro-kernel takes a panel's rows at any stride), and so
+/// is an untransposed f32 B when C has few rows (DirectB). An f16/bf16
 /// operand is widened while packing: each contiguous run of it becomes f32 (on the stack, or straight into a B panel)
 /// with the Cast op's vector conversion, then is laid out like f32, so no f32 copy of a whole operand exists. Tasks split
 /// the longer side of C (or the batch, in CpuBackend.Gemm) across cores, or the depth when C is small and k long (SplitDepth).
