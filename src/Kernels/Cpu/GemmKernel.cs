@@ -114,8 +114,7 @@ internal static unsafe class GemmKernel
                 for (int pc = 0; pc < k; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
-                    if (!DirectA) PackA(pa, ic, mc, pc, kc);
-                    var panels = Panels(pa, ic, pc, kc);
+                    var panels = PanelsOfA(pa, ic, mc, pc, kc);
                     for (int jc = j0; jc < j1; jc += NC)
                     {
                         int nc = Math.Min(NC, j1 - jc);
@@ -144,6 +143,13 @@ internal static unsafe class GemmKernel
         /// <summary>The panels of op(A)[ic.., pc..]: A's own rows (DirectA), else packed at pa.</summary>
         APanels Panels(float* pa, int ic, int pc, int kc) =>
             DirectA ? new(a.F32 + ic * lda + pc, lda, lda, 1) : new(pa, kc, 1, MR);
+
+        /// <summary>Panels of op(A)[ic..ic+mc, pc..pc+kc], packed into pa first unless DirectA.</summary>
+        APanels PanelsOfA(float* pa, int ic, int mc, int pc, int kc)
+        {
+            if (!DirectA) PackA(pa, ic, mc, pc, kc);
+            return Panels(pa, ic, pc, kc);
+        }
 
         // On several cores, about two tasks per thread (whole micro-tiles each, so one slow shared core does not hold
         // the rest up) split the longer side of C. The operand they all read (B when the rows are split, A when the
@@ -187,8 +193,7 @@ internal static unsafe class GemmKernel
                         for (int ic = s0; ic < s1; ic += MC)
                         {
                             int mc = Math.Min(MC, s1 - ic);
-                            if (!self.DirectA) self.PackA(pa, ic, mc, pc, kc);
-                            var ap = self.Panels(pa, ic, pc, kc);
+                            var ap = self.PanelsOfA(pa, ic, mc, pc, kc);
                             for (int jc = 0; jc < width; jc += NC) self.Block(ap, panels + (long)jc * kc, 0, ic, mc, pc, kc, o0 + jc, Math.Min(NC, width - jc));
                         }
                     }
