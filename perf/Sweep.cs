@@ -1,6 +1,5 @@
 // The sweep harness: builds each case on the cpu tier, checks it against the reference, then times it (median of N).
 using System.Diagnostics;
-using System.Runtime;
 using DreamBooth.Kernels;
 
 namespace DreamBooth.Perf;
@@ -97,26 +96,14 @@ static class Sweep
         return $"{worst:E1}";
     }
 
-    /// <summary>Warm-up lasts at least this long, so tiered compilation has replaced the first code of every kernel (with no
+    /// <summary>Warm-up: at least 2 runs and this long, then until the JIT has been quiet for QuietMs (Warmup.Run; with no
     /// call-counting delay: Perf.csproj).</summary>
-    const double WarmupMs = 2000;
-
-    /// <summary>... and until the JIT has compiled nothing for this long (at most MaxWarmupMs in all): on one core the
-    /// optimised code of the first rows was still being compiled beside their timed runs ([512x512]x[512x512] read
-    /// 2.36 ms as the first row against 1.67 alone, taskset -c 0, 2026-12-05).</summary>
-    const double QuietMs = 500, MaxWarmupMs = 20000;
+    const double WarmupMs = 2000, QuietMs = 500, MaxWarmupMs = 20000;
 
     public static (double MedianMs, double MinMs) Time(Action run, int reps)
     {
-        long warm = Stopwatch.GetTimestamp(), quiet = warm, compiled = JitInfo.GetCompiledMethodCount();
-        for (int i = 0; ; i++)
-        {
-            run();
-            long now = JitInfo.GetCompiledMethodCount();
-            if (now != compiled) { compiled = now; quiet = Stopwatch.GetTimestamp(); }
-            double elapsed = Stopwatch.GetElapsedTime(warm).TotalMilliseconds;
-            if (i >= 1 && elapsed >= WarmupMs && (Stopwatch.GetElapsedTime(quiet).TotalMilliseconds >= QuietMs || elapsed >= MaxWarmupMs)) break;
-        }
+        Warmup.Run(_ => run(), 2, TimeSpan.FromMilliseconds(WarmupMs), TimeSpan.FromMilliseconds(QuietMs),
+            TimeSpan.FromMilliseconds(MaxWarmupMs));
         var times = new double[reps];
         for (int i = 0; i < reps; i++)
         {

@@ -12,7 +12,7 @@ static class UNetBench
     /// <summary>The same work as the peer's `unet-step --config C --batch B --resolution R --steps S`: random weights
     /// (PyTorch's default init), a sample (B, in, R, R), timesteps, encoder states (B, 77, cross_attention_dim); then the
     /// median over S runs of a forward without the tape and of forward + MSE against a random target + backward + AdamW
-    /// (lr 5e-6, weight decay 1e-2). Each is warmed up for <see cref="WarmupTime"/> (at least once) where the peer warms
+    /// (lr 5e-6, weight decay 1e-2). Each is warmed up (Median: at least once, for WarmupTime and a quiet JIT) where the peer warms
     /// up once: .NET first runs a method's unoptimised code and compiles the optimised one in the background after about
     /// 30 calls, so a short warm-up times the compiler (on one core, the demo-size UNet's step measured 825-850 ms after
     /// one warm-up step).</summary>
@@ -55,13 +55,13 @@ static class UNetBench
                           "of tensors (parameters, gradients, moments and activations)");
     }
 
-    /// <summary>The warm-up of each timed part, as in `dreambooth profile`.</summary>
-    static readonly TimeSpan WarmupTime = TimeSpan.FromSeconds(10);
+    /// <summary>The warm-up of each timed part, as in `dreambooth profile`: this long, then until the JIT has been quiet
+    /// for 1 s (Warmup.Run).</summary>
+    static readonly TimeSpan WarmupTime = TimeSpan.FromSeconds(10), QuietTime = TimeSpan.FromSeconds(1), MaxWarmupTime = TimeSpan.FromSeconds(60);
 
     static double Median(int runs, Action work)
     {
-        var warm = Stopwatch.StartNew();
-        do work(); while (warm.Elapsed < WarmupTime);
+        Warmup.Run(_ => work(), 1, WarmupTime, QuietTime, MaxWarmupTime);
         var times = new double[runs];
         for (int i = 0; i < runs; i++)
         {

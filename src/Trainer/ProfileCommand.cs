@@ -2,7 +2,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime;
 using System.Text;
 using System.Text.Json;
 using DreamBooth.Autograd;
@@ -76,9 +75,7 @@ public static class ProfileCommand
     /// 125-132 ms after 8 or more; the toy base at batch 16 measured 853 ms after 3 s of warm-up and 462 ms after 15 steps.</summary>
     static readonly TimeSpan WarmupTime = TimeSpan.FromSeconds(10);
 
-    /// <summary>... and until the JIT has compiled nothing for QuietTime (at most MaxWarmupTime in all): on one core,
-    /// two of three runs of the bench UNet timed its attention backward at 189-331 ms a step against 105, part of it
-    /// still the first code (2026-12-05, taskset -c 0, before this wait).</summary>
+    /// <summary>... and until the JIT has compiled nothing for QuietTime, at most MaxWarmupTime in all (Warmup.Run).</summary>
     static readonly TimeSpan QuietTime = TimeSpan.FromSeconds(1), MaxWarmupTime = TimeSpan.FromSeconds(60);
 
     /// <summary>Warm-up steps unrecorded, then the timed steps with each part labelled; then the device's roofline. Mixed
@@ -115,16 +112,7 @@ public static class ProfileCommand
         }
 
         backend.Recording = false;
-        var warm = Stopwatch.StartNew();
-        var quiet = Stopwatch.StartNew();
-        long compiled = JitInfo.GetCompiledMethodCount();
-        int done = 0;
-        while (done < warmup || warm.Elapsed < WarmupTime || quiet.Elapsed < QuietTime && warm.Elapsed < MaxWarmupTime)
-        {
-            Step(done++);
-            long now = JitInfo.GetCompiledMethodCount();
-            if (now != compiled) { compiled = now; quiet.Restart(); }
-        }
+        int done = Warmup.Run(Step, warmup, WarmupTime, QuietTime, MaxWarmupTime);
         backend.Memory.ResetPeak();
         backend.Reset();   // the weights' initialisation and the inputs were recorded too
         backend.Recording = true;
