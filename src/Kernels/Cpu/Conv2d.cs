@@ -125,6 +125,7 @@ public sealed unsafe partial class CpuBackend
                 for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
         if (WideWinograd(s)) { Winograd3x3<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
         if (Winograd(s)) { Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
+        if (GradWeightByDots(s)) { Conv2dGradWeightByDots(pdw, pdy, px, s); return; }
         if (g.Folds)
         {   // dw += dy of every image side by side · their columnsᵀ: one GEMM N·P deep
             float* dyf = g.Fold(pdy);

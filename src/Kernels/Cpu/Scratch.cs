@@ -6,11 +6,12 @@ namespace DreamBooth.Kernels.Cpu;
 /// <summary>Per-thread scratch buffers (64-byte aligned native memory), grown on demand and kept for the thread's life,
 /// so steady-state calls allocate nothing. Slots: the GEMM's packed operands (a task's own, or panels shared by all
 /// cores), depth-split partial sums and the rows of a computed operand, then the callers' (conv columns, a batch's
-/// images side by side, Winograd's transforms, broadcast terms).</summary>
+/// images side by side, Winograd's transforms, broadcast terms, a padded input and pointers to its shifted rows).</summary>
 internal sealed unsafe class Scratch
 {
     internal const int PackedA = 0, PackedB = 1, SharedPanels = 2, DepthParts = 3, Columns = 4, WinogradU = 5, WinogradV = 6,
-        WinogradM = 7, BroadcastTerm = 8, FoldedImages = 9, ComputedRows = 10, Slots = 11;
+        WinogradM = 7, BroadcastTerm = 8, FoldedImages = 9, ComputedRows = 10, Padded = 11,
+        ShiftedRows = 12, Slots = 13;
 
     [ThreadStatic] static Scratch? t_current;
     internal static Scratch Current => t_current ??= new Scratch();
