@@ -87,7 +87,19 @@ public class Conv2dTests(string backend) : BackendTest(backend)
     [Test, Category(HostScale)]
     public void FoldedBatchConvolutions([Values(0, 1)] int which)
     {
-        var s = which == 0 ? new ConvShape(4, 32, 32, 32, 32, 3, 3, 1, 1) : new ConvShape(4, 48, 33, 31, 40, 3, 3, 2, 1);
+        var s = which == 0 ? new ConvShape(4, 32, 32, 32, 128, 3, 3, 1, 1) : new ConvShape(4, 48, 33, 31, 40, 3, 3, 2, 1);
+        Forward(s, bias: true);
+        GradInput(s);
+        GradWeightAccumulates(s, bias: true);
+    }
+
+    /// <summary>3×3 convolutions with few output channels, which the cpu tier reads from shifted rows of a padded input
+    /// (CpuBackend.ByShifts), large enough to split over the cores: a batch of 32×32 images, and odd sizes whose
+    /// 9·96-deep GEMM crosses its 256 slabs.</summary>
+    [Test, Category(HostScale)]
+    public void ShiftedRowConvolutions([Values(0, 1)] int which)
+    {
+        var s = which == 0 ? new ConvShape(4, 32, 32, 32, 32, 3, 3, 1, 1) : new ConvShape(2, 96, 17, 19, 64, 3, 3, 1, 1);
         Forward(s, bias: true);
         GradInput(s);
         GradWeightAccumulates(s, bias: true);

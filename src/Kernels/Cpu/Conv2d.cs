@@ -1,4 +1,5 @@
-// Conv2d forward and gradients as GEMMs over im2col columns (large 3×3 stride-1 ones: Winograd, Conv2dWinograd.cs).
+// Conv2d forward and gradients as GEMMs over im2col columns (3×3 stride-1 ones: Winograd, Conv2dWinograd.cs, or shifted
+// rows of a padded input, Conv2dShifts.cs).
 using System.Runtime.Intrinsics;
 
 namespace DreamBooth.Kernels.Cpu;
@@ -19,6 +20,7 @@ public sealed unsafe partial class CpuBackend
         float* px = F(x), pw = F(w), py = F(y), pbias = FOrNull(bias);
         if (WideWinograd(s)) { Winograd3x3<V512>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
         if (Winograd(s)) { Winograd3x3<V256>.Forward(py, px, pw, pbias, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
+        if (ByShifts(s)) { Conv2dByShifts(py, px, pw, pbias, s); return; }
         var g = new Im2Col(s, UseVector512);
         if (g.Folds)
         {   // y (OutC, N·P) = w · columns of every image, then each image's block of y to its place
@@ -69,6 +71,7 @@ public sealed unsafe partial class CpuBackend
         float* pdx = F(dx), pdy = F(dy), pw = F(w);
         if (WideWinograd(s)) { Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
         if (Winograd(s)) { Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
+        if (ByShifts(s)) { Conv2dGradInputByShifts(pdx, pdy, pw, s); return; }
         var g = new Im2Col(s, UseVector512);
         if (g.Folds)
         {   // dcolumns (rows, N·P) = wᵀ · dy of every image side by side, then scattered onto each image's dx
@@ -125,7 +128,7 @@ public sealed unsafe partial class CpuBackend
                 for (int o = 0; o < s.OutC; o++) pdb[o] += Sum(pdy + n * g.ImageOut + (long)o * g.Pixels, g.Pixels);
         if (WideWinograd(s)) { Winograd3x3<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, true); return; }
         if (Winograd(s)) { Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, UseVector512); return; }
-        if (GradWeightByDots(s)) { Conv2dGradWeightByDots(pdw, pdy, px, s); return; }
+        if (ByShifts(s)) { Conv2dGradWeightByDots(pdw, pdy, px, s); return; }
         if (g.Folds)
         {   // dw += dy of every image side by side · their columnsᵀ: one GEMM N·P deep
             float* dyf = g.Fold(pdy);

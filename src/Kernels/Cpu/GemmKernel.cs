@@ -46,7 +46,8 @@ internal static unsafe class GemmKernel
     {
         var job = new Job(wide, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
         if (2.0 * m * n * k < ParallelMinFlops) { job.Run(0, m, 0, n); return; }
-        if (k >= DepthSplitRatio * Math.Max(m, n))
+        if (b.Pointed && transB) throw new ArgumentException("gemm: a B given by row pointers is read untransposed");
+        if (k >= DepthSplitRatio * Math.Max(m, n) && !b.Pointed)
         {
             SplitDepth(wide, parallel, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
             return;
@@ -118,9 +119,13 @@ internal static unsafe class GemmKernel
                     for (int jc = j0; jc < j1; jc += NC)
                     {
                         int nc = Math.Min(NC, j1 - jc);
-                        if (direct) { Block(panels, b.F32 + pc * ldb + jc, ldb, ic, mc, pc, kc, jc, nc); continue; }
-                        PackB(pb, pc, kc, jc, nc);
-                        Block(panels, pb, 0, ic, mc, pc, kc, jc, nc);
+                        if (BPointed) Block(panels, PointedAt(pc, jc), ic, mc, pc, kc, jc, nc);
+                        else if (direct) Block(panels, new StridedB(b.F32 + pc * ldb + jc, ldb, 1), ic, mc, pc, kc, jc, nc);
+                        else
+                        {
+                            PackB(pb, pc, kc, jc, nc);
+                            Block(panels, new StridedB(pb, _nr, kc), ic, mc, pc, kc, jc, nc);
+                        }
                     }
                 }
             }
@@ -194,7 +199,8 @@ internal static unsafe class GemmKernel
                         {
                             int mc = Math.Min(MC, s1 - ic);
                             var ap = self.PanelsOfA(pa, ic, mc, pc, kc);
-                            for (int jc = 0; jc < width; jc += NC) self.Block(ap, panels + (long)jc * kc, 0, ic, mc, pc, kc, o0 + jc, Math.Min(NC, width - jc));
+                            for (int jc = 0; jc < width; jc += NC)
+                                self.Block(ap, new StridedB(panels + (long)jc * kc, self._nr, kc), ic, mc, pc, kc, o0 + jc, Math.Min(NC, width - jc));
                         }
                     }
                     else        // this task's columns of B, by NC, against the shared A panels
@@ -203,8 +209,10 @@ internal static unsafe class GemmKernel
                         for (int jc = s0; jc < s1; jc += NC)
                         {
                             int nc = Math.Min(NC, s1 - jc);
+                            var ap = self.Panels(panels, o0, pc, kc);
+                            if (self.BPointed) { self.Block(ap, self.PointedAt(pc, jc), o0, width, pc, kc, jc, nc); continue; }
                             self.PackB(pb, pc, kc, jc, nc);
-                            self.Block(self.Panels(panels, o0, pc, kc), pb, 0, o0, width, pc, kc, jc, nc);
+                            self.Block(ap, new StridedB(pb, self._nr, kc), o0, width, pc, kc, jc, nc);
                         }
                     }
                 });
@@ -220,12 +228,11 @@ internal static unsafe class GemmKernel
         }
 
         /// <summary>C[ic..ic+mc, jc..jc+nc] += the product of one depth slab (pc, kc): pa gives those rows of op(A) (packed
-        /// or in place), pb those columns of op(B), packed (ldb 0) or B's own rows, ldb apart (DirectB). The first slab
+        /// or in place), pb those columns of op(B) (packed, B's own rows ldb apart, or rows at pointers). The first slab
         /// applies beta and the biases; later slabs add onto C.</summary>
-        void Block(in APanels pa, float* pb, long ldb, int ic, int mc, int pc, int kc, int jc, int nc)
+        void Block<TB>(in APanels pa, TB pb, int ic, int mc, int pc, int kc, int jc, int nc) where TB : struct, IPanelB<TB>
         {
             int nrFull = _nr;
-            long step = ldb == 0 ? nrFull : ldb, panel = ldb == 0 ? kc : 1;
             var tail = new Tail(alpha, pc == 0 ? beta : 1f, pc == 0 ? colBias : null, pc == 0 ? rowBias : null);
             for (int ir = 0; ir < mc; ir += MR)
                 for (int jr = 0; jr < nc; jr += nrFull)
@@ -234,8 +241,8 @@ internal static unsafe class GemmKernel
                     int mr = Math.Min(MR, mc - ir), nr = Math.Min(nrFull, nc - jr);
                     var t = tail.At(ic + ir, jc + jr);
                     float* ap = pa.Base + ir * pa.PerRow;
-                    if (wide) Micro512(kc, ap, pa.Row, pa.Step, pb + jr * panel, step, ct, ldc, mr, nr, t);
-                    else Micro256(kc, ap, pa.Row, pa.Step, pb + jr * panel, step, ct, ldc, mr, nr, t);
+                    if (wide) Micro512(kc, ap, pa.Row, pa.Step, pb.Columns(jr), ct, ldc, mr, nr, t);
+                    else Micro256(kc, ap, pa.Row, pa.Step, pb.Columns(jr), ct, ldc, mr, nr, t);
                 }
         }
 
@@ -276,7 +283,7 @@ internal static unsafe class GemmKernel
         /// <summary>op(B)[pc..pc+kc, jc..jc+nc] → micro-panels: panel holds columns jc+jr.., element (p, j) at p·NR + j.</summary>
         void PackB(float* dst, int pc, int kc, int jc, int nc)
         {
-            if (!b.Direct) { PackBWidened(dst, pc, kc, jc, nc); return; }
+            if (!b.Direct && !b.Pointed) { PackBWidened(dst, pc, kc, jc, nc); return; }
             int nrFull = _nr;
             if (!transB)   // row p of op(B) is contiguous: each is read once, in order, and dealt across the panels
             {
@@ -284,9 +291,9 @@ internal static unsafe class GemmKernel
                 if (full < nc) new Span<float>(dst + full * kc, nrFull * kc).Clear();   // the zero-padded last panel
                 for (int p = 0; p < kc; p++)
                 {
-                    float* src = b.F32 + (pc + p) * ldb + jc;
+                    float* src = RowOfB(pc + p) + jc;
                     if (p + RowsAhead < kc && Sse.IsSupported)   // short runs far apart: the hardware prefetcher lags
-                        for (int j = 0; j < nc; j += 16) Sse.Prefetch0(src + RowsAhead * ldb + j);
+                        for (int j = 0; j < nc; j += 16) Sse.Prefetch0(RowOfB(pc + p + RowsAhead) + jc + j);
                     DealRow(dst + p * nrFull, src, kc, nc);
                 }
                 return;
@@ -296,6 +303,14 @@ internal static unsafe class GemmKernel
             for (int jr = 0; jr < nc; jr += nrFull, dst += nrFull * kc)
                 TransposePanel(dst, b.F32 + (jc + jr) * ldb + pc, ldb, kc, Math.Min(nrFull, nc - jr));
         }
+
+        bool BPointed => b.Pointed;
+
+        /// <summary>B's rows from pc on, from column jc on, where they are (Operand.RowPointers).</summary>
+        PointedB PointedAt(int pc, int jc) => new(b.Table + pc, jc);
+
+        /// <summary>Where row p of an untransposed f32 B starts.</summary>
+        float* RowOfB(int p) => b.Pointed ? b.Table[p] : b.F32 + p * ldb;
 
         /// <summary>A row of op(B) (nc floats at src) dealt across the panels: d is its place in the first one.</summary>
         void DealRow(float* d, float* src, int kc, int nc)
@@ -407,6 +422,8 @@ internal static unsafe class GemmKernel
         readonly delegate*<void*, long, float*, int, void> _rows;   // computed: rows(state, offset, dst, count)
         readonly long _offset;
         public readonly DType Type;
+        /// <summary>Rows at pointers (RowPointers): _data is the table.</summary>
+        public readonly bool Pointed;
 
         public Operand(void* data, DType type) { _data = data; Type = type; }
 
@@ -416,15 +433,26 @@ internal static unsafe class GemmKernel
         }
 
         public float* F32 => (float*)_data;
+        public float** Table => (float**)_data;
 
         /// <summary>f32 elements in memory, read as they are; otherwise packing goes through Widen.</summary>
-        public bool Direct => Type == DType.F32 && _rows == null;
+        public bool Direct => Type == DType.F32 && _rows == null && !Pointed;
 
         public static implicit operator Operand(float* data) => new(data, DType.F32);
 
         /// <summary>An operand never stored: rows(state, offset, dst, count) writes the count elements from element
         /// offset (row·ld + column of the matrix it stands for) into dst. The conv's columns (CpuBackend.Im2Col).</summary>
         public static Operand Computed(void* state, delegate*<void*, long, float*, int, void> rows) => new(state, rows, 0);
+
+        /// <summary>An untransposed f32 B whose row p starts at table[p] (ld unused): rows anywhere in memory, read in
+        /// place by the micro-kernel (packed only where the tasks split C's rows), each readable for n rounded up to whole
+        /// micro-panels of 64. Never split along the depth. The conv's shifted input rows (CpuBackend.Conv2dByShifts).</summary>
+        public static Operand RowPointers(float** table)
+        {
+            var o = new Operand(table, DType.F32);
+            Unsafe.AsRef(in o.Pointed) = true;
+            return o;
+        }
 
         /// <summary>The operand from element offset on.</summary>
         public Operand At(long offset) =>
@@ -462,6 +490,36 @@ internal static unsafe class GemmKernel
         }
     }
 
+    /// <summary>How a micro-kernel walks down the depth of B's micro-panel: Columns(jr) is the panel from column jr of the
+    /// block on; each Next gives the next row's first element.</summary>
+    internal interface IPanelB<TB> where TB : struct, IPanelB<TB>
+    {
+        TB Columns(int jr);
+        float* Next();
+    }
+
+    /// <summary>Rows `step` apart: a packed block (step NR, each panel `panel` rows long) or B in place (step ldb, panel 1).</summary>
+    struct StridedB(float* b, long step, long panel) : IPanelB<StridedB>
+    {
+        float* _b = b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public readonly StridedB Columns(int jr) => new(_b + jr * panel, step, panel);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float* Next()
+        {
+            float* r = _b;
+            _b += step;
+            return r;
+        }
+    }
+
+    /// <summary>Row p at rows[p] + column (Operand.RowPointers).</summary>
+    struct PointedB(float** rows, long column) : IPanelB<PointedB>
+    {
+        float** _rows = rows;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public readonly PointedB Columns(int jr) => new(_rows, column + jr);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public float* Next() => *_rows++ + column;
+    }
+
     // ---- micro-kernels: C[6, NR] += Σ_p a[i·aRow + p·aStep] · b[p·step + j] (A packed or in place, APanels; step: NR
     // packed, ldb in place), accumulators in registers. Rows past m read row m − 1 (their sums are not stored), so A's
     // own rows are never read past the block. ----
@@ -480,7 +538,8 @@ internal static unsafe class GemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Micro512(int kc, float* a, long aRow, long aStep, float* b, long step, float* c, long ldc, int m, int n, in Tail t)
+    static void Micro512<TB>(int kc, float* a, long aRow, long aStep, TB rows, float* c, long ldc, int m, int n, in Tail t)
+        where TB : struct, IPanelB<TB>
     {
         long r1 = Math.Min(1, m - 1) * aRow, r2 = Math.Min(2, m - 1) * aRow, r3 = Math.Min(3, m - 1) * aRow;
         long r4 = Math.Min(4, m - 1) * aRow, r5 = Math.Min(5, m - 1) * aRow;
@@ -491,8 +550,9 @@ internal static unsafe class GemmKernel
         Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
         Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
         PrefetchTile(c, ldc, m, 64);
-        for (int p = 0; p < kc; p++, a += aStep, b += step)
+        for (int p = 0; p < kc; p++, a += aStep)
         {
+            float* b = rows.Next();
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
             var b2 = Vector512.Load(b + 32);
@@ -563,15 +623,17 @@ internal static unsafe class GemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Micro256(int kc, float* a, long aRow, long aStep, float* b, long step, float* c, long ldc, int m, int n, in Tail t)
+    static void Micro256<TB>(int kc, float* a, long aRow, long aStep, TB rows, float* c, long ldc, int m, int n, in Tail t)
+        where TB : struct, IPanelB<TB>
     {
         long r1 = Math.Min(1, m - 1) * aRow, r2 = Math.Min(2, m - 1) * aRow, r3 = Math.Min(3, m - 1) * aRow;
         long r4 = Math.Min(4, m - 1) * aRow, r5 = Math.Min(5, m - 1) * aRow;
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         PrefetchTile(c, ldc, m, 16);
-        for (int p = 0; p < kc; p++, a += aStep, b += step)
+        for (int p = 0; p < kc; p++, a += aStep)
         {
+            float* b = rows.Next();
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
             var s = Vector256.Create(a[0]);

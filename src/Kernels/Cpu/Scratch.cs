@@ -11,7 +11,7 @@ internal sealed unsafe class Scratch
 {
     internal const int PackedA = 0, PackedB = 1, SharedPanels = 2, DepthParts = 3, Columns = 4, WinogradU = 5, WinogradV = 6,
         WinogradM = 7, BroadcastTerm = 8, FoldedImages = 9, ComputedRows = 10, Padded = 11,
-        ShiftedRows = 12, Slots = 13;
+        ShiftedRows = 12, TapWeights = 13, Slots = 14;
 
     [ThreadStatic] static Scratch? t_current;
     internal static Scratch Current => t_current ??= new Scratch();

@@ -1,4 +1,4 @@
-// Conv2d's weight gradient (3×3, stride 1, pad 1, few output channels) as dot products of rows of a zero-padded input.
+// Conv2d 3×3, stride 1, pad 1 with few output channels, read in place from shifted rows of a zero-padded input (no im2col).
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -10,19 +10,56 @@ public sealed unsafe partial class CpuBackend
     // the next row's first pixel), images of H + 1 rows (the last one zero, the bottom neighbour of this image and the top
     // one of the next). Grid position q = n·I + oh·R + ow stands for output pixel (n, oh, ow), and the input padded onto
     // such a grid after a lead of one row and one float holds x[n, c, oh + kh − 1, ow + kw − 1] (or the padding's zero)
-    // at q + kh·R + kw. With dy placed on the grid (zero elsewhere):
-    //   dw[o, c, kh, kw] += Σ_q dy[o, q] · xpad[c, q + kh·R + kw]
-    // a dot product of two rows read where they are. Register tiles of 4 rows of dy by 6 shifted rows of x (2 by 6 in 8
-    // lanes) accumulate lane-wise over q. im2col instead makes the (9·InC, N·P) columns and transposes them into GEMM
-    // panels, and with few output channels each column element serves few products: `perf conv 4 C 32 32 32 3`
-    // forward+backward on 1 core (Xeon with AVX-512, 2026-12-05), ms im2col → dots: C 32 3.14 → 2.55, C 64 5.94 → 5.20,
-    // C 96 9.08 → 7.66; [4,32,32,32] → 64 channels 5.52 → 4.47; [4,64,16,16] → 32 1.53 → 1.40. With 128 output channels,
-    // or on a grid with more than 15 % padding (8×8 images: 27 %), the GEMM wins: [4,32,32,32] → 128 7.95 → 8.59,
-    // [4,128,8,8] → 128 2.14 → 2.95.
+    // at q + kh·R + kw. So row (c, kh, kw) of im2col's columns is a row of the padded input, shifted, and:
+    //   y on the grid (OutC, grid) = w (OutC, 9·InC) · those rows      (GEMM; B given by row pointers, read in place)
+    //   dx on the grid (InC, grid) = wᵀ (InC, 9·OutC) · dy's rows, the taps flipped
+    //   dw[o, c, kh, kw] += Σ_q dy on the grid[o, q] · xpad[c, q + kh·R + kw]   (dot products of two rows in place:
+    //                                                                            4×6 register tiles, lanes along q)
+    // then the grid's pixels go back to (N, C, H, W). The grid's other positions (each row's last, each image's last row,
+    // the tail) cost 6 % more columns at 32×32, 13 % at 16×16. im2col instead makes the (9·InC, N·P) columns, packs or
+    // transposes them, and scatters the input's gradient back; with few output channels each column element serves few
+    // products (x[4,32,32,32] → 32 ran at 35-51 % of the FMA peak in profile). `perf conv`, 1 core, forward and
+    // forward+backward ms, im2col → shifts (Xeon with AVX-512, 2026-12-05): [4,32,32,32] → 32 0.98 / 3.14 → 0.66 / 2.03,
+    // [4,96,32,32] → 32 2.88 / 9.08 → 1.91 / 5.72, [4,32,32,32] → 64 1.52 / 5.52 → 1.18 / 3.81, [4,64,16,16] → 64
+    // 0.76 / 2.28 → 0.58 / 2.04, [4,192,16,16] → 64 2.21 / 8.68 → 1.70 / 5.83. With 128 output channels the GEMM over
+    // packed columns wins the backward ([4,32,32,32] → 128 7.9 → 8.2, [4,128,16,16] → 128 7.3 → 7.8), and so it does on
+    // a grid of more than 15 % padding (8×8 images: 27 %; [4,64,8,8] → 64 forward+backward 0.67 → 0.80).
 
-    bool GradWeightByDots(in ConvShape s) =>
+    bool ByShifts(in ConvShape s) =>
         s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad == 1 && s.OutC <= 64 && 20L * (s.H + 1) * (s.W + 1) <= 23L * s.H * s.W
         && !Winograd(s);
+
+    void Conv2dByShifts(float* py, float* px, float* pw, float* pbias, in ConvShape s)
+    {
+        var g = new TapGrid(s);
+        var scratch = Scratch.Current;
+        float* xpad = g.Place(scratch.Get(Scratch.Padded, s.InC * g.Ld), px, s.InC, g.R + 1);
+        float** rows = g.ShiftedRows(scratch, xpad, s.InC, flipped: false);
+        float* yg = scratch.Get(Scratch.FoldedImages, s.OutC * g.Ld);
+        // y on the grid (OutC, grid) = w (OutC, 9·InC) · the shifted rows (9·InC, grid)
+        GemmKernel.Sgemm(UseVector512, s.OutC, g.Grid, 9 * s.InC, 1f, pw, 9 * s.InC, false, GemmKernel.Operand.RowPointers(rows), 0, false,
+            0f, yg, g.Ld, rowBias: pbias);
+        g.Compact(py, yg, s.OutC);
+    }
+
+    void Conv2dGradInputByShifts(float* pdx, float* pdy, float* pw, in ConvShape s)
+    {
+        var g = new TapGrid(s);
+        var scratch = Scratch.Current;
+        float* dypad = g.Place(scratch.Get(Scratch.Padded, s.OutC * g.Ld), pdy, s.OutC, g.R + 1);
+        float** rows = g.ShiftedRows(scratch, dypad, s.OutC, flipped: true);
+        int inC = s.InC, outC = s.OutC;
+        float* wt = scratch.Get(Scratch.TapWeights, 9L * outC * inC);   // (InC, OutC, 3, 3)
+        Cores.For(0, inC, c =>
+        {
+            for (int o = 0; o < outC; o++) Copy(wt + ((long)c * outC + o) * 9, pw + ((long)o * inC + c) * 9, 9);
+        });
+        float* dxg = scratch.Get(Scratch.FoldedImages, s.InC * g.Ld);
+        // dx on the grid (InC, grid) = wᵀ (InC, 9·OutC) · dy's rows shifted by the flipped taps (9·OutC, grid)
+        GemmKernel.Sgemm(UseVector512, s.InC, g.Grid, 9 * s.OutC, 1f, wt, 9 * s.OutC, false, GemmKernel.Operand.RowPointers(rows), 0, false,
+            0f, dxg, g.Ld);
+        g.Compact(pdx, dxg, s.InC);
+    }
 
     void Conv2dGradWeightByDots(float* pdw, float* pdy, float* px, in ConvShape s)
     {
@@ -33,8 +70,7 @@ public sealed unsafe partial class CpuBackend
         int cols = 9 * s.InC, outC = s.OutC, grid = g.Grid;
         long ld = g.Ld;
         bool wide = UseVector512;
-        float** rows = (float**)scratch.Get(Scratch.ShiftedRows, 2L * cols);   // row (c, kh, kw): xpad[c] from kh·R + kw
-        for (int j = 0; j < cols; j++) rows[j] = xpad + j / 9 * ld + j % 9 / 3 * g.R + j % 3;
+        float** rows = g.ShiftedRows(scratch, xpad, s.InC, flipped: false);
         Cores.For(0, GemmKernel.CeilDiv(cols, 6), jb =>   // 6 columns of dw each, so the sums never depend on the cores
         {
             int j0 = jb * 6, n = Math.Min(6, cols - j0);
@@ -141,8 +177,36 @@ public sealed unsafe partial class CpuBackend
         {
             S = s;
             R = s.W + 1; I = (s.H + 1) * R;
-            Grid = GemmKernel.RoundUp(s.N * I, 16);
+            Grid = GemmKernel.RoundUp(s.N * I, GemmKernel.NR(true));   // whole micro-panels: B's rows are never read past Ld
             Ld = GemmKernel.RoundUp(Grid + 3 * R + 3, 32) + 16;   // 64 bytes off a multiple of 128: rows never alias in L1
+        }
+
+        /// <summary>Row (c, kh, kw) of a padded tensor's taps: channel c from kh·R + kw on, or flipped (the input's
+        /// gradient, dy at q + (2 − kh)·R + 2 − kw).</summary>
+        public float** ShiftedRows(Scratch scratch, float* padded, int channels, bool flipped)
+        {
+            float** rows = (float**)scratch.Get(Scratch.ShiftedRows, 2L * 9 * channels);
+            for (int j = 0; j < 9 * channels; j++)
+            {
+                int t = flipped ? 8 - j % 9 : j % 9;
+                rows[j] = padded + j / 9 * Ld + t / 3 * R + t % 3;
+            }
+            return rows;
+        }
+
+        /// <summary>t (N, channels, H, W) = the grid's pixels of g (channels, Ld).</summary>
+        public void Compact(float* t, float* g, int channels)
+        {
+            var self = this;
+            Cores.For(0, channels, c =>
+            {
+                var s = self.S;
+                for (int n = 0; n < s.N; n++)
+                {
+                    float* dst = t + ((long)n * channels + c) * s.H * s.W, src = g + c * self.Ld + n * self.I;
+                    for (int h = 0; h < s.H; h++) Copy(dst + h * s.W, src + h * self.R, s.W);
+                }
+            });
         }
 
         /// <summary>dst (channels, Ld): t (N, channels, H, W) with pixel (n, h, w) at lead + n·I + h·R + w, zeros elsewhere.</summary>
