@@ -14,9 +14,9 @@ namespace DreamBooth.Kernels.Cpu;
 ///   jc: NC columns, pack op(B)[pc.., jc..] into NR-column micro-panels (KC×NR each; the KC×NC block stays in L2)
 ///   ir: one A micro-panel (stays in L1)  jr: one B micro-panel → micro-kernel: MR×NR of C held in registers over KC.
 /// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. An
-/// untransposed f32 A is read in place instead (DirectA: the micro-kernel takes a panel's rows at any stride), and so
-/// is an untransposed f32 B when C has few rows (DirectB). An f16/bf16
-/// operand is widened while packing: each contiguous run of it becomes f32 (on the stack, or straight into a B panel)
+/// untransposed f32 A is read in place instead (DirectA: the micro-kernel takes a panel's rows at any stride; a
+/// transposed one too where C is small), and so is an untransposed f32 B when C has few rows (DirectB) or when it is
+/// given by row pointers. An f16/bf16 operand is widened while packing: each contiguous run of it becomes f32 (on the stack, or straight into a B panel)
 /// with the Cast op's vector conversion, then is laid out like f32, so no f32 copy of a whole operand exists. Tasks split
 /// the longer side of C (or the batch, in CpuBackend.Gemm) across cores, or the depth when C is small and k long (SplitDepth).
 /// With the longer side split, every core reads the same panels of the other operand: all cores pack them together, once
@@ -44,7 +44,7 @@ internal static unsafe class GemmKernel
     internal static void Sgemm(bool wide, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb,
         bool transB, float beta, float* c, long ldc, float* colBias = null, float* rowBias = null, bool parallel = true)
     {
-        var job = new Job(wide, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
+        var job = new Job(wide, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
         if (2.0 * m * n * k < ParallelMinFlops) { job.Run(0, m, 0, n); return; }
         if (b.Pointed && transB) throw new ArgumentException("gemm: a B given by row pointers is read untransposed");
         if (k >= DepthSplitRatio * Math.Max(m, n) && !b.Pointed)
@@ -73,8 +73,8 @@ internal static unsafe class GemmKernel
         {
             int k0 = q * depth, kq = Math.Min(k, k0 + depth) - k0;
             Operand aq = a.At(transA ? k0 * lda : k0), bq = b.At(transB ? k0 : k0 * ldb);
-            var job = q == 0 ? new Job(wide, kq, alpha, aq, lda, transA, bq, ldb, transB, beta, c, ldc, colBias, rowBias)
-                : new Job(wide, kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
+            var job = q == 0 ? new Job(wide, m, n, kq, alpha, aq, lda, transA, bq, ldb, transB, beta, c, ldc, colBias, rowBias)
+                : new Job(wide, m, n, kq, alpha, aq, lda, transA, bq, ldb, transB, 0f, partial + (q - 1) * size, n, null, null);
             job.Run(0, m, 0, n);
         }
         if (parallel) Cores.For(0, parts, Part);
@@ -97,7 +97,7 @@ internal static unsafe class GemmKernel
     internal static int CeilDiv(int a, int b) => (a + b - 1) / b;
     internal static int RoundUp(int a, int b) => CeilDiv(a, b) * b;
 
-    readonly struct Job(bool wide, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
+    readonly struct Job(bool wide, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb, bool transB,
         float beta, float* c, long ldc, float* colBias, float* rowBias)
     {
         readonly int _nr = NR(wide);
@@ -142,12 +142,19 @@ internal static unsafe class GemmKernel
 
         /// <summary>Whether the micro-kernel reads op(A)'s rows where they are: an untransposed f32 A is never packed,
         /// since the micro-kernel reads a panel's six rows at any distance apart (APanels). Packing it cost 3 % of the
-        /// bench UNet's step on 1 core (perf, Xeon, 2026-12-05), the interleaving of six rows one float at a time.</summary>
-        bool DirectA => a.Direct && !transA;
+        /// bench UNet's step on 1 core (perf, Xeon, 2026-12-05), the interleaving of six rows one float at a time. A
+        /// transposed f32 A (the weight gradients dyᵀ·x) is read in place too where C is at most 512×128: a panel's six
+        /// elements of each depth are then adjacent, one line serving 2-3 panels, and few B panels re-read them. 1 core
+        /// (Xeon, 2026-12-05), ms packed → in place: [64x4096]ᵀ·[4096x64] 0.31-0.33 → 0.25 (Vector256 code 0.54-0.56 →
+        /// 0.47), [128x1024]ᵀ·[1024x128] 0.25-0.27 → 0.21 (0.45-0.46 → 0.42), [128x256]ᵀ·[256x128] 0.061-0.064 → 0.040,
+        /// [512x4096]ᵀ·[4096x64] 2.32-2.44 → 2.24-2.25 (3.98-4.05 → 3.98-3.99). Larger C re-reads the strided lines once
+        /// per B panel: [1024x1024]ᵀ·[1024x1024] 13.1 → 15.5, [2048x1920]ᵀ·[1920x640] 34.0-34.5 → 37.2-38.0, and in
+        /// Vector256 code [1024x256]ᵀ·[256x128] 0.89-0.90 → 1.04-1.19.</summary>
+        bool DirectA => a.Direct && (!transA || m <= 512 && n <= 128);
 
         /// <summary>The panels of op(A)[ic.., pc..]: A's own rows (DirectA), else packed at pa.</summary>
         APanels Panels(float* pa, int ic, int pc, int kc) =>
-            DirectA ? new(a.F32 + ic * lda + pc, lda, lda, 1) : new(pa, kc, 1, MR);
+            !DirectA ? new(pa, kc, 1, MR) : transA ? new(a.F32 + pc * lda + ic, 1, 1, lda) : new(a.F32 + ic * lda + pc, lda, lda, 1);
 
         /// <summary>Panels of op(A)[ic..ic+mc, pc..pc+kc], packed into pa first unless DirectA.</summary>
         APanels PanelsOfA(float* pa, int ic, int mc, int pc, int kc)
@@ -247,7 +254,7 @@ internal static unsafe class GemmKernel
         }
 
         /// <summary>op(A)[ic..ic+mc, pc..pc+kc] → micro-panels: panel r holds rows ic+r·MR.., element (i, p) at p·MR + i.
-        /// Only a transposed or an f16/bf16 A is packed (DirectA).</summary>
+        /// Only a transposed A (beyond DirectA's sizes) or an f16/bf16 A is packed.</summary>
         void PackA(float* dst, int ic, int mc, int pc, int kc)
         {
             if (a.Direct) PackATransposed(dst, ic, mc, pc, kc);
