@@ -583,14 +583,14 @@ internal static unsafe class GemmKernel
             c50 = Vector512.FusedMultiplyAdd(s, b0, c50); c51 = Vector512.FusedMultiplyAdd(s, b1, c51);
             c52 = Vector512.FusedMultiplyAdd(s, b2, c52); c53 = Vector512.FusedMultiplyAdd(s, b3, c53);
         }
-        if (m == MR && n == 64)
+        if (n == 64)   // whole rows: each of the m lands in vectors
         {
             Land512(c, c00, c01, c02, c03, t, 0);
-            Land512(c + ldc, c10, c11, c12, c13, t, 1);
-            Land512(c + 2 * ldc, c20, c21, c22, c23, t, 2);
-            Land512(c + 3 * ldc, c30, c31, c32, c33, t, 3);
-            Land512(c + 4 * ldc, c40, c41, c42, c43, t, 4);
-            Land512(c + 5 * ldc, c50, c51, c52, c53, t, 5);
+            if (m > 1) Land512(c + ldc, c10, c11, c12, c13, t, 1);
+            if (m > 2) Land512(c + 2 * ldc, c20, c21, c22, c23, t, 2);
+            if (m > 3) Land512(c + 3 * ldc, c30, c31, c32, c33, t, 3);
+            if (m > 4) Land512(c + 4 * ldc, c40, c41, c42, c43, t, 4);
+            if (m > 5) Land512(c + 5 * ldc, c50, c51, c52, c53, t, 5);
             return;
         }
         float* acc = stackalloc float[MR * 64];
@@ -656,14 +656,14 @@ internal static unsafe class GemmKernel
             s = Vector256.Create(a[r5]);
             c50 = Vector256.FusedMultiplyAdd(s, b0, c50); c51 = Vector256.FusedMultiplyAdd(s, b1, c51);
         }
-        if (m == MR && n == 16)
+        if (n == 16)   // whole rows: each of the m lands in vectors
         {
             Land256(c, c00, c01, t, 0);
-            Land256(c + ldc, c10, c11, t, 1);
-            Land256(c + 2 * ldc, c20, c21, t, 2);
-            Land256(c + 3 * ldc, c30, c31, t, 3);
-            Land256(c + 4 * ldc, c40, c41, t, 4);
-            Land256(c + 5 * ldc, c50, c51, t, 5);
+            if (m > 1) Land256(c + ldc, c10, c11, t, 1);
+            if (m > 2) Land256(c + 2 * ldc, c20, c21, t, 2);
+            if (m > 3) Land256(c + 3 * ldc, c30, c31, t, 3);
+            if (m > 4) Land256(c + 4 * ldc, c40, c41, t, 4);
+            if (m > 5) Land256(c + 5 * ldc, c50, c51, t, 5);
             return;
         }
         float* acc = stackalloc float[MR * 16];
