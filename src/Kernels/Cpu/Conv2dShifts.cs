@@ -29,6 +29,7 @@ public sealed unsafe partial class CpuBackend
         s.KH == 3 && s.KW == 3 && s.Stride == 1 && s.Pad == 1 && s.OutC <= 64 && 20L * (s.H + 1) * (s.W + 1) <= 23L * s.H * s.W
         && !Winograd(s);
 
+    // y (N, OutC, H, W), x (N, InC, H, W), w (OutC, InC, 3, 3), bias (OutC) or null
     void Conv2dByShifts(float* py, float* px, float* pw, float* pbias, in ConvShape s)
     {
         var g = new TapGrid(s);
@@ -42,6 +43,7 @@ public sealed unsafe partial class CpuBackend
         g.Compact(py, yg, s.OutC);
     }
 
+    // dx (N, InC, H, W) overwritten, dy (N, OutC, H, W), w (OutC, InC, 3, 3)
     void Conv2dGradInputByShifts(float* pdx, float* pdy, float* pw, in ConvShape s)
     {
         var g = new TapGrid(s);
@@ -61,6 +63,7 @@ public sealed unsafe partial class CpuBackend
         g.Compact(pdx, dxg, s.InC);
     }
 
+    // dw (OutC, InC, 3, 3) accumulated, dy (N, OutC, H, W), x (N, InC, H, W)
     void Conv2dGradWeightByDots(float* pdw, float* pdy, float* px, in ConvShape s)
     {
         var g = new TapGrid(s);
@@ -165,8 +168,8 @@ public sealed unsafe partial class CpuBackend
             for (int j = 0; j < n; j++) dw[i * ldw + j] += sums[i * 6 + j];
     }
 
-    /// <summary>The grid of Conv2dGradWeightByDots: R = W + 1 floats a row, I = (H + 1)·R an image, Grid positions (N·I
-    /// rounded up to whole vectors), and Ld floats per channel: a lead, the grid, the reach of the last tap.</summary>
+    /// <summary>The grid: R = W + 1 floats a row, I = (H + 1)·R an image, Grid positions (N·I rounded up to whole GEMM
+    /// micro-panels), and Ld floats per channel: a lead, the grid, the reach of the last tap.</summary>
     readonly struct TapGrid
     {
         public readonly ConvShape S;
@@ -177,7 +180,7 @@ public sealed unsafe partial class CpuBackend
         {
             S = s;
             R = s.W + 1; I = (s.H + 1) * R;
-            Grid = GemmKernel.RoundUp(s.N * I, GemmKernel.NR(true));   // whole micro-panels: B's rows are never read past Ld
+            Grid = GemmKernel.RoundUp(s.N * I, GemmKernel.NR(true));   // whole 64-wide panels: no row is read past Ld
             Ld = GemmKernel.RoundUp(Grid + 3 * R + 3, 32) + 16;   // 64 bytes off a multiple of 128: rows never alias in L1
         }
 
