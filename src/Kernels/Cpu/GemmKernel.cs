@@ -16,8 +16,9 @@ namespace DreamBooth.Kernels.Cpu;
 /// Packing reads the transposes, so the micro-kernel always sees one layout; edge panels are zero-padded. An
 /// untransposed f32 A is read in place instead (DirectA: the micro-kernel takes a panel's rows at any stride; a
 /// transposed one too where C is small), and so is an untransposed f32 B when C has few rows (DirectB) or when it is
-/// given by row pointers. An f16/bf16 operand is widened while packing: each contiguous run of it becomes f32 (on the stack, or straight into a B panel)
-/// with the Cast op's vector conversion, then is laid out like f32, so no f32 copy of a whole operand exists. Tasks split
+/// given by row pointers. An f16/bf16 operand is widened while packing: each contiguous run of it becomes f32 (on the
+/// stack, or straight into a B panel) with the Cast op's vector conversion, then is laid out like f32, so no f32 copy
+/// of a whole operand exists. Tasks split
 /// the longer side of C (or the batch, in CpuBackend.Gemm) across cores, or the depth when C is small and k long (SplitDepth).
 /// With the longer side split, every core reads the same panels of the other operand: all cores pack them together, once
 /// per depth slab, into one shared buffer; each task packs its own part of the split operand.
@@ -44,9 +45,9 @@ internal static unsafe class GemmKernel
     internal static void Sgemm(bool wide, int m, int n, int k, float alpha, Operand a, long lda, bool transA, Operand b, long ldb,
         bool transB, float beta, float* c, long ldc, float* colBias = null, float* rowBias = null, bool parallel = true)
     {
+        if (b.Pointed && transB) throw new ArgumentException("gemm: a B given by row pointers is read untransposed");
         var job = new Job(wide, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
         if (2.0 * m * n * k < ParallelMinFlops) { job.Run(0, m, 0, n); return; }
-        if (b.Pointed && transB) throw new ArgumentException("gemm: a B given by row pointers is read untransposed");
         if (k >= DepthSplitRatio * Math.Max(m, n) && !b.Pointed)
         {
             SplitDepth(wide, parallel, m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc, colBias, rowBias);
@@ -434,6 +435,8 @@ internal static unsafe class GemmKernel
 
         public Operand(void* data, DType type) { _data = data; Type = type; }
 
+        Operand(float** table) { _data = table; Type = DType.F32; Pointed = true; }
+
         Operand(void* state, delegate*<void*, long, float*, int, void> rows, long offset)
         {
             _data = state; _rows = rows; _offset = offset; Type = DType.F32;
@@ -454,12 +457,7 @@ internal static unsafe class GemmKernel
         /// <summary>An untransposed f32 B whose row p starts at table[p] (ld unused): rows anywhere in memory, read in
         /// place by the micro-kernel (packed only where the tasks split C's rows), each readable for n rounded up to whole
         /// micro-panels of 64. Never split along the depth. The conv's shifted input rows (CpuBackend.Conv2dByShifts).</summary>
-        public static Operand RowPointers(float** table)
-        {
-            var o = new Operand(table, DType.F32);
-            Unsafe.AsRef(in o.Pointed) = true;
-            return o;
-        }
+        public static Operand RowPointers(float** table) => new(table);
 
         /// <summary>The operand from element offset on.</summary>
         public Operand At(long offset) =>
