@@ -19,8 +19,9 @@ public unsafe class GemmRowPointerTests(bool wide)
         if (wide && !Vector512.IsHardwareAccelerated) Assert.Ignore("the 6×64 micro-kernel needs AVX-512, which this machine lacks");
     }
 
-    // One core's Run (below the parallel threshold), the shared run splitting C's columns (tasks read B in place) and
-    // splitting its rows (B's panels packed from the pointers), ragged panels, and depth past one 256 slab.
+    // One core's Run (below the parallel threshold), and on more than one core the shared run splitting C's columns
+    // (tasks read B in place) and splitting its rows (B's panels packed from the pointers); ragged panels, and depth past
+    // one 256 slab.
     [TestCase(7, 130, 300)]
     [TestCase(40, 640, 300)]
     [TestCase(300, 128, 100)]
