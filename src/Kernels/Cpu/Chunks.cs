@@ -3,23 +3,98 @@ using System.Runtime.CompilerServices;
 
 namespace DreamBooth.Kernels.Cpu;
 
-/// <summary>Parallel.For over the cores, or a plain loop where the process has one (taskset -c 0, a 1-CPU container).
-/// There Parallel.For stalled: `perf attention 4 4 256 256 16` on 1 core took 52.7 ms a forward against 1.07 ms as a
-/// loop, and `profile` of the demo's base UNet read 2.6-5 GFLOP/s for its attention (Xeon, .NET 10, 2026-12-05).</summary>
+/// <summary>Parallel loops over the cores, on threads of our own that wait for work by spinning (as OpenMP's do), or a
+/// plain loop where the process has one core (taskset -c 0, a 1-CPU container).
+/// <para>The .NET thread pool, which Parallel.For used before, ran a step of the bench UNet on 2 cores with 4-5 worker
+/// threads sharing the 2 CPUs and one CPU idle 15 % of the time (`perf record -a`, Xeon, 2026-12-05): its workers sleep
+/// between loops and it adds threads when they are slow to come. Here there is one worker per extra core: it spins
+/// for a while after each loop, so the next loop, usually a few microseconds later, finds it awake, then it sleeps.
+/// Items are claimed one at a time from a shared counter, so a slower core takes fewer; which thread runs an item never
+/// changes what it computes. A loop started inside a loop's body runs inline on that thread, and loops from different
+/// threads take turns.</para>
+/// <para>On one core Parallel.For stalled: `perf attention 4 4 256 256 16` on 1 core took 52.7 ms a forward against
+/// 1.07 ms as a loop (Xeon, .NET 10, 2026-12-05).</para></summary>
 static class Cores
 {
-    static readonly bool Several = Environment.ProcessorCount > 1;
+    static readonly int Count = Environment.ProcessorCount;
+    static readonly object Turn = new(), Sleep = new();
+    static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 2000;   // 0.5 ms of spinning after a loop
+    static Loop? _current;
+    static int _generation, _sleepers;
+    [ThreadStatic] static bool _inside;   // this thread is running a loop's items (always, on a worker)
 
-    public static void For(int from, int to, Action<int> body)
+    /// <summary>One loop: items [from, to) claimed in turn by the caller and the workers.</summary>
+    sealed class Loop(long from, long to, Action<long> body)
     {
-        if (Several) Parallel.For(from, to, body);
-        else for (int i = from; i < to; i++) body(i);
+        long _next = from, _left = to - from;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? _error;
+
+        public bool Done => Volatile.Read(ref _left) == 0;
+
+        public void Run()
+        {
+            for (long i; (i = Interlocked.Increment(ref _next) - 1) < to; Interlocked.Decrement(ref _left))
+            {
+                try { body(i); }
+                catch (Exception e) { Interlocked.CompareExchange(ref _error, System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e), null); }
+            }
+        }
+
+        public void ThrowIfFailed() => _error?.Throw();
     }
+
+    static Cores()
+    {
+        for (int w = 1; w < Count; w++)
+            new Thread(Work) { IsBackground = true, Name = $"cpu tier worker {w}" }.Start();
+    }
+
+    public static void For(int from, int to, Action<int> body) => For(from, (long)to, i => body((int)i));
 
     public static void For(long from, long to, Action<long> body)
     {
-        if (Several) Parallel.For(from, to, body);
-        else for (long i = from; i < to; i++) body(i);
+        if (Count == 1 || to - from <= 1 || _inside)
+        {
+            for (long i = from; i < to; i++) body(i);
+            return;
+        }
+        var loop = new Loop(from, to, body);
+        lock (Turn)
+        {
+            Volatile.Write(ref _current, loop);
+            Interlocked.Increment(ref _generation);              // a full fence: the loop is visible before _sleepers is read
+            if (Volatile.Read(ref _sleepers) > 0) lock (Sleep) Monitor.PulseAll(Sleep);
+            _inside = true;
+            try { loop.Run(); }
+            finally { _inside = false; }
+            for (int spins = 0; !loop.Done; spins++)        // the workers' last items
+                if (spins < 1 << 16) Thread.SpinWait(8); else Thread.Yield();
+            Volatile.Write(ref _current, null);
+        }
+        loop.ThrowIfFailed();
+    }
+
+    static void Work()
+    {
+        _inside = true;
+        int seen = 0;
+        while (true)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            while (Volatile.Read(ref _generation) == seen)
+            {
+                Thread.SpinWait(8);
+                if (System.Diagnostics.Stopwatch.GetTimestamp() - start < SpinTicks) continue;
+                lock (Sleep)
+                {
+                    Interlocked.Increment(ref _sleepers);        // a full fence: read _generation after announcing the sleep
+                    while (Volatile.Read(ref _generation) == seen) Monitor.Wait(Sleep);
+                    Interlocked.Decrement(ref _sleepers);
+                }
+            }
+            seen = Volatile.Read(ref _generation);
+            Volatile.Read(ref _current)?.Run();
+        }
     }
 }
 

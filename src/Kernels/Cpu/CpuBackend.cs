@@ -1,4 +1,4 @@
-// The fast managed CPU tier: Vector512/Vector256 SIMD and Parallel.For over cores; one partial file per op.
+// The fast managed CPU tier: Vector512/Vector256 SIMD and parallel loops over the cores (Cores.For); one partial file per op.
 using System.Runtime.Intrinsics;
 
 namespace DreamBooth.Kernels.Cpu;

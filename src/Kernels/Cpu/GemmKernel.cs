@@ -34,7 +34,7 @@ internal static unsafe class GemmKernel
     const int MC = 1032;   // multiple of MR; a packed A block is ~1 MiB
     const int SharedWidth = 4 * NC;   // columns of B packed at once for all cores (2 MiB, twice for the double buffer)
     const int RowsAhead = 4;          // B packing fetches this many rows ahead
-    const double ParallelMinFlops = 4e6;   // below this, a Parallel.For costs more than it saves
+    const double ParallelMinFlops = 4e6;   // below this, a parallel loop costs more than it saves
     const int DepthSplitRatio = 8;         // k at least this many times C's longer side: split the depth (SplitDepth)
 
     /// <summary>C (m, n) = alpha·op(A)·op(B) + beta·C + colBias[j] + rowBias[i]. op(A) is (m, k): A is stored (m, k), or

@@ -98,7 +98,7 @@ static unsafe class NormStats
     /// then in double across chunks, so rounding stays near float epsilon for any group size.</summary>
     const int Chunk = 1024;
 
-    /// <summary>Runs body(0..count) on the thread pool when there is enough work (elements touched) to pay for it.</summary>
+    /// <summary>Runs body(0..count) on every core (Cores.For) when there is enough work (elements touched) to pay for it.</summary>
     public static void For(int count, long work, Action<int> body)
     {
         if (count == 1 || work < 1 << 15)
