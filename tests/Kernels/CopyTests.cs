@@ -197,6 +197,21 @@ public class CopyTests(string backend) : BackendTest(backend)
     }
 
     [Test]
+    public void TransposeMovesFourByteBitsUnchanged()
+    {
+        // (37, 35) → (35, 37): whole register blocks and edges of the tiled transpose. Ints, signalling NaNs and
+        // subnormal patterns must move bit for bit, as no arithmetic may touch them.
+        uint[] special = [0x7F800001u, 0xFF800001u, 0x00000001u, 0x80000003u, 0x7FC12345u, 0xFFFFFFFFu];
+        var bits = Bits(37 * 35, 9).Select((b, i) => i % 7 == 0 ? special[i / 7 % special.Length] : b).ToArray();
+        var dst = Zeros(37 * 35, DType.I32);
+        Backend.StridedCopy(dst, Raw<uint>(DType.I32, bits), [35, 37], [1, 35], 0);
+        var expected = new uint[37 * 35];
+        for (int r = 0; r < 35; r++)
+            for (int c = 0; c < 37; c++) expected[r * 37 + c] = bits[c * 35 + r];
+        Assert.That(ReadRaw<uint>(dst), Is.EqualTo(expected));
+    }
+
+    [Test]
     public void BadArgumentsNameTheOp()
     {
         var src = Zeros(12);

@@ -93,8 +93,8 @@ file static unsafe class FlashAttention<TV> where TV : struct, IVec<TV>
                 {
                     int w = Math.Min(ForwardKeys, kEnd - j0), w4 = Round(w, 4);
                     for (int j = 0; j < w4; j += 4) Accumulate(st + j * R, R, R, kr + (long)(j0 + j) * d, d, 1, qt, R, d, accumulate: false);
-                    // Padded keys, and under the causal mask keys past the query, get −∞.
-                    for (int j = 0; j < w4; j++)
+                    // Padded keys, and under the causal mask keys past the query, get −∞ (unmasked, keys below w are all seen).
+                    for (int j = s.Causal ? 0 : w; j < w4; j++)
                     {
                         int visible = j >= w ? R : s.Causal ? j0 + j - r0 : 0; // lanes below this are masked
                         for (int c = 0; c < Math.Min(visible, R); c += lanes)

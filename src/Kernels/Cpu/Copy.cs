@@ -67,7 +67,7 @@ public sealed unsafe partial class CpuBackend
         {
             // A transpose: the last two axes are (rows, inner) in dst but (inner, rows) in src. Gathering down a source
             // column per dst row touches a new cache line per element, so copy in square tiles instead.
-            TransposeTiles(d0, s0, sizes[..^1], strides[..^1], sizes[^1], inner, innerStride, size);
+            TransposeTiles(d0, s0, sizes[..^1], strides[..^1], sizes[^1], inner, innerStride, size, UseVector512);
             return;
         }
         Chunks.For(dst.Length / inner, Math.Max(1, (1 << 16) / inner), (r0, r1) =>
@@ -96,8 +96,11 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>For each plane p (the outer axes before the last two), dst[p][r, i] = src[p][r + i · stride] with dst
-    /// planes contiguous (rows, inner). Tiles of 32 × 32 keep both the read rows and the written column in L1.</summary>
-    static void TransposeTiles(byte* dst, byte* src, long[] planeSizes, long[] planeStrides, long rows, long inner, long stride, int size)
+    /// planes contiguous (rows, inner). Tiles of 32 × 32 keep both the read rows and the written column in L1; 4-byte
+    /// elements move in register blocks of 16 × 16 (8 × 8 without AVX-512) inside them. The NCHW ↔ (N, HW, C) permutes
+    /// of a transformer block's input and output, [4,64,32,32] (1 core, Xeon): 1.17 → 0.23 ms a copy.</summary>
+    static void TransposeTiles(byte* dst, byte* src, long[] planeSizes, long[] planeStrides, long rows, long inner, long stride, int size,
+        bool wide)
     {
         const int Tile = 32;
         long rowTiles = (rows + Tile - 1) / Tile, planes = planeSizes.Aggregate(1L, (a, b) => a * b);
@@ -109,10 +112,29 @@ public sealed unsafe partial class CpuBackend
                 long q = plane, at = 0;
                 for (int d = planeSizes.Length - 1; d >= 0; d--) { at += q % planeSizes[d] * planeStrides[d]; q /= planeSizes[d]; }
                 byte* s = src + at * size, d0 = dst + plane * rows * inner * size;
-                if (size == 4) TransposeTile((uint*)d0, (uint*)s, r0, r1, inner, stride);
+                if (size == 4 && wide && V512.HasShuffles) TransposeTile<V512>((float*)d0, (float*)s, r0, r1, inner, stride);
+                else if (size == 4 && V256.HasShuffles) TransposeTile<V256>((float*)d0, (float*)s, r0, r1, inner, stride);
+                else if (size == 4) TransposeTile((uint*)d0, (uint*)s, r0, r1, inner, stride);
                 else TransposeTile((ushort*)d0, (ushort*)s, r0, r1, inner, stride);
             }
         });
+    }
+
+    /// <summary>One tile of 4-byte elements: whole TV.Count-square blocks in registers (TV.TransposeBlock with scale 1,
+    /// which moves bits unchanged), the edges one element at a time.</summary>
+    static void TransposeTile<TV>(float* dst, float* src, long r0, long r1, long inner, long stride) where TV : struct, IVec<TV>
+    {
+        const int Tile = 32;
+        int n = TV.Count;
+        long rFull = r0 + (r1 - r0) / n * n;
+        for (long i0 = 0; i0 < inner; i0 += Tile)
+        {
+            long i1 = Math.Min(inner, i0 + Tile), iFull = i0 + (i1 - i0) / n * n;
+            for (long i = i0; i < iFull; i += n)
+                for (long r = r0; r < rFull; r += n) TV.TransposeBlock(dst + r * inner + i, inner, src + r + i * stride, stride, 1f);
+            for (long i = i0; i < i1; i++)
+                for (long r = i < iFull ? rFull : r0; r < r1; r++) dst[r * inner + i] = src[r + i * stride];
+        }
     }
 
     static void TransposeTile<T>(T* dst, T* src, long r0, long r1, long inner, long stride) where T : unmanaged

@@ -54,7 +54,8 @@ internal unsafe interface IVec<TV> where TV : struct, IVec<TV>
     static abstract float Sum(TV v);
     /// <summary>Whether the shuffles below run here (they need x86's AVX-512F or AVX).</summary>
     static abstract bool HasShuffles { get; }
-    /// <summary>dst[c·dstStride + r] = src[r·srcStride + c]·scale over a Count×Count block, in registers.</summary>
+    /// <summary>dst[c·dstStride + r] = src[r·srcStride + c]·scale over a Count×Count block, in registers; with scale 1
+    /// the bits move unchanged (any 4-byte data).</summary>
     static abstract void TransposeBlock(float* dst, long dstStride, float* src, long srcStride, float scale);
     /// <summary>Splits 4·Count floats by index mod 4: phases[s·stride + t] = line[4t + s] for s &lt; 4, t &lt; Count.</summary>
     static abstract void Deinterleave4(float* phases, long stride, float* line);
@@ -132,25 +133,29 @@ internal readonly unsafe struct V512(Vector512<float> v) : IVec<V512>
         Avx512F.PermuteVar16x32x2(b, pairsHigh, d).Store(line + 48);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Row512(float* p, Vector512<float> scale, bool scaled) => scaled ? Vector512.Load(p) * scale : Vector512.Load(p);
+
     public static void TransposeBlock(float* dst, long dstStride, float* src, long srcStride, float scale)
     {
         var vs = Vector512.Create(scale);
-        var r0 = Vector512.Load(src + 0 * srcStride) * vs;
-        var r1 = Vector512.Load(src + 1 * srcStride) * vs;
-        var r2 = Vector512.Load(src + 2 * srcStride) * vs;
-        var r3 = Vector512.Load(src + 3 * srcStride) * vs;
-        var r4 = Vector512.Load(src + 4 * srcStride) * vs;
-        var r5 = Vector512.Load(src + 5 * srcStride) * vs;
-        var r6 = Vector512.Load(src + 6 * srcStride) * vs;
-        var r7 = Vector512.Load(src + 7 * srcStride) * vs;
-        var r8 = Vector512.Load(src + 8 * srcStride) * vs;
-        var r9 = Vector512.Load(src + 9 * srcStride) * vs;
-        var r10 = Vector512.Load(src + 10 * srcStride) * vs;
-        var r11 = Vector512.Load(src + 11 * srcStride) * vs;
-        var r12 = Vector512.Load(src + 12 * srcStride) * vs;
-        var r13 = Vector512.Load(src + 13 * srcStride) * vs;
-        var r14 = Vector512.Load(src + 14 * srcStride) * vs;
-        var r15 = Vector512.Load(src + 15 * srcStride) * vs;
+        bool scaled = scale != 1f;   // scale 1 moves bits, exact for any 4-byte data (ints, NaN payloads)
+        var r0 = Row512(src + 0 * srcStride, vs, scaled);
+        var r1 = Row512(src + 1 * srcStride, vs, scaled);
+        var r2 = Row512(src + 2 * srcStride, vs, scaled);
+        var r3 = Row512(src + 3 * srcStride, vs, scaled);
+        var r4 = Row512(src + 4 * srcStride, vs, scaled);
+        var r5 = Row512(src + 5 * srcStride, vs, scaled);
+        var r6 = Row512(src + 6 * srcStride, vs, scaled);
+        var r7 = Row512(src + 7 * srcStride, vs, scaled);
+        var r8 = Row512(src + 8 * srcStride, vs, scaled);
+        var r9 = Row512(src + 9 * srcStride, vs, scaled);
+        var r10 = Row512(src + 10 * srcStride, vs, scaled);
+        var r11 = Row512(src + 11 * srcStride, vs, scaled);
+        var r12 = Row512(src + 12 * srcStride, vs, scaled);
+        var r13 = Row512(src + 13 * srcStride, vs, scaled);
+        var r14 = Row512(src + 14 * srcStride, vs, scaled);
+        var r15 = Row512(src + 15 * srcStride, vs, scaled);
         // Pairs of rows interleaved, then pairs of pairs (as doubles), then 128-bit lanes across four rows twice.
         var t0 = Avx512F.UnpackLow(r0, r1);
         var t1 = Avx512F.UnpackHigh(r0, r1);
@@ -309,17 +314,21 @@ internal readonly unsafe struct V256(Vector256<float> v) : IVec<V256>
         d = Avx.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Row256(float* p, Vector256<float> scale, bool scaled) => scaled ? Vector256.Load(p) * scale : Vector256.Load(p);
+
     public static void TransposeBlock(float* dst, long dstStride, float* src, long srcStride, float scale)
     {
         var vs = Vector256.Create(scale);
-        var r0 = Vector256.Load(src + 0 * srcStride) * vs;
-        var r1 = Vector256.Load(src + 1 * srcStride) * vs;
-        var r2 = Vector256.Load(src + 2 * srcStride) * vs;
-        var r3 = Vector256.Load(src + 3 * srcStride) * vs;
-        var r4 = Vector256.Load(src + 4 * srcStride) * vs;
-        var r5 = Vector256.Load(src + 5 * srcStride) * vs;
-        var r6 = Vector256.Load(src + 6 * srcStride) * vs;
-        var r7 = Vector256.Load(src + 7 * srcStride) * vs;
+        bool scaled = scale != 1f;   // scale 1 moves bits, exact for any 4-byte data (ints, NaN payloads)
+        var r0 = Row256(src + 0 * srcStride, vs, scaled);
+        var r1 = Row256(src + 1 * srcStride, vs, scaled);
+        var r2 = Row256(src + 2 * srcStride, vs, scaled);
+        var r3 = Row256(src + 3 * srcStride, vs, scaled);
+        var r4 = Row256(src + 4 * srcStride, vs, scaled);
+        var r5 = Row256(src + 5 * srcStride, vs, scaled);
+        var r6 = Row256(src + 6 * srcStride, vs, scaled);
+        var r7 = Row256(src + 7 * srcStride, vs, scaled);
         // Pairs of rows interleaved, then pairs of pairs (as doubles), then the 128-bit halves across rows r and r + 4.
         var t0 = Avx.UnpackLow(r0, r1);
         var t1 = Avx.UnpackHigh(r0, r1);
