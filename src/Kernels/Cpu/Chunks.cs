@@ -1,5 +1,7 @@
-// Fixed parallel work splits shared by the Cpu ops, and zero-padded loads/stores of vector tails.
+// Parallel loops on the cpu tier's own worker threads, the fixed work splits of the Cpu ops, and zero-padded vector tails.
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -9,16 +11,16 @@ namespace DreamBooth.Kernels.Cpu;
 /// threads sharing the 2 CPUs and one CPU idle 15 % of the time (`perf record -a`, Xeon, 2026-12-05): its workers sleep
 /// between loops and it adds threads when they are slow to come. Here there is one worker per extra core: it spins
 /// for a while after each loop, so the next loop, usually a few microseconds later, finds it awake, then it sleeps.
-/// Items are claimed in runs from a shared counter, shorter as fewer remain, so a slower core takes fewer; which thread runs an item never
-/// changes what it computes. A loop started inside a loop's body runs inline on that thread, and loops from different
-/// threads take turns.</para>
+/// Items are claimed in runs from a shared counter, shorter as fewer remain, so a slower core takes fewer; which
+/// thread runs an item never changes what it computes. A loop started inside a loop's body runs inline on that thread,
+/// and loops from different threads take turns.</para>
 /// <para>On one core Parallel.For stalled: `perf attention 4 4 256 256 16` on 1 core took 52.7 ms a forward against
 /// 1.07 ms as a loop (Xeon, .NET 10, 2026-12-05).</para></summary>
 static class Cores
 {
     static readonly int Count = Environment.ProcessorCount;
     static readonly object Turn = new(), Sleep = new();
-    static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 2000;   // 0.5 ms of spinning after a loop
+    static readonly long SpinTicks = Stopwatch.Frequency / 2000;   // 0.5 ms of spinning after a loop
     static Loop? _current;
     static int _generation, _sleepers;
     [ThreadStatic] static bool _inside;   // this thread is running a loop's items (always, on a worker)
@@ -27,7 +29,7 @@ static class Cores
     sealed class Loop(long from, long to, Action<long> body)
     {
         long _next = from, _left = to - from;
-        System.Runtime.ExceptionServices.ExceptionDispatchInfo? _error;
+        ExceptionDispatchInfo? _error;
 
         public bool Done => Volatile.Read(ref _left) == 0;
 
@@ -41,7 +43,7 @@ static class Cores
                 long first = Interlocked.Add(ref _next, run) - run, end = Math.Min(to, first + run);
                 if (first >= to) return;
                 try { for (long i = first; i < end; i++) body(i); }
-                catch (Exception e) { Interlocked.CompareExchange(ref _error, System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e), null); }
+                catch (Exception e) { Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null); }
                 Interlocked.Add(ref _left, first - end);
             }
         }
@@ -86,11 +88,11 @@ static class Cores
         int seen = 0;
         while (true)
         {
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            long start = Stopwatch.GetTimestamp();
             while (Volatile.Read(ref _generation) == seen)
             {
                 Thread.SpinWait(8);
-                if (System.Diagnostics.Stopwatch.GetTimestamp() - start < SpinTicks) continue;
+                if (Stopwatch.GetTimestamp() - start < SpinTicks) continue;
                 lock (Sleep)
                 {
                     Interlocked.Increment(ref _sleepers);        // a full fence: read _generation after announcing the sleep
