@@ -30,37 +30,35 @@ public sealed unsafe partial class CpuBackend
         && !Winograd(s);
 
     // y (N, OutC, H, W), x (N, InC, H, W), w (OutC, InC, 3, 3), bias (OutC) or null
-    void Conv2dByShifts(float* py, float* px, float* pw, float* pbias, in ConvShape s)
-    {
-        var g = new TapGrid(s);
-        var scratch = Scratch.Current;
-        float* xpad = g.Place(scratch.Get(Scratch.Padded, s.InC * g.Ld), px, s.InC, g.R + 1);
-        float** rows = g.ShiftedRows(scratch, xpad, s.InC, flipped: false);
-        float* yg = scratch.Get(Scratch.FoldedImages, s.OutC * g.Ld);
-        // y on the grid (OutC, grid) = w (OutC, 9·InC) · the shifted rows (9·InC, grid)
-        GemmKernel.Sgemm(UseVector512, s.OutC, g.Grid, 9 * s.InC, 1f, pw, 9 * s.InC, false, GemmKernel.Operand.RowPointers(rows), 0, false,
-            0f, yg, g.Ld, rowBias: pbias);
-        g.Compact(py, yg, s.OutC);
-    }
+    void Conv2dByShifts(float* py, float* px, float* pw, float* pbias, in ConvShape s) =>
+        GemmOverShiftedRows(py, s.OutC, px, s.InC, pw, pbias, flipped: false, s);
 
     // dx (N, InC, H, W) overwritten, dy (N, OutC, H, W), w (OutC, InC, 3, 3)
     void Conv2dGradInputByShifts(float* pdx, float* pdy, float* pw, in ConvShape s)
     {
-        var g = new TapGrid(s);
-        var scratch = Scratch.Current;
-        float* dypad = g.Place(scratch.Get(Scratch.Padded, s.OutC * g.Ld), pdy, s.OutC, g.R + 1);
-        float** rows = g.ShiftedRows(scratch, dypad, s.OutC, flipped: true);
         int inC = s.InC, outC = s.OutC;
-        float* wt = scratch.Get(Scratch.TapWeights, 9L * outC * inC);   // (InC, OutC, 3, 3)
+        float* wt = Scratch.Current.Get(Scratch.TapWeights, 9L * outC * inC);   // (InC, OutC, 3, 3)
         Cores.For(0, inC, c =>
         {
             for (int o = 0; o < outC; o++) Copy(wt + ((long)c * outC + o) * 9, pw + ((long)o * inC + c) * 9, 9);
         });
-        float* dxg = scratch.Get(Scratch.FoldedImages, s.InC * g.Ld);
-        // dx on the grid (InC, grid) = wᵀ (InC, 9·OutC) · dy's rows shifted by the flipped taps (9·OutC, grid)
-        GemmKernel.Sgemm(UseVector512, s.InC, g.Grid, 9 * s.OutC, 1f, wt, 9 * s.OutC, false, GemmKernel.Operand.RowPointers(rows), 0, false,
-            0f, dxg, g.Ld);
-        g.Compact(pdx, dxg, s.InC);
+        GemmOverShiftedRows(pdx, inC, pdy, outC, wt, null, flipped: true, s);
+    }
+
+    // output (N, outChannels, H, W) = weights (outChannels, 9·inChannels) · the shifted rows of input (N, inChannels, H, W)
+    // (+ bias (outChannels) or null): the input padded onto the grid, one GEMM over its rows (the taps flipped for the
+    // input's gradient, where input is dy and weights are wᵀ), the grid's pixels compacted into output.
+    void GemmOverShiftedRows(float* output, int outChannels, float* input, int inChannels, float* weights, float* bias, bool flipped,
+        in ConvShape s)
+    {
+        var g = new TapGrid(s);
+        var scratch = Scratch.Current;
+        float* padded = g.Place(scratch.Get(Scratch.Padded, inChannels * g.Ld), input, inChannels, g.R + 1);
+        float** rows = g.ShiftedRows(scratch, padded, inChannels, flipped);
+        float* grid = scratch.Get(Scratch.FoldedImages, outChannels * g.Ld);
+        GemmKernel.Sgemm(UseVector512, outChannels, g.Grid, 9 * inChannels, 1f, weights, 9 * inChannels, false,
+            GemmKernel.Operand.RowPointers(rows), 0, false, 0f, grid, g.Ld, rowBias: bias);
+        g.Compact(output, grid, outChannels);
     }
 
     // dw (OutC, InC, 3, 3) accumulated, dy (N, OutC, H, W), x (N, InC, H, W)

@@ -525,8 +525,8 @@ internal static unsafe class GemmKernel
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public float* Next() => *_rows++ + column;
     }
 
-    // ---- micro-kernels: C[6, NR] += Σ_p a[i·aRow + p·aStep] · b[p·step + j] (A packed or in place, APanels; step: NR
-    // packed, ldb in place), accumulators in registers. Rows past m read row m − 1 (their sums are not stored), so A's
+    // ---- micro-kernels: C[6, NR] += Σ_p a[i·aRow + p·aStep] · b_p[j] (A packed or in place, APanels; b_p the row
+    // rows.Next() gives: packed, in place ldb apart, or at a pointer, IPanelB), accumulators in registers. Rows past m read row m − 1 (their sums are not stored), so A's
     // own rows are never read past the block. ----
 
     /// <summary>Asks for the C tile's lines before the depth loop, so they arrive while it runs instead of stalling the
