@@ -1,5 +1,6 @@
-// The cpu tier's Winograd F(4×4, 3×3) kernels called directly, at every transform width and GEMM width, against the
-// double reference: the backend sends only large enough convolutions there (CpuBackend.Winograd), so small ones test it.
+// The cpu tier's Winograd kernels, F(4×4, 3×3) and F(2×2, 3×3), called directly at every transform width and GEMM width,
+// against the double reference: the backend sends only large enough convolutions there (CpuBackend.Winograd), so small
+// ones test them.
 using DreamBooth.Kernels;
 using DreamBooth.Kernels.Cpu;
 using DreamBooth.Kernels.Reference;
@@ -9,26 +10,31 @@ using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Tests.Kernels;
 
-[TestFixture("8 lanes, 6×16 GEMM")]
-[TestFixture("8 lanes, 6×64 GEMM")]
-[TestFixture("16 lanes, 6×64 GEMM")]
+[TestFixture("F(4×4), 8 lanes, 6×16 GEMM")]
+[TestFixture("F(4×4), 8 lanes, 6×64 GEMM")]
+[TestFixture("F(4×4), 16 lanes, 6×64 GEMM")]
+[TestFixture("F(2×2), 8 lanes, 6×16 GEMM")]
+[TestFixture("F(2×2), 8 lanes, 6×64 GEMM")]
+[TestFixture("F(2×2), 16 lanes, 6×64 GEMM")]
 public unsafe class Conv2dWinogradTests(string variant)
 {
-    // Conv2dTests' bounds: the same sums, in another order (36 products of transformed values per channel).
+    // Conv2dTests' bounds: the same sums, in another order (36 or 16 products of transformed values per channel).
     const double AtolPerSqrtTerm = 1e-5, Rtol = 1e-4;
 
     static double Atol(long terms) => 1e-6 + AtolPerSqrtTerm * Math.Sqrt(terms);
 
     // 3×3 stride 1, padding 0 to 2: one tile and a partial one, rows of more than 16 tiles (full and partial groups of
-    // 16 or 8 lanes), odd and non-square sizes, depth past one GEMM slab of 256, several images.
+    // 16 or 8 lanes), odd and non-square sizes, depth past one GEMM slab of 256, several images, channel counts that fill
+    // F(2×2)'s lanes and that do not.
     static readonly ConvShape[] Shapes =
     [
         new(1, 3, 5, 7, 4, 3, 3, 1, 1), new(2, 3, 8, 8, 5, 3, 3, 1, 0), new(2, 32, 12, 12, 32, 3, 3, 1, 1),
         new(1, 8, 40, 40, 8, 3, 3, 1, 1), new(1, 2, 9, 70, 3, 3, 3, 1, 1), new(2, 3, 7, 66, 4, 3, 3, 1, 2),
-        new(1, 260, 6, 6, 7, 3, 3, 1, 1),
+        new(1, 260, 6, 6, 7, 3, 3, 1, 1), new(3, 32, 8, 8, 48, 3, 3, 1, 1), new(2, 17, 5, 9, 33, 3, 3, 1, 2),
     ];
 
-    bool Lanes16 => variant.StartsWith("16");
+    bool Small => variant.StartsWith("F(2×2)");
+    bool Lanes16 => variant.Contains("16 lanes");
     bool WideGemm => variant.EndsWith("6×64 GEMM");
 
     [SetUp]
@@ -46,9 +52,11 @@ public unsafe class Conv2dWinogradTests(string variant)
         Conv2dReference.Forward(expected, x, w, b, s);
         float[] fx = TestData.ToFloat(x), fw = TestData.ToFloat(w), fb = TestData.ToFloat(b), y = new float[s.OutputLength];
         fixed (float* py = y, px = fx, pw = fw, pb = fb)
-            if (Lanes16) Winograd3x3<V512>.Forward(py, px, pw, pb, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            if (Small && Lanes16) Winograd2x2<V512>.Forward(py, px, pw, pb, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            else if (Small) Winograd2x2<V256>.Forward(py, px, pw, pb, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            else if (Lanes16) Winograd3x3<V512>.Forward(py, px, pw, pb, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
             else Winograd3x3<V256>.Forward(py, px, pw, pb, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
-        Close.Assert(y, expected, Atol((long)s.InC * 9), Rtol, $"winograd forward {s}");
+        Close.Assert(y, expected, Atol((long)s.InC * 9), Rtol, $"winograd {variant} forward {s}");
     }
 
     [Test]
@@ -59,9 +67,11 @@ public unsafe class Conv2dWinogradTests(string variant)
         Conv2dReference.GradInput(expected, dy, w, s);
         float[] fdy = TestData.ToFloat(dy), fw = TestData.ToFloat(w), dx = new float[s.InputLength];
         fixed (float* pdx = dx, pdy = fdy, pw = fw)
-            if (Lanes16) Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            if (Small && Lanes16) Winograd2x2<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            else if (Small) Winograd2x2<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            else if (Lanes16) Winograd3x3<V512>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
             else Winograd3x3<V256>.GradInput(pdx, pdy, pw, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
-        Close.Assert(dx, expected, Atol((long)s.OutC * 9), Rtol, $"winograd grad input {s}");
+        Close.Assert(dx, expected, Atol((long)s.OutC * 9), Rtol, $"winograd {variant} grad input {s}");
     }
 
     [Test]
@@ -72,8 +82,10 @@ public unsafe class Conv2dWinogradTests(string variant)
         Conv2dReference.GradWeight(expected, unusedBias, dy, x, s);
         float[] fdy = TestData.ToFloat(dy), fx = TestData.ToFloat(x), fdw = TestData.ToFloat(dw);
         fixed (float* pdw = fdw, pdy = fdy, px = fx)
-            if (Lanes16) Winograd3x3<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            if (Small && Lanes16) Winograd2x2<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            else if (Small) Winograd2x2<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
+            else if (Lanes16) Winograd3x3<V512>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
             else Winograd3x3<V256>.GradWeight(pdw, pdy, px, s.N, s.InC, s.H, s.W, s.OutC, s.Pad, WideGemm);
-        Close.Assert(fdw, expected, Atol((long)s.N * s.OutH * s.OutW), Rtol, $"winograd grad weight {s}");
+        Close.Assert(fdw, expected, Atol((long)s.N * s.OutH * s.OutW), Rtol, $"winograd {variant} grad weight {s}");
     }
 }

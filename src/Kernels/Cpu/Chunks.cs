@@ -2,6 +2,8 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DreamBooth.Kernels.Cpu;
 
@@ -133,22 +135,49 @@ static unsafe class Chunks
             Cores.For(0L, count, body);
     }
 
-    /// <summary>The first count floats at p, fewer than one vector of type TVec holds, zero padded to that vector.</summary>
+    /// <summary>The first count floats at p, fewer than one vector of type TVec holds, zero padded to that vector: one
+    /// masked load where the machine has them (lanes past count are not read, so they may lie past the buffer's end).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec LoadTail<TVec>(float* p, long count) where TVec : unmanaged
     {
-        TVec v = default;
-        float* dst = (float*)&v;
+        if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
+        {
+            var v = Avx512F.MaskLoad(p, Mask512(count), Vector512<float>.Zero);
+            return Unsafe.As<Vector512<float>, TVec>(ref v);
+        }
+        if (typeof(TVec) == typeof(Vector256<float>) && Avx.IsSupported)
+        {
+            var v = Avx.MaskLoad(p, Mask256(count));
+            return Unsafe.As<Vector256<float>, TVec>(ref v);
+        }
+        TVec t = default;
+        float* dst = (float*)&t;
         for (long i = 0; i < count; i++) dst[i] = p[i];
-        return v;
+        return t;
     }
 
-    /// <summary>The first count floats of v, stored at p.</summary>
+    /// <summary>The first count floats of v, stored at p (one masked store where the machine has them).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreTail<TVec>(float* p, TVec v, long count) where TVec : unmanaged
     {
+        if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
+        {
+            Avx512F.MaskStore(p, Mask512(count), Unsafe.As<TVec, Vector512<float>>(ref v));
+            return;
+        }
+        if (typeof(TVec) == typeof(Vector256<float>) && Avx.IsSupported)
+        {
+            Avx.MaskStore(p, Mask256(count), Unsafe.As<TVec, Vector256<float>>(ref v));
+            return;
+        }
         float* src = (float*)&v;
         for (long i = 0; i < count; i++) p[i] = src[i];
     }
+
+    static Vector512<float> Mask512(long count) =>
+        Vector512.LessThan(Vector512<int>.Indices, Vector512.Create((int)Math.Min(count, 16))).AsSingle();
+
+    static Vector256<float> Mask256(long count) =>
+        Vector256.LessThan(Vector256<int>.Indices, Vector256.Create((int)Math.Min(count, 8))).AsSingle();
 }
 
