@@ -19,8 +19,8 @@ public class Conv2dTests(string backend) : BackendTest(backend)
     // Batch 1, odd and non-square sizes, stride 2, pad 0 and 1, 1×1 and 3×3 (and other) kernels, and SD's shapes scaled
     // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks, rows
     // of more than 16 output pixels with padding 1 and 2. On the cpu tier all of these are too small for Winograd
-    // (CpuBackend.Winograd; Conv2dWinogradTests calls it directly at these sizes, and WinogradSizedConvolution below
-    // reaches it through the backend). The last has 65 input and 66 output channels: rows past one 64-row tile in all
+    // (CpuBackend.Winograd and SmallWinograd; Conv2dWinogradTests calls both forms directly at these sizes, and
+    // WinogradSizedConvolution and SmallWinogradSizedConvolution below reach them through the backend). The last has 65 input and 66 output channels: rows past one 64-row tile in all
     // three CUDA kernels (the others cross its 64-column tiles and 16-deep slabs).
     static readonly ConvShape[] Shapes =
     [
@@ -76,6 +76,17 @@ public class Conv2dTests(string backend) : BackendTest(backend)
     public void WinogradSizedConvolution()
     {
         var s = new ConvShape(1, 64, 64, 64, 64, 3, 3, 1, 1);
+        Forward(s, bias: true);
+        GradInput(s);
+        GradWeightAccumulates(s, bias: true);
+    }
+
+    /// <summary>A convolution the cpu tier runs by Winograd F(2×2) (8×8 images, 64 channels: CpuBackend.SmallWinograd),
+    /// forward and both gradients.</summary>
+    [Test, Category(HostScale)]
+    public void SmallWinogradSizedConvolution()
+    {
+        var s = new ConvShape(2, 64, 8, 8, 64, 3, 3, 1, 1);
         Forward(s, bias: true);
         GradInput(s);
         GradWeightAccumulates(s, bias: true);

@@ -1,5 +1,5 @@
-// Conv2d forward and gradients as GEMMs over im2col columns (3×3 stride-1 ones: Winograd, Conv2dWinograd.cs, or shifted
-// rows of a padded input, Conv2dShifts.cs).
+// Conv2d forward and gradients as GEMMs over im2col columns (3×3 stride-1 ones: Winograd, Conv2dWinograd.cs and
+// Conv2dWinogradSmall.cs, or shifted rows of a padded input, Conv2dShifts.cs).
 using System.Runtime.Intrinsics;
 
 namespace DreamBooth.Kernels.Cpu;
