@@ -135,19 +135,20 @@ static unsafe class Chunks
             Cores.For(0L, count, body);
     }
 
-    /// <summary>The first count floats at p, fewer than one vector of type TVec holds, zero padded to that vector: one
-    /// masked load where the machine has them (lanes past count are not read, so they may lie past the buffer's end).</summary>
+    /// <summary>The first count floats at p, at most one vector of type TVec, zero padded to that vector: a plain load of
+    /// a whole vector, else one masked load where the machine has them (lanes past count are not read, so they may lie
+    /// past the buffer's end).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec LoadTail<TVec>(float* p, long count) where TVec : unmanaged
     {
         if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
         {
-            var v = Avx512F.MaskLoad(p, Mask512(count), Vector512<float>.Zero);
+            var v = count >= 16 ? Vector512.Load(p) : Avx512F.MaskLoad(p, Mask512(count), Vector512<float>.Zero);
             return Unsafe.As<Vector512<float>, TVec>(ref v);
         }
         if (typeof(TVec) == typeof(Vector256<float>) && Avx.IsSupported)
         {
-            var v = Avx.MaskLoad(p, Mask256(count));
+            var v = count >= 8 ? Vector256.Load(p) : Avx.MaskLoad(p, Mask256(count));
             return Unsafe.As<Vector256<float>, TVec>(ref v);
         }
         TVec t = default;
@@ -156,18 +157,21 @@ static unsafe class Chunks
         return t;
     }
 
-    /// <summary>The first count floats of v, stored at p (one masked store where the machine has them).</summary>
+    /// <summary>The first count floats of v (at most all of it), stored at p: a plain store of a whole vector, else one
+    /// masked store where the machine has them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreTail<TVec>(float* p, TVec v, long count) where TVec : unmanaged
     {
         if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
         {
-            Avx512F.MaskStore(p, Mask512(count), Unsafe.As<TVec, Vector512<float>>(ref v));
+            if (count >= 16) Unsafe.As<TVec, Vector512<float>>(ref v).Store(p);
+            else Avx512F.MaskStore(p, Mask512(count), Unsafe.As<TVec, Vector512<float>>(ref v));
             return;
         }
         if (typeof(TVec) == typeof(Vector256<float>) && Avx.IsSupported)
         {
-            Avx.MaskStore(p, Mask256(count), Unsafe.As<TVec, Vector256<float>>(ref v));
+            if (count >= 8) Unsafe.As<TVec, Vector256<float>>(ref v).Store(p);
+            else Avx.MaskStore(p, Mask256(count), Unsafe.As<TVec, Vector256<float>>(ref v));
             return;
         }
         float* src = (float*)&v;
@@ -175,9 +179,9 @@ static unsafe class Chunks
     }
 
     static Vector512<float> Mask512(long count) =>
-        Vector512.LessThan(Vector512<int>.Indices, Vector512.Create((int)Math.Min(count, 16))).AsSingle();
+        Vector512.LessThan(Vector512<int>.Indices, Vector512.Create((int)count)).AsSingle();
 
     static Vector256<float> Mask256(long count) =>
-        Vector256.LessThan(Vector256<int>.Indices, Vector256.Create((int)Math.Min(count, 8))).AsSingle();
+        Vector256.LessThan(Vector256<int>.Indices, Vector256.Create((int)count)).AsSingle();
 }
 

@@ -44,21 +44,21 @@ public sealed unsafe partial class CpuBackend
     }
 
     // Winograd F(2×2, 3×3) with channels along the lanes (Conv2dWinogradSmall.cs) for images too small for F(4×4)'s rows
-    // of tiles, with channels enough to fill its lanes and the GEMM's panels (64 columns wide, 16 without AVX-512: both
-    // channel counts are a GEMM's width, one in the forward, one in the input's gradient). `perf conv N C H W K 3`,
-    // forward+backward ms on 1 core, what ran before → F(2×2) (Xeon, 2026-12-05): [4,256,8,8] → 256 7.05 → 5.51,
-    // [4,512,8,8] → 256 14.1 → 10.7, [4,128,8,8] → 128 2.10 → 1.42, [4,64,8,8] → 64 0.64 → 0.40, [4,128,16,16] → 128
-    // 7.32 → 4.97, [4,256,16,16] → 256 26.6 → 17.4, [4,192,16,16] → 64 5.82 → 3.86, [4,64,16,16] → 64 1.94 → 1.39;
-    // at 32×32 with AVX-512, [4,64,32,32] → 64 6.37 → 5.65, → 128 10.6 → 9.86, [4,128,32,32] → 64 10.4 → 9.86, but
-    // [4,128,32,32] → 128 17.0 → 18.3 and [4,192,32,32] → 64 16.2 → 17.1; without AVX-512 ([4,64,32,32] → 64 8.49 →
-    // 10.0) only up to 16×16. Slower: 4×4 images ([4,256,4,4] → 256 2.51 → 2.99) and channels that leave lanes or
-    // panels part-empty ([4,32,16,16] → 32 0.53 → 1.24, [4,48,16,16] → 48 1.07 → 1.89, [4,96,32,32] → 96 12.0 → 15.9).
+    // of tiles (outputs of 8×8 to 16×16), with channels enough to fill its lanes and the GEMM's panels (64 columns wide,
+    // 16 without AVX-512: both channel counts are a GEMM's width, one in the forward, one in the input's gradient).
+    // `perf conv N C H W K 3`, forward+backward ms on 1 core, what ran before → F(2×2) (Xeon, 2026-12-05): [4,256,8,8] →
+    // 256 7.05 → 5.51, [4,512,8,8] → 256 14.1 → 10.7, [4,128,8,8] → 128 2.10 → 1.42, [4,64,8,8] → 64 0.64 → 0.40,
+    // [4,128,16,16] → 128 7.32 → 4.97, [4,256,16,16] → 256 26.6 → 17.4, [4,192,16,16] → 64 5.82 → 3.86, [4,64,16,16] →
+    // 64 1.94 → 1.39. At 32×32 F(4×4) wins: [4,64,32,32] → 64 4.52-4.58 against 5.58-5.71 by F(2×2), → 128 7.55-7.74
+    // against 9.63-11.5, [4,128,32,32] → 64 7.76-7.93 against 9.83-10.1 (2026-12-06). Slower too: 4×4 images
+    // ([4,256,4,4] → 256 2.51 → 2.99) and channels that leave lanes or panels part-empty ([4,32,16,16] → 32 0.53 → 1.24,
+    // [4,48,16,16] → 48 1.07 → 1.89, [4,96,32,32] → 96 12.0 → 15.9).
     bool SmallWinograd(in ConvShape s)
     {
-        if (!Winograd2x2<V256>.Applies(s) || Math.Min(s.OutH, s.OutW) < 8 || Math.Min(s.InC, s.OutC) < 64) return false;
-        int panel = UseVector512 ? 64 : 16, side = Math.Max(s.OutH, s.OutW);
-        bool Fills(int channels) => 8 * channels >= 7 * ((channels + panel - 1) / panel * panel);
-        return Fills(s.InC) && Fills(s.OutC) && (side <= 16 || UseVector512 && side <= 32 && s.InC * s.OutC <= 128 * 64);
+        if (!Winograd2x2<V256>.Applies(s) || Math.Min(s.OutH, s.OutW) < 8 || Math.Max(s.OutH, s.OutW) > 16) return false;
+        int panel = UseVector512 ? 64 : 16;
+        bool Fills(int channels) => channels >= 64 && 8 * channels >= 7 * ((channels + panel - 1) / panel * panel);
+        return Fills(s.InC) && Fills(s.OutC);
     }
 
     // Winograd's 16-lane transforms on AVX-512 only where a row holds more than 8 tiles (4 output pixels each: OW > 32;

@@ -103,8 +103,9 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
                 var r = rows + i * 3;
                 FilterTransform(r[0], r[1], r[2], out var o0, out var o1, out var o2, out var o3, out var o4, out var o5);
                 float* at = u + i * Patch * posStride + c0;
-                Store(at, o0, count); Store(at + posStride, o1, count); Store(at + 2 * posStride, o2, count);
-                Store(at + 3 * posStride, o3, count); Store(at + 4 * posStride, o4, count); Store(at + 5 * posStride, o5, count);
+                TV.StoreTail(o0, at, count); TV.StoreTail(o1, at + posStride, count);
+                TV.StoreTail(o2, at + 2 * posStride, count); TV.StoreTail(o3, at + 3 * posStride, count);
+                TV.StoreTail(o4, at + 4 * posStride, count); TV.StoreTail(o5, at + 5 * posStride, count);
             }
         }
     }
@@ -137,8 +138,8 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
             {
                 float* at = du + j * posStride + c0;
                 long rowStep = Patch * posStride;
-                FilterGradTransform(Load(at, count), Load(at + rowStep, count), Load(at + 2 * rowStep, count),
-                    Load(at + 3 * rowStep, count), Load(at + 4 * rowStep, count), Load(at + 5 * rowStep, count),
+                FilterGradTransform(TV.LoadTail(at, count), TV.LoadTail(at + rowStep, count), TV.LoadTail(at + 2 * rowStep, count),
+                    TV.LoadTail(at + 3 * rowStep, count), TV.LoadTail(at + 4 * rowStep, count), TV.LoadTail(at + 5 * rowStep, count),
                     out cols[j], out cols[Patch + j], out cols[2 * Patch + j]);
             }
             for (int a = 0; a < 3; a++)                                   // row a: G over its 6 columns
@@ -215,8 +216,9 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
                     var c = cols + i * Patch;
                     InputTransform(c[0], c[1], c[2], c[3], c[4], c[5], out var o0, out var o1, out var o2, out var o3, out var o4, out var o5);
                     float* at = dst + i * Patch * posStride;
-                    Store(at, o0, count); Store(at + posStride, o1, count); Store(at + 2 * posStride, o2, count);
-                    Store(at + 3 * posStride, o3, count); Store(at + 4 * posStride, o4, count); Store(at + 5 * posStride, o5, count);
+                    TV.StoreTail(o0, at, count); TV.StoreTail(o1, at + posStride, count);
+                    TV.StoreTail(o2, at + 2 * posStride, count); TV.StoreTail(o3, at + 3 * posStride, count);
+                    TV.StoreTail(o4, at + 4 * posStride, count); TV.StoreTail(o5, at + 5 * posStride, count);
                 }
             }
         }
@@ -290,8 +292,9 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
                     var c = cols + i * Tile;
                     GradOutputTransform(c[0], c[1], c[2], c[3], out var o0, out var o1, out var o2, out var o3, out var o4, out var o5);
                     float* at = dst + i * Patch * posStride;
-                    Store(at, o0, count); Store(at + posStride, o1, count); Store(at + 2 * posStride, o2, count);
-                    Store(at + 3 * posStride, o3, count); Store(at + 4 * posStride, o4, count); Store(at + 5 * posStride, o5, count);
+                    TV.StoreTail(o0, at, count); TV.StoreTail(o1, at + posStride, count);
+                    TV.StoreTail(o2, at + 2 * posStride, count); TV.StoreTail(o3, at + 3 * posStride, count);
+                    TV.StoreTail(o4, at + 4 * posStride, count); TV.StoreTail(o5, at + 5 * posStride, count);
                 }
             }
         }
@@ -323,8 +326,8 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
                 {
                     float* at = src + j * posStride;
                     long rowStep = Patch * posStride;
-                    OutputTransform(Load(at, count), Load(at + rowStep, count), Load(at + 2 * rowStep, count),
-                        Load(at + 3 * rowStep, count), Load(at + 4 * rowStep, count), Load(at + 5 * rowStep, count),
+                    OutputTransform(TV.LoadTail(at, count), TV.LoadTail(at + rowStep, count), TV.LoadTail(at + 2 * rowStep, count),
+                        TV.LoadTail(at + 3 * rowStep, count), TV.LoadTail(at + 4 * rowStep, count), TV.LoadTail(at + 5 * rowStep, count),
                         out rows[j], out rows[Patch + j], out rows[2 * Patch + j], out rows[3 * Patch + j]);
                 }
                 for (int i = 0; i < Tile; i++)
@@ -350,23 +353,5 @@ internal static unsafe class Winograd3x3<TV> where TV : unmanaged, IVec<TV>
         o1 = TV.Fma(TV.Create(2f), f, b);
         o2 = TV.Fma(TV.Create(4f), e, a);
         o3 = TV.Fma(TV.Create(8f), f, b) + m5;
-    }
-
-    /// <summary>The first count floats at p, zeros in the other lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV Load(float* p, int count)
-    {
-        if (count == Lanes) return TV.Load(p);
-        var v = TV.Zero;
-        new Span<float>(p, count).CopyTo(new Span<float>(&v, Lanes));
-        return v;
-    }
-
-    /// <summary>The first count lanes of value to p.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Store(float* p, TV value, int count)
-    {
-        if (count == Lanes) TV.Store(value, p);
-        else new Span<float>(&value, count).CopyTo(new Span<float>(p, count));
     }
 }

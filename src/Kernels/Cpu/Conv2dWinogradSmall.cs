@@ -210,7 +210,7 @@ internal static unsafe class Winograd2x2<TV> where TV : unmanaged, IVec<TV>
                 float* p = at + col * pos + k0;
                 OutputTransform(TV.Load(p), TV.Load(p + 4 * pos), TV.Load(p + 8 * pos), TV.Load(p + 12 * pos), out a[col], out a[4 + col]);
             }
-            var b = bias == null ? TV.Zero : k0 + Lanes <= k ? TV.Load(bias + k0) : TV.LoadTail(bias + k0, k - k0);
+            var b = bias == null ? TV.Zero : TV.LoadTail(bias + k0, Math.Min(Lanes, k - k0));
             OutputTransform(a[0], a[1], a[2], a[3], out var y00, out var y01);
             OutputTransform(a[4], a[5], a[6], a[7], out var y10, out var y11);
             TV.Store(y00 + b, top + k0); TV.Store(y01 + b, top + g.Out + k0);
@@ -291,7 +291,8 @@ internal static unsafe class Winograd2x2<TV> where TV : unmanaged, IVec<TV>
                 {
                     FilterTransform(rows[3 * i], rows[3 * i + 1], rows[3 * i + 2], out var o0, out var o1, out var o2, out var o3);
                     float* o = u + 4 * i * pos + (long)kk * c + c0;
-                    Store(o, o0, count); Store(o + pos, o1, count); Store(o + 2 * pos, o2, count); Store(o + 3 * pos, o3, count);
+                    TV.StoreTail(o0, o, count); TV.StoreTail(o1, o + pos, count);
+                    TV.StoreTail(o2, o + 2 * pos, count); TV.StoreTail(o3, o + 3 * pos, count);
                 }
             }
         });
@@ -324,7 +325,8 @@ internal static unsafe class Winograd2x2<TV> where TV : unmanaged, IVec<TV>
             for (int col = 0; col < 4; col++)
             {
                 float* at = du + col * pos + c0;
-                FilterGradTransform(Load(at, count), Load(at + 4 * pos, count), Load(at + 8 * pos, count), Load(at + 12 * pos, count),
+                FilterGradTransform(TV.LoadTail(at, count), TV.LoadTail(at + 4 * pos, count), TV.LoadTail(at + 8 * pos, count),
+                    TV.LoadTail(at + 12 * pos, count),
                     out cols[col], out cols[4 + col], out cols[8 + col]);
             }
             for (int a = 0; a < 3; a++)
@@ -356,17 +358,5 @@ internal static unsafe class Winograd2x2<TV> where TV : unmanaged, IVec<TV>
         o0 = u0 + sum;
         o1 = half * (u1 - u2);
         o2 = sum + u3;
-    }
-
-    /// <summary>The first count floats at p, zeros in the other lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV Load(float* p, int count) => count == Lanes ? TV.Load(p) : TV.LoadTail(p, count);
-
-    /// <summary>The first count lanes of value to p.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Store(float* p, TV value, int count)
-    {
-        if (count == Lanes) TV.Store(value, p);
-        else TV.StoreTail(value, p, count);
     }
 }

@@ -42,8 +42,9 @@ internal unsafe interface IVec<TV> where TV : struct, IVec<TV>
     /// [−126, 127] by building 2ⁿ from its exponent bits.</summary>
     static abstract TV ScaleByPow2(TV p, TV n);
     static abstract bool ScalesAnyExponent { get; }
-    /// <summary>The first count (&lt; Count) floats at p, zero padded.</summary>
+    /// <summary>The first count (≤ Count) floats at p, zero padded; p[count..] are never read.</summary>
     static abstract TV LoadTail(float* p, long count);
+    /// <summary>The first count (≤ Count) lanes of v to p; p[count..] are left as they are.</summary>
     static abstract void StoreTail(TV v, float* p, long count);
     /// <summary>Lane i is p[i] where 0 ≤ start + i &lt; limit, else 0; the other p[i] are never read (a masked load).</summary>
     static abstract TV LoadWithin(float* p, int start, int limit);
