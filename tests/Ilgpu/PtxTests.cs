@@ -37,13 +37,17 @@ public class PtxTests
     }
 
     [Test]
-    public void HalfInputGemmsWidenAsTheyLoad()
+    public void HalfInputGemmsRunOnTensorCores()
     {
-        // f16 elements are loaded as 16 bits and widened by the hardware conversion; bf16 ones by a shift (no conversion).
-        var f16 = Compiled.Single(k => k.Name == "gemm_f16_tiled64").Ptx;
-        var bf16 = Compiled.Single(k => k.Name == "gemm_bf16_tiled64").Ptx;
-        Assert.That(f16, Does.Contain("ld.b16").And.Contain("cvt.f32.f16"));
-        Assert.That(bf16, Does.Contain("ld.b16").And.Contain("shl.b32").And.Not.Contain("cvt.f32.f16"));
+        // f16 and bf16 GEMMs issue mma.sync with f32 accumulation: 8 per step of 16 depth values (one per 16×8 tile of a
+        // warp's 32×32), two steps per slab, into the accumulator registers their inline assembly declares.
+        foreach (var (name, type) in new[] { ("gemm_f16_mma", "f16"), ("gemm_bf16_mma", "bf16") })
+        {
+            var ptx = Compiled.Single(k => k.Name == name).Ptx;
+            Assert.That(System.Text.RegularExpressions.Regex.Matches(ptx, $"mma.sync.aligned.m16n8k16.row.col.f32.{type}.{type}.f32 ").Count,
+                Is.EqualTo(16), name);
+            Assert.That(ptx, Does.Contain(".reg .f32 dbc<32>;"), name);
+        }
     }
 
     [Test]

@@ -1,16 +1,14 @@
-// CUDA-tier GEMM: 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory, 4×4 per thread;
-// A and B f32, f16 or bf16 (widened to f32 as the slabs are loaded), C f32.
+// CUDA-tier GEMM: f32 inputs on 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory,
+// 4×4 per thread; f16 and bf16 inputs on tensor cores (GemmMma.cs). C is f32.
 using ILGPU.Runtime;
 using ILGPU;
-using Half = ILGPU.Half;
 
 namespace DreamBooth.Kernels.Ilgpu;
 
 public sealed partial class IlgpuBackend
 {
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>? _gemm;
-    Action<KernelConfig, ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<ILGPU.Half>, ArrayView<float>, GemmKernels.Args>? _gemmF16;
-    Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>? _gemmBf16;
+    Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>? _gemmF16, _gemmBf16;
 
     public void Gemm(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias, in GemmShape s)
     {
@@ -21,34 +19,37 @@ public sealed partial class IlgpuBackend
         {
             case DType.F32:
                 _gemm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>(GemmKernels.Tiled);
-                Gemm(_gemm, vc, F(op, a), F(op, b), vbias, s, bias != null);
+                Gemm(_gemm, GemmKernels.Config, vc, F(op, a), F(op, b), vbias, s, bias != null);
                 break;
             case DType.F16:
-                _gemmF16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<ILGPU.Half>, ArrayView<float>, GemmKernels.Args>(GemmKernels.TiledF16);
-                Gemm(_gemmF16, vc, Buf(op, a).View.Cast<ILGPU.Half>(), Buf(op, b).View.Cast<ILGPU.Half>(), vbias, s, bias != null);
+                _gemmF16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(GemmMmaKernels.F16);
+                Gemm(_gemmF16, MmaConfig, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
                 break;
             default:
-                _gemmBf16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(GemmKernels.TiledBf16);
-                Gemm(_gemmBf16, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
+                _gemmBf16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(GemmMmaKernels.Bf16);
+                Gemm(_gemmBf16, MmaConfig, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
                 break;
         }
     }
 
-    /// <summary>Launches one GEMM kernel (of A and B's element type T) over the batch.</summary>
+    KernelConfig MmaConfig(GemmShape s) => GemmMmaKernels.Config(s, emulated: Acc.AcceleratorType == AcceleratorType.CPU);
+
+    /// <summary>Launches one GEMM kernel (of A and B's element type T, grouped by config) over the batch.</summary>
     static void Gemm<T>(Action<KernelConfig, ArrayView<float>, ArrayView<T>, ArrayView<T>, ArrayView<float>, GemmKernels.Args> kernel,
-        ArrayView<float> c, ArrayView<T> a, ArrayView<T> b, ArrayView<float> bias, in GemmShape s, bool hasBias) where T : unmanaged
+        Func<GemmShape, KernelConfig> config, ArrayView<float> c, ArrayView<T> a, ArrayView<T> b, ArrayView<float> bias, in GemmShape s,
+        bool hasBias) where T : unmanaged
     {
         if (s.Batch == 1 || s.BatchStrideC >= (long)s.M * s.N)
         {
-            kernel(WithinGridLimits("gemm", GemmKernels.Config(s)), c, a, b, bias, GemmKernels.Args.From(s, hasBias));
+            kernel(WithinGridLimits("gemm", config(s)), c, a, b, bias, GemmKernels.Args.From(s, hasBias));
             return;
         }
         // Batches whose C overlap (StrideC 0: a sum over the batch) would race inside one launch: run them in order,
         // which is exactly the sequential definition C ← α·A[b]B[b] + β·C (+ bias) for b = 0, 1, ...
         var one = s with { Batch = 1 };
-        var config = WithinGridLimits("gemm", GemmKernels.Config(one));
+        var oneConfig = WithinGridLimits("gemm", config(one));
         for (int i = 0; i < s.Batch; i++)
-            kernel(config, c.SubView(i * s.BatchStrideC), a.SubView(i * s.BatchStrideA),
+            kernel(oneConfig, c.SubView(i * s.BatchStrideC), a.SubView(i * s.BatchStrideA),
                 b.SubView(i * s.BatchStrideB), bias, GemmKernels.Args.From(one, hasBias));
     }
 }
@@ -59,8 +60,6 @@ public sealed partial class IlgpuBackend
 /// into shared memory, four elements each, reading along whichever axis is contiguous in memory (so loads coalesce for
 /// every transpose), then each thread accumulates a 4×4 block of C in registers: rows ty + 16i, columns tx + 16j, so a
 /// warp's 32 threads read 32 consecutive columns of the B slab and store 32 consecutive floats of C.
-/// One body serves every input dtype: an f16 element widens with one cvt.f32.f16, a bf16 element (ushort bits) by a
-/// 16-bit shift, both exact, so the slabs, the products and the f32 accumulation are those of the f32 kernel.
 /// </summary>
 public static class GemmKernels
 {
@@ -73,29 +72,11 @@ public static class GemmKernels
             s.Beta, hasBias ? 1 : 0, s.BatchStrideA, s.BatchStrideB, s.BatchStrideC);
     }
 
-    public static KernelConfig Config(in GemmShape s) =>
+    public static KernelConfig Config(GemmShape s) =>
         new(new Index3D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile, s.Batch), new Index3D(Threads, Threads, 1));
 
     [GpuKernel("gemm_f32_tiled64", explicitlyGrouped: true)]
-    public static void Tiled(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias, Args p) =>
-        Tiled(c, new F32(a), new F32(b), bias, p);   // c (batch, M, N); a, b per GemmShape; bias (N) — the same for all three
-
-    [GpuKernel("gemm_f16_tiled64", explicitlyGrouped: true)]
-    public static void TiledF16(ArrayView<float> c, ArrayView<Half> a, ArrayView<Half> b, ArrayView<float> bias, Args p) =>
-        Tiled(c, new F16(a), new F16(b), bias, p);
-
-    [GpuKernel("gemm_bf16_tiled64", explicitlyGrouped: true)]
-    public static void TiledBf16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, Args p) =>
-        Tiled(c, new Bf16(a), new Bf16(b), bias, p);
-
-    /// <summary>An input matrix read as f32, whatever it stores.</summary>
-    interface IInput { float this[long i] { get; } }
-    readonly struct F32(ArrayView<float> v) : IInput { public float this[long i] => v[i]; }
-    readonly struct F16(ArrayView<Half> v) : IInput { public float this[long i] => v[i]; }
-    readonly struct Bf16(ArrayView<ushort> v) : IInput { public float this[long i] => Interop.IntAsFloat((uint)v[i] << 16); }
-
-    /// <summary>The kernel body for inputs of any element type T.</summary>
-    static void Tiled<T>(ArrayView<float> c, T a, T b, ArrayView<float> bias, Args p) where T : struct, IInput
+    public static void Tiled(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias, Args p) // c (batch, M, N); a, b per GemmShape; bias (N)
     {
         var aSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [k][row]
         var bSlab = SharedMemory.Allocate<float>(Slab * Tile);    // [k][column]
@@ -138,7 +119,7 @@ public static class GemmKernels
         Store(c, bias, p, cBase + (long)row * p.N, col + 48, v3);
     }
 
-    static void Store(ArrayView<float> c, ArrayView<float> bias, Args p, long rowStart, int col, float v)
+    internal static void Store(ArrayView<float> c, ArrayView<float> bias, Args p, long rowStart, int col, float v)
     {
         if (col >= p.N) return;
         float result = p.Alpha * v;

@@ -1,0 +1,288 @@
+// CUDA-tier GEMM of f16/bf16 inputs on tensor cores (mma.sync m16n8k16, f32 accumulation), with a model of that
+// instruction where there are none (ILGPU's CPU emulator), so the tests check every fragment's layout.
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+namespace DreamBooth.Kernels.Ilgpu;
+
+/// <summary>
+/// C[b] = α·op(A[b])·op(B[b]) + β·C[b] (+ bias[n]) with GemmShape's layout and GemmKernels.Args, for A and B of 16-bit
+/// floats (f16 or bf16 bits in ushort). Group (x, y) of 4 warps computes the 64×64 tile of C at rows 64·y, columns 64·x of
+/// batch z; warp w owns its 32×32 quarter (rows 32·(w/2), columns 32·(w%2)) as 2×4 tiles of 16×8, four f32 per lane each.
+/// Per slab of 32 depth values the 128 threads stage op(A) as [row][pair] and op(B) as [column][pair] in shared memory,
+/// a pair being two consecutive depth values packed low-first in 32 bits, which is how mma.sync takes A (row-major) and
+/// B (column-major) fragments; loads read along whichever axis is contiguous in memory. The row stride of 20 words keeps
+/// the 32 lanes' fragment loads (8 rows × 4 pairs) on 32 different banks. Each slab is two steps of 16 depth values, each
+/// step 8 mma per warp. The products of two 16-bit floats are exact in f32, so only the accumulation order differs from
+/// the f32 kernel.
+/// </summary>
+public static class GemmMmaKernels
+{
+    const int Tile = 64, Pairs = 16, Stride = Pairs + 4, Warps = 4, Threads = 32 * Warps;
+
+    /// <summary>The launch over s's tiles; emulated: with the dynamic shared memory the model of mma.sync needs.</summary>
+    public static KernelConfig Config(GemmShape s, bool emulated) =>
+        new(new Index3D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile, s.Batch), new Index3D(Threads, 1, 1),
+            SharedMemoryConfig.RequestDynamic<uint>(emulated ? Threads * Registers : 0));
+
+    [GpuKernel("gemm_bf16_mma", explicitlyGrouped: true)]
+    public static void Bf16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
+        Tiled(new Bf16Mma(), c, a, b, bias, p);   // c (batch, M, N); a, b per GemmShape, bf16 bits; bias (N)
+
+    [GpuKernel("gemm_f16_mma", explicitlyGrouped: true)]
+    public static void F16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
+        Tiled(new F16Mma(), c, a, b, bias, p);    // the same, f16 bits
+
+    static void Tiled<TMma>(TMma mma, ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias,
+        GemmKernels.Args p) where TMma : struct, IMma
+    {
+        var aSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [row][pair]
+        var bSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [column][pair]
+        var exchange = SharedMemory.GetDynamic<uint>();   // (Threads, Registers) for the model on the emulator, empty on a GPU
+        int thread = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
+        int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile, wr = warp / 2 * 32, wc = warp % 2 * 32;
+        long aBase = Grid.IdxZ * p.StrideA, bBase = Grid.IdxZ * p.StrideB, cBase = Grid.IdxZ * p.StrideC;
+        var tile = new WarpTile();
+        WarpTile.Start();
+        for (int k0 = 0; k0 < p.K; k0 += 2 * Pairs)
+        {
+            Stage(aSlab, a, aBase, row0, p.M, k0, p.K, p.TransA == 0, thread);   // A (M, K), or (K, M) transposed
+            Stage(bSlab, b, bBase, col0, p.N, k0, p.K, p.TransB != 0, thread);   // B (N, K) transposed, or (K, N)
+            Group.Barrier();
+            tile.AddStep(mma, aSlab, bSlab, exchange, wr, wc, 0, lane);
+            tile.AddStep(mma, aSlab, bSlab, exchange, wr, wc, 8, lane);
+            Group.Barrier();
+        }
+        tile.Finish();
+        int row = row0 + wr + lane / 4, col = col0 + wc + lane % 4 * 2;
+        Store(c, bias, p, cBase, row, col, tile.C00); Store(c, bias, p, cBase, row, col + 8, tile.C01);
+        Store(c, bias, p, cBase, row, col + 16, tile.C02); Store(c, bias, p, cBase, row, col + 24, tile.C03);
+        Store(c, bias, p, cBase, row + 16, col, tile.C10); Store(c, bias, p, cBase, row + 16, col + 8, tile.C11);
+        Store(c, bias, p, cBase, row + 16, col + 16, tile.C12); Store(c, bias, p, cBase, row + 16, col + 24, tile.C13);
+    }
+
+    /// <summary>slab[r·Stride + i] = op(X)[origin + r, k0 + 2i] | op(X)[origin + r, k0 + 2i + 1] &lt;&lt; 16, zero past the
+    /// extent or the depth. kContiguous: X is (extent, depth) row-major, else (depth, extent); consecutive threads take
+    /// consecutive addresses either way.</summary>
+    static void Stage(ArrayView<uint> slab, ArrayView<ushort> x, long xBase, int origin, int extent, int k0, int depth, // slab (Tile, Stride), shared
+        bool kContiguous, int thread)
+    {
+        for (int e = thread; e < Tile * Pairs; e += Threads)
+        {
+            int r = kContiguous ? e / Pairs : e % Tile, i = kContiguous ? e % Pairs : e / Tile;
+            int gr = origin + r, gk = k0 + 2 * i;
+            uint lo = 0, hi = 0;
+            if (gr < extent && gk < depth)
+            {
+                long at = xBase + (kContiguous ? (long)gr * depth + gk : (long)gk * extent + gr);
+                lo = x[at];
+                if (gk + 1 < depth) hi = x[at + (kContiguous ? 1 : extent)];
+            }
+            slab[r * Stride + i] = lo | hi << 16;
+        }
+    }
+
+    /// <summary>The epilogue for one 16×8 tile: this lane's rows row and row + 8, columns col and col + 1.</summary>
+    static void Store(ArrayView<float> c, ArrayView<float> bias, GemmKernels.Args p, long cBase, int row, int col, Fragment f)
+    {
+        if (row < p.M)
+        {
+            GemmKernels.Store(c, bias, p, cBase + (long)row * p.N, col, f.C0);
+            GemmKernels.Store(c, bias, p, cBase + (long)row * p.N, col + 1, f.C1);
+        }
+        if (row + 8 < p.M)
+        {
+            GemmKernels.Store(c, bias, p, cBase + (long)(row + 8) * p.N, col, f.C2);
+            GemmKernels.Store(c, bias, p, cBase + (long)(row + 8) * p.N, col + 1, f.C3);
+        }
+    }
+
+    /// <summary>A lane's four f32 of a 16×8 tile of C: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1) for lane 4g + t.</summary>
+    public struct Fragment
+    {
+        public float C0, C1, C2, C3;
+    }
+
+    /// <summary>
+    /// A warp's 32×32 of C: tile Cij at rows 16i, columns 8j of the quarter. On a GPU it lives in 32 PTX registers per lane
+    /// (dbc0 … dbc31, four per tile in the order C00, C01, …, C13) that the inline assembly declares, accumulates and
+    /// reads back at the end: ILGPU passes an inline-assembly output through local memory, which ptxas keeps (it does not
+    /// promote .local to registers), so only the last read goes that way. (ILGPU reads % only before an operand number,
+    /// so the names have none.) The fields hold the sums on the emulator, and the GPU's at the end.
+    /// </summary>
+    struct WarpTile
+    {
+        public Fragment C00, C01, C02, C03, C10, C11, C12, C13;
+
+        const string Declare =
+            ".reg .f32 dbc<32>;\n\t" +
+            "mov.b32 dbc0, 0; mov.b32 dbc1, 0; mov.b32 dbc2, 0; mov.b32 dbc3, 0;\n\t" +
+            "mov.b32 dbc4, 0; mov.b32 dbc5, 0; mov.b32 dbc6, 0; mov.b32 dbc7, 0;\n\t" +
+            "mov.b32 dbc8, 0; mov.b32 dbc9, 0; mov.b32 dbc10, 0; mov.b32 dbc11, 0;\n\t" +
+            "mov.b32 dbc12, 0; mov.b32 dbc13, 0; mov.b32 dbc14, 0; mov.b32 dbc15, 0;\n\t" +
+            "mov.b32 dbc16, 0; mov.b32 dbc17, 0; mov.b32 dbc18, 0; mov.b32 dbc19, 0;\n\t" +
+            "mov.b32 dbc20, 0; mov.b32 dbc21, 0; mov.b32 dbc22, 0; mov.b32 dbc23, 0;\n\t" +
+            "mov.b32 dbc24, 0; mov.b32 dbc25, 0; mov.b32 dbc26, 0; mov.b32 dbc27, 0;\n\t" +
+            "mov.b32 dbc28, 0; mov.b32 dbc29, 0; mov.b32 dbc30, 0; mov.b32 dbc31, 0;\n\t";
+
+        const string Read =
+            "mov.f32 %0, dbc0; mov.f32 %1, dbc1; mov.f32 %2, dbc2; mov.f32 %3, dbc3;\n\t" +
+            "mov.f32 %4, dbc4; mov.f32 %5, dbc5; mov.f32 %6, dbc6; mov.f32 %7, dbc7;\n\t" +
+            "mov.f32 %8, dbc8; mov.f32 %9, dbc9; mov.f32 %10, dbc10; mov.f32 %11, dbc11;\n\t" +
+            "mov.f32 %12, dbc12; mov.f32 %13, dbc13; mov.f32 %14, dbc14; mov.f32 %15, dbc15;\n\t" +
+            "mov.f32 %16, dbc16; mov.f32 %17, dbc17; mov.f32 %18, dbc18; mov.f32 %19, dbc19;\n\t" +
+            "mov.f32 %20, dbc20; mov.f32 %21, dbc21; mov.f32 %22, dbc22; mov.f32 %23, dbc23;\n\t" +
+            "mov.f32 %24, dbc24; mov.f32 %25, dbc25; mov.f32 %26, dbc26; mov.f32 %27, dbc27;\n\t" +
+            "mov.f32 %28, dbc28; mov.f32 %29, dbc29; mov.f32 %30, dbc30; mov.f32 %31, dbc31;\n\t";
+
+        /// <summary>Declares and zeroes the accumulator registers (on a GPU; the fields start at zero).</summary>
+        public static void Start()
+        {
+            if (CudaAsm.IsSupported) CudaAsm.Emit(Declare);
+        }
+
+        /// <summary>C += the warp's rows of the A slab · its columns of the B slab over the 16 depth values of pairs
+        /// step … step + 7. Lane 4g + t holds the A pairs t and t + 4 of rows g and g + 8, and the B pairs t and t + 4 of
+        /// column g. On the emulator every lane publishes its 16 registers in exchange and the model reads them.</summary>
+        public void AddStep<TMma>(TMma mma, ArrayView<uint> aSlab, ArrayView<uint> bSlab, ArrayView<uint> exchange, // (Tile, Stride) each, shared; (Threads, Registers), shared
+            int wr, int wc, int step, int lane) where TMma : struct, IMma
+        {
+            int g = lane / 4, i = step + lane % 4;
+            int r0 = (wr + g) * Stride + i, r1 = r0 + 16 * Stride;
+            uint a00 = aSlab[r0], a01 = aSlab[r0 + 8 * Stride], a02 = aSlab[r0 + 4], a03 = aSlab[r0 + 8 * Stride + 4];
+            uint a10 = aSlab[r1], a11 = aSlab[r1 + 8 * Stride], a12 = aSlab[r1 + 4], a13 = aSlab[r1 + 8 * Stride + 4];
+            int n = (wc + g) * Stride + i;
+            uint b00 = bSlab[n], b01 = bSlab[n + 4], b10 = bSlab[n + 8 * Stride], b11 = bSlab[n + 8 * Stride + 4];
+            uint b20 = bSlab[n + 16 * Stride], b21 = bSlab[n + 16 * Stride + 4], b30 = bSlab[n + 24 * Stride], b31 = bSlab[n + 24 * Stride + 4];
+            if (CudaAsm.IsSupported)
+            {
+                mma.Step(Pair(a00, a01), Pair(a02, a03), Pair(a10, a11), Pair(a12, a13), Pair(b00, b01), Pair(b10, b11), Pair(b20, b21), Pair(b30, b31));
+                return;
+            }
+            var mine = exchange.SubView(Group.IdxX * Registers, Registers);
+            mine[0] = a00; mine[1] = a01; mine[2] = a02; mine[3] = a03; mine[4] = a10; mine[5] = a11; mine[6] = a12; mine[7] = a13;
+            mine[8] = b00; mine[9] = b01; mine[10] = b10; mine[11] = b11; mine[12] = b20; mine[13] = b21; mine[14] = b30; mine[15] = b31;
+            Warp.Barrier();
+            var warp = exchange.SubView((Group.IdxX - lane) * Registers, 32 * Registers);
+            Model(ref C00, warp, 0, 0, mma.F16); Model(ref C01, warp, 0, 1, mma.F16);
+            Model(ref C02, warp, 0, 2, mma.F16); Model(ref C03, warp, 0, 3, mma.F16);
+            Model(ref C10, warp, 1, 0, mma.F16); Model(ref C11, warp, 1, 1, mma.F16);
+            Model(ref C12, warp, 1, 2, mma.F16); Model(ref C13, warp, 1, 3, mma.F16);
+            Warp.Barrier();
+        }
+
+        /// <summary>Reads the accumulator registers into the fields (on a GPU).</summary>
+        public void Finish()
+        {
+            if (!CudaAsm.IsSupported) return;
+            Output<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default,
+                c8 = default, c9 = default, c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default,
+                c16 = default, c17 = default, c18 = default, c19 = default, c20 = default, c21 = default, c22 = default, c23 = default,
+                c24 = default, c25 = default, c26 = default, c27 = default, c28 = default, c29 = default, c30 = default, c31 = default;
+            CudaAsm.EmitRef(Read, ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7, ref c8, ref c9, ref c10, ref c11,
+                ref c12, ref c13, ref c14, ref c15, ref c16, ref c17, ref c18, ref c19, ref c20, ref c21, ref c22, ref c23, ref c24,
+                ref c25, ref c26, ref c27, ref c28, ref c29, ref c30, ref c31);
+            C00 = new Fragment { C0 = c0.Value, C1 = c1.Value, C2 = c2.Value, C3 = c3.Value };
+            C01 = new Fragment { C0 = c4.Value, C1 = c5.Value, C2 = c6.Value, C3 = c7.Value };
+            C02 = new Fragment { C0 = c8.Value, C1 = c9.Value, C2 = c10.Value, C3 = c11.Value };
+            C03 = new Fragment { C0 = c12.Value, C1 = c13.Value, C2 = c14.Value, C3 = c15.Value };
+            C10 = new Fragment { C0 = c16.Value, C1 = c17.Value, C2 = c18.Value, C3 = c19.Value };
+            C11 = new Fragment { C0 = c20.Value, C1 = c21.Value, C2 = c22.Value, C3 = c23.Value };
+            C12 = new Fragment { C0 = c24.Value, C1 = c25.Value, C2 = c26.Value, C3 = c27.Value };
+            C13 = new Fragment { C0 = c28.Value, C1 = c29.Value, C2 = c30.Value, C3 = c31.Value };
+        }
+
+        /// <summary>Two 32-bit fragment registers as one 64-bit operand, low first (ILGPU's inline assembly takes at most
+        /// ten values).</summary>
+        static ulong Pair(uint lo, uint hi) => lo | (ulong)hi << 32;
+    }
+
+    /// <summary>The 8 mma.sync of one step for an input type: operands %0-%3 are A's registers of the two row tiles and
+    /// %4-%7 B's of the four column tiles, two registers to an operand; the products add to dbc0 … dbc31.</summary>
+    public interface IMma
+    {
+        bool F16 { get; }
+        void Step(ulong a0, ulong a1, ulong a2, ulong a3, ulong b0, ulong b1, ulong b2, ulong b3);
+    }
+
+    readonly struct Bf16Mma : IMma
+    {
+        const string Asm =
+            "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
+            "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
+            "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
+            "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
+            "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
+            "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
+            "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
+            "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
+            "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
+            "}\n\t";
+
+        public bool F16 => false;
+        public void Step(ulong a0, ulong a1, ulong a2, ulong a3, ulong b0, ulong b1, ulong b2, ulong b3) =>
+            CudaAsm.Emit(Asm, a0, a1, a2, a3, b0, b1, b2, b3);
+    }
+
+    readonly struct F16Mma : IMma
+    {
+        const string Asm =
+            "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
+            "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
+            "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
+            "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
+            "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
+            "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
+            "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
+            "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
+            "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
+            "}\n\t";
+
+        public bool F16 => true;
+        public void Step(ulong a0, ulong a1, ulong a2, ulong a3, ulong b0, ulong b1, ulong b2, ulong b3) =>
+            CudaAsm.Emit(Asm, a0, a1, a2, a3, b0, b1, b2, b3);
+    }
+
+    /// <summary>Fragment registers a lane holds per step: A's four for each of the two row tiles, B's two for each of the
+    /// four column tiles.</summary>
+    const int Registers = 16;
+
+    /// <summary>What mma.sync computes for tile Cij, from the warp's fragment registers (warp: lane l's at l·16 + …, A's of
+    /// row tile i at 4i, B's of column tile j at 8 + 2j), where there is no tensor core. A lane's registers hold the pairs
+    /// (row g, pair t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of A and (column g, pair t), (g, t + 4) of B, for lane 4g + t;
+    /// so for each pair p of the depth, this lane's rows g and g + 8 come from lane 4g + p % 4 and its columns 2t and
+    /// 2t + 1 from lanes 8t + p % 4 and 8t + 4 + p % 4.</summary>
+    static void Model(ref Fragment d, ArrayView<uint> warp, int i, int j, bool f16) // warp (32, Registers), shared
+    {
+        int lane = Warp.LaneIdx, g = lane / 4, t = lane % 4;
+        for (int pair = 0; pair < 8; pair++)
+        {
+            int q = pair % 4, high = pair / 4;
+            uint rowG = warp[(4 * g + q) * Registers + 4 * i + 2 * high], rowG8 = warp[(4 * g + q) * Registers + 4 * i + 2 * high + 1];
+            uint col0 = warp[(8 * t + q) * Registers + 8 + 2 * j + high], col1 = warp[(8 * t + 4 + q) * Registers + 8 + 2 * j + high];
+            d.C0 += Dot(rowG, col0, f16); d.C1 += Dot(rowG, col1, f16);
+            d.C2 += Dot(rowG8, col0, f16); d.C3 += Dot(rowG8, col1, f16);
+        }
+    }
+
+    static float Dot(uint x, uint y, bool f16) => Widen(x & 0xFFFF, f16) * Widen(y & 0xFFFF, f16) + Widen(x >> 16, f16) * Widen(y >> 16, f16);
+
+    static float Widen(uint bits, bool f16) => f16 ? (float)Interop.IntAsFloat((ushort)bits) : Interop.IntAsFloat(bits << 16);
+}
