@@ -2,6 +2,8 @@
 // device selection. Every op is tested against the reference by the shared bodies in tests/Kernels ("cuda-emulated").
 using DreamBooth.Kernels;
 using DreamBooth.Kernels.Ilgpu;
+using DreamBooth.Kernels.Reference;
+using DreamBooth.Tests.Kernels;
 using DreamBooth.Tests.Support;
 using NUnit.Framework;
 
@@ -126,5 +128,44 @@ public class IlgpuBackendTests
         Assert.That(e!.Message, Does.Contain("no CUDA device found; use --device cpu"));
         using var auto = Backends.Auto();
         Assert.That(auto.Name, Is.EqualTo("cpu"));
+    }
+
+    // ---- GPUs without tensor cores ----
+
+    [Test]
+    public void HalfInputGemmsWithoutTensorCoresMatchTheReference([Values(DType.F16, DType.BF16)] DType inputs)
+    {
+        // The _model kernels, which a GPU below compute capability 8.0 runs (it has no mma.sync m16n8k16): the same tiles,
+        // with the model of the instruction on the FP32 lanes. Tile-crossing sizes, both transposes, alpha/beta/bias and
+        // a batch with a shared B; the tolerance is GemmTests' (only the f32 accumulation rounds).
+        using var lanes = new IlgpuBackend(IlgpuDevice.Create(emulate: true), tensorCores: false);
+        GemmShape[] shapes = [new(65, 66, 33), new(7, 65, 57, TransA: true), new(17, 100, 40, TransB: true, Alpha: 0.5f, Beta: -1.5f),
+            new(5, 7, 9, Batch: 3, StrideB: 0)];
+        foreach (var s in shapes)
+        {
+            long aLen = (s.Batch - 1) * s.BatchStrideA + (long)s.M * s.K, bLen = (s.Batch - 1) * s.BatchStrideB + (long)s.K * s.N;
+            double[] a = GemmTests.Rounded(TestData.Uniform(1, aLen), inputs);
+            double[] b = GemmTests.Rounded(TestData.Uniform(2, bLen), inputs);
+            double[] c = TestData.Uniform(3, s.Batch * (long)s.M * s.N), bias = TestData.Uniform(4, s.N);
+            var expected = (double[])c.Clone();
+            GemmReference.Gemm(expected, a, b, bias, s);
+            using var aBuf = Half(lanes, a, inputs);
+            using var bBuf = Half(lanes, b, inputs);
+            using var cBuf = lanes.Allocate(DType.F32, c.Length);
+            using var biasBuf = lanes.Allocate(DType.F32, s.N);
+            lanes.Upload<float>(cBuf, TestData.ToFloat(c));
+            lanes.Upload<float>(biasBuf, TestData.ToFloat(bias));
+            lanes.Gemm(cBuf, aBuf, bBuf, biasBuf, s);
+            var actual = new float[c.Length];
+            lanes.Download<float>(actual, cBuf);
+            Close.Assert(actual, expected, GemmTests.Atol(s), GemmTests.Rtol, $"{s} {inputs.Name()}");
+        }
+    }
+
+    static DeviceBuffer Half(IBackend backend, double[] values, DType dtype)
+    {
+        var buffer = backend.Allocate(dtype, values.Length);
+        backend.Upload<ushort>(buffer, GemmTests.HalfBits(values, dtype));
+        return buffer;
     }
 }

@@ -40,13 +40,18 @@ public class PtxTests
     public void HalfInputGemmsRunOnTensorCores()
     {
         // f16 and bf16 GEMMs issue mma.sync with f32 accumulation: 8 per step of 16 depth values (one per 16×8 tile of a
-        // warp's 32×32), two steps per slab, into the accumulator registers their inline assembly declares.
+        // warp's 32×32), two steps per slab, into the accumulator registers their inline assembly declares, and only of
+        // their own input type.
         foreach (var (name, type) in new[] { ("gemm_f16_mma", "f16"), ("gemm_bf16_mma", "bf16") })
         {
             var ptx = Compiled.Single(k => k.Name == name).Ptx;
             Assert.That(System.Text.RegularExpressions.Regex.Matches(ptx, $"mma.sync.aligned.m16n8k16.row.col.f32.{type}.{type}.f32 ").Count,
                 Is.EqualTo(16), name);
+            Assert.That(ptx, Does.Not.Contain(type == "f16" ? ".bf16.bf16." : ".f16.f16."), name);
             Assert.That(ptx, Does.Contain(".reg .f32 dbc<32>;"), name);
+            // The kernel for GPUs below compute capability 8.0 computes the model instead, and must hold no mma, which
+            // their PTX JIT would reject.
+            Assert.That(Compiled.Single(k => k.Name == name + "_model").Ptx, Does.Not.Contain("mma"), name + "_model");
         }
     }
 

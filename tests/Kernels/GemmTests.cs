@@ -15,9 +15,9 @@ public class GemmTests(string backend) : BackendTest(backend)
     // halves (11- or 8-bit significands) is exact in f32, so again only the f32 accumulation rounds.
     const double AtolPerSqrtK = 1e-5;
     // Rounding the result to f32, and the beta·C and bias terms added to it.
-    const double Rtol = 1e-4;
+    internal const double Rtol = 1e-4;
 
-    static double Atol(in GemmShape s) => 1e-6 + AtolPerSqrtK * Math.Sqrt(s.K) * Math.Max(1, Math.Abs(s.Alpha));
+    internal static double Atol(in GemmShape s) => 1e-6 + AtolPerSqrtK * Math.Sqrt(s.K) * Math.Max(1, Math.Abs(s.Alpha));
 
     /// <summary>Runs s on the backend over random A, B (of the inputs dtype), C (and bias) and compares all of C with the
     /// reference.</summary>

@@ -1,6 +1,7 @@
 // CUDA-tier GEMM: f32 inputs on 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory,
 // 4×4 per thread; f16 and bf16 inputs on tensor cores (GemmMma.cs). C is f32.
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 using ILGPU;
 
 namespace DreamBooth.Kernels.Ilgpu;
@@ -9,6 +10,11 @@ public sealed partial class IlgpuBackend
 {
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>? _gemm;
     Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>? _gemmF16, _gemmBf16;
+
+    /// <summary>Whether f16/bf16 GEMMs run the _model kernels: on a GPU below compute capability 8.0, which has no
+    /// mma.sync m16n8k16 (and whose PTX JIT would reject one), or when the backend was made without tensor cores. On the
+    /// emulator the mma kernels run the same model themselves.</summary>
+    bool MmaModel => !_tensorCores || Acc is CudaAccelerator { Architecture: var arch } && arch < CudaArchitecture.SM_80;
 
     public void Gemm(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias, in GemmShape s)
     {
@@ -22,17 +28,19 @@ public sealed partial class IlgpuBackend
                 Gemm(_gemm, GemmKernels.Config, vc, F(op, a), F(op, b), vbias, s, bias != null);
                 break;
             case DType.F16:
-                _gemmF16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(GemmMmaKernels.F16);
+                _gemmF16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(
+                    MmaModel ? GemmMmaKernels.F16Model : GemmMmaKernels.F16);
                 Gemm(_gemmF16, MmaConfig, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
                 break;
             default:
-                _gemmBf16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(GemmMmaKernels.Bf16);
+                _gemmBf16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(
+                    MmaModel ? GemmMmaKernels.Bf16Model : GemmMmaKernels.Bf16);
                 Gemm(_gemmBf16, MmaConfig, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
                 break;
         }
     }
 
-    KernelConfig MmaConfig(GemmShape s) => GemmMmaKernels.Config(s, emulated: Acc.AcceleratorType == AcceleratorType.CPU);
+    KernelConfig MmaConfig(GemmShape s) => GemmMmaKernels.Config(s, modelled: MmaModel || Acc.AcceleratorType == AcceleratorType.CPU);
 
     /// <summary>Launches one GEMM kernel (of A and B's element type T, grouped by config) over the batch.</summary>
     static void Gemm<T>(Action<KernelConfig, ArrayView<float>, ArrayView<T>, ArrayView<T>, ArrayView<float>, GemmKernels.Args> kernel,

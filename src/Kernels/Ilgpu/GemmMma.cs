@@ -21,30 +21,41 @@ public static class GemmMmaKernels
 {
     const int Tile = 64, Pairs = 16, Stride = Pairs + 4, Warps = 4, Threads = 32 * Warps;
 
-    /// <summary>The launch over s's tiles; emulated: with the dynamic shared memory the model of mma.sync needs.</summary>
-    public static KernelConfig Config(GemmShape s, bool emulated) =>
+    /// <summary>The launch over s's tiles; modelled: with the dynamic shared memory the model of mma.sync needs (on the
+    /// emulator, and for the _model kernels).</summary>
+    public static KernelConfig Config(GemmShape s, bool modelled) =>
         new(new Index3D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile, s.Batch), new Index3D(Threads, 1, 1),
-            SharedMemoryConfig.RequestDynamic<uint>(emulated ? Threads * Registers : 0));
+            SharedMemoryConfig.RequestDynamic<uint>(modelled ? Threads * Registers : 0));
 
     [GpuKernel("gemm_bf16_mma", explicitlyGrouped: true)]
     public static void Bf16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new Bf16Mma(), c, a, b, bias, p);   // c (batch, M, N); a, b per GemmShape, bf16 bits; bias (N)
+        Tiled(new Bf16TensorCores(), c, a, b, bias, p);   // c (batch, M, N); a, b per GemmShape, bf16 bits; bias (N)
 
     [GpuKernel("gemm_f16_mma", explicitlyGrouped: true)]
     public static void F16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new F16Mma(), c, a, b, bias, p);    // the same, f16 bits
+        Tiled(new F16TensorCores(), c, a, b, bias, p);    // the same, f16 bits
+
+    /// <summary>The same kernel for GPUs without mma.sync m16n8k16 (compute capability below 8.0): the model of the
+    /// instruction computes on the FP32 lanes, and the PTX holds no mma.</summary>
+    [GpuKernel("gemm_bf16_mma_model", explicitlyGrouped: true)]
+    public static void Bf16Model(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
+        Tiled(new Bf16Lanes(), c, a, b, bias, p);
+
+    [GpuKernel("gemm_f16_mma_model", explicitlyGrouped: true)]
+    public static void F16Model(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
+        Tiled(new F16Lanes(), c, a, b, bias, p);
 
     static void Tiled<TMma>(TMma mma, ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias,
         GemmKernels.Args p) where TMma : struct, IMma
     {
         var aSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [row][pair]
         var bSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [column][pair]
-        var exchange = SharedMemory.GetDynamic<uint>();   // (Threads, Registers) for the model on the emulator, empty on a GPU
+        var exchange = SharedMemory.GetDynamic<uint>();   // (Threads, Registers) for the model, empty on tensor cores
         int thread = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
         int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile, wr = warp / 2 * 32, wc = warp % 2 * 32;
         long aBase = Grid.IdxZ * p.StrideA, bBase = Grid.IdxZ * p.StrideB, cBase = Grid.IdxZ * p.StrideC;
         var tile = new WarpTile();
-        WarpTile.Start();
+        WarpTile.Start(mma);
         for (int k0 = 0; k0 < p.K; k0 += 2 * Pairs)
         {
             Stage(aSlab, a, aBase, row0, p.M, k0, p.K, p.TransA == 0, thread);   // A (M, K), or (K, M) transposed
@@ -54,7 +65,7 @@ public static class GemmMmaKernels
             tile.AddStep(mma, aSlab, bSlab, exchange, wr, wc, 8, lane);
             Group.Barrier();
         }
-        tile.Finish();
+        tile.Finish(mma);
         int row = row0 + wr + lane / 4, col = col0 + wc + lane % 4 * 2;
         Store(c, bias, p, cBase, row, col, tile.C00); Store(c, bias, p, cBase, row, col + 8, tile.C01);
         Store(c, bias, p, cBase, row, col + 16, tile.C02); Store(c, bias, p, cBase, row, col + 24, tile.C03);
@@ -136,10 +147,10 @@ public static class GemmMmaKernels
             "mov.f32 %24, dbc24; mov.f32 %25, dbc25; mov.f32 %26, dbc26; mov.f32 %27, dbc27;\n\t" +
             "mov.f32 %28, dbc28; mov.f32 %29, dbc29; mov.f32 %30, dbc30; mov.f32 %31, dbc31;\n\t";
 
-        /// <summary>Declares and zeroes the accumulator registers (on a GPU; the fields start at zero).</summary>
-        public static void Start()
+        /// <summary>Declares and zeroes the accumulator registers (on tensor cores; the fields start at zero).</summary>
+        public static void Start<TMma>(TMma mma) where TMma : struct, IMma
         {
-            if (CudaAsm.IsSupported) CudaAsm.Emit(Declare);
+            if (OnTensorCores(mma)) CudaAsm.Emit(Declare);
         }
 
         /// <summary>C += the warp's rows of the A slab · its columns of the B slab over the 16 depth values of pairs
@@ -155,9 +166,10 @@ public static class GemmMmaKernels
             int n = (wc + g) * Stride + i;
             uint b00 = bSlab[n], b01 = bSlab[n + 4], b10 = bSlab[n + 8 * Stride], b11 = bSlab[n + 8 * Stride + 4];
             uint b20 = bSlab[n + 16 * Stride], b21 = bSlab[n + 16 * Stride + 4], b30 = bSlab[n + 24 * Stride], b31 = bSlab[n + 24 * Stride + 4];
-            if (CudaAsm.IsSupported)
+            if (OnTensorCores(mma))
             {
-                mma.Step(Pair(a00, a01), Pair(a02, a03), Pair(a10, a11), Pair(a12, a13), Pair(b00, b01), Pair(b10, b11), Pair(b20, b21), Pair(b30, b31));
+                if (mma.F16) CudaAsm.Emit(F16Step, Pair(a00, a01), Pair(a02, a03), Pair(a10, a11), Pair(a12, a13), Pair(b00, b01), Pair(b10, b11), Pair(b20, b21), Pair(b30, b31));
+                else CudaAsm.Emit(Bf16Step, Pair(a00, a01), Pair(a02, a03), Pair(a10, a11), Pair(a12, a13), Pair(b00, b01), Pair(b10, b11), Pair(b20, b21), Pair(b30, b31));
                 return;
             }
             var mine = exchange.SubView(Group.IdxX * Registers, Registers);
@@ -165,17 +177,17 @@ public static class GemmMmaKernels
             mine[8] = b00; mine[9] = b01; mine[10] = b10; mine[11] = b11; mine[12] = b20; mine[13] = b21; mine[14] = b30; mine[15] = b31;
             Warp.Barrier();
             var warp = exchange.SubView((Group.IdxX - lane) * Registers, 32 * Registers);
-            Model(ref C00, warp, 0, 0, mma.F16); Model(ref C01, warp, 0, 1, mma.F16);
-            Model(ref C02, warp, 0, 2, mma.F16); Model(ref C03, warp, 0, 3, mma.F16);
-            Model(ref C10, warp, 1, 0, mma.F16); Model(ref C11, warp, 1, 1, mma.F16);
-            Model(ref C12, warp, 1, 2, mma.F16); Model(ref C13, warp, 1, 3, mma.F16);
+            C00 = Model(C00, warp, 0, 0, mma.F16); C01 = Model(C01, warp, 0, 1, mma.F16);
+            C02 = Model(C02, warp, 0, 2, mma.F16); C03 = Model(C03, warp, 0, 3, mma.F16);
+            C10 = Model(C10, warp, 1, 0, mma.F16); C11 = Model(C11, warp, 1, 1, mma.F16);
+            C12 = Model(C12, warp, 1, 2, mma.F16); C13 = Model(C13, warp, 1, 3, mma.F16);
             Warp.Barrier();
         }
 
-        /// <summary>Reads the accumulator registers into the fields (on a GPU).</summary>
-        public void Finish()
+        /// <summary>Reads the accumulator registers into the fields (on tensor cores).</summary>
+        public void Finish<TMma>(TMma mma) where TMma : struct, IMma
         {
-            if (!CudaAsm.IsSupported) return;
+            if (!OnTensorCores(mma)) return;
             Output<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default,
                 c8 = default, c9 = default, c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default,
                 c16 = default, c17 = default, c18 = default, c19 = default, c20 = default, c21 = default, c22 = default, c23 = default,
@@ -198,78 +210,73 @@ public static class GemmMmaKernels
         static ulong Pair(uint lo, uint hi) => lo | (ulong)hi << 32;
     }
 
-    /// <summary>The 8 mma.sync of one step for an input type: operands %0-%3 are A's registers of the two row tiles and
-    /// %4-%7 B's of the four column tiles, two registers to an operand; the products add to dbc0 … dbc31.</summary>
+    /// <summary>The input type, and whether mma.sync runs it (on a GPU of compute capability 8.0 or newer) or the model
+    /// does (on the emulator, and in the _model kernels).</summary>
     public interface IMma
     {
         bool F16 { get; }
-        void Step(ulong a0, ulong a1, ulong a2, ulong a3, ulong b0, ulong b1, ulong b2, ulong b3);
+        bool TensorCores { get; }
     }
 
-    readonly struct Bf16Mma : IMma
-    {
-        const string Asm =
-            "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
-            "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
-            "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
-            "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
-            "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
-            "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
-            "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
-            "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
-            "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
-            "}\n\t";
+    readonly struct Bf16TensorCores : IMma { public bool F16 => false; public bool TensorCores => true; }
+    readonly struct F16TensorCores : IMma { public bool F16 => true; public bool TensorCores => true; }
+    readonly struct Bf16Lanes : IMma { public bool F16 => false; public bool TensorCores => false; }
+    readonly struct F16Lanes : IMma { public bool F16 => true; public bool TensorCores => false; }
 
-        public bool F16 => false;
-        public void Step(ulong a0, ulong a1, ulong a2, ulong a3, ulong b0, ulong b1, ulong b2, ulong b3) =>
-            CudaAsm.Emit(Asm, a0, a1, a2, a3, b0, b1, b2, b3);
-    }
+    static bool OnTensorCores<TMma>(TMma mma) where TMma : struct, IMma => CudaAsm.IsSupported && mma.TensorCores;
 
-    readonly struct F16Mma : IMma
-    {
-        const string Asm =
-            "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
-            "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
-            "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
-            "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
-            "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
-            "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
-            "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
-            "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
-            "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
-            "}\n\t";
+    /// <summary>The 8 mma.sync of one step: operands %0-%3 are A's registers of the two row tiles and %4-%7 B's of the
+    /// four column tiles, two registers to an operand; the products add to dbc0 … dbc31.</summary>
+    const string Bf16Step =
+        "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
+        "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
+        "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
+        "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
+        "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
+        "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
+        "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
+        "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
+        "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
+        "}\n\t";
 
-        public bool F16 => true;
-        public void Step(ulong a0, ulong a1, ulong a2, ulong a3, ulong b0, ulong b1, ulong b2, ulong b3) =>
-            CudaAsm.Emit(Asm, a0, a1, a2, a3, b0, b1, b2, b3);
-    }
+    const string F16Step =
+        "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
+        "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
+        "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
+        "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
+        "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
+        "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
+        "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
+        "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
+        "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
+        "}\n\t";
 
     /// <summary>Fragment registers a lane holds per step: A's four for each of the two row tiles, B's two for each of the
     /// four column tiles.</summary>
     const int Registers = 16;
 
-    /// <summary>What mma.sync computes for tile Cij, from the warp's fragment registers (warp: lane l's at l·16 + …, A's of
+    /// <summary>d + what mma.sync computes for tile Cij, from the warp's fragment registers (warp: lane l's at l·16 + …, A's of
     /// row tile i at 4i, B's of column tile j at 8 + 2j), where there is no tensor core. A lane's registers hold the pairs
     /// (row g, pair t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of A and (column g, pair t), (g, t + 4) of B, for lane 4g + t;
     /// so for each pair p of the depth, this lane's rows g and g + 8 come from lane 4g + p % 4 and its columns 2t and
     /// 2t + 1 from lanes 8t + p % 4 and 8t + 4 + p % 4.</summary>
-    static void Model(ref Fragment d, ArrayView<uint> warp, int i, int j, bool f16) // warp (32, Registers), shared
+    static Fragment Model(Fragment d, ArrayView<uint> warp, int i, int j, bool f16) // warp (32, Registers), shared
     {
         int lane = Warp.LaneIdx, g = lane / 4, t = lane % 4;
         for (int pair = 0; pair < 8; pair++)
@@ -280,6 +287,7 @@ public static class GemmMmaKernels
             d.C0 += Dot(rowG, col0, f16); d.C1 += Dot(rowG, col1, f16);
             d.C2 += Dot(rowG8, col0, f16); d.C3 += Dot(rowG8, col1, f16);
         }
+        return d;
     }
 
     static float Dot(uint x, uint y, bool f16) => Widen(x & 0xFFFF, f16) * Widen(y & 0xFFFF, f16) + Widen(x >> 16, f16) * Widen(y >> 16, f16);

@@ -26,9 +26,14 @@ public sealed partial class IlgpuBackend : IBackend
     readonly MemoryBuffer1D<float, Stride1D.Dense> _placeholder;   // bound to absent optional views (bias), never read
     bool _disposed;
 
-    public IlgpuBackend(IlgpuDevice device)
+    readonly bool _tensorCores;
+
+    /// <summary>A backend on the device. tensorCores false: f16/bf16 GEMMs take the kernels that GPUs without mma.sync
+    /// m16n8k16 run (what the tests check on the emulator).</summary>
+    public IlgpuBackend(IlgpuDevice device, bool tensorCores = true)
     {
         _device = device;
+        _tensorCores = tensorCores;
         _placeholder = Acc.Allocate1D<float>(1);
         _placeholder.MemSetToZero();
     }
