@@ -8,7 +8,8 @@ namespace DreamBooth.Perf;
 static class DevicePerf
 {
     /// <summary>Relative L2 error allowed against the reference: f32 accumulation in another order, and the GPU's
-    /// ex2.approx / tanh.approx in softmax and activations (about 2 ulp each).</summary>
+    /// ex2.approx / tanh.approx in softmax and activations (about 2 ulp each). The TF32 row's inputs round to 11
+    /// significant bits (2^-12 relative at most, random in sign), which stays a few times under it.</summary>
     const double CheckTolerance = 1e-3;
 
     public static void Run(Options o)
@@ -42,6 +43,7 @@ static class DevicePerf
     {
         foreach (var c in Cases.PeerOps()) yield return c;
         foreach (var t in new[] { DType.F32, DType.F16, DType.BF16 }) yield return Cases.Gemm(4096, 4096, 4096, inputs: t);
+        yield return Tf32(Cases.Gemm(4096, 4096, 4096));
         yield return Cases.Conv(2, 320, 64, 64, 320, 3, 1, 1, true);
         yield return Cases.Conv(2, 1280, 8, 8, 1280, 3, 1, 1, true);
         yield return Cases.Attention(2, 8, 4096, 4096, 40, false, true);
@@ -56,11 +58,26 @@ static class DevicePerf
     static IEnumerable<Case> EmulatorCases()
     {
         yield return Cases.Gemm(64, 64, 64);
+        yield return Tf32(Cases.Gemm(64, 64, 64));
         yield return Cases.Conv(1, 8, 8, 8, 8, 3, 1, 1, false);
         yield return Cases.GroupNorm(1, 8, 4, 4, 4, false);
         yield return Cases.AdamW(1_000_000);
         yield return Cases.AdamW8bit(1_000_000);
     }
+
+    /// <summary>The case with TF32 allowed while it runs on the CUDA tier (--allow_tf32); the cpu tier it is checked
+    /// against has no TF32.</summary>
+    static Case Tf32(Case c) => c with
+    {
+        Op = c.Op + " tf32",
+        Build = be =>
+        {
+            var work = c.Build(be);
+            var run = work.Run;
+            if (be is IlgpuBackend cuda) work.Run = () => { cuda.AllowTf32 = true; run(); cuda.AllowTf32 = false; };
+            return work;
+        },
+    };
 
     static string Percent(double achieved, double? peak) => peak is { } p ? $"{100 * achieved / p,6:F1}%" : $"{"-",7}";
 

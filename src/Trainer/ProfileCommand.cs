@@ -41,7 +41,7 @@ public static class ProfileCommand
         var device = new DeviceOption();
         var command = new Command("profile", "Time a UNet training step (noise, forward, loss, backward, AdamW or 8-bit AdamW) op by op: calls, ms, share, GFLOP/s or GB/s, and the nearest bound.")
         {
-            model, batch, resolution, steps, warmup, precision, checkpointing, adam8bit, rows, json, device,
+            model, batch, resolution, steps, warmup, precision, checkpointing, adam8bit, rows, json, device, device.AllowTf32,
         };
         command.SetAction(parse => Guard.Run("profile", () =>
         {

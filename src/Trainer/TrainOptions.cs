@@ -219,10 +219,11 @@ public sealed class TrainCommandLine
         DetectAnomaly = Add<bool>("detect_anomaly", "Stop at the first op whose output or gradient is NaN or Inf, naming it and its shape (slow)");
         MaxImagePixels = Add("max_image_pixels", "Refuse an image whose header declares more pixels than this (decompression bombs)", ImageFolder.DefaultMaxPixels);
         _all.Add(Device);
+        _all.Add(Device.AllowTf32);
         if (!superResolution) _all.RemoveAll(x => x == NoiseLevel || x == LowResResolution);
         else _all.Remove(SaveSingleFile);   // an SR stage's UNet (low-res input, noise-level classes) has no SD 1.x layout
 
-        foreach (string flag in new[] { "push_to_hub", "allow_tf32", "enable_xformers_memory_efficient_attention",
+        foreach (string flag in new[] { "push_to_hub", "enable_xformers_memory_efficient_attention",
                      "set_grads_to_none", "pre_compute_text_embeddings", "text_encoder_use_attention_mask", "skip_save_text_encoder" })
             Ignore(new Option<bool>("--" + flag, "--" + flag.Replace('_', '-')));
         foreach (string valued in new[] { "hub_token", "hub_model_id", "logging_dir", "report_to", "local_rank", "revision",
@@ -240,7 +241,7 @@ public sealed class TrainCommandLine
         {
             if (parse.UnmatchedTokens.Count > 0) throw new ArgumentException(Unknown(parse.UnmatchedTokens[0]));
             foreach (var option in _ignored.Where(o => parse.GetResult(o) is { Implicit: false }))
-                Console.Error.WriteLine($"dreambooth {name}: {option.Name} is ignored here (no hub, trackers, xformers, TF32 or 8-bit Adam in this trainer)");
+                Console.Error.WriteLine($"dreambooth {name}: {option.Name} is ignored here (no hub, trackers or xformers in this trainer)");
             var options = Read(parse);
             if (!Device.TryOpen(parse, out var backend)) return 1;
             using (backend) return run(options, backend);

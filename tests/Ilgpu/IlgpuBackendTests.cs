@@ -168,4 +168,80 @@ public class IlgpuBackendTests
         backend.Upload<ushort>(buffer, GemmTests.HalfBits(values, dtype));
         return buffer;
     }
+
+    // ---- TF32 ----
+
+    [Test]
+    public void F32GemmsOnTf32TensorCoresRoundTheirInputsToNearestTiesAway()
+    {
+        // With AllowTf32 the f32 GEMM runs gemm_tf32_mma: its result must be the reference's on inputs rounded to TF32
+        // (10-bit significands, to nearest with ties away from zero, as cvt.rna.tf32.f32), within GemmTests' f32
+        // accumulation bound, and measurably not the f32 result (so the TF32 kernel ran).
+        using var tf32 = Backends.CreateEmulated();
+        tf32.AllowTf32 = true;
+        GemmShape[] shapes = [new(65, 66, 33), new(7, 65, 301, TransA: true), new(17, 100, 40, TransB: true, Alpha: 0.5f, Beta: -1.5f),
+            new(5, 7, 9, Batch: 3, StrideB: 0)];
+        foreach (var s in shapes)
+        {
+            long aLen = (s.Batch - 1) * s.BatchStrideA + (long)s.M * s.K, bLen = (s.Batch - 1) * s.BatchStrideB + (long)s.K * s.N;
+            double[] a = TestData.Uniform(1, aLen), b = TestData.Uniform(2, bLen);
+            double[] c = TestData.Uniform(3, s.Batch * (long)s.M * s.N), bias = TestData.Uniform(4, s.N);
+            var expected = (double[])c.Clone();
+            GemmReference.Gemm(expected, a.Select(Tf32).ToArray(), b.Select(Tf32).ToArray(), bias, s);
+            var unrounded = (double[])c.Clone();
+            GemmReference.Gemm(unrounded, a, b, bias, s);
+            var actual = Gemm(tf32, a, b, c, bias, s);
+            Close.Assert(actual, expected, GemmTests.Atol(s), GemmTests.Rtol, $"{s} tf32");
+            if (s.K >= 33)
+                Assert.That(actual.Select((v, i) => Math.Abs(v - unrounded[i])).Max(), Is.GreaterThan(GemmTests.Atol(s)), $"{s}: the f32 result");
+        }
+    }
+
+    /// <summary>v as f32, rounded to TF32 (an independent form of GemmMmaKernels.RoundToTf32): 11 significant bits, ties
+    /// away from zero, with subnormals rounded at the normals' smallest step (2^-136).</summary>
+    static double Tf32(double v)
+    {
+        float f = (float)v;
+        if (!float.IsFinite(f) || f == 0) return f;
+        double step = Math.ScaleB(1, Math.Max(Math.ILogB(f), -126) - 10);
+        return (float)(Math.Round(f / step, MidpointRounding.AwayFromZero) * step);
+    }
+
+    [Test]
+    public void RoundToTf32TiesAwayAndKeepsInfAndNaN()
+    {
+        (uint Bits, uint Tf32)[] cases =
+        [
+            (0x3F801000, 0x3F802000),   // 1 + 2^-11, a tie: away from zero
+            (0xBF801000, 0xBF802000),   // and its negative
+            (0x3F800FFF, 0x3F800000),   // just under the tie
+            (0x3F803000, 0x3F804000),   // a tie above an odd significand: away, not to even
+            (0x7F7FFFFF, 0x7F800000),   // the largest f32 rounds up past TF32's largest: Inf
+            (0x7F800000, 0x7F800000),   // Inf
+            (0x7F800001, 0x7F800001),   // a NaN whose payload is all below the kept bits stays NaN
+            (0x00001000, 0x00002000),   // a subnormal tie
+        ];
+        foreach (var (bits, tf32) in cases)
+        {
+            Assert.That(GemmMmaKernels.RoundToTf32(bits), Is.EqualTo(tf32), $"0x{bits:X8}");
+            if (float.IsFinite(BitConverter.UInt32BitsToSingle(tf32)))
+                Assert.That(BitConverter.SingleToUInt32Bits((float)Tf32(BitConverter.UInt32BitsToSingle(bits))), Is.EqualTo(tf32), $"0x{bits:X8} (test's form)");
+        }
+    }
+
+    static float[] Gemm(IBackend backend, double[] a, double[] b, double[] c, double[] bias, in GemmShape s)
+    {
+        using var aBuf = backend.Allocate(DType.F32, a.Length);
+        using var bBuf = backend.Allocate(DType.F32, b.Length);
+        using var cBuf = backend.Allocate(DType.F32, c.Length);
+        using var biasBuf = backend.Allocate(DType.F32, bias.Length);
+        backend.Upload<float>(aBuf, TestData.ToFloat(a));
+        backend.Upload<float>(bBuf, TestData.ToFloat(b));
+        backend.Upload<float>(cBuf, TestData.ToFloat(c));
+        backend.Upload<float>(biasBuf, TestData.ToFloat(bias));
+        backend.Gemm(cBuf, aBuf, bBuf, biasBuf, s);
+        var result = new float[c.Length];
+        backend.Download<float>(result, cBuf);
+        return result;
+    }
 }

@@ -1,5 +1,5 @@
 // CUDA-tier GEMM: f32 inputs on 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory,
-// 4×4 per thread; f16 and bf16 inputs on tensor cores (GemmMma.cs). C is f32.
+// 4×4 per thread; f16 and bf16 inputs, and f32 ones when TF32 is allowed, on tensor cores (GemmMma.cs). C is f32.
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using ILGPU;
@@ -8,13 +8,18 @@ namespace DreamBooth.Kernels.Ilgpu;
 
 public sealed partial class IlgpuBackend
 {
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>? _gemm;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>? _gemm, _gemmTf32;
     Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>? _gemmF16, _gemmBf16;
 
     /// <summary>Whether f16/bf16 GEMMs run the _model kernels: on a GPU below compute capability 8.0, which has no
     /// mma.sync m16n8k16 (and whose PTX JIT would reject one), or when the backend was made without tensor cores. On the
     /// emulator the mma kernels run the same model themselves.</summary>
     bool MmaModel => !_tensorCores || Acc is CudaAccelerator { Architecture: var arch } && arch < CudaArchitecture.SM_80;
+
+    /// <summary>f32 GEMMs on TF32 tensor cores (diffusers' --allow_tf32): the inputs round to 10-bit significands, the
+    /// products and sums stay f32. Off by default; no effect where the f16/bf16 GEMMs run the model (below compute
+    /// capability 8.0, which has no TF32), except on the emulator, where the model is what the tests check.</summary>
+    public bool AllowTf32 { get; set; }
 
     public void Gemm(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias, in GemmShape s)
     {
@@ -23,6 +28,10 @@ public sealed partial class IlgpuBackend
         ArrayView<float> vc = F(op, c), vbias = FOrPlaceholder(op, bias);
         switch (a.DType)
         {
+            case DType.F32 when AllowTf32 && !MmaModel:
+                _gemmTf32 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>(GemmMmaKernels.Tf32);
+                Gemm(_gemmTf32, MmaConfig, vc, F(op, a), F(op, b), vbias, s, bias != null);
+                break;
             case DType.F32:
                 _gemm ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>(GemmKernels.Tiled);
                 Gemm(_gemm, GemmKernels.Config, vc, F(op, a), F(op, b), vbias, s, bias != null);

@@ -1,5 +1,6 @@
-// CUDA-tier GEMM of f16/bf16 inputs on tensor cores (mma.sync m16n8k16, f32 accumulation), with a model of that
-// instruction where there are none (ILGPU's CPU emulator), so the tests check every fragment's layout.
+// CUDA-tier GEMMs on tensor cores: f16/bf16 inputs (mma.sync m16n8k16) and f32 inputs as TF32 (m16n8k8, opt-in), f32
+// accumulation, with a model of the instruction where there are none (ILGPU's CPU emulator), so the tests check every
+// fragment's layout.
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
@@ -8,18 +9,20 @@ namespace DreamBooth.Kernels.Ilgpu;
 
 /// <summary>
 /// C[b] = α·op(A[b])·op(B[b]) + β·C[b] (+ bias[n]) with GemmShape's layout and GemmKernels.Args, for A and B of 16-bit
-/// floats (f16 or bf16 bits in ushort). Group (x, y) of 4 warps computes the 64×64 tile of C at rows 64·y, columns 64·x of
-/// batch z; warp w owns its 32×32 quarter (rows 32·(w/2), columns 32·(w%2)) as 2×4 tiles of 16×8, four f32 per lane each.
-/// Per slab of 32 depth values the 128 threads stage op(A) as [row][pair] and op(B) as [column][pair] in shared memory,
-/// a pair being two consecutive depth values packed low-first in 32 bits, which is how mma.sync takes A (row-major) and
-/// B (column-major) fragments; loads read along whichever axis is contiguous in memory. The row stride of 20 words keeps
-/// the 32 lanes' fragment loads (8 rows × 4 pairs) on 32 different banks. Each slab is two steps of 16 depth values, each
-/// step 8 mma per warp. The products of two 16-bit floats are exact in f32, so only the accumulation order differs from
-/// the f32 kernel.
+/// floats (f16 or bf16 bits in ushort), or of f32 rounded to TF32 (10-bit significands, to nearest with ties away from
+/// zero, as cvt.rna.tf32.f32). Group (x, y) of 4 warps computes the 64×64 tile of C at rows 64·y, columns 64·x of batch
+/// z; warp w owns its 32×32 quarter (rows 32·(w/2), columns 32·(w%2)) as 2×4 tiles of 16×8, four f32 per lane each.
+/// Per slab of 16 words the 128 threads stage op(A) as [row][word] and op(B) as [column][word] in shared memory, a word
+/// being two consecutive depth values packed low-first (f16, bf16) or one TF32 value, which is how mma.sync takes A
+/// (row-major) and B (column-major) fragments; loads read along whichever axis is contiguous in memory. The row stride
+/// of 20 words keeps the 32 lanes' fragment loads (8 rows × 4 words) on 32 different banks. Each slab is two steps of 8
+/// words (16 depth values of f16/bf16, 8 of TF32), each step 8 mma per warp. The products of two 16-bit floats, or of
+/// two TF32 values, are exact in f32, so beside the rounding to TF32 only the accumulation order differs from the f32
+/// kernel.
 /// </summary>
 public static class GemmMmaKernels
 {
-    const int Tile = 64, Pairs = 16, Stride = Pairs + 4, Warps = 4, Threads = 32 * Warps;
+    const int Tile = 64, Words = 16, Stride = Words + 4, Warps = 4, Threads = 32 * Warps;
 
     /// <summary>The launch over s's tiles; modelled: with the dynamic shared memory the model of mma.sync needs (on the
     /// emulator, and for the _model kernels).</summary>
@@ -29,34 +32,39 @@ public static class GemmMmaKernels
 
     [GpuKernel("gemm_bf16_mma", explicitlyGrouped: true)]
     public static void Bf16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new Bf16TensorCores(), c, a, b, bias, p);   // c (batch, M, N); a, b per GemmShape, bf16 bits; bias (N)
+        Tiled(new Bf16TensorCores(), c, new Halves(a), new Halves(b), bias, p);   // c (batch, M, N); a, b per GemmShape, bf16 bits; bias (N)
 
     [GpuKernel("gemm_f16_mma", explicitlyGrouped: true)]
     public static void F16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new F16TensorCores(), c, a, b, bias, p);    // the same, f16 bits
+        Tiled(new F16TensorCores(), c, new Halves(a), new Halves(b), bias, p);    // the same, f16 bits
 
     /// <summary>The same kernel for GPUs without mma.sync m16n8k16 (compute capability below 8.0): the model of the
     /// instruction computes on the FP32 lanes, and the PTX holds no mma.</summary>
     [GpuKernel("gemm_bf16_mma_model", explicitlyGrouped: true)]
     public static void Bf16Model(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new Bf16Lanes(), c, a, b, bias, p);
+        Tiled(new Bf16Lanes(), c, new Halves(a), new Halves(b), bias, p);
 
     [GpuKernel("gemm_f16_mma_model", explicitlyGrouped: true)]
     public static void F16Model(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new F16Lanes(), c, a, b, bias, p);
+        Tiled(new F16Lanes(), c, new Halves(a), new Halves(b), bias, p);
 
-    static void Tiled<TMma>(TMma mma, ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias,
-        GemmKernels.Args p) where TMma : struct, IMma
+    /// <summary>f32 inputs on TF32 tensor cores (--allow_tf32, compute capability 8.0+).</summary>
+    [GpuKernel("gemm_tf32_mma", explicitlyGrouped: true)]
+    public static void Tf32(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias, GemmKernels.Args p) =>
+        Tiled(new Tf32TensorCores(), c, new Tf32Rounded(a), new Tf32Rounded(b), bias, p);
+
+    static void Tiled<TMma, TSource>(TMma mma, ArrayView<float> c, TSource a, TSource b, ArrayView<float> bias, GemmKernels.Args p)
+        where TMma : struct, IMma where TSource : struct, ISource
     {
-        var aSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [row][pair]
-        var bSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [column][pair]
+        var aSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [row][word]
+        var bSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [column][word]
         var exchange = SharedMemory.GetDynamic<uint>();   // (Threads, Registers) for the model, empty on tensor cores
         int thread = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
         int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile, wr = warp / 2 * 32, wc = warp % 2 * 32;
         long aBase = Grid.IdxZ * p.StrideA, bBase = Grid.IdxZ * p.StrideB, cBase = Grid.IdxZ * p.StrideC;
         var tile = new WarpTile();
         WarpTile.Start(mma);
-        for (int k0 = 0; k0 < p.K; k0 += 2 * Pairs)
+        for (int k0 = 0; k0 < p.K; k0 += Words * a.PerWord)
         {
             Stage(aSlab, a, aBase, row0, p.M, k0, p.K, p.TransA == 0, thread);   // A (M, K), or (K, M) transposed
             Stage(bSlab, b, bBase, col0, p.N, k0, p.K, p.TransB != 0, thread);   // B (N, K) transposed, or (K, N)
@@ -73,26 +81,50 @@ public static class GemmMmaKernels
         Store(c, bias, p, cBase, row + 16, col + 16, tile.C12); Store(c, bias, p, cBase, row + 16, col + 24, tile.C13);
     }
 
-    /// <summary>slab[r·Stride + i] = op(X)[origin + r, k0 + 2i] | op(X)[origin + r, k0 + 2i + 1] &lt;&lt; 16, zero past the
-    /// extent or the depth. kContiguous: X is (extent, depth) row-major, else (depth, extent); consecutive threads take
-    /// consecutive addresses either way.</summary>
-    static void Stage(ArrayView<uint> slab, ArrayView<ushort> x, long xBase, int origin, int extent, int k0, int depth, // slab (Tile, Stride), shared
-        bool kContiguous, int thread)
+    /// <summary>slab[r·Stride + i] = the word of op(X)[origin + r, k0 + i·PerWord …], zero past the extent or the depth.
+    /// kContiguous: X is (extent, depth) row-major, else (depth, extent); consecutive threads take consecutive addresses
+    /// either way.</summary>
+    static void Stage<TSource>(ArrayView<uint> slab, TSource x, long xBase, int origin, int extent, int k0, int depth, // slab (Tile, Stride), shared
+        bool kContiguous, int thread) where TSource : struct, ISource
     {
-        for (int e = thread; e < Tile * Pairs; e += Threads)
+        for (int e = thread; e < Tile * Words; e += Threads)
         {
-            int r = kContiguous ? e / Pairs : e % Tile, i = kContiguous ? e % Pairs : e / Tile;
-            int gr = origin + r, gk = k0 + 2 * i;
-            uint lo = 0, hi = 0;
+            int r = kContiguous ? e / Words : e % Tile, i = kContiguous ? e % Words : e / Tile;
+            int gr = origin + r, gk = k0 + x.PerWord * i;
+            uint word = 0;
             if (gr < extent && gk < depth)
-            {
-                long at = xBase + (kContiguous ? (long)gr * depth + gk : (long)gk * extent + gr);
-                lo = x[at];
-                if (gk + 1 < depth) hi = x[at + (kContiguous ? 1 : extent)];
-            }
-            slab[r * Stride + i] = lo | hi << 16;
+                word = x.Word(xBase + (kContiguous ? (long)gr * depth + gk : (long)gk * extent + gr), kContiguous ? 1 : extent, gk + 1 < depth);
+            slab[r * Stride + i] = word;
         }
     }
+
+    /// <summary>Where the staged words come from.</summary>
+    public interface ISource
+    {
+        /// <summary>Depth values per 32-bit word.</summary>
+        int PerWord { get; }
+        /// <summary>The word of the values at, at + step (if second: another depth value is there).</summary>
+        uint Word(long at, long step, bool second);
+    }
+
+    /// <summary>f16 or bf16 bits: two depth values, the first in the low half.</summary>
+    readonly struct Halves(ArrayView<ushort> x) : ISource
+    {
+        public int PerWord => 2;
+        public uint Word(long at, long step, bool second) => x[at] | (second ? (uint)x[at + step] << 16 : 0u);
+    }
+
+    /// <summary>f32 values rounded to TF32.</summary>
+    readonly struct Tf32Rounded(ArrayView<float> x) : ISource
+    {
+        public int PerWord => 1;
+        public uint Word(long at, long step, bool second) => RoundToTf32(Interop.FloatAsInt(x[at]));
+    }
+
+    /// <summary>f32 bits rounded to TF32's 10-bit significand, to nearest with ties away from zero (cvt.rna.tf32.f32):
+    /// adding half of the dropped 13 bits' range carries into the kept bits exactly when the magnitude rounds up, also
+    /// into the exponent (the largest values become Inf). Inf and NaN keep their bits.</summary>
+    public static uint RoundToTf32(uint bits) => (bits & 0x7F800000) == 0x7F800000 ? bits : (bits + 0x1000) & 0xFFFFE000;
 
     /// <summary>The epilogue for one 16×8 tile: this lane's rows row and row + 8, columns col and col + 1.</summary>
     static void Store(ArrayView<float> c, ArrayView<float> bias, GemmKernels.Args p, long cBase, int row, int col, Fragment f)
@@ -153,9 +185,8 @@ public static class GemmMmaKernels
             if (OnTensorCores(mma)) CudaAsm.Emit(Declare);
         }
 
-        /// <summary>C += the warp's rows of the A slab · its columns of the B slab over the 16 depth values of pairs
-        /// step … step + 7. Lane 4g + t holds the A pairs t and t + 4 of rows g and g + 8, and the B pairs t and t + 4 of
-        /// column g. On the emulator every lane publishes its 16 registers in exchange and the model reads them.</summary>
+        /// <summary>C += the warp's rows of the A slab · its columns of the B slab over words step … step + 7. Lane
+        /// 4g + t holds the A words t and t + 4 of rows g and g + 8, and the B words t and t + 4 of column g. On the emulator every lane publishes its 16 registers in exchange and the model reads them.</summary>
         public void AddStep<TMma>(TMma mma, ArrayView<uint> aSlab, ArrayView<uint> bSlab, ArrayView<uint> exchange, // (Tile, Stride) each, shared; (Threads, Registers), shared
             int wr, int wc, int step, int lane) where TMma : struct, IMma
         {
@@ -168,7 +199,8 @@ public static class GemmMmaKernels
             uint b20 = bSlab[n + 16 * Stride], b21 = bSlab[n + 16 * Stride + 4], b30 = bSlab[n + 24 * Stride], b31 = bSlab[n + 24 * Stride + 4];
             if (OnTensorCores(mma))
             {
-                if (mma.F16) CudaAsm.Emit(F16Step, Pair(a00, a01), Pair(a02, a03), Pair(a10, a11), Pair(a12, a13), Pair(b00, b01), Pair(b10, b11), Pair(b20, b21), Pair(b30, b31));
+                if (mma.Tf32) CudaAsm.Emit(Tf32Step, Pair(a00, a01), Pair(a02, a03), Pair(a10, a11), Pair(a12, a13), Pair(b00, b01), Pair(b10, b11), Pair(b20, b21), Pair(b30, b31));
+                else if (mma.F16) CudaAsm.Emit(F16Step, Pair(a00, a01), Pair(a02, a03), Pair(a10, a11), Pair(a12, a13), Pair(b00, b01), Pair(b10, b11), Pair(b20, b21), Pair(b30, b31));
                 else CudaAsm.Emit(Bf16Step, Pair(a00, a01), Pair(a02, a03), Pair(a10, a11), Pair(a12, a13), Pair(b00, b01), Pair(b10, b11), Pair(b20, b21), Pair(b30, b31));
                 return;
             }
@@ -177,10 +209,10 @@ public static class GemmMmaKernels
             mine[8] = b00; mine[9] = b01; mine[10] = b10; mine[11] = b11; mine[12] = b20; mine[13] = b21; mine[14] = b30; mine[15] = b31;
             Warp.Barrier();
             var warp = exchange.SubView((Group.IdxX - lane) * Registers, 32 * Registers);
-            C00 = Model(C00, warp, 0, 0, mma.F16); C01 = Model(C01, warp, 0, 1, mma.F16);
-            C02 = Model(C02, warp, 0, 2, mma.F16); C03 = Model(C03, warp, 0, 3, mma.F16);
-            C10 = Model(C10, warp, 1, 0, mma.F16); C11 = Model(C11, warp, 1, 1, mma.F16);
-            C12 = Model(C12, warp, 1, 2, mma.F16); C13 = Model(C13, warp, 1, 3, mma.F16);
+            C00 = Model(C00, warp, 0, 0, mma); C01 = Model(C01, warp, 0, 1, mma);
+            C02 = Model(C02, warp, 0, 2, mma); C03 = Model(C03, warp, 0, 3, mma);
+            C10 = Model(C10, warp, 1, 0, mma); C11 = Model(C11, warp, 1, 1, mma);
+            C12 = Model(C12, warp, 1, 2, mma); C13 = Model(C13, warp, 1, 3, mma);
             Warp.Barrier();
         }
 
@@ -210,22 +242,24 @@ public static class GemmMmaKernels
         static ulong Pair(uint lo, uint hi) => lo | (ulong)hi << 32;
     }
 
-    /// <summary>The input type, and whether mma.sync runs it (on a GPU of compute capability 8.0 or newer) or the model
-    /// does (on the emulator, and in the _model kernels).</summary>
+    /// <summary>The input type (bf16, f16 or TF32), and whether mma.sync runs it (on a GPU of compute capability 8.0 or
+    /// newer) or the model does (on the emulator, and in the _model kernels).</summary>
     public interface IMma
     {
         bool F16 { get; }
+        bool Tf32 { get; }
         bool TensorCores { get; }
     }
 
-    readonly struct Bf16TensorCores : IMma { public bool F16 => false; public bool TensorCores => true; }
-    readonly struct F16TensorCores : IMma { public bool F16 => true; public bool TensorCores => true; }
-    readonly struct Bf16Lanes : IMma { public bool F16 => false; public bool TensorCores => false; }
-    readonly struct F16Lanes : IMma { public bool F16 => true; public bool TensorCores => false; }
+    readonly struct Bf16TensorCores : IMma { public bool F16 => false; public bool Tf32 => false; public bool TensorCores => true; }
+    readonly struct F16TensorCores : IMma { public bool F16 => true; public bool Tf32 => false; public bool TensorCores => true; }
+    readonly struct Tf32TensorCores : IMma { public bool F16 => false; public bool Tf32 => true; public bool TensorCores => true; }
+    readonly struct Bf16Lanes : IMma { public bool F16 => false; public bool Tf32 => false; public bool TensorCores => false; }
+    readonly struct F16Lanes : IMma { public bool F16 => true; public bool Tf32 => false; public bool TensorCores => false; }
 
     static bool OnTensorCores<TMma>(TMma mma) where TMma : struct, IMma => CudaAsm.IsSupported && mma.TensorCores;
 
-    /// <summary>The 8 mma.sync of one step: operands %0-%3 are A's registers of the two row tiles and %4-%7 B's of the
+    /// <summary>The 8 mma.sync of one step, for each input type: operands %0-%3 are A's registers of the two row tiles and %4-%7 B's of the
     /// four column tiles, two registers to an operand; the products add to dbc0 … dbc31.</summary>
     const string Bf16Step =
         "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
@@ -267,30 +301,53 @@ public static class GemmMmaKernels
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
         "}\n\t";
 
+    const string Tf32Step =
+        "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
+        "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
+        "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
+        "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
+        "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
+        "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
+        "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
+        "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
+        "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
+        "}\n\t";
+
     /// <summary>Fragment registers a lane holds per step: A's four for each of the two row tiles, B's two for each of the
     /// four column tiles.</summary>
     const int Registers = 16;
 
     /// <summary>d + what mma.sync computes for tile Cij, from the warp's fragment registers (warp: lane l's at l·16 + …, A's of
-    /// row tile i at 4i, B's of column tile j at 8 + 2j), where there is no tensor core. A lane's registers hold the pairs
-    /// (row g, pair t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of A and (column g, pair t), (g, t + 4) of B, for lane 4g + t;
-    /// so for each pair p of the depth, this lane's rows g and g + 8 come from lane 4g + p % 4 and its columns 2t and
-    /// 2t + 1 from lanes 8t + p % 4 and 8t + 4 + p % 4.</summary>
-    static Fragment Model(Fragment d, ArrayView<uint> warp, int i, int j, bool f16) // warp (32, Registers), shared
+    /// row tile i at 4i, B's of column tile j at 8 + 2j), where there is no tensor core. A lane's registers hold the words
+    /// (row g, word t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of A and (column g, word t), (g, t + 4) of B, for lane 4g + t;
+    /// so for each word w of the step, this lane's rows g and g + 8 come from lane 4g + w % 4 and its columns 2t and
+    /// 2t + 1 from lanes 8t + w % 4 and 8t + 4 + w % 4.</summary>
+    static Fragment Model<TMma>(Fragment d, ArrayView<uint> warp, int i, int j, TMma mma) where TMma : struct, IMma // warp (32, Registers), shared
     {
         int lane = Warp.LaneIdx, g = lane / 4, t = lane % 4;
-        for (int pair = 0; pair < 8; pair++)
+        for (int word = 0; word < 8; word++)
         {
-            int q = pair % 4, high = pair / 4;
+            int q = word % 4, high = word / 4;
             uint rowG = warp[(4 * g + q) * Registers + 4 * i + 2 * high], rowG8 = warp[(4 * g + q) * Registers + 4 * i + 2 * high + 1];
             uint col0 = warp[(8 * t + q) * Registers + 8 + 2 * j + high], col1 = warp[(8 * t + 4 + q) * Registers + 8 + 2 * j + high];
-            d.C0 += Dot(rowG, col0, f16); d.C1 += Dot(rowG, col1, f16);
-            d.C2 += Dot(rowG8, col0, f16); d.C3 += Dot(rowG8, col1, f16);
+            d.C0 += Dot(rowG, col0, mma); d.C1 += Dot(rowG, col1, mma);
+            d.C2 += Dot(rowG8, col0, mma); d.C3 += Dot(rowG8, col1, mma);
         }
         return d;
     }
 
-    static float Dot(uint x, uint y, bool f16) => Widen(x & 0xFFFF, f16) * Widen(y & 0xFFFF, f16) + Widen(x >> 16, f16) * Widen(y >> 16, f16);
+    /// <summary>The sum of products of two words' values: one TF32 product, or two of f16/bf16 halves.</summary>
+    static float Dot<TMma>(uint x, uint y, TMma mma) where TMma : struct, IMma => mma.Tf32
+        ? Interop.IntAsFloat(x) * Interop.IntAsFloat(y)
+        : Widen(x & 0xFFFF, mma.F16) * Widen(y & 0xFFFF, mma.F16) + Widen(x >> 16, mma.F16) * Widen(y >> 16, mma.F16);
 
     static float Widen(uint bits, bool f16) => f16 ? (float)Interop.IntAsFloat((ushort)bits) : Interop.IntAsFloat(bits << 16);
 }
