@@ -36,7 +36,9 @@ public sealed class DeviceOption : Option<string>
             backend = choice == "auto" ? Backends.Auto() : Backends.Create(choice);
             if (parse.GetResult(AllowTf32) is not null && parse.GetValue(AllowTf32))
             {
-                if (backend is IlgpuBackend cuda) cuda.AllowTf32 = true;
+                if (backend is IlgpuBackend { TensorCores: true } cuda) cuda.AllowTf32 = true;
+                else if (backend is IlgpuBackend)
+                    Console.Error.WriteLine("dreambooth: --allow_tf32 has no effect on this GPU (TF32 needs compute capability 8.0 or newer)");
                 else Console.Error.WriteLine($"dreambooth: --allow_tf32 has no effect on the {backend.Name} tier (TF32 is a tensor-core format of CUDA GPUs)");
             }
             return true;

@@ -34,6 +34,7 @@ public static class PretrainCommand
         var command = new Command("pretrain", "Train the embedded toy cascade from scratch on its procedural world (the same loop, checkpoints and logs as train).")
         {
             world, output, stage, baseSteps, srSteps, batch, lr, scheduler, warmup, checkpointing, validation, seed, resume, measure, guidance, export, device,
+            device.AllowTf32,
         };
         command.SetAction(parse => Guard.Run("pretrain", () =>
         {

@@ -37,7 +37,7 @@ public class PtxTests
     }
 
     [Test]
-    public void HalfInputGemmsRunOnTensorCores()
+    public void GemmsRunOnTensorCores()
     {
         // f16 and bf16 GEMMs issue mma.sync with f32 accumulation: 8 per step of 16 depth values (one per 16×8 tile of a
         // warp's 32×32), two steps per slab, into the accumulator registers their inline assembly declares, and only of
@@ -53,6 +53,10 @@ public class PtxTests
             // their PTX JIT would reject.
             Assert.That(Compiled.Single(k => k.Name == name + "_model").Ptx, Does.Not.Contain("mma"), name + "_model");
         }
+        // f32 under --allow_tf32: the same 16 per slab of m16n8k8 on TF32 words, and nothing else.
+        var tf32 = Compiled.Single(k => k.Name == "gemm_tf32_mma").Ptx;
+        Assert.That(System.Text.RegularExpressions.Regex.Matches(tf32, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ").Count, Is.EqualTo(16));
+        Assert.That(tf32, Does.Not.Contain("m16n8k16"));
     }
 
     [Test]

@@ -16,6 +16,10 @@ public sealed partial class IlgpuBackend
     /// emulator the mma kernels run the same model themselves.</summary>
     bool MmaModel => !_tensorCores || Acc is CudaAccelerator { Architecture: var arch } && arch < CudaArchitecture.SM_80;
 
+    /// <summary>Whether f16/bf16 GEMMs, and f32 ones when TF32 is allowed, take the tensor-core kernels (on the emulator,
+    /// which runs their model): false on a GPU below compute capability 8.0, where AllowTf32 has no effect.</summary>
+    public bool TensorCores => !MmaModel;
+
     /// <summary>f32 GEMMs on TF32 tensor cores (diffusers' --allow_tf32): the inputs round to 10-bit significands, the
     /// products and sums stay f32. Off by default; no effect where the f16/bf16 GEMMs run the model (below compute
     /// capability 8.0, which has no TF32), except on the emulator, where the model is what the tests check.</summary>

@@ -1,6 +1,4 @@
-// CUDA-tier GEMMs on tensor cores: f16/bf16 inputs (mma.sync m16n8k16) and f32 inputs as TF32 (m16n8k8, opt-in), f32
-// accumulation, with a model of the instruction where there are none (ILGPU's CPU emulator), so the tests check every
-// fragment's layout.
+// CUDA-tier GEMMs on tensor cores (f16/bf16; f32 as TF32) by inline PTX mma.sync, and its model for the emulator.
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
@@ -17,18 +15,18 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// (row-major) and B (column-major) fragments; loads read along whichever axis is contiguous in memory. The row stride
 /// of 20 words keeps the 32 lanes' fragment loads (8 rows × 4 words) on 32 different banks. Each slab is two steps of 8
 /// words (16 depth values of f16/bf16, 8 of TF32), each step 8 mma per warp. The products of two 16-bit floats, or of
-/// two TF32 values, are exact in f32, so beside the rounding to TF32 only the accumulation order differs from the f32
-/// kernel.
+/// two TF32 values, are exact in f32 (barring underflow and overflow), so beside the rounding to TF32 only the
+/// accumulation order differs from the f32 kernel.
 /// </summary>
 public static class GemmMmaKernels
 {
     const int Tile = 64, Words = 16, Stride = Words + 4, Warps = 4, Threads = 32 * Warps;
 
     /// <summary>The launch over s's tiles; modelled: with the dynamic shared memory the model of mma.sync needs (on the
-    /// emulator, and for the _model kernels).</summary>
+    /// emulator, and for the _model kernels), else one unused element (ILGPU refuses a request of none).</summary>
     public static KernelConfig Config(GemmShape s, bool modelled) =>
         new(new Index3D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile, s.Batch), new Index3D(Threads, 1, 1),
-            SharedMemoryConfig.RequestDynamic<uint>(modelled ? Threads * Registers : 0));
+            SharedMemoryConfig.RequestDynamic<uint>(modelled ? Threads * Registers : 1));
 
     [GpuKernel("gemm_bf16_mma", explicitlyGrouped: true)]
     public static void Bf16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
@@ -42,18 +40,18 @@ public static class GemmMmaKernels
     /// instruction computes on the FP32 lanes, and the PTX holds no mma.</summary>
     [GpuKernel("gemm_bf16_mma_model", explicitlyGrouped: true)]
     public static void Bf16Model(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new Bf16Lanes(), c, new Halves(a), new Halves(b), bias, p);
+        Tiled(new Bf16Lanes(), c, new Halves(a), new Halves(b), bias, p);   // as Bf16
 
     [GpuKernel("gemm_f16_mma_model", explicitlyGrouped: true)]
     public static void F16Model(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new F16Lanes(), c, new Halves(a), new Halves(b), bias, p);
+        Tiled(new F16Lanes(), c, new Halves(a), new Halves(b), bias, p);    // as F16
 
     /// <summary>f32 inputs on TF32 tensor cores (--allow_tf32, compute capability 8.0+).</summary>
     [GpuKernel("gemm_tf32_mma", explicitlyGrouped: true)]
     public static void Tf32(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new Tf32TensorCores(), c, new Tf32Rounded(a), new Tf32Rounded(b), bias, p);
+        Tiled(new Tf32TensorCores(), c, new Tf32Rounded(a), new Tf32Rounded(b), bias, p);   // c (batch, M, N); a, b per GemmShape; bias (N)
 
-    static void Tiled<TMma, TSource>(TMma mma, ArrayView<float> c, TSource a, TSource b, ArrayView<float> bias, GemmKernels.Args p)
+    static void Tiled<TMma, TSource>(TMma mma, ArrayView<float> c, TSource a, TSource b, ArrayView<float> bias, GemmKernels.Args p) // c (batch, M, N); a, b per GemmShape; bias (N)
         where TMma : struct, IMma where TSource : struct, ISource
     {
         var aSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [row][word]
@@ -81,8 +79,10 @@ public static class GemmMmaKernels
         Store(c, bias, p, cBase, row + 16, col + 16, tile.C12); Store(c, bias, p, cBase, row + 16, col + 24, tile.C13);
     }
 
-    /// <summary>slab[r·Stride + i] = the word of op(X)[origin + r, k0 + i·PerWord …], zero past the extent or the depth.
-    /// kContiguous: X is (extent, depth) row-major, else (depth, extent); consecutive threads take consecutive addresses
+    /// <summary>slab[r·Stride + i] = the word of op(X)[origin + r, k0 + i·PerWord …], zero past the extent or the
+    /// depth.
+    /// kContiguous: X is (extent, depth) row-major, else (depth, extent); consecutive threads take consecutive
+    /// addresses
     /// either way.</summary>
     static void Stage<TSource>(ArrayView<uint> slab, TSource x, long xBase, int origin, int extent, int k0, int depth, // slab (Tile, Stride), shared
         bool kContiguous, int thread) where TSource : struct, ISource
@@ -123,8 +123,11 @@ public static class GemmMmaKernels
 
     /// <summary>f32 bits rounded to TF32's 10-bit significand, to nearest with ties away from zero (cvt.rna.tf32.f32):
     /// adding half of the dropped 13 bits' range carries into the kept bits exactly when the magnitude rounds up, also
-    /// into the exponent (the largest values become Inf). Inf and NaN keep their bits.</summary>
-    public static uint RoundToTf32(uint bits) => (bits & 0x7F800000) == 0x7F800000 ? bits : (bits + 0x1000) & 0xFFFFE000;
+    /// into the exponent (the largest values become Inf). Inf keeps its bits; a NaN gets the quiet bit, so it stays a
+    /// NaN
+    /// when the tensor core reads only the top 19 bits.</summary>
+    public static uint RoundToTf32(uint bits) => (bits & 0x7F800000) != 0x7F800000 ? (bits + 0x1000) & 0xFFFFE000
+        : (bits & 0x007FFFFF) == 0 ? bits : bits | 0x00400000;
 
     /// <summary>The epilogue for one 16×8 tile: this lane's rows row and row + 8, columns col and col + 1.</summary>
     static void Store(ArrayView<float> c, ArrayView<float> bias, GemmKernels.Args p, long cBase, int row, int col, Fragment f)
@@ -141,18 +144,22 @@ public static class GemmMmaKernels
         }
     }
 
-    /// <summary>A lane's four f32 of a 16×8 tile of C: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1) for lane 4g + t.</summary>
+    /// <summary>A lane's four f32 of a 16×8 tile of C: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1) for lane 4g +
+    /// t.</summary>
     public struct Fragment
     {
         public float C0, C1, C2, C3;
     }
 
     /// <summary>
-    /// A warp's 32×32 of C: tile Cij at rows 16i, columns 8j of the quarter. On a GPU it lives in 32 PTX registers per lane
+    /// A warp's 32×32 of C: tile Cij at rows 16i, columns 8j of the quarter. On a GPU it lives in 32 PTX registers per
+    /// lane
     /// (dbc0 … dbc31, four per tile in the order C00, C01, …, C13) that the inline assembly declares, accumulates and
-    /// reads back at the end: ILGPU passes an inline-assembly output through local memory, which ptxas keeps (it does not
+    /// reads back at the end: ILGPU passes an inline-assembly output through local memory, which ptxas keeps (it does
+    /// not
     /// promote .local to registers), so only the last read goes that way. (ILGPU reads % only before an operand number,
-    /// so the names have none.) The fields hold the sums on the emulator, and the GPU's at the end.
+    /// so the names have none.) The registers are the kernel's because ILGPU inlines Start, AddStep and Finish into it,
+    /// as its default (aggressive) inlining does. The fields hold the sums on the emulator, and the GPU's at the end.
     /// </summary>
     struct WarpTile
     {
@@ -179,14 +186,16 @@ public static class GemmMmaKernels
             "mov.f32 %24, dbc24; mov.f32 %25, dbc25; mov.f32 %26, dbc26; mov.f32 %27, dbc27;\n\t" +
             "mov.f32 %28, dbc28; mov.f32 %29, dbc29; mov.f32 %30, dbc30; mov.f32 %31, dbc31;\n\t";
 
-        /// <summary>Declares and zeroes the accumulator registers (on tensor cores; the fields start at zero).</summary>
+        /// <summary>Declares and zeroes the accumulator registers (on tensor cores; the fields start at
+        /// zero).</summary>
         public static void Start<TMma>(TMma mma) where TMma : struct, IMma
         {
             if (OnTensorCores(mma)) CudaAsm.Emit(Declare);
         }
 
         /// <summary>C += the warp's rows of the A slab · its columns of the B slab over words step … step + 7. Lane
-        /// 4g + t holds the A words t and t + 4 of rows g and g + 8, and the B words t and t + 4 of column g. On the emulator every lane publishes its 16 registers in exchange and the model reads them.</summary>
+        /// 4g + t holds the A words t and t + 4 of rows g and g + 8, and the B words t and t + 4 of column g. On the
+        /// emulator every lane publishes its 16 registers in exchange and the model reads them.</summary>
         public void AddStep<TMma>(TMma mma, ArrayView<uint> aSlab, ArrayView<uint> bSlab, ArrayView<uint> exchange, // (Tile, Stride) each, shared; (Threads, Registers), shared
             int wr, int wc, int step, int lane) where TMma : struct, IMma
         {
@@ -237,7 +246,8 @@ public static class GemmMmaKernels
             C13 = new Fragment { C0 = c28.Value, C1 = c29.Value, C2 = c30.Value, C3 = c31.Value };
         }
 
-        /// <summary>Two 32-bit fragment registers as one 64-bit operand, low first (ILGPU's inline assembly takes at most
+        /// <summary>Two 32-bit fragment registers as one 64-bit operand, low first (ILGPU's inline assembly takes at
+        /// most
         /// ten values).</summary>
         static ulong Pair(uint lo, uint hi) => lo | (ulong)hi << 32;
     }
@@ -259,7 +269,8 @@ public static class GemmMmaKernels
 
     static bool OnTensorCores<TMma>(TMma mma) where TMma : struct, IMma => CudaAsm.IsSupported && mma.TensorCores;
 
-    /// <summary>The 8 mma.sync of one step, for each input type: operands %0-%3 are A's registers of the two row tiles and %4-%7 B's of the
+    /// <summary>The 8 mma.sync of one step, for each input type: operands %0-%3 are A's registers of the two row tiles
+    /// and %4-%7 B's of the
     /// four column tiles, two registers to an operand; the products add to dbc0 … dbc31.</summary>
     const string Bf16Step =
         "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
@@ -321,13 +332,17 @@ public static class GemmMmaKernels
         "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
         "}\n\t";
 
-    /// <summary>Fragment registers a lane holds per step: A's four for each of the two row tiles, B's two for each of the
+    /// <summary>Fragment registers a lane holds per step: A's four for each of the two row tiles, B's two for each of
+    /// the
     /// four column tiles.</summary>
     const int Registers = 16;
 
-    /// <summary>d + what mma.sync computes for tile Cij, from the warp's fragment registers (warp: lane l's at l·16 + …, A's of
-    /// row tile i at 4i, B's of column tile j at 8 + 2j), where there is no tensor core. A lane's registers hold the words
-    /// (row g, word t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of A and (column g, word t), (g, t + 4) of B, for lane 4g + t;
+    /// <summary>d + what mma.sync computes for tile Cij, from the warp's fragment registers (warp: lane l's at l·16 +
+    /// …, A's of
+    /// row tile i at 4i, B's of column tile j at 8 + 2j), where there is no tensor core. A lane's registers hold the
+    /// words
+    /// (row g, word t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of A and (column g, word t), (g, t + 4) of B, for lane
+    /// 4g + t;
     /// so for each word w of the step, this lane's rows g and g + 8 come from lane 4g + w % 4 and its columns 2t and
     /// 2t + 1 from lanes 8t + w % 4 and 8t + 4 + w % 4.</summary>
     static Fragment Model<TMma>(Fragment d, ArrayView<uint> warp, int i, int j, TMma mma) where TMma : struct, IMma // warp (32, Registers), shared

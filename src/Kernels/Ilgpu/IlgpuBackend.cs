@@ -29,7 +29,7 @@ public sealed partial class IlgpuBackend : IBackend
     readonly bool _tensorCores;
 
     /// <summary>A backend on the device. tensorCores false: f16/bf16 GEMMs take the kernels that GPUs without mma.sync
-    /// m16n8k16 run (what the tests check on the emulator).</summary>
+    /// m16n8k16 run, and AllowTf32 has no effect, as on such a GPU (the tests check those kernels so).</summary>
     public IlgpuBackend(IlgpuDevice device, bool tensorCores = true)
     {
         _device = device;
