@@ -9,8 +9,8 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// C[b] = α·op(A[b])·op(B[b]) + β·C[b] (+ bias[n]) with GemmShape's layout and GemmKernels.Args, for A and B of 16-bit
 /// floats (f16 or bf16 bits in ushort), or of f32 rounded to TF32 (10-bit significands, to nearest with ties away from
 /// zero, as cvt.rna.tf32.f32). Group (x, y) of 4 warps computes the 64×64 tile of C at rows 64·y, columns 64·x of batch
-/// z; warp w owns its 32×32 quarter (rows 32·(w/2), columns 32·(w%2)) as 2×4 tiles of 16×8, four f32 per lane each.
-/// Per slab of 16 words the 128 threads stage op(A) as [row][word] and op(B) as [column][word] in shared memory, a word
+/// z; warp w owns its 32×32 quarter (rows 32·(w/2), columns 32·(w%2)) as 2×4 tiles of 16×8, four f32 per lane each. Per
+/// slab of 16 words the 128 threads stage op(A) as [row][word] and op(B) as [column][word] in shared memory, a word
 /// being two consecutive depth values packed low-first (f16, bf16) or one TF32 value, which is how mma.sync takes A
 /// (row-major) and B (column-major) fragments; loads read along whichever axis is contiguous in memory. The row stride
 /// of 20 words keeps the 32 lanes' fragment loads (8 rows × 4 words) on 32 different banks. Each slab is two steps of 8
@@ -80,10 +80,8 @@ public static class GemmMmaKernels
     }
 
     /// <summary>slab[r·Stride + i] = the word of op(X)[origin + r, k0 + i·PerWord …], zero past the extent or the
-    /// depth.
-    /// kContiguous: X is (extent, depth) row-major, else (depth, extent); consecutive threads take consecutive
-    /// addresses
-    /// either way.</summary>
+    /// depth. kContiguous: X is (extent, depth) row-major, else (depth, extent); consecutive threads take consecutive
+    /// addresses either way.</summary>
     static void Stage<TSource>(ArrayView<uint> slab, TSource x, long xBase, int origin, int extent, int k0, int depth, // slab (Tile, Stride), shared
         bool kContiguous, int thread) where TSource : struct, ISource
     {
@@ -124,8 +122,7 @@ public static class GemmMmaKernels
     /// <summary>f32 bits rounded to TF32's 10-bit significand, to nearest with ties away from zero (cvt.rna.tf32.f32):
     /// adding half of the dropped 13 bits' range carries into the kept bits exactly when the magnitude rounds up, also
     /// into the exponent (the largest values become Inf). Inf keeps its bits; a NaN gets the quiet bit, so it stays a
-    /// NaN
-    /// when the tensor core reads only the top 19 bits.</summary>
+    /// NaN when the tensor core reads only the top 19 bits.</summary>
     public static uint RoundToTf32(uint bits) => (bits & 0x7F800000) != 0x7F800000 ? (bits + 0x1000) & 0xFFFFE000
         : (bits & 0x007FFFFF) == 0 ? bits : bits | 0x00400000;
 
@@ -153,13 +150,12 @@ public static class GemmMmaKernels
 
     /// <summary>
     /// A warp's 32×32 of C: tile Cij at rows 16i, columns 8j of the quarter. On a GPU it lives in 32 PTX registers per
-    /// lane
-    /// (dbc0 … dbc31, four per tile in the order C00, C01, …, C13) that the inline assembly declares, accumulates and
-    /// reads back at the end: ILGPU passes an inline-assembly output through local memory, which ptxas keeps (it does
-    /// not
-    /// promote .local to registers), so only the last read goes that way. (ILGPU reads % only before an operand number,
-    /// so the names have none.) The registers are the kernel's because ILGPU inlines Start, AddStep and Finish into it,
-    /// as its default (aggressive) inlining does. The fields hold the sums on the emulator, and the GPU's at the end.
+    /// lane (dbc0 … dbc31, four per tile in the order C00, C01, …, C13) that the inline assembly declares, accumulates
+    /// and reads back at the end: ILGPU passes an inline-assembly output through local memory, which ptxas keeps (it
+    /// does not promote .local to registers), so only the last read goes that way. (ILGPU reads % only before an
+    /// operand number, so the names have none.) The registers are the kernel's because ILGPU inlines Start, AddStep and
+    /// Finish into it, as its default (aggressive) inlining does. The fields hold the sums on the emulator, and the
+    /// GPU's at the end.
     /// </summary>
     struct WarpTile
     {
@@ -193,8 +189,8 @@ public static class GemmMmaKernels
             if (OnTensorCores(mma)) CudaAsm.Emit(Declare);
         }
 
-        /// <summary>C += the warp's rows of the A slab · its columns of the B slab over words step … step + 7. Lane
-        /// 4g + t holds the A words t and t + 4 of rows g and g + 8, and the B words t and t + 4 of column g. On the
+        /// <summary>C += the warp's rows of the A slab · its columns of the B slab over words step … step + 7. Lane 4g
+        /// + t holds the A words t and t + 4 of rows g and g + 8, and the B words t and t + 4 of column g. On the
         /// emulator every lane publishes its 16 registers in exchange and the model reads them.</summary>
         public void AddStep<TMma>(TMma mma, ArrayView<uint> aSlab, ArrayView<uint> bSlab, ArrayView<uint> exchange, // (Tile, Stride) each, shared; (Threads, Registers), shared
             int wr, int wc, int step, int lane) where TMma : struct, IMma
@@ -247,8 +243,7 @@ public static class GemmMmaKernels
         }
 
         /// <summary>Two 32-bit fragment registers as one 64-bit operand, low first (ILGPU's inline assembly takes at
-        /// most
-        /// ten values).</summary>
+        /// most ten values).</summary>
         static ulong Pair(uint lo, uint hi) => lo | (ulong)hi << 32;
     }
 
@@ -270,81 +265,35 @@ public static class GemmMmaKernels
     static bool OnTensorCores<TMma>(TMma mma) where TMma : struct, IMma => CudaAsm.IsSupported && mma.TensorCores;
 
     /// <summary>The 8 mma.sync of one step, for each input type: operands %0-%3 are A's registers of the two row tiles
-    /// and %4-%7 B's of the
-    /// four column tiles, two registers to an operand; the products add to dbc0 … dbc31.</summary>
-    const string Bf16Step =
+    /// and %4-%7 B's of the four column tiles, two registers to an operand (split inside the block); tile ij's products
+    /// add to dbc(16i + 4j) … dbc(16i + 4j + 3). Each is one constant, as ILGPU needs.</summary>
+    const string Bf16Step = Unpack + MmaBf16 + C00 + MmaBf16 + C01 + MmaBf16 + C02 + MmaBf16 + C03 + MmaBf16 + C10 + MmaBf16 + C11 + MmaBf16 + C12 + MmaBf16 + C13 + "}\n\t";
+    const string F16Step = Unpack + MmaF16 + C00 + MmaF16 + C01 + MmaF16 + C02 + MmaF16 + C03 + MmaF16 + C10 + MmaF16 + C11 + MmaF16 + C12 + MmaF16 + C13 + "}\n\t";
+    const string Tf32Step = Unpack + MmaTf32 + C00 + MmaTf32 + C01 + MmaTf32 + C02 + MmaTf32 + C03 + MmaTf32 + C10 + MmaTf32 + C11 + MmaTf32 + C12 + MmaTf32 + C13 + "}\n\t";
+    const string MmaBf16 = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", MmaF16 = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32",
+        MmaTf32 = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32";
+    const string Unpack =
         "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
-        "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
-        "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
-        "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
-        "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
-        "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
-        "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
-        "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
-        "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
-        "}\n\t";
-
-    const string F16Step =
-        "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
-        "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
-        "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
-        "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
-        "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
-        "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
-        "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
-        "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
-        "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
-        "}\n\t";
-
-    const string Tf32Step =
-        "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
-        "mov.b64 {mma_a0,mma_a1}, %0;\n\t" +
-        "mov.b64 {mma_a2,mma_a3}, %1;\n\t" +
-        "mov.b64 {mma_a4,mma_a5}, %2;\n\t" +
-        "mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
-        "mov.b64 {mma_b0,mma_b1}, %4;\n\t" +
-        "mov.b64 {mma_b2,mma_b3}, %5;\n\t" +
-        "mov.b64 {mma_b4,mma_b5}, %6;\n\t" +
-        "mov.b64 {mma_b6,mma_b7}, %7;\n\t" +
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t" +
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t" +
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t" +
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t" +
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t" +
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t" +
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t" +
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t" +
-        "}\n\t";
+        "mov.b64 {mma_a0,mma_a1}, %0; mov.b64 {mma_a2,mma_a3}, %1; mov.b64 {mma_a4,mma_a5}, %2; mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
+        "mov.b64 {mma_b0,mma_b1}, %4; mov.b64 {mma_b2,mma_b3}, %5; mov.b64 {mma_b4,mma_b5}, %6; mov.b64 {mma_b6,mma_b7}, %7;\n\t";
+    const string C00 = " {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t";
+    const string C01 = " {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t";
+    const string C02 = " {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t";
+    const string C03 = " {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t";
+    const string C10 = " {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t";
+    const string C11 = " {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t";
+    const string C12 = " {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t";
+    const string C13 = " {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t";
 
     /// <summary>Fragment registers a lane holds per step: A's four for each of the two row tiles, B's two for each of
-    /// the
-    /// four column tiles.</summary>
+    /// the four column tiles.</summary>
     const int Registers = 16;
 
     /// <summary>d + what mma.sync computes for tile Cij, from the warp's fragment registers (warp: lane l's at l·16 +
-    /// …, A's of
-    /// row tile i at 4i, B's of column tile j at 8 + 2j), where there is no tensor core. A lane's registers hold the
-    /// words
-    /// (row g, word t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of A and (column g, word t), (g, t + 4) of B, for lane
-    /// 4g + t;
-    /// so for each word w of the step, this lane's rows g and g + 8 come from lane 4g + w % 4 and its columns 2t and
-    /// 2t + 1 from lanes 8t + w % 4 and 8t + 4 + w % 4.</summary>
+    /// …, A's of row tile i at 4i, B's of column tile j at 8 + 2j), where there is no tensor core. A lane's registers
+    /// hold the words (row g, word t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of A and (column g, word t), (g, t + 4)
+    /// of B, for lane 4g + t; so for each word w of the step, this lane's rows g and g + 8 come from lane 4g + w % 4
+    /// and its columns 2t and 2t + 1 from lanes 8t + w % 4 and 8t + 4 + w % 4.</summary>
     static Fragment Model<TMma>(Fragment d, ArrayView<uint> warp, int i, int j, TMma mma) where TMma : struct, IMma // warp (32, Registers), shared
     {
         int lane = Warp.LaneIdx, g = lane / 4, t = lane % 4;
