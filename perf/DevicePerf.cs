@@ -45,6 +45,7 @@ static class DevicePerf
         foreach (var t in new[] { DType.F32, DType.F16, DType.BF16 }) yield return Cases.Gemm(4096, 4096, 4096, inputs: t);
         yield return Tf32(Cases.Gemm(4096, 4096, 4096));
         yield return Cases.Conv(2, 320, 64, 64, 320, 3, 1, 1, true);
+        yield return Tf32(Cases.Conv(2, 320, 64, 64, 320, 3, 1, 1, true));
         yield return Cases.Conv(2, 1280, 8, 8, 1280, 3, 1, 1, true);
         yield return Cases.Attention(2, 8, 4096, 4096, 40, false, true);
         yield return Cases.Attention(2, 8, 4096, 77, 40, false, true);
@@ -60,13 +61,14 @@ static class DevicePerf
         yield return Cases.Gemm(64, 64, 64);
         yield return Tf32(Cases.Gemm(64, 64, 64));
         yield return Cases.Conv(1, 8, 8, 8, 8, 3, 1, 1, false);
+        yield return Tf32(Cases.Conv(1, 8, 8, 8, 8, 3, 1, 1, false));
         yield return Cases.GroupNorm(1, 8, 4, 4, 4, false);
         yield return Cases.AdamW(1_000_000);
         yield return Cases.AdamW8bit(1_000_000);
     }
 
-    /// <summary>The case with TF32 allowed while it runs on the CUDA tier (--allow_tf32); the cpu tier it is checked
-    /// against has no TF32.</summary>
+    /// <summary>The case (a GEMM or a convolution) with TF32 allowed while it runs on the CUDA tier (--allow_tf32); the
+    /// cpu tier it is checked against has no TF32.</summary>
     static Case Tf32(Case c) => c with
     {
         Op = c.Op + " tf32",

@@ -18,11 +18,11 @@ public sealed class DeviceOption : Option<string>
         AcceptOnlyFromAmong("auto", "cuda", "cpu", "reference");
     }
 
-    /// <summary>diffusers' --allow_tf32, for the commands that add it beside this option: f32 matrix products on TF32
-    /// tensor cores on the CUDA tier.</summary>
+    /// <summary>diffusers' --allow_tf32, for the commands that add it beside this option: f32 matrix products and
+    /// convolutions on TF32 tensor cores on the CUDA tier.</summary>
     public Option<bool> AllowTf32 { get; } = new("--allow_tf32", "--allow-tf32")
     {
-        Description = "CUDA tier: f32 matrix products on TF32 tensor cores (inputs rounded to 10-bit significands, f32 sums), " +
+        Description = "CUDA tier: f32 matrix products and convolutions on TF32 tensor cores (inputs rounded to 10-bit significands, f32 sums), " +
             "as diffusers' --allow_tf32; GPUs of compute capability 8.0 and newer; the cpu tier has no TF32 and says so",
     };
 

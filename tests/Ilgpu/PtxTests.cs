@@ -53,10 +53,13 @@ public class PtxTests
             // their PTX JIT would reject.
             Assert.That(Compiled.Single(k => k.Name == name + "_model").Ptx, Does.Not.Contain("mma"), name + "_model");
         }
-        // f32 under --allow_tf32: the same 16 per slab of m16n8k8 on TF32 words, and nothing else.
-        var tf32 = Compiled.Single(k => k.Name == "gemm_tf32_mma").Ptx;
-        Assert.That(System.Text.RegularExpressions.Regex.Matches(tf32, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ").Count, Is.EqualTo(16));
-        Assert.That(tf32, Does.Not.Contain("m16n8k16"));
+        // f32 GEMMs and convolutions under --allow_tf32: the same 16 per slab of m16n8k8 on TF32 words, and nothing else.
+        foreach (var name in new[] { "gemm_tf32_mma", "conv2d_tf32_implicit_gemm", "conv2d_tf32_grad_input_implicit_gemm", "conv2d_tf32_grad_weight_implicit_gemm" })
+        {
+            var tf32 = Compiled.Single(k => k.Name == name).Ptx;
+            Assert.That(System.Text.RegularExpressions.Regex.Matches(tf32, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ").Count, Is.EqualTo(16), name);
+            Assert.That(tf32, Does.Not.Contain("m16n8k16"), name);
+        }
     }
 
     [Test]

@@ -12,9 +12,9 @@ public class Conv2dTests(string backend) : BackendTest(backend)
     // f32 accumulation of products of inputs in [-1, 1): forward sums InC·KH·KW terms, grad-input at most OutC·KH·KW,
     // grad-weight N·OH·OW; the error grows about like sqrt(terms)·eps·|partial sums|, and 1e-5·sqrt(terms) leaves 10×.
     const double AtolPerSqrtTerm = 1e-5;
-    const double Rtol = 1e-4;   // rounding the result to f32, and adding it onto the accumulated dw / dbias
+    internal const double Rtol = 1e-4;   // rounding the result to f32, and adding it onto the accumulated dw / dbias
 
-    static double Atol(long terms) => 1e-6 + AtolPerSqrtTerm * Math.Sqrt(terms);
+    internal static double Atol(long terms) => 1e-6 + AtolPerSqrtTerm * Math.Sqrt(terms);
 
     // Batch 1, odd and non-square sizes, stride 2, pad 0 and 1, 1×1 and 3×3 (and other) kernels, and SD's shapes scaled
     // down: 3×3 with depth above the GEMM's 256 slab, a stride-2 downsample, a 1×1 projection, many pixel blocks, rows
@@ -22,7 +22,7 @@ public class Conv2dTests(string backend) : BackendTest(backend)
     // (CpuBackend.Winograd and SmallWinograd; Conv2dWinogradTests calls both forms directly at these sizes, and
     // WinogradSizedConvolution and SmallWinogradSizedConvolution below reach them through the backend). The last has 65 input and 66 output channels: rows past one 64-row tile in all
     // three CUDA kernels (the others cross its 64-column tiles and 16-deep slabs).
-    static readonly ConvShape[] Shapes =
+    internal static readonly ConvShape[] Shapes =
     [
         new(1, 3, 5, 7, 4, 3, 3, 1, 1), new(2, 5, 9, 8, 6, 3, 3, 2, 1), new(2, 3, 8, 8, 5, 3, 3, 1, 0),
         new(2, 4, 6, 6, 3, 1, 1, 1, 0), new(1, 4, 7, 5, 3, 1, 1, 2, 0), new(1, 3, 5, 5, 2, 1, 1, 1, 1),

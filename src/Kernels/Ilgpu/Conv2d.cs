@@ -1,6 +1,8 @@
-// CUDA-tier conv2d as implicit GEMM (no im2col buffer): forward, grad-input, grad-weight in 64×64 tiles, and grad-bias.
+// CUDA-tier conv2d as implicit GEMM (no im2col buffer): forward, grad-input, grad-weight in 64×64 tiles (on TF32 tensor
+// cores under AllowTf32), and grad-bias.
 using ILGPU.Runtime;
 using ILGPU;
+using static DreamBooth.Kernels.Ilgpu.GemmMmaKernels;
 
 namespace DreamBooth.Kernels.Ilgpu;
 
@@ -9,19 +11,40 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _conv;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradInput, _convGradWeight;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradBias;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convTf32;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradInputTf32, _convGradWeightTf32;
+
+    /// <summary>Convolutions take the TF32 kernels (AllowTf32 on a GPU of compute capability 8.0+, or the emulator).</summary>
+    bool ConvTf32 => AllowTf32 && !MmaModel;
+
+    /// <summary>The TF32 kernels' groups over a (rows, columns) implicit product.</summary>
+    KernelConfig Tf32Tiles(int rows, int columns) => TileConfig(rows, columns, 1, MmaModelled);
 
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
     {
         s.ValidateForward(y, x, w, bias);
         const string op = "conv2d";
+        var args = Conv2dKernels.Args.From(s, bias != null);
+        if (ConvTf32)
+        {
+            _convTf32 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.ForwardTf32);
+            _convTf32(Tf32Tiles(s.OutC, s.N * s.OutH * s.OutW), F(op, y), F(op, x), F(op, w), FOrPlaceholder(op, bias), args);
+            return;
+        }
         _conv ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.Forward);
-        _conv(Conv2dKernels.ForwardConfig(s), F(op, y), F(op, x), F(op, w), FOrPlaceholder(op, bias), Conv2dKernels.Args.From(s, bias != null));
+        _conv(Conv2dKernels.ForwardConfig(s), F(op, y), F(op, x), F(op, w), FOrPlaceholder(op, bias), args);
     }
 
     public void Conv2dGradInput(DeviceBuffer dx, DeviceBuffer dy, DeviceBuffer w, in ConvShape s)
     {
         s.ValidateGradInput(dx, dy, w);
         const string op = "conv2d grad input";
+        if (ConvTf32)
+        {
+            _convGradInputTf32 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradInputTf32);
+            _convGradInputTf32(Tf32Tiles(s.InC, s.N * s.H * s.W), F(op, dx), F(op, dy), F(op, w), Conv2dKernels.Args.From(s, false));
+            return;
+        }
         _convGradInput ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradInput);
         _convGradInput(Conv2dKernels.GradInputConfig(s), F(op, dx), F(op, dy), F(op, w), Conv2dKernels.Args.From(s, false));
     }
@@ -30,9 +53,17 @@ public sealed partial class IlgpuBackend
     {
         s.ValidateGradWeight(dw, dbias, dy, x);
         const string op = "conv2d grad weight";
-        _convGradWeight ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradWeight);
         var args = Conv2dKernels.Args.From(s, dbias != null);
-        _convGradWeight(Conv2dKernels.GradWeightConfig(s), F(op, dw), F(op, dy), F(op, x), args);
+        if (ConvTf32)
+        {
+            _convGradWeightTf32 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradWeightTf32);
+            _convGradWeightTf32(Tf32Tiles(s.OutC, s.InC * s.KH * s.KW), F(op, dw), F(op, dy), F(op, x), args);
+        }
+        else
+        {
+            _convGradWeight ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradWeight);
+            _convGradWeight(Conv2dKernels.GradWeightConfig(s), F(op, dw), F(op, dy), F(op, x), args);
+        }
         if (dbias == null) return;
         _convGradBias ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradBias);
         _convGradBias(Conv2dKernels.GradBiasConfig(s), F(op, dbias), F(op, dy), args);
@@ -278,6 +309,113 @@ public static class Conv2dKernels
     static void AddDw(ArrayView<float> dw, Args p, long rowStart, int tap, float v)
     {
         if (tap < p.InC * p.KHW) dw[rowStart + tap] += v;
+    }
+
+    // ---- TF32 tensor cores (AllowTf32): the same three implicit GEMMs on GemmMmaKernels' tiles, operands rounded to TF32
+    // as they are gathered, and the same epilogues ----
+
+    /// <summary>Forward on TF32 tensor cores: A = w (OutC, InC·KH·KW), B = cols(x) gathered per pixel column.</summary>
+    [GpuKernel("conv2d_tf32_implicit_gemm", explicitlyGrouped: true)]
+    public static void ForwardTf32(ArrayView<float> y, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, Args p) // as Forward
+    {
+        int k = p.InC * p.KHW;
+        Tiled(new Tf32TensorCores(), new Gathered<Weights>(new Weights(w, k), p.OutC, k, kFast: true),
+            new Gathered<Windows>(new Windows(x, p), p.N * p.Pixels, k, kFast: false), new YOut(y, bias, p), k);
+    }
+
+    /// <summary>Grad input on TF32 tensor cores: A = wᵀ (InC, OutC·KH·KW), B = taps(dy) gathered per input pixel.</summary>
+    [GpuKernel("conv2d_tf32_grad_input_implicit_gemm", explicitlyGrouped: true)]
+    public static void GradInputTf32(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> w, Args p) // as GradInput
+    {
+        int k = p.OutC * p.KHW;
+        Tiled(new Tf32TensorCores(), new Gathered<WeightsTransposed>(new WeightsTransposed(w, p), p.InC, k, kFast: true),
+            new Gathered<Taps>(new Taps(dy, p), p.N * p.ImagePixels, k, kFast: false), new DxOut(dx, p), k);
+    }
+
+    /// <summary>Grad weight on TF32 tensor cores, accumulated into dw: A = dy (OutC, N·OH·OW), B = cols(x)ᵀ, both read along
+    /// the pixels.</summary>
+    [GpuKernel("conv2d_tf32_grad_weight_implicit_gemm", explicitlyGrouped: true)]
+    public static void GradWeightTf32(ArrayView<float> dw, ArrayView<float> dy, ArrayView<float> x, Args p) // as GradWeight
+    {
+        int pixels = p.N * p.Pixels;
+        Tiled(new Tf32TensorCores(), new Gathered<OutputRows>(new OutputRows(dy, p), p.OutC, pixels, kFast: true),
+            new Gathered<Swapped<Windows>>(new Swapped<Windows>(new Windows(x, p)), p.InC * p.KHW, pixels, kFast: true), new DwOut(dw, p), pixels);
+    }
+
+    /// <summary>w (OutC, K) at (o, tap).</summary>
+    readonly struct Weights(ArrayView<float> w, int k) : IGather
+    {
+        public float At(int o, int tap) => w[(long)o * k + tap];
+    }
+
+    /// <summary>wᵀ at (c, (o, kh, kw)) = w[o, c, kh, kw].</summary>
+    readonly struct WeightsTransposed(ArrayView<float> w, Args p) : IGather
+    {
+        public float At(int c, int tap)
+        {
+            int o = tap / p.KHW;
+            return w[((long)o * p.InC + c) * p.KHW + tap - o * p.KHW];
+        }
+    }
+
+    /// <summary>cols(x) at (output pixel n·OH·OW + pix, tap): GatherX for that pixel's window.</summary>
+    readonly struct Windows(ArrayView<float> x, Args p) : IGather
+    {
+        public float At(int col, int tap)
+        {
+            int n = col / p.Pixels, pix = col - n * p.Pixels, oh = pix / p.OW, ow = pix - oh * p.OW;
+            return GatherX(x, p, (long)n * p.InC * p.ImagePixels, oh * p.Stride - p.Pad, ow * p.Stride - p.Pad, tap);
+        }
+    }
+
+    /// <summary>taps(dy) at (input pixel n·H·W + pix, tap): GatherDy at that pixel's padded position.</summary>
+    readonly struct Taps(ArrayView<float> dy, Args p) : IGather
+    {
+        public float At(int col, int tap)
+        {
+            int n = col / p.ImagePixels, pix = col - n * p.ImagePixels, ih = pix / p.W, iw = pix - ih * p.W;
+            return GatherDy(dy, p, (long)n * p.OutC * p.Pixels, ih + p.Pad, iw + p.Pad, tap);
+        }
+    }
+
+    /// <summary>dy as (OutC, N·OH·OW) at (o, n·OH·OW + pix).</summary>
+    readonly struct OutputRows(ArrayView<float> dy, Args p) : IGather
+    {
+        public float At(int o, int r)
+        {
+            int n = r / p.Pixels;
+            return dy[((long)n * p.OutC + o) * p.Pixels + r - n * p.Pixels];
+        }
+    }
+
+    /// <summary>The transpose of g: At(row, k) = g.At(k, row).</summary>
+    readonly struct Swapped<TGather>(TGather g) : IGather where TGather : struct, IGather
+    {
+        public float At(int row, int k) => g.At(k, row);
+    }
+
+    readonly struct YOut(ArrayView<float> y, ArrayView<float> bias, Args p) : IOutput
+    {
+        public void Store(int o, int col, float v)
+        {
+            if (o < p.OutC) StoreY(y, p, o, col, v + (p.HasBias != 0 ? bias[o] : 0f));
+        }
+    }
+
+    readonly struct DxOut(ArrayView<float> dx, Args p) : IOutput
+    {
+        public void Store(int c, int col, float v)
+        {
+            if (c < p.InC) StoreDx(dx, p, c, col, v);
+        }
+    }
+
+    readonly struct DwOut(ArrayView<float> dw, Args p) : IOutput
+    {
+        public void Store(int o, int tap, float v)
+        {
+            if (o < p.OutC) AddDw(dw, p, (long)o * p.InC * p.KHW, tap, v);
+        }
     }
 
     /// <summary>dbias[o] += Σ_{n, oh, ow} dy[n, o, oh, ow]. Group o: its 256 threads stride over the N·OH·OW values

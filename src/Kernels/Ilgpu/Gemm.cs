@@ -20,8 +20,8 @@ public sealed partial class IlgpuBackend
     /// which runs their model): false on a GPU below compute capability 8.0, where AllowTf32 has no effect.</summary>
     public bool TensorCores => !MmaModel;
 
-    /// <summary>f32 GEMMs on TF32 tensor cores (diffusers' --allow_tf32): the inputs round to 10-bit significands, the
-    /// products and sums stay f32. Off by default; no effect where the f16/bf16 GEMMs run the model (below compute
+    /// <summary>f32 GEMMs and convolutions on TF32 tensor cores (diffusers' --allow_tf32): the inputs round to 10-bit
+    /// significands, the products and sums stay f32. Off by default; no effect where the f16/bf16 GEMMs run the model (below compute
     /// capability 8.0, which has no TF32), except on the emulator, where the model is what the tests check.</summary>
     public bool AllowTf32 { get; set; }
 
@@ -53,7 +53,10 @@ public sealed partial class IlgpuBackend
         }
     }
 
-    KernelConfig MmaConfig(GemmShape s) => GemmMmaKernels.Config(s, modelled: MmaModel || Acc.AcceleratorType == AcceleratorType.CPU);
+    /// <summary>Whether a tensor-core launch runs the model of mma.sync: in the _model kernels, and on the emulator.</summary>
+    bool MmaModelled => MmaModel || Acc.AcceleratorType == AcceleratorType.CPU;
+
+    KernelConfig MmaConfig(GemmShape s) => GemmMmaKernels.Config(s, modelled: MmaModelled);
 
     /// <summary>Launches one GEMM kernel (of A and B's element type T, grouped by config) over the batch.</summary>
     static void Gemm<T>(Action<KernelConfig, ArrayView<float>, ArrayView<T>, ArrayView<T>, ArrayView<float>, GemmKernels.Args> kernel,

@@ -1,4 +1,4 @@
-// CUDA-tier GEMMs on tensor cores (f16/bf16; f32 as TF32) by inline PTX mma.sync, and its model for the emulator.
+// CUDA-tier tensor-core tiles (f16/bf16; f32 as TF32) by inline PTX mma.sync, its model for the emulator, and the GEMMs.
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
@@ -16,7 +16,8 @@ namespace DreamBooth.Kernels.Ilgpu;
 /// of 20 words keeps the 32 lanes' fragment loads (8 rows × 4 words) on 32 different banks. Each slab is two steps of 8
 /// words (16 depth values of f16/bf16, 8 of TF32), each step 8 mma per warp. The products of two 16-bit floats, or of
 /// two TF32 values, are exact in f32 (barring underflow and overflow), so beside the rounding to TF32 only the
-/// accumulation order differs from the f32 kernel.
+/// accumulation order differs from the f32 kernel. The tile loop (Tiled) also runs the TF32 convolutions (Conv2d.cs),
+/// whose operands are implicit matrices gathered value by value.
 /// </summary>
 public static class GemmMmaKernels
 {
@@ -24,48 +25,62 @@ public static class GemmMmaKernels
 
     /// <summary>The launch over s's tiles; modelled: with the dynamic shared memory the model of mma.sync needs (on the
     /// emulator, and for the _model kernels), else one unused element (ILGPU refuses a request of none).</summary>
-    public static KernelConfig Config(GemmShape s, bool modelled) =>
-        new(new Index3D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile, s.Batch), new Index3D(Threads, 1, 1),
+    public static KernelConfig Config(GemmShape s, bool modelled) => TileConfig(s.M, s.N, s.Batch, modelled);
+
+    /// <summary>Groups over the 64×64 tiles of a (rows, columns) product, batch of them, as Config.</summary>
+    public static KernelConfig TileConfig(int rows, int columns, int batch, bool modelled) =>
+        new(new Index3D((columns + Tile - 1) / Tile, (rows + Tile - 1) / Tile, batch), new Index3D(Threads, 1, 1),
             SharedMemoryConfig.RequestDynamic<uint>(modelled ? Threads * Registers : 1));
 
     [GpuKernel("gemm_bf16_mma", explicitlyGrouped: true)]
     public static void Bf16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new Bf16TensorCores(), c, new Halves(a), new Halves(b), bias, p);   // c (batch, M, N); a, b per GemmShape, bf16 bits; bias (N)
+        Gemm(new Bf16TensorCores(), c, new Halves(a), new Halves(b), bias, p);   // c (batch, M, N); a, b per GemmShape, bf16 bits; bias (N)
 
     [GpuKernel("gemm_f16_mma", explicitlyGrouped: true)]
     public static void F16(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new F16TensorCores(), c, new Halves(a), new Halves(b), bias, p);    // the same, f16 bits
+        Gemm(new F16TensorCores(), c, new Halves(a), new Halves(b), bias, p);    // the same, f16 bits
 
     /// <summary>The same kernel for GPUs without mma.sync m16n8k16 (compute capability below 8.0): the model of the
     /// instruction computes on the FP32 lanes, and the PTX holds no mma.</summary>
     [GpuKernel("gemm_bf16_mma_model", explicitlyGrouped: true)]
     public static void Bf16Model(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new Bf16Lanes(), c, new Halves(a), new Halves(b), bias, p);   // as Bf16
+        Gemm(new Bf16Lanes(), c, new Halves(a), new Halves(b), bias, p);   // as Bf16
 
     [GpuKernel("gemm_f16_mma_model", explicitlyGrouped: true)]
     public static void F16Model(ArrayView<float> c, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new F16Lanes(), c, new Halves(a), new Halves(b), bias, p);    // as F16
+        Gemm(new F16Lanes(), c, new Halves(a), new Halves(b), bias, p);    // as F16
 
     /// <summary>f32 inputs on TF32 tensor cores (--allow_tf32, compute capability 8.0+).</summary>
     [GpuKernel("gemm_tf32_mma", explicitlyGrouped: true)]
     public static void Tf32(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias, GemmKernels.Args p) =>
-        Tiled(new Tf32TensorCores(), c, new Tf32Rounded(a), new Tf32Rounded(b), bias, p);   // c (batch, M, N); a, b per GemmShape; bias (N)
+        Gemm(new Tf32TensorCores(), c, new Tf32Rounded(a), new Tf32Rounded(b), bias, p);   // c (batch, M, N); a, b per GemmShape; bias (N)
 
-    static void Tiled<TMma, TSource>(TMma mma, ArrayView<float> c, TSource a, TSource b, ArrayView<float> bias, GemmKernels.Args p) // c (batch, M, N); a, b per GemmShape; bias (N)
+    static void Gemm<TMma, TSource>(TMma mma, ArrayView<float> c, TSource a, TSource b, ArrayView<float> bias, GemmKernels.Args p) // c (batch, M, N); a, b per GemmShape; bias (N)
         where TMma : struct, IMma where TSource : struct, ISource
+    {
+        long batch = Grid.IdxZ;
+        Tiled(mma, new Matrix<TSource>(a, batch * p.StrideA, p.M, p.K, p.TransA == 0),   // A (M, K), or (K, M) transposed
+            new Matrix<TSource>(b, batch * p.StrideB, p.N, p.K, p.TransB != 0),           // B (N, K) transposed, or (K, N)
+            new GemmOutput(c, bias, p, batch * p.StrideC), p.K);
+    }
+
+    /// <summary>The tile loop of every tensor-core kernel: group (x, y) stages A's 64 rows from 64·y and B's 64 columns
+    /// from 64·x slab by slab, its warps run the steps, and each value of the tile goes to output (which drops those past
+    /// the edges).</summary>
+    internal static void Tiled<TMma, TA, TB, TOut>(TMma mma, TA a, TB b, TOut output, int depth)
+        where TMma : struct, IMma where TA : struct, IOperand where TB : struct, IOperand where TOut : struct, IOutput
     {
         var aSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [row][word]
         var bSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [column][word]
         var exchange = SharedMemory.GetDynamic<uint>();   // (Threads, Registers) for the model, empty on tensor cores
         int thread = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
         int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile, wr = warp / 2 * 32, wc = warp % 2 * 32;
-        long aBase = Grid.IdxZ * p.StrideA, bBase = Grid.IdxZ * p.StrideB, cBase = Grid.IdxZ * p.StrideC;
         var tile = new WarpTile();
         WarpTile.Start(mma);
-        for (int k0 = 0; k0 < p.K; k0 += Words * a.PerWord)
+        for (int k0 = 0; k0 < depth; k0 += Words * a.PerWord)
         {
-            Stage(aSlab, a, aBase, row0, p.M, k0, p.K, p.TransA == 0, thread);   // A (M, K), or (K, M) transposed
-            Stage(bSlab, b, bBase, col0, p.N, k0, p.K, p.TransB != 0, thread);   // B (N, K) transposed, or (K, N)
+            a.Stage(aSlab, row0, k0, thread);
+            b.Stage(bSlab, col0, k0, thread);
             Group.Barrier();
             tile.AddStep(mma, aSlab, bSlab, exchange, wr, wc, 0, lane);
             tile.AddStep(mma, aSlab, bSlab, exchange, wr, wc, 8, lane);
@@ -73,27 +88,87 @@ public static class GemmMmaKernels
         }
         tile.Finish(mma);
         int row = row0 + wr + lane / 4, col = col0 + wc + lane % 4 * 2;
-        Store(c, bias, p, cBase, row, col, tile.C00); Store(c, bias, p, cBase, row, col + 8, tile.C01);
-        Store(c, bias, p, cBase, row, col + 16, tile.C02); Store(c, bias, p, cBase, row, col + 24, tile.C03);
-        Store(c, bias, p, cBase, row + 16, col, tile.C10); Store(c, bias, p, cBase, row + 16, col + 8, tile.C11);
-        Store(c, bias, p, cBase, row + 16, col + 16, tile.C12); Store(c, bias, p, cBase, row + 16, col + 24, tile.C13);
+        Store(output, row, col, tile.C00); Store(output, row, col + 8, tile.C01);
+        Store(output, row, col + 16, tile.C02); Store(output, row, col + 24, tile.C03);
+        Store(output, row + 16, col, tile.C10); Store(output, row + 16, col + 8, tile.C11);
+        Store(output, row + 16, col + 16, tile.C12); Store(output, row + 16, col + 24, tile.C13);
     }
 
-    /// <summary>slab[r·Stride + i] = the word of op(X)[origin + r, k0 + i·PerWord …], zero past the extent or the
-    /// depth. kContiguous: X is (extent, depth) row-major, else (depth, extent); consecutive threads take consecutive
-    /// addresses either way.</summary>
-    static void Stage<TSource>(ArrayView<uint> slab, TSource x, long xBase, int origin, int extent, int k0, int depth, // slab (Tile, Stride), shared
-        bool kContiguous, int thread) where TSource : struct, ISource
+    /// <summary>One 16×8 tile's values of this lane: rows row and row + 8, columns col and col + 1.</summary>
+    static void Store<TOut>(TOut output, int row, int col, Fragment f) where TOut : struct, IOutput
     {
-        for (int e = thread; e < Tile * Words; e += Threads)
+        output.Store(row, col, f.C0);
+        output.Store(row, col + 1, f.C1);
+        output.Store(row + 8, col, f.C2);
+        output.Store(row + 8, col + 1, f.C3);
+    }
+
+    /// <summary>A's rows or B's columns, staged a slab at a time as words.</summary>
+    public interface IOperand
+    {
+        /// <summary>Depth values per 32-bit word.</summary>
+        int PerWord { get; }
+        /// <summary>slab[r·Stride + i] = the word of rows (or columns) origin + r at depth k0 + i·PerWord …, zero past
+        /// the extent or the depth; the group's threads share the work.</summary>
+        void Stage(ArrayView<uint> slab, int origin, int k0, int thread); // slab (Tile, Stride), shared
+    }
+
+    /// <summary>Where each value of C goes; it drops rows and columns past the edges.</summary>
+    public interface IOutput
+    {
+        void Store(int row, int col, float v);
+    }
+
+    /// <summary>A GEMM operand: x (extent, depth) row-major when kContiguous, else (depth, extent), from xBase.</summary>
+    readonly struct Matrix<TSource>(TSource x, long xBase, int extent, int depth, bool kContiguous) : IOperand where TSource : struct, ISource
+    {
+        public int PerWord => x.PerWord;
+
+        /// <summary>Consecutive threads take consecutive addresses either way.</summary>
+        public void Stage(ArrayView<uint> slab, int origin, int k0, int thread)
         {
-            int r = kContiguous ? e / Words : e % Tile, i = kContiguous ? e % Words : e / Tile;
-            int gr = origin + r, gk = k0 + x.PerWord * i;
-            uint word = 0;
-            if (gr < extent && gk < depth)
-                word = x.Word(xBase + (kContiguous ? (long)gr * depth + gk : (long)gk * extent + gr), kContiguous ? 1 : extent, gk + 1 < depth);
-            slab[r * Stride + i] = word;
+            for (int e = thread; e < Tile * Words; e += Threads)
+            {
+                int r = kContiguous ? e / Words : e % Tile, i = kContiguous ? e % Words : e / Tile;
+                int gr = origin + r, gk = k0 + x.PerWord * i;
+                uint word = 0;
+                if (gr < extent && gk < depth)
+                    word = x.Word(xBase + (kContiguous ? (long)gr * depth + gk : (long)gk * extent + gr), kContiguous ? 1 : extent, gk + 1 < depth);
+                slab[r * Stride + i] = word;
+            }
         }
+    }
+
+    /// <summary>C ← α·C_tile + β·C (+ bias) for the GEMM, from cBase.</summary>
+    readonly struct GemmOutput(ArrayView<float> c, ArrayView<float> bias, GemmKernels.Args p, long cBase) : IOutput
+    {
+        public void Store(int row, int col, float v)
+        {
+            if (row < p.M) GemmKernels.Store(c, bias, p, cBase + (long)row * p.N, col, v);
+        }
+    }
+
+    /// <summary>A TF32 operand gathered value by value (a convolution's implicit matrix): rows (or columns) below
+    /// extent, depth below depth; kFast: consecutive threads take consecutive depths, else consecutive rows.</summary>
+    internal readonly struct Gathered<TGather>(TGather g, int extent, int depth, bool kFast) : IOperand where TGather : struct, IGather
+    {
+        public int PerWord => 1;
+
+        public void Stage(ArrayView<uint> slab, int origin, int k0, int thread)
+        {
+            for (int e = thread; e < Tile * Words; e += Threads)
+            {
+                int r = kFast ? e / Words : e % Tile, i = kFast ? e % Words : e / Tile;
+                int gr = origin + r, gk = k0 + i;
+                slab[r * Stride + i] = gr < extent && gk < depth ? RoundToTf32(Interop.FloatAsInt(g.At(gr, gk))) : 0u;
+            }
+        }
+    }
+
+    /// <summary>One value of an implicit matrix, at a row (or column) and a depth inside its extents.</summary>
+    internal interface IGather
+    {
+        float At(int row, int k);
     }
 
     /// <summary>Where the staged words come from.</summary>
@@ -125,21 +200,6 @@ public static class GemmMmaKernels
     /// NaN when the tensor core reads only the top 19 bits.</summary>
     public static uint RoundToTf32(uint bits) => (bits & 0x7F800000) != 0x7F800000 ? (bits + 0x1000) & 0xFFFFE000
         : (bits & 0x007FFFFF) == 0 ? bits : bits | 0x00400000;
-
-    /// <summary>The epilogue for one 16×8 tile: this lane's rows row and row + 8, columns col and col + 1.</summary>
-    static void Store(ArrayView<float> c, ArrayView<float> bias, GemmKernels.Args p, long cBase, int row, int col, Fragment f)
-    {
-        if (row < p.M)
-        {
-            GemmKernels.Store(c, bias, p, cBase + (long)row * p.N, col, f.C0);
-            GemmKernels.Store(c, bias, p, cBase + (long)row * p.N, col + 1, f.C1);
-        }
-        if (row + 8 < p.M)
-        {
-            GemmKernels.Store(c, bias, p, cBase + (long)(row + 8) * p.N, col, f.C2);
-            GemmKernels.Store(c, bias, p, cBase + (long)(row + 8) * p.N, col + 1, f.C3);
-        }
-    }
 
     /// <summary>A lane's four f32 of a 16×8 tile of C: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1) for lane 4g +
     /// t.</summary>
@@ -258,7 +318,7 @@ public static class GemmMmaKernels
 
     readonly struct Bf16TensorCores : IMma { public bool F16 => false; public bool Tf32 => false; public bool TensorCores => true; }
     readonly struct F16TensorCores : IMma { public bool F16 => true; public bool Tf32 => false; public bool TensorCores => true; }
-    readonly struct Tf32TensorCores : IMma { public bool F16 => false; public bool Tf32 => true; public bool TensorCores => true; }
+    internal readonly struct Tf32TensorCores : IMma { public bool F16 => false; public bool Tf32 => true; public bool TensorCores => true; }
     readonly struct Bf16Lanes : IMma { public bool F16 => false; public bool Tf32 => false; public bool TensorCores => false; }
     readonly struct F16Lanes : IMma { public bool F16 => true; public bool Tf32 => false; public bool TensorCores => false; }
 

@@ -1,5 +1,5 @@
-// What only the CUDA tier has: f16/bf16 GEMMs on GPUs without tensor cores (the _model kernels) and f32 GEMMs on TF32
-// tensor cores (--allow_tf32), emulated and, in the device check, on the GPU.
+// What only the CUDA tier has: f16/bf16 GEMMs on GPUs without tensor cores (the _model kernels), and f32 GEMMs and
+// convolutions on TF32 tensor cores (--allow_tf32); emulated, and in the device check on the GPU.
 using DreamBooth.Kernels;
 using DreamBooth.Kernels.Ilgpu;
 using DreamBooth.Kernels.Reference;
@@ -10,7 +10,7 @@ using NUnit.Framework;
 namespace DreamBooth.Tests.Kernels;
 
 [TierFixtures(nameof(CudaTierNames))]
-public class TensorCoreGemmTests(string backend) : BackendTest(backend)
+public class TensorCoreTests(string backend) : BackendTest(backend)
 {
     // Tile-crossing sizes, both transposes, alpha/beta/bias, and a batch with a shared B.
     static readonly GemmShape[] Shapes = [new(65, 66, 33), new(7, 65, 301, TransA: true),
@@ -55,6 +55,56 @@ public class TensorCoreGemmTests(string backend) : BackendTest(backend)
                 if (s.K >= 33)
                     Assert.That(actual.Select((v, i) => Math.Abs(v - unrounded[i])).Max(), Is.GreaterThan(GemmTests.Atol(s)), $"{s}: the f32 result");
             }
+        }
+        finally
+        {
+            cuda.AllowTf32 = false;
+        }
+    }
+
+    [Test]
+    public void ConvolutionsOnTf32TensorCoresRoundTheirInputs([ValueSource(typeof(Conv2dTests), nameof(Conv2dTests.Shapes))] ConvShape s)
+    {
+        // Forward, grad input and grad weight (accumulated) with AllowTf32: the reference's results on operands rounded
+        // to TF32, within Conv2dTests' f32 accumulation bounds; the bias and its gradient stay f32 sums. Conv2dTests'
+        // shapes cross the tiles' 64 rows and columns and 16-deep slabs, with strides, padding and 1×1 to 5×5 kernels.
+        var cuda = (IlgpuBackend)Backend;
+        cuda.AllowTf32 = true;
+        try
+        {
+            double[] x = TestData.Uniform(1, s.InputLength), w = TestData.Uniform(2, s.WeightLength), b = TestData.Uniform(3, s.OutC);
+            double[] dy = TestData.Uniform(5, s.OutputLength), dw = TestData.Uniform(7, s.WeightLength), db = TestData.Uniform(8, s.OutC);
+            double[] xt = x.Select(IlgpuBackendTests.Tf32).ToArray(), wt = w.Select(IlgpuBackendTests.Tf32).ToArray();
+            double[] dyt = dy.Select(IlgpuBackendTests.Tf32).ToArray();
+
+            var y = new double[s.OutputLength];
+            Conv2dReference.Forward(y, xt, wt, b, s);
+            var yBuf = Buf(TestData.Uniform(4, s.OutputLength));
+            Backend.Conv2d(yBuf, Buf(x), Buf(w), Buf(b), s);
+            var actual = Read(yBuf);
+            long terms = (long)s.InC * s.KH * s.KW;
+            Close.Assert(actual, y, Conv2dTests.Atol(terms), Conv2dTests.Rtol, $"conv2d tf32 {s}");
+            if (terms >= 200)
+            {
+                var f32 = new double[s.OutputLength];
+                Conv2dReference.Forward(f32, x, w, b, s);
+                Assert.That(actual.Select((v, i) => Math.Abs(v - f32[i])).Max(), Is.GreaterThan(Conv2dTests.Atol(terms)), $"{s}: the f32 result");
+            }
+
+            var dx = new double[s.InputLength];
+            Conv2dReference.GradInput(dx, dyt, wt, s);
+            var dxBuf = Buf(TestData.Uniform(6, s.InputLength));
+            Backend.Conv2dGradInput(dxBuf, Buf(dy), Buf(w), s);
+            Close.Assert(Read(dxBuf), dx, Conv2dTests.Atol((long)s.OutC * s.KH * s.KW), Conv2dTests.Rtol, $"conv2d grad input tf32 {s}");
+
+            double[] expectedW = (double[])dw.Clone(), expectedB = (double[])db.Clone();
+            Conv2dReference.GradWeight(expectedW, [], dyt, xt, s);
+            Conv2dReference.GradWeight(new double[s.WeightLength], expectedB, dy, x, s);
+            DeviceBuffer dwBuf = Buf(dw), dbBuf = Buf(db);
+            Backend.Conv2dGradWeight(dwBuf, dbBuf, Buf(dy), Buf(x), s);
+            long pixels = (long)s.N * s.OutH * s.OutW;
+            Close.Assert(Read(dwBuf), expectedW, Conv2dTests.Atol(pixels), Conv2dTests.Rtol, $"conv2d grad weight tf32 {s}");
+            Close.Assert(Read(dbBuf), expectedB, Conv2dTests.Atol(pixels), Conv2dTests.Rtol, $"conv2d grad bias {s}");
         }
         finally
         {
