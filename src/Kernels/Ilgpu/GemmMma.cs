@@ -1,4 +1,4 @@
-// CUDA-tier tensor-core tiles (f16/bf16; f32 as TF32) by inline PTX mma.sync, its model for the emulator, and the GEMMs.
+// CUDA-tier tensor-core tiles (f16/bf16; f32 as TF32) by inline PTX mma.sync, their emulator model, and the GEMMs.
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
