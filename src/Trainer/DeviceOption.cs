@@ -26,8 +26,8 @@ public sealed class DeviceOption : Option<string>
             "as diffusers' --allow_tf32; GPUs of compute capability 8.0 and newer; the cpu tier has no TF32 and says so",
     };
 
-    /// <summary>The chosen backend (with TF32 allowed when --allow_tf32 is given and the command has it), or false after
-    /// writing why it could not be opened to stderr.</summary>
+    /// <summary>The chosen backend (with TF32 allowed when --allow_tf32 is given and the command has it), or false
+    /// after writing why it could not be opened to stderr.</summary>
     public bool TryOpen(ParseResult parse, [NotNullWhen(true)] out IBackend? backend)
     {
         string choice = parse.GetValue(this) ?? "auto";

@@ -128,7 +128,7 @@ public class IlgpuBackendTests
         Assert.That(auto.Name, Is.EqualTo("cpu"));
     }
 
-    // ---- tensor cores and TF32 (the GEMMs themselves: tests/Kernels/TensorCoreGemmTests.cs) ----
+    // ---- tensor cores and TF32 (the kernels themselves: tests/Kernels/TensorCoreTests.cs) ----
 
     [Test]
     public void TensorCoreLaunchesAskForDynamicSharedMemoryOnlyWhenTheModelRuns()
@@ -165,8 +165,8 @@ public class IlgpuBackendTests
         }
     }
 
-    /// <summary>v as f32, rounded to TF32 (an independent form of GemmMmaKernels.RoundToTf32): 11 significant bits, ties
-    /// away from zero, with subnormals rounded at the normals' smallest step (2^-136).</summary>
+    /// <summary>v as f32, rounded to TF32 (an independent form of GemmMmaKernels.RoundToTf32): 11 significant bits,
+    /// ties away from zero, with subnormals rounded at the normals' smallest step (2^-136).</summary>
     internal static double Tf32(double v)
     {
         float f = (float)v;

@@ -37,7 +37,7 @@ public class PtxTests
     }
 
     [Test]
-    public void GemmsRunOnTensorCores()
+    public void TensorCoreKernelsIssueMmaOfTheirInputTypeOnly()
     {
         // f16 and bf16 GEMMs issue mma.sync with f32 accumulation: 8 per step of 16 depth values (one per 16×8 tile of a
         // warp's 32×32), two steps per slab, into the accumulator registers their inline assembly declares, and only of

@@ -42,8 +42,8 @@ public abstract class BackendTest(string backendName)
     public static IEnumerable<string> BackendNames =>
         [.. Backends.Names, CpuVector256, Emulated, .. Environment.GetEnvironmentVariable(GpuVariable) == "1" ? new[] { Cuda } : []];
 
-    /// <summary>The CUDA tier's fixtures only, for tests of what only it has (tensor cores, TF32): emulated, and on the GPU
-    /// with DREAMBOOTH_TEST_GPU=1.</summary>
+    /// <summary>The CUDA tier's fixtures only, for tests of what only it has (tensor cores, TF32): emulated, and on the
+    /// GPU with DREAMBOOTH_TEST_GPU=1.</summary>
     public static IEnumerable<string> CudaTierNames => BackendNames.Where(name => name is Emulated or Cuda);
 
     /// <summary>A new backend of the tier: one of Backends.Names, Emulated or CpuVector256.</summary>

@@ -1,5 +1,4 @@
-// CUDA-tier conv2d as implicit GEMM (no im2col buffer): forward, grad-input, grad-weight in 64×64 tiles (on TF32 tensor
-// cores under AllowTf32), and grad-bias.
+// CUDA-tier conv2d as implicit GEMM: forward, grad input and grad weight on FP32 lanes or TF32 tensor cores; grad bias.
 using ILGPU.Runtime;
 using ILGPU;
 using static DreamBooth.Kernels.Ilgpu.GemmMmaKernels;
@@ -14,11 +13,12 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convTf32;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradInputTf32, _convGradWeightTf32;
 
-    /// <summary>Convolutions take the TF32 kernels (AllowTf32 on a GPU of compute capability 8.0+, or the emulator).</summary>
+    /// <summary>Convolutions take the TF32 kernels (AllowTf32 on a GPU of compute capability 8.0+, or the
+    /// emulator).</summary>
     bool ConvTf32 => AllowTf32 && !MmaModel;
 
     /// <summary>The TF32 kernels' groups over a (rows, columns) implicit product.</summary>
-    KernelConfig Tf32Tiles(int rows, int columns) => TileConfig(rows, columns, 1, MmaModelled);
+    KernelConfig Tf32Tiles(int rows, int columns) => GemmMmaKernels.TileConfig(rows, columns, 1, MmaModelled);
 
     public void Conv2d(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, in ConvShape s)
     {
@@ -79,7 +79,9 @@ public sealed partial class IlgpuBackend
 ///   grad input   dx (InC, N·H·W)    = wᵀ (InC, OutC·KH·KW) · taps(dy)            (a gather: no atomics, dx overwritten)
 ///   grad weight  dw (OutC, InC·KH·KW) += dy (OutC, N·OH·OW) · cols(x)ᵀ           (reduction over N·OH·OW)
 /// Columns index the batch and pixels together, so N·OH·OW, N·H·W, InC·KH·KW and OutC·KH·KW must stay below 2^31;
-/// element offsets into x, y and dy are computed in long.
+/// element offsets into x, y and dy are computed in long. Under AllowTf32 the same three products run on
+/// GemmMmaKernels.Tiled (128 threads, mma.sync fragments), their operands gathered by the same helpers and rounded to
+/// TF32 (ForwardTf32, GradInputTf32, GradWeightTf32).
 /// </summary>
 public static class Conv2dKernels
 {
@@ -323,7 +325,8 @@ public static class Conv2dKernels
             new Gathered<Windows>(new Windows(x, p), p.N * p.Pixels, k, kFast: false), new YOut(y, bias, p), k);
     }
 
-    /// <summary>Grad input on TF32 tensor cores: A = wᵀ (InC, OutC·KH·KW), B = taps(dy) gathered per input pixel.</summary>
+    /// <summary>Grad input on TF32 tensor cores: A = wᵀ (InC, OutC·KH·KW), B = taps(dy) gathered per input
+    /// pixel.</summary>
     [GpuKernel("conv2d_tf32_grad_input_implicit_gemm", explicitlyGrouped: true)]
     public static void GradInputTf32(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> w, Args p) // as GradInput
     {
@@ -332,8 +335,8 @@ public static class Conv2dKernels
             new Gathered<Taps>(new Taps(dy, p), p.N * p.ImagePixels, k, kFast: false), new DxOut(dx, p), k);
     }
 
-    /// <summary>Grad weight on TF32 tensor cores, accumulated into dw: A = dy (OutC, N·OH·OW), B = cols(x)ᵀ, both read along
-    /// the pixels.</summary>
+    /// <summary>Grad weight on TF32 tensor cores, accumulated into dw: A = dy (OutC, N·OH·OW), B = cols(x)ᵀ, both read
+    /// along the pixels.</summary>
     [GpuKernel("conv2d_tf32_grad_weight_implicit_gemm", explicitlyGrouped: true)]
     public static void GradWeightTf32(ArrayView<float> dw, ArrayView<float> dy, ArrayView<float> x, Args p) // as GradWeight
     {

@@ -1,5 +1,4 @@
-// CUDA-tier GEMM: f32 inputs on 64×64 tiles of C per group of 16×16 threads, K in slabs of 16 through shared memory,
-// 4×4 per thread; f16 and bf16 inputs, and f32 ones when TF32 is allowed, on tensor cores (GemmMma.cs). C is f32.
+// CUDA-tier GEMM: f32 on 64×64 tiles, 4×4 per thread; f16/bf16, and f32 as TF32, on tensor cores (GemmMma.cs).
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using ILGPU;
@@ -12,17 +11,19 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>? _gemmF16, _gemmBf16;
 
     /// <summary>Whether f16/bf16 GEMMs run the _model kernels: on a GPU below compute capability 8.0, which has no
-    /// mma.sync m16n8k16 (and whose PTX JIT would reject one), or when the backend was made without tensor cores. On the
-    /// emulator the mma kernels run the same model themselves.</summary>
+    /// mma.sync m16n8k16 (and whose PTX JIT would reject one), or when the backend was made without tensor cores. On
+    /// the emulator the mma kernels run the same model themselves.</summary>
     bool MmaModel => !_tensorCores || Acc is CudaAccelerator { Architecture: var arch } && arch < CudaArchitecture.SM_80;
 
-    /// <summary>Whether f16/bf16 GEMMs, and f32 ones when TF32 is allowed, take the tensor-core kernels (on the emulator,
-    /// which runs their model): false on a GPU below compute capability 8.0, where AllowTf32 has no effect.</summary>
+    /// <summary>Whether f16/bf16 GEMMs, and f32 GEMMs and convolutions when TF32 is allowed, take the tensor-core
+    /// kernels (on the emulator, which runs their model): false on a GPU below compute capability 8.0, where AllowTf32
+    /// has no effect.</summary>
     public bool TensorCores => !MmaModel;
 
     /// <summary>f32 GEMMs and convolutions on TF32 tensor cores (diffusers' --allow_tf32): the inputs round to 10-bit
-    /// significands, the products and sums stay f32. Off by default; no effect where the f16/bf16 GEMMs run the model (below compute
-    /// capability 8.0, which has no TF32), except on the emulator, where the model is what the tests check.</summary>
+    /// significands, the products and sums stay f32. Off by default; no effect where the f16/bf16 GEMMs run the model
+    /// (below compute capability 8.0, which has no TF32), except on the emulator, where the model is what the tests
+    /// check.</summary>
     public bool AllowTf32 { get; set; }
 
     public void Gemm(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias, in GemmShape s)
@@ -53,7 +54,8 @@ public sealed partial class IlgpuBackend
         }
     }
 
-    /// <summary>Whether a tensor-core launch runs the model of mma.sync: in the _model kernels, and on the emulator.</summary>
+    /// <summary>Whether a tensor-core launch runs the model of mma.sync: in the _model kernels, and on the
+    /// emulator.</summary>
     bool MmaModelled => MmaModel || Acc.AcceleratorType == AcceleratorType.CPU;
 
     KernelConfig MmaConfig(GemmShape s) => GemmMmaKernels.Config(s, modelled: MmaModelled);

@@ -65,8 +65,8 @@ public static class GemmMmaKernels
     }
 
     /// <summary>The tile loop of every tensor-core kernel: group (x, y) stages A's 64 rows from 64·y and B's 64 columns
-    /// from 64·x slab by slab, its warps run the steps, and each value of the tile goes to output (which drops those past
-    /// the edges).</summary>
+    /// from 64·x slab by slab, its warps run the steps, and each value of the tile goes to output (which drops those
+    /// past the edges). a and b hold as many depth values per word (a's PerWord steps the loop).</summary>
     internal static void Tiled<TMma, TA, TB, TOut>(TMma mma, TA a, TB b, TOut output, int depth)
         where TMma : struct, IMma where TA : struct, IOperand where TB : struct, IOperand where TOut : struct, IOutput
     {
@@ -104,7 +104,7 @@ public static class GemmMmaKernels
     }
 
     /// <summary>A's rows or B's columns, staged a slab at a time as words.</summary>
-    public interface IOperand
+    internal interface IOperand
     {
         /// <summary>Depth values per 32-bit word.</summary>
         int PerWord { get; }
@@ -114,12 +114,13 @@ public static class GemmMmaKernels
     }
 
     /// <summary>Where each value of C goes; it drops rows and columns past the edges.</summary>
-    public interface IOutput
+    internal interface IOutput
     {
         void Store(int row, int col, float v);
     }
 
-    /// <summary>A GEMM operand: x (extent, depth) row-major when kContiguous, else (depth, extent), from xBase.</summary>
+    /// <summary>A GEMM operand: x (extent, depth) row-major when kContiguous, else (depth, extent), from
+    /// xBase.</summary>
     readonly struct Matrix<TSource>(TSource x, long xBase, int extent, int depth, bool kContiguous) : IOperand where TSource : struct, ISource
     {
         public int PerWord => x.PerWord;
@@ -172,7 +173,7 @@ public static class GemmMmaKernels
     }
 
     /// <summary>Where the staged words come from.</summary>
-    public interface ISource
+    internal interface ISource
     {
         /// <summary>Depth values per 32-bit word.</summary>
         int PerWord { get; }
@@ -201,8 +202,8 @@ public static class GemmMmaKernels
     public static uint RoundToTf32(uint bits) => (bits & 0x7F800000) != 0x7F800000 ? (bits + 0x1000) & 0xFFFFE000
         : (bits & 0x007FFFFF) == 0 ? bits : bits | 0x00400000;
 
-    /// <summary>A lane's four f32 of a 16×8 tile of C: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1) for lane 4g +
-    /// t.</summary>
+    /// <summary>A lane's four f32 of a 16×8 tile of C: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1) for lane
+    /// 4g + t.</summary>
     public struct Fragment
     {
         public float C0, C1, C2, C3;
@@ -249,8 +250,8 @@ public static class GemmMmaKernels
             if (OnTensorCores(mma)) CudaAsm.Emit(Declare);
         }
 
-        /// <summary>C += the warp's rows of the A slab · its columns of the B slab over words step … step + 7. Lane 4g
-        /// + t holds the A words t and t + 4 of rows g and g + 8, and the B words t and t + 4 of column g. On the
+        /// <summary>C += the warp's rows of the A slab · its columns of the B slab over words step … step + 7. Lane
+        /// 4g + t holds the A words t and t + 4 of rows g and g + 8, and the B words t and t + 4 of column g. On the
         /// emulator every lane publishes its 16 registers in exchange and the model reads them.</summary>
         public void AddStep<TMma>(TMma mma, ArrayView<uint> aSlab, ArrayView<uint> bSlab, ArrayView<uint> exchange, // (Tile, Stride) each, shared; (Threads, Registers), shared
             int wr, int wc, int step, int lane) where TMma : struct, IMma
@@ -326,24 +327,24 @@ public static class GemmMmaKernels
 
     /// <summary>The 8 mma.sync of one step, for each input type: operands %0-%3 are A's registers of the two row tiles
     /// and %4-%7 B's of the four column tiles, two registers to an operand (split inside the block); tile ij's products
-    /// add to dbc(16i + 4j) … dbc(16i + 4j + 3). Each is one constant, as ILGPU needs.</summary>
-    const string Bf16Step = Unpack + MmaBf16 + C00 + MmaBf16 + C01 + MmaBf16 + C02 + MmaBf16 + C03 + MmaBf16 + C10 + MmaBf16 + C11 + MmaBf16 + C12 + MmaBf16 + C13 + "}\n\t";
-    const string F16Step = Unpack + MmaF16 + C00 + MmaF16 + C01 + MmaF16 + C02 + MmaF16 + C03 + MmaF16 + C10 + MmaF16 + C11 + MmaF16 + C12 + MmaF16 + C13 + "}\n\t";
-    const string Tf32Step = Unpack + MmaTf32 + C00 + MmaTf32 + C01 + MmaTf32 + C02 + MmaTf32 + C03 + MmaTf32 + C10 + MmaTf32 + C11 + MmaTf32 + C12 + MmaTf32 + C13 + "}\n\t";
+    /// (operands Operandsij) add to dbc(16i + 4j) … dbc(16i + 4j + 3). Each is one constant, as ILGPU needs.</summary>
+    const string Bf16Step = Unpack + MmaBf16 + Operands00 + MmaBf16 + Operands01 + MmaBf16 + Operands02 + MmaBf16 + Operands03 + MmaBf16 + Operands10 + MmaBf16 + Operands11 + MmaBf16 + Operands12 + MmaBf16 + Operands13 + "}\n\t";
+    const string F16Step = Unpack + MmaF16 + Operands00 + MmaF16 + Operands01 + MmaF16 + Operands02 + MmaF16 + Operands03 + MmaF16 + Operands10 + MmaF16 + Operands11 + MmaF16 + Operands12 + MmaF16 + Operands13 + "}\n\t";
+    const string Tf32Step = Unpack + MmaTf32 + Operands00 + MmaTf32 + Operands01 + MmaTf32 + Operands02 + MmaTf32 + Operands03 + MmaTf32 + Operands10 + MmaTf32 + Operands11 + MmaTf32 + Operands12 + MmaTf32 + Operands13 + "}\n\t";
     const string MmaBf16 = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", MmaF16 = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32",
         MmaTf32 = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32";
     const string Unpack =
         "{ .reg .b32 mma_a<8>, mma_b<8>;\n\t" +
         "mov.b64 {mma_a0,mma_a1}, %0; mov.b64 {mma_a2,mma_a3}, %1; mov.b64 {mma_a4,mma_a5}, %2; mov.b64 {mma_a6,mma_a7}, %3;\n\t" +
         "mov.b64 {mma_b0,mma_b1}, %4; mov.b64 {mma_b2,mma_b3}, %5; mov.b64 {mma_b4,mma_b5}, %6; mov.b64 {mma_b6,mma_b7}, %7;\n\t";
-    const string C00 = " {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t";
-    const string C01 = " {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t";
-    const string C02 = " {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t";
-    const string C03 = " {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t";
-    const string C10 = " {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t";
-    const string C11 = " {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t";
-    const string C12 = " {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t";
-    const string C13 = " {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t";
+    const string Operands00 = " {dbc0,dbc1,dbc2,dbc3}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b0,mma_b1}, {dbc0,dbc1,dbc2,dbc3};\n\t";
+    const string Operands01 = " {dbc4,dbc5,dbc6,dbc7}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b2,mma_b3}, {dbc4,dbc5,dbc6,dbc7};\n\t";
+    const string Operands02 = " {dbc8,dbc9,dbc10,dbc11}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b4,mma_b5}, {dbc8,dbc9,dbc10,dbc11};\n\t";
+    const string Operands03 = " {dbc12,dbc13,dbc14,dbc15}, {mma_a0,mma_a1,mma_a2,mma_a3}, {mma_b6,mma_b7}, {dbc12,dbc13,dbc14,dbc15};\n\t";
+    const string Operands10 = " {dbc16,dbc17,dbc18,dbc19}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b0,mma_b1}, {dbc16,dbc17,dbc18,dbc19};\n\t";
+    const string Operands11 = " {dbc20,dbc21,dbc22,dbc23}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b2,mma_b3}, {dbc20,dbc21,dbc22,dbc23};\n\t";
+    const string Operands12 = " {dbc24,dbc25,dbc26,dbc27}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b4,mma_b5}, {dbc24,dbc25,dbc26,dbc27};\n\t";
+    const string Operands13 = " {dbc28,dbc29,dbc30,dbc31}, {mma_a4,mma_a5,mma_a6,mma_a7}, {mma_b6,mma_b7}, {dbc28,dbc29,dbc30,dbc31};\n\t";
 
     /// <summary>Fragment registers a lane holds per step: A's four for each of the two row tiles, B's two for each of
     /// the four column tiles.</summary>
