@@ -13,10 +13,6 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convTf32;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>? _convGradInputTf32, _convGradWeightTf32;
 
-    /// <summary>Convolutions take the TF32 kernels (AllowTf32 on a GPU of compute capability 8.0+, or the
-    /// emulator).</summary>
-    bool ConvTf32 => AllowTf32 && !MmaModel;
-
     /// <summary>The TF32 kernels' groups over a (rows, columns) implicit product.</summary>
     KernelConfig Tf32Tiles(int rows, int columns) => GemmMmaKernels.TileConfig(rows, columns, 1, MmaModelled);
 
@@ -25,7 +21,7 @@ public sealed partial class IlgpuBackend
         s.ValidateForward(y, x, w, bias);
         const string op = "conv2d";
         var args = Conv2dKernels.Args.From(s, bias != null);
-        if (ConvTf32)
+        if (Tf32)
         {
             _convTf32 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.ForwardTf32);
             _convTf32(Tf32Tiles(s.OutC, s.N * s.OutH * s.OutW), F(op, y), F(op, x), F(op, w), FOrPlaceholder(op, bias), args);
@@ -39,7 +35,7 @@ public sealed partial class IlgpuBackend
     {
         s.ValidateGradInput(dx, dy, w);
         const string op = "conv2d grad input";
-        if (ConvTf32)
+        if (Tf32)
         {
             _convGradInputTf32 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradInputTf32);
             _convGradInputTf32(Tf32Tiles(s.InC, s.N * s.H * s.W), F(op, dx), F(op, dy), F(op, w), Conv2dKernels.Args.From(s, false));
@@ -54,7 +50,7 @@ public sealed partial class IlgpuBackend
         s.ValidateGradWeight(dw, dbias, dy, x);
         const string op = "conv2d grad weight";
         var args = Conv2dKernels.Args.From(s, dbias != null);
-        if (ConvTf32)
+        if (Tf32)
         {
             _convGradWeightTf32 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dKernels.Args>(Conv2dKernels.GradWeightTf32);
             _convGradWeightTf32(Tf32Tiles(s.OutC, s.InC * s.KH * s.KW), F(op, dw), F(op, dy), F(op, x), args);
@@ -321,8 +317,8 @@ public static class Conv2dKernels
     public static void ForwardTf32(ArrayView<float> y, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, Args p) // as Forward
     {
         int k = p.InC * p.KHW;
-        Tiled(new Tf32TensorCores(), new Gathered<Weights>(new Weights(w, k), p.OutC, k, kFast: true),
-            new Gathered<Windows>(new Windows(x, p), p.N * p.Pixels, k, kFast: false), new YOut(y, bias, p), k);
+        Tiled(new Tf32TensorCores(), Gathered(new Weights(w, k), p.OutC, k, kFast: true),
+            Gathered(new Windows(x, p), p.N * p.Pixels, k, kFast: false), new YOut(y, bias, p), k);
     }
 
     /// <summary>Grad input on TF32 tensor cores: A = wᵀ (InC, OutC·KH·KW), B = taps(dy) gathered per input
@@ -331,8 +327,8 @@ public static class Conv2dKernels
     public static void GradInputTf32(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> w, Args p) // as GradInput
     {
         int k = p.OutC * p.KHW;
-        Tiled(new Tf32TensorCores(), new Gathered<WeightsTransposed>(new WeightsTransposed(w, p), p.InC, k, kFast: true),
-            new Gathered<Taps>(new Taps(dy, p), p.N * p.ImagePixels, k, kFast: false), new DxOut(dx, p), k);
+        Tiled(new Tf32TensorCores(), Gathered(new WeightsTransposed(w, p), p.InC, k, kFast: true),
+            Gathered(new Taps(dy, p), p.N * p.ImagePixels, k, kFast: false), new DxOut(dx, p), k);
     }
 
     /// <summary>Grad weight on TF32 tensor cores, accumulated into dw: A = dy (OutC, N·OH·OW), B = cols(x)ᵀ, both read
@@ -341,8 +337,8 @@ public static class Conv2dKernels
     public static void GradWeightTf32(ArrayView<float> dw, ArrayView<float> dy, ArrayView<float> x, Args p) // as GradWeight
     {
         int pixels = p.N * p.Pixels;
-        Tiled(new Tf32TensorCores(), new Gathered<OutputRows>(new OutputRows(dy, p), p.OutC, pixels, kFast: true),
-            new Gathered<Swapped<Windows>>(new Swapped<Windows>(new Windows(x, p)), p.InC * p.KHW, pixels, kFast: true), new DwOut(dw, p), pixels);
+        Tiled(new Tf32TensorCores(), Gathered(new OutputRows(dy, p), p.OutC, pixels, kFast: true),
+            Gathered(new Swapped<Windows>(new Windows(x, p)), p.InC * p.KHW, pixels, kFast: true), new DwOut(dw, p), pixels);
     }
 
     /// <summary>w (OutC, K) at (o, tap).</summary>

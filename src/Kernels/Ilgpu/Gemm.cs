@@ -10,21 +10,20 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>? _gemm, _gemmTf32;
     Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>? _gemmF16, _gemmBf16;
 
-    /// <summary>Whether f16/bf16 GEMMs run the _model kernels: on a GPU below compute capability 8.0, which has no
-    /// mma.sync m16n8k16 (and whose PTX JIT would reject one), or when the backend was made without tensor cores. On
-    /// the emulator the mma kernels run the same model themselves.</summary>
-    bool MmaModel => !_tensorCores || Acc is CudaAccelerator { Architecture: var arch } && arch < CudaArchitecture.SM_80;
-
     /// <summary>Whether f16/bf16 GEMMs, and f32 GEMMs and convolutions when TF32 is allowed, take the tensor-core
-    /// kernels (on the emulator, which runs their model): false on a GPU below compute capability 8.0, where AllowTf32
-    /// has no effect.</summary>
-    public bool TensorCores => !MmaModel;
+    /// kernels (on the emulator, which runs their model). False on a GPU below compute capability 8.0, which has no
+    /// mma.sync m16n8k16 (and whose PTX JIT would reject one), or when the backend was made without tensor cores:
+    /// f16/bf16 GEMMs then run the _model kernels, and AllowTf32 has no effect.</summary>
+    public bool TensorCores => _tensorCores && !(Acc is CudaAccelerator { Architecture: var arch } && arch < CudaArchitecture.SM_80);
 
     /// <summary>f32 GEMMs and convolutions on TF32 tensor cores (diffusers' --allow_tf32): the inputs round to 10-bit
     /// significands, the products and sums stay f32. Off by default; no effect where the f16/bf16 GEMMs run the model
     /// (below compute capability 8.0, which has no TF32), except on the emulator, where the model is what the tests
     /// check.</summary>
     public bool AllowTf32 { get; set; }
+
+    /// <summary>f32 GEMMs and convolutions take the TF32 kernels.</summary>
+    bool Tf32 => AllowTf32 && TensorCores;
 
     public void Gemm(DeviceBuffer c, DeviceBuffer a, DeviceBuffer b, DeviceBuffer? bias, in GemmShape s)
     {
@@ -33,7 +32,7 @@ public sealed partial class IlgpuBackend
         ArrayView<float> vc = F(op, c), vbias = FOrPlaceholder(op, bias);
         switch (a.DType)
         {
-            case DType.F32 when AllowTf32 && !MmaModel:
+            case DType.F32 when Tf32:
                 _gemmTf32 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmKernels.Args>(GemmMmaKernels.Tf32);
                 Gemm(_gemmTf32, MmaConfig, vc, F(op, a), F(op, b), vbias, s, bias != null);
                 break;
@@ -43,12 +42,12 @@ public sealed partial class IlgpuBackend
                 break;
             case DType.F16:
                 _gemmF16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(
-                    MmaModel ? GemmMmaKernels.F16Model : GemmMmaKernels.F16);
+                    TensorCores ? GemmMmaKernels.F16 : GemmMmaKernels.F16Model);
                 Gemm(_gemmF16, MmaConfig, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
                 break;
             default:
                 _gemmBf16 ??= Acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, GemmKernels.Args>(
-                    MmaModel ? GemmMmaKernels.Bf16Model : GemmMmaKernels.Bf16);
+                    TensorCores ? GemmMmaKernels.Bf16 : GemmMmaKernels.Bf16Model);
                 Gemm(_gemmBf16, MmaConfig, vc, Buf(op, a).U16, Buf(op, b).U16, vbias, s, bias != null);
                 break;
         }
@@ -56,7 +55,7 @@ public sealed partial class IlgpuBackend
 
     /// <summary>Whether a tensor-core launch runs the model of mma.sync: in the _model kernels, and on the
     /// emulator.</summary>
-    bool MmaModelled => MmaModel || Acc.AcceleratorType == AcceleratorType.CPU;
+    bool MmaModelled => !TensorCores || Acc.AcceleratorType == AcceleratorType.CPU;
 
     KernelConfig MmaConfig(GemmShape s) => GemmMmaKernels.Config(s, modelled: MmaModelled);
 

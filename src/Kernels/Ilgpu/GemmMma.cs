@@ -59,16 +59,16 @@ public static class GemmMmaKernels
         where TMma : struct, IMma where TSource : struct, ISource
     {
         long batch = Grid.IdxZ;
-        Tiled(mma, new Matrix<TSource>(a, batch * p.StrideA, p.M, p.K, p.TransA == 0),   // A (M, K), or (K, M) transposed
-            new Matrix<TSource>(b, batch * p.StrideB, p.N, p.K, p.TransB != 0),           // B (N, K) transposed, or (K, N)
+        Tiled(mma, Matrix(a, batch * p.StrideA, p.M, p.K, p.TransA == 0),   // A (M, K), or (K, M) transposed
+            Matrix(b, batch * p.StrideB, p.N, p.K, p.TransB != 0),           // B (N, K) transposed, or (K, N)
             new GemmOutput(c, bias, p, batch * p.StrideC), p.K);
     }
 
     /// <summary>The tile loop of every tensor-core kernel: group (x, y) stages A's 64 rows from 64·y and B's 64 columns
     /// from 64·x slab by slab, its warps run the steps, and each value of the tile goes to output (which drops those
     /// past the edges). a and b hold as many depth values per word (a's PerWord steps the loop).</summary>
-    internal static void Tiled<TMma, TA, TB, TOut>(TMma mma, TA a, TB b, TOut output, int depth)
-        where TMma : struct, IMma where TA : struct, IOperand where TB : struct, IOperand where TOut : struct, IOutput
+    internal static void Tiled<TMma, TA, TB, TOut>(TMma mma, Operand<TA> a, Operand<TB> b, TOut output, int depth)
+        where TMma : struct, IMma where TA : struct, IWords where TB : struct, IWords where TOut : struct, IOutput
     {
         var aSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [row][word]
         var bSlab = SharedMemory.Allocate<uint>(Tile * Stride);   // [column][word]
@@ -103,14 +103,33 @@ public static class GemmMmaKernels
         output.Store(row + 8, col + 1, f.C3);
     }
 
-    /// <summary>A's rows or B's columns, staged a slab at a time as words.</summary>
-    internal interface IOperand
+    /// <summary>The words of an implicit (rows, depth) matrix: A's rows, or B's columns.</summary>
+    internal interface IWords
     {
         /// <summary>Depth values per 32-bit word.</summary>
         int PerWord { get; }
-        /// <summary>slab[r·Stride + i] = the word of rows (or columns) origin + r at depth k0 + i·PerWord …, zero past
-        /// the extent or the depth; the group's threads share the work.</summary>
-        void Stage(ArrayView<uint> slab, int origin, int k0, int thread); // slab (Tile, Stride), shared
+        /// <summary>The word at row (or column) row and depth k, both inside the extents; depth values past the last
+        /// one are zero in it.</summary>
+        uint Word(int row, int k);
+    }
+
+    /// <summary>An operand of Tiled: the words of rows below extent and depths below depth; kFast: consecutive threads
+    /// take consecutive depths, else consecutive rows (whichever reads memory in order).</summary>
+    internal readonly struct Operand<TWords>(TWords words, int extent, int depth, bool kFast) where TWords : struct, IWords
+    {
+        public int PerWord => words.PerWord;
+
+        /// <summary>slab[r·Stride + i] = the word of row origin + r at depth k0 + i·PerWord, zero past the extent or the
+        /// depth; the group's threads share the work.</summary>
+        public void Stage(ArrayView<uint> slab, int origin, int k0, int thread) // slab (Tile, Stride), shared
+        {
+            for (int e = thread; e < Tile * Words; e += Threads)
+            {
+                int r = kFast ? e / Words : e % Tile, i = kFast ? e % Words : e / Tile;
+                int gr = origin + r, gk = k0 + words.PerWord * i;
+                slab[r * Stride + i] = gr < extent && gk < depth ? words.Word(gr, gk) : 0u;
+            }
+        }
     }
 
     /// <summary>Where each value of C goes; it drops rows and columns past the edges.</summary>
@@ -119,25 +138,16 @@ public static class GemmMmaKernels
         void Store(int row, int col, float v);
     }
 
-    /// <summary>A GEMM operand: x (extent, depth) row-major when kContiguous, else (depth, extent), from
-    /// xBase.</summary>
-    readonly struct Matrix<TSource>(TSource x, long xBase, int extent, int depth, bool kContiguous) : IOperand where TSource : struct, ISource
+    /// <summary>A GEMM operand: x (extent, depth) row-major from xBase when kContiguous, else (depth, extent); either
+    /// way consecutive threads read consecutive addresses.</summary>
+    static Operand<MatrixWords<TSource>> Matrix<TSource>(TSource x, long xBase, int extent, int depth, bool kContiguous)
+        where TSource : struct, ISource => new(new(x, xBase, extent, depth, kContiguous), extent, depth, kContiguous);
+
+    readonly struct MatrixWords<TSource>(TSource x, long xBase, int extent, int depth, bool kContiguous) : IWords where TSource : struct, ISource
     {
         public int PerWord => x.PerWord;
-
-        /// <summary>Consecutive threads take consecutive addresses either way.</summary>
-        public void Stage(ArrayView<uint> slab, int origin, int k0, int thread)
-        {
-            for (int e = thread; e < Tile * Words; e += Threads)
-            {
-                int r = kContiguous ? e / Words : e % Tile, i = kContiguous ? e % Words : e / Tile;
-                int gr = origin + r, gk = k0 + x.PerWord * i;
-                uint word = 0;
-                if (gr < extent && gk < depth)
-                    word = x.Word(xBase + (kContiguous ? (long)gr * depth + gk : (long)gk * extent + gr), kContiguous ? 1 : extent, gk + 1 < depth);
-                slab[r * Stride + i] = word;
-            }
-        }
+        public uint Word(int row, int k) =>
+            x.Word(xBase + (kContiguous ? (long)row * depth + k : (long)k * extent + row), kContiguous ? 1 : extent, k + 1 < depth);
     }
 
     /// <summary>C ← α·C_tile + β·C (+ bias) for the GEMM, from cBase.</summary>
@@ -149,21 +159,14 @@ public static class GemmMmaKernels
         }
     }
 
-    /// <summary>A TF32 operand gathered value by value (a convolution's implicit matrix): rows (or columns) below
-    /// extent, depth below depth; kFast: consecutive threads take consecutive depths, else consecutive rows.</summary>
-    internal readonly struct Gathered<TGather>(TGather g, int extent, int depth, bool kFast) : IOperand where TGather : struct, IGather
+    /// <summary>A TF32 operand gathered value by value (a convolution's implicit matrix), as Operand.</summary>
+    internal static Operand<Tf32Words<TGather>> Gathered<TGather>(TGather g, int extent, int depth, bool kFast)
+        where TGather : struct, IGather => new(new(g), extent, depth, kFast);
+
+    internal readonly struct Tf32Words<TGather>(TGather g) : IWords where TGather : struct, IGather
     {
         public int PerWord => 1;
-
-        public void Stage(ArrayView<uint> slab, int origin, int k0, int thread)
-        {
-            for (int e = thread; e < Tile * Words; e += Threads)
-            {
-                int r = kFast ? e / Words : e % Tile, i = kFast ? e % Words : e / Tile;
-                int gr = origin + r, gk = k0 + i;
-                slab[r * Stride + i] = gr < extent && gk < depth ? RoundToTf32(Interop.FloatAsInt(g.At(gr, gk))) : 0u;
-            }
-        }
+        public uint Word(int row, int k) => RoundToTf32(Interop.FloatAsInt(g.At(row, k)));
     }
 
     /// <summary>One value of an implicit matrix, at a row (or column) and a depth inside its extents.</summary>
